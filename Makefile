@@ -1,0 +1,44 @@
+# Every target does its own set-up on a fresh machine (Debian + Python >= 3.10).
+#   make main   - set up, then run the main job (the activation benchmark)
+#   make test   - set up, then run the whole test suite (what CI runs)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+# pin the CPU build of torch (an unpinned torch pulls a multi-GB CUDA build)
+PIN    := -c constraints.txt
+ARGS   ?=
+
+.PHONY: setup data test test-fast main bench-ops lint clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(PIN) torch==2.13.0
+	$(PIP) install -q $(PIN) -e ".[test,exp,plots]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Fashion-MNIST ships as a Debian package (IDX files under /usr/share/datasets/fashion-mnist)
+data:
+	@if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+test: setup data
+	$(PY) -m pytest -q $(ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+main: setup data
+	$(VENV)/bin/learnact bench autoencoder $(ARGS)
+
+bench-ops: setup
+	$(PY) benchmarks/bench_ops.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build src/*.egg-info

@@ -1,0 +1,35 @@
+"""learnact: learnable activation functions for PyTorch.
+
+Every family in one place, exact math, variance-preserving init, fused kernels.
+See README.md for the tour and DESIGN.md (beside the repository) for the contract.
+"""
+
+from . import functional, ops
+from .init import GaussianMoments, moments, second_moments, variance_map_slope
+from .modules import Fourier, Hermite, LearnableActivation, Sin, Tropical, TropicalRational
+from .params import activation_parameters, param_groups, regularization
+from .registry import available, create, parse_spec, register
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "available",
+    "create",
+    "register",
+    "parse_spec",
+    "second_moments",
+    "moments",
+    "variance_map_slope",
+    "GaussianMoments",
+    "param_groups",
+    "activation_parameters",
+    "regularization",
+    "LearnableActivation",
+    "Hermite",
+    "Fourier",
+    "Tropical",
+    "TropicalRational",
+    "Sin",
+    "functional",
+    "ops",
+]

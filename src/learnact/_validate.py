@@ -1,0 +1,68 @@
+"""Argument checks with messages that name the argument and the allowed range (internal)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from difflib import get_close_matches
+from typing import Any
+
+
+def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
+    """An integer in [lo, hi]; bools and non-integral floats are rejected."""
+    rng = _range_text(lo, hi)
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise TypeError(f"{name} must be an integer{rng}, got {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{name} must be an integer{rng}, got {value}")
+    return value
+
+
+def check_float(name: str, value: Any, lo: float | None = None, hi: float | None = None,
+                *, lo_open: bool = False, hi_open: bool = False) -> float:
+    """A finite real in the given (closed unless *_open) interval."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    v = float(value)
+    lo_ok = lo is None or (v > lo if lo_open else v >= lo)
+    hi_ok = hi is None or (v < hi if hi_open else v <= hi)
+    if not math.isfinite(v) or not lo_ok or not hi_ok:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        lo_s = "-inf" if lo is None else f"{lo:g}"
+        hi_s = "inf" if hi is None else f"{hi:g}"
+        raise ValueError(f"{name} must be a finite number in {left}{lo_s}, {hi_s}{right}, got {value!r}")
+    return v
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """One of choices (strings), with a close-match hint."""
+    choices = list(choices)
+    if not isinstance(value, str) or value not in choices:
+        hint = suggest(str(value), choices)
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}{hint}")
+    return value
+
+
+def check_channels(channels: Any) -> int | None:
+    if channels is None:
+        return None
+    return check_int("channels", channels, 1)
+
+
+def suggest(word: str, options: Iterable[str]) -> str:
+    close = get_close_matches(word, list(options), n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _range_text(lo: int | None, hi: int | None) -> str:
+    if lo is not None and hi is not None:
+        return f" in [{lo}, {hi}]"
+    if lo is not None:
+        return f" >= {lo}"
+    if hi is not None:
+        return f" <= {hi}"
+    return ""

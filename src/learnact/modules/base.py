@@ -1,0 +1,88 @@
+"""Common base of every learnable activation module."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from .._tensor import canonical_dim
+from .._validate import check_channels, check_int
+
+__all__ = ["LearnableActivation"]
+
+
+class LearnableActivation(nn.Module):
+    """Base class: channel handling, input checks, exact-moment hooks.
+
+    Args:
+        channels: ``None`` for one shared set of parameters, ``C`` for one set per channel.
+        channel_dim: the channel dimension of the input (1 for NCHW/NC..., -1 for (B, T, C)).
+
+    Subclasses implement :meth:`forward`, :meth:`reset_parameters` and
+    :meth:`function_and_derivative` (a float64 evaluation used for exact moments and fitting),
+    and may override :meth:`kinks` (points where f' jumps, for piecewise quadrature).
+    """
+
+    #: registry name of the family (set by subclasses)
+    family: ClassVar[str] = ""
+    #: init names this family accepts; the first is the default
+    inits: ClassVar[tuple[str, ...]] = ("unit",)
+
+    def __init__(self, channels: int | None = None, channel_dim: int = 1) -> None:
+        super().__init__()
+        self.channels = check_channels(channels)
+        self.channel_dim = check_int("channel_dim", channel_dim)
+
+    # -- shapes ---------------------------------------------------------------------------
+    def _param_shape(self, *tail: int) -> tuple[int, ...]:
+        return ((self.channels,) if self.channels is not None else ()) + tail
+
+    def _check_input(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
+        if self.channels is None:
+            return
+        if x.ndim == 0:
+            raise ValueError(
+                f"{type(self).__name__}(channels={self.channels}) needs an input with a channel "
+                f"dimension (channel_dim={self.channel_dim}), got a 0-d tensor")
+        d = canonical_dim(x.ndim, self.channel_dim)
+        if x.shape[d] != self.channels:
+            raise ValueError(
+                f"input has {x.shape[d]} channels along channel_dim={self.channel_dim} "
+                f"(shape {tuple(x.shape)}), but this {type(self).__name__} was built with "
+                f"channels={self.channels}")
+
+    # -- exact moments --------------------------------------------------------------------
+    def function_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """(f(z), f'(z)) in float64 for 1-D z; shape (n,) shared or (C, n) per channel."""
+        raise NotImplementedError
+
+    def kinks(self, channel: int | None = None) -> Tensor | None:
+        """Points where f' may jump (of one channel, or the union), or None if f is smooth."""
+        return None
+
+    def second_moments(self):
+        """(E[f^2], E[f'^2]) under N(0, 1), exact; see :func:`learnact.second_moments`."""
+        from ..init import second_moments
+
+        return second_moments(self)
+
+    def _channel_repr(self) -> str:
+        s = f"channels={self.channels}"
+        if self.channels is not None:
+            s += f", channel_dim={self.channel_dim}"
+        return s
+
+    @torch.no_grad()
+    def _eval64(self, fn, z: Tensor) -> Tensor:
+        """Evaluate fn(x, channel_dim=-1) on z broadcast against every channel -> (C, n) | (n,)."""
+        z = z.to(torch.float64)
+        if self.channels is None:
+            return fn(z, -1)
+        x = z.reshape(-1, 1).expand(-1, self.channels)
+        return fn(x, -1).transpose(0, 1)

@@ -1,0 +1,93 @@
+"""Fourier activation module."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .._validate import check_choice, check_int
+from ..functional import fourier as F
+from ..init import gaussian_expectations, unit_scale_offset
+from ..ops.fourier import fourier_op
+from ..registry import register
+from .base import LearnableActivation
+
+__all__ = ["Fourier"]
+
+MAX_DEGREE = 64
+
+
+@register("fourier")
+class Fourier(LearnableActivation):
+    r"""Learnable truncated Fourier series activation.
+
+    .. math::  f(x) = a_0 + \sum_{k=1}^{d} c_k \cos(w_k x - \varphi_k)
+
+    with learnable offset a_0 (``bias``), amplitudes c (``amplitude``), frequencies w
+    (``frequency``, initialised to w_k = k) and phases phi (``phase``).
+
+    Args:
+        degree: number of harmonics d in [1, 64] (default 8).
+        channels: None (shared parameters) or C (one set per channel).
+        channel_dim: channel dimension of the input.
+        init: ``"unit"`` (default): the published shape with amplitudes and offset rescaled by
+            the general route (s = 1/sqrt(E[g'^2]), a_0 <- s a_0 + t) so E[f^2] = E[f'^2] = 1;
+            ``"paper"`` (alias ``"published"``): the published constants, c_k = 0.6623/k!,
+            phi_k = pi/4, w_k = k, a_0 = 0.6623 sqrt(1 - 1/(d!)^2). Those do not preserve
+            variance (E[f^2] = 1.31 and E[f'^2] = 0.96 at degree 5).
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, "Learnable polynomial, trigonometric, and
+    tropical activations", arXiv:2502.01247 (2025).
+    """
+
+    family = "fourier"
+    inits = ("unit", "paper", "published")
+
+    def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = 1,
+                 init: str = "unit") -> None:
+        super().__init__(channels, channel_dim)
+        self.degree = check_int("degree", degree, 1, MAX_DEGREE)
+        self.init = check_choice("init", init, self.inits)
+        self.bias = nn.Parameter(torch.empty(self._param_shape()))
+        self.amplitude = nn.Parameter(torch.empty(self._param_shape(self.degree)))
+        self.frequency = nn.Parameter(torch.empty(self._param_shape(self.degree)))
+        self.phase = nn.Parameter(torch.empty(self._param_shape(self.degree)))
+        self.reset_parameters()
+
+    @staticmethod
+    def init_parameters(degree: int, init: str = "unit") -> dict[str, Tensor]:
+        """The float64 initial parameters (shared shapes) for ``init``."""
+        p = F.paper_parameters(degree)
+        if init in ("paper", "published"):
+            return p
+
+        def f_df(z: Tensor) -> tuple[Tensor, Tensor]:
+            args = (p["bias"], p["amplitude"], p["frequency"], p["phase"])
+            return F.fourier(z, *args, channel_dim=-1), F.fourier_derivative(z, *args, channel_dim=-1)
+
+        s, t = unit_scale_offset(gaussian_expectations(f_df))
+        return {"bias": s * p["bias"] + t, "amplitude": s * p["amplitude"],
+                "frequency": p["frequency"], "phase": p["phase"]}
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        for name, value in self.init_parameters(self.degree, self.init).items():
+            param = getattr(self, name)
+            param.copy_(value.to(param.dtype).expand_as(param))
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        return fourier_op(x, self.bias, self.amplitude, self.frequency, self.phase,
+                          self.channel_dim)
+
+    def _params64(self) -> tuple[Tensor, ...]:
+        return tuple(p.detach().to(torch.float64).cpu()
+                     for p in (self.bias, self.amplitude, self.frequency, self.phase))
+
+    def function_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        p = self._params64()
+        return (self._eval64(lambda x, cd: F.fourier(x, *p, channel_dim=cd), z),
+                self._eval64(lambda x, cd: F.fourier_derivative(x, *p, channel_dim=cd), z))
+
+    def extra_repr(self) -> str:
+        return f"degree={self.degree}, {self._channel_repr()}, init={self.init!r}"

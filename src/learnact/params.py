@@ -1,0 +1,67 @@
+"""Optimiser helpers: activation parameters apart, and the sum of activation priors."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["activation_parameters", "param_groups", "regularization"]
+
+_TORCH_LEARNABLE = (nn.PReLU,)
+
+
+def _is_activation(m: nn.Module) -> bool:
+    from .modules.base import LearnableActivation
+
+    return isinstance(m, (LearnableActivation, *_TORCH_LEARNABLE))
+
+
+def activation_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters owned by learnable activation modules (learnact families and nn.PReLU)."""
+    seen: set[int] = set()
+    out = []
+    for m in model.modules():
+        if _is_activation(m):
+            for p in m.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+    return out
+
+
+def param_groups(model: nn.Module, lr: float | None = None, weight_decay: float = 0.0
+                 ) -> list[dict]:
+    """Two optimiser groups: everything else (with ``weight_decay``) and activation parameters.
+
+    The activation group never gets weight decay: decay pulls polynomial coefficients towards
+    the zero function (and a tropical envelope towards a constant), not towards a simple
+    activation. ``lr`` (if given) is set on the activation group only. Empty groups are left
+    out. Use as ``torch.optim.AdamW(learnact.param_groups(model, lr=1e-3, weight_decay=0.05),
+    lr=3e-4)``.
+    """
+    acts = activation_parameters(model)
+    ids = {id(p) for p in acts}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    groups: list[dict] = []
+    if rest:
+        groups.append({"params": rest, "weight_decay": weight_decay})
+    if acts:
+        g: dict = {"params": acts, "weight_decay": 0.0}
+        if lr is not None:
+            g["lr"] = lr
+        groups.append(g)
+    return groups
+
+
+def regularization(model: nn.Module) -> Tensor:
+    """Sum of ``prior_loss()`` over every submodule that defines one (0 if none does)."""
+    total: Tensor | None = None
+    for m in model.modules():
+        fn = getattr(m, "prior_loss", None)
+        if callable(fn):
+            v = fn()
+            total = v if total is None else total + v
+    if total is None:
+        p = next(model.parameters(), None)
+        return torch.zeros((), device=p.device if p is not None else None)
+    return total

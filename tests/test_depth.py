@@ -1,0 +1,51 @@
+"""A 50-block pre-norm residual MLP keeps unit-scale signals and gradients at init."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import learnact
+
+from .conftest import LEARNABLE
+
+
+class Block(nn.Module):
+    def __init__(self, width: int, act: nn.Module, depth: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.w1 = nn.Linear(width, width, bias=False)
+        self.w2 = nn.Linear(width, width, bias=False)
+        self.act = act
+        nn.init.normal_(self.w1.weight, std=1 / math.sqrt(width))
+        nn.init.normal_(self.w2.weight, std=1 / math.sqrt(width * depth))
+
+    def forward(self, x):
+        return x + self.w2(self.act(self.w1(self.norm(x))))
+
+
+@pytest.mark.parametrize("name,kw", LEARNABLE + [("hermite", {"degree": 16}),
+                                                 ("fourier", {"degree": 8}),
+                                                 ("tropical", {"degree": 8})])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_prenorm_residual_stack_is_stable(name, kw, per_channel) -> None:
+    width, depth = 256, 50
+    torch.manual_seed(0)
+    acts = [learnact.create(name, channels=width if per_channel else None, channel_dim=-1, **kw)
+            for _ in range(depth)]
+    blocks = nn.ModuleList(Block(width, a, depth) for a in acts)
+    x0 = torch.randn(512, width, requires_grad=True)
+    outs = []
+    x = x0
+    for b in blocks:
+        h = b.act(b.w1(b.norm(x)))
+        h.retain_grad()
+        outs.append(h)
+        x = x + b.w2(h)
+    x.backward(torch.randn_like(x))
+    stds = [o.std().item() for o in outs]
+    assert all(0.5 <= s <= 2.0 for s in stds), stds
+    assert 0.5 <= x0.grad.std().item() <= 2.0

@@ -1,0 +1,44 @@
+"""param_groups and regularization."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import learnact
+
+
+def test_param_groups_split_activation_parameters() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), learnact.Hermite(3, channels=8), nn.Linear(8, 2),
+                          nn.PReLU())
+    groups = learnact.param_groups(model, lr=1e-2, weight_decay=0.1)
+    assert len(groups) == 2
+    rest, acts = groups
+    assert rest["weight_decay"] == 0.1 and "lr" not in rest
+    assert acts["weight_decay"] == 0.0 and acts["lr"] == 1e-2
+    assert {id(p) for p in acts["params"]} == {id(model[1].coeffs), id(model[3].weight)}
+    assert len(rest["params"]) + len(acts["params"]) == len(list(model.parameters()))
+    opt = torch.optim.AdamW(groups, lr=1e-3)
+    before = model[1].coeffs.detach().clone()
+    model(torch.randn(5, 4)).sum().backward()
+    opt.step()
+    assert not torch.equal(before, model[1].coeffs)
+
+
+def test_param_groups_without_activations() -> None:
+    groups = learnact.param_groups(nn.Linear(2, 2))
+    assert len(groups) == 1
+
+
+def test_regularization_sums_prior_losses() -> None:
+    class WithPrior(nn.Module):
+        def __init__(self, v):
+            super().__init__()
+            self.t = nn.Parameter(torch.tensor(v))
+
+        def prior_loss(self):
+            return self.t**2
+
+    model = nn.Sequential(WithPrior(2.0), nn.Linear(2, 2), WithPrior(3.0))
+    assert learnact.regularization(model).item() == 13.0
+    assert learnact.regularization(nn.Linear(2, 2)).item() == 0.0

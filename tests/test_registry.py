@@ -1,0 +1,100 @@
+"""Registry: names, spec strings, typed parsing, pass-through, and the errors users hit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import learnact
+from learnact.registry import parse_spec
+
+CONTRACT_NAMES = ("hermite fourier tropical tropical_rational relu gelu gelu_tanh silu mish elu "
+                  "selu celu leaky_relu prelu rrelu softplus tanh sigmoid hardswish hardtanh "
+                  "softsign identity sin").split()
+
+
+def test_contract_names_are_registered() -> None:
+    assert set(CONTRACT_NAMES) <= set(learnact.available())
+
+
+@pytest.mark.parametrize("name", sorted(set(CONTRACT_NAMES)))
+def test_every_name_builds_and_runs(name: str) -> None:
+    act = learnact.create(name)
+    x = torch.randn(2, 3, 4)
+    y = act.eval()(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name,cls,fn", [
+    ("relu", nn.ReLU, torch.relu), ("gelu", nn.GELU, torch.nn.functional.gelu),
+    ("silu", nn.SiLU, torch.nn.functional.silu), ("tanh", nn.Tanh, torch.tanh),
+    ("sigmoid", nn.Sigmoid, torch.sigmoid), ("identity", nn.Identity, lambda x: x),
+])
+def test_classical_wrap_torch_modules(name, cls, fn) -> None:
+    act = learnact.create(name, channels=8)  # channels is accepted and ignored for fixed ones
+    assert type(act) is cls
+    x = torch.randn(100)
+    assert torch.equal(act(x), fn(x))
+
+
+def test_gelu_tanh_and_kwargs() -> None:
+    assert learnact.create("gelu_tanh").approximate == "tanh"
+    assert learnact.create("leaky_relu:negative_slope=0.2").negative_slope == 0.2
+    assert learnact.create("prelu", channels=16).weight.shape == (16,)
+
+
+def test_spec_parsing_is_typed() -> None:
+    act = learnact.create("hermite:degree=8,channels=64,channel_dim=-1")
+    assert act.degree == 8 and act.channels == 64 and act.channel_dim == -1
+    assert act.coeffs.shape == (64, 9)
+    assert learnact.create("hermite: degree = 3 , init=paper").init == "paper"
+    assert learnact.create("hermite:channels=None").channels is None
+    assert learnact.create("hermite:degree=3", degree=5).degree == 5  # overrides win
+    assert learnact.create("HERMITE").degree == 8
+    assert parse_spec("fourier:degree=4") == ("fourier", {"degree": "4"})
+
+
+def test_pass_through() -> None:
+    m = learnact.Hermite(3)
+    assert learnact.create(m) is m
+    assert isinstance(learnact.create(learnact.Fourier, degree=2), learnact.Fourier)
+    with pytest.raises(TypeError, match="overrides"):
+        learnact.create(m, degree=2)
+
+
+@pytest.mark.parametrize("spec,kw,exc,pattern", [
+    ("hermite:degree=0", {}, ValueError, r"degree must be an integer in \[1, 64\], got 0"),
+    ("hermite:degree=8.5", {}, ValueError, r"degree=.8\.5.*integer"),
+    ("hermite", {"degree": 2.5}, TypeError, r"degree must be an integer"),
+    ("hermite", {"degree": True}, TypeError, r"degree must be an integer"),
+    ("hermit", {}, ValueError, r"unknown activation 'hermit'.*did you mean 'hermite'"),
+    ("hermite:degre=3", {}, TypeError, r"no parameter 'degre'.*did you mean 'degree'"),
+    ("hermite", {"degre": 3}, TypeError, r"no parameter 'degre'"),
+    ("hermite:degree", {}, ValueError, r"malformed spec"),
+    ("hermite:", {}, ValueError, r"malformed spec"),
+    ("hermite:degree=3,degree=4", {}, ValueError, r"given twice"),
+    (":degree=3", {}, ValueError, r"malformed spec"),
+    ("hermite:init=unitt", {}, ValueError, r"init must be one of .*did you mean 'unit'"),
+    ("hermite:channels=0", {}, ValueError, r"channels must be an integer >= 1"),
+    ("tropical:degree=-2", {}, ValueError, r"degree must be an integer in \[1, 64\]"),
+])
+def test_bad_input_errors_name_the_argument(spec, kw, exc, pattern) -> None:
+    with pytest.raises(exc, match=pattern):
+        learnact.create(spec, **kw)
+
+
+def test_register_custom_family() -> None:
+    @learnact.register("test_square_act", aliases=("sq_act",))
+    class Square(nn.Module):
+        def __init__(self, power: int = 2) -> None:
+            super().__init__()
+            self.power = power
+
+        def forward(self, x):
+            return x**self.power
+
+    assert learnact.create("sq_act:power=3").power == 3
+    assert "test_square_act" in learnact.available()
+    with pytest.raises(ValueError, match="already registered"):
+        learnact.register("test_square_act")(Square)
