@@ -124,3 +124,60 @@ def test_fused_grads_match_naive_float64_composition(channels, cd, shape) -> Non
     ref.backward(g.double())
     assert torch.allclose(xa.grad.double(), xr.grad, rtol=1e-5, atol=1e-4)
     assert torch.allclose(ca.grad.double(), cr.grad, rtol=1e-4, atol=1e-2)
+
+
+@pytest.mark.parametrize("n", [10001, 301])
+@pytest.mark.parametrize("channels", [None, 2])
+def test_linear_tails(n: int, channels) -> None:
+    act = learnact.Hermite(6, channels=channels, channel_dim=0, tails="linear", bound=2.5)
+    with torch.no_grad():
+        act.coeffs.add_(0.2 * torch.randn_like(act.coeffs))
+    x = torch.linspace(-8, 8, n).expand(channels or 1, n).reshape((channels, n) if channels else (n,))
+    x = x.clone().requires_grad_(True)
+    y = act(x)
+    (dy,) = torch.autograd.grad(y.sum(), x)
+    c = act.coeffs.detach().double()
+    c = c[-1] if channels else c
+    xs = x.detach().double().numpy().reshape(-1, n)[-1]
+    xb = np.clip(xs, -2.5, 2.5)
+    p, dp = _numpy_f_df(xb, c.numpy())
+    ref = p + dp * (xs - xb)
+    yy = y.detach().double().numpy().reshape(-1, n)[-1]
+    dd = dy.double().numpy().reshape(-1, n)[-1]
+    assert np.abs(yy - ref).max() < 2e-5 * max(1.0, np.abs(ref).max())
+    assert np.abs(dd - dp).max() < 2e-5 * max(1.0, np.abs(dp).max())  # f' = P'(clamp(x))
+
+
+def test_linear_tails_unit_moments_and_gradcheck() -> None:
+    for init in ("unit", "stable"):
+        act = learnact.Hermite(8, tails="linear", init=init)
+        e2, ed2 = learnact.second_moments(act)
+        assert e2 == pytest.approx(1.0, abs=1e-6) and ed2 == pytest.approx(1.0, abs=1e-6)
+    x = torch.tensor([-4.0, -3.2, -1.0, 0.3, 2.0, 2.9, 5.5], dtype=torch.float64, requires_grad=True)
+    c = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    lo, hi = torch.tensor(-3.0, dtype=torch.float64), torch.tensor(3.0, dtype=torch.float64)
+    fn = lambda a, b: hermite_op(a, b, 0, lo, hi)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, c))
+    xl = (torch.rand(3, 2000, dtype=torch.float64) * 12 - 6).requires_grad_(True)
+    cl = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
+    lo2, hi2 = torch.tensor([-2.0, -1.0], dtype=torch.float64), torch.tensor([1.5, 3.0], dtype=torch.float64)
+    # fused kernel (6000 elements) against the plain path (small slices), per channel
+    xs = xl.reshape(3, 2, 1000)
+    out_fast = hermite_op(xs, cl, 1, lo2, hi2)
+    g = torch.randn_like(out_fast)
+    gx, gc = torch.autograd.grad(out_fast, (xl, cl), g)
+    out_ref = torch.cat([hermite_op(xs[:, :, i:i + 10], cl, 1, lo2, hi2) for i in range(0, 1000, 10)], 2)
+    gx2, gc2 = torch.autograd.grad(out_ref, (xl, cl), g)
+    assert torch.allclose(out_fast, out_ref) and torch.allclose(gx, gx2) and torch.allclose(gc, gc2)
+
+
+def test_set_bounds_validates() -> None:
+    act = learnact.Hermite(3, tails="linear")
+    act.set_bounds(-5.0, 7.0)
+    assert act.lo.item() == -5.0 and act.hi.item() == 7.0
+    with pytest.raises(ValueError, match="lo < hi"):
+        act.set_bounds(1.0, 1.0)
+    with pytest.raises(ValueError, match="tails='linear'"):
+        learnact.Hermite(3).set_bounds(-1, 1)
+    with pytest.raises(ValueError, match="bound must be"):
+        learnact.Hermite(3, tails="linear", bound=0)

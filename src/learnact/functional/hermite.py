@@ -12,7 +12,17 @@ with :math:`\mathrm{He}_k` the probabilists' Hermite polynomials. The normalised
     h_k' = h_{k-1},\qquad \mathbb{E}_{z\sim N(0,1)}[h_j h_k] = \delta_{jk}/k!
 
 so :math:`f' = \sum_{k\ge 1} c_k h_{k-1}`: the derivative is the same series with the
-coefficients shifted by one. Values are computed by Clenshaw's recurrence in the orthogonal
+coefficients shifted by one.
+
+Optional linear tails (``lo``/``hi`` given): with :math:`\bar x = \mathrm{clamp}(x, lo, hi)`,
+
+.. math::
+
+    f(x) = P(\bar x) + P'(\bar x)\,(x - \bar x),\qquad f'(x) = P'(\bar x),\qquad
+    \partial f/\partial c_k = h_k(\bar x) + h_{k-1}(\bar x)\,(x - \bar x)
+
+so f is the polynomial P on [lo, hi] and continues C1-linearly outside (a degree-d polynomial
+fed the -17..25 pre-activations of a trained network otherwise overflows). Values are computed by Clenshaw's recurrence in the orthogonal
 basis; never via monomials (fp32 loses 3+ digits at degree 8 that way).
 
 Coefficient tables are ``(d+1,)`` (shared) or ``(C, d+1)`` (per channel, broadcast along
@@ -28,9 +38,10 @@ import math
 import torch
 from torch import Tensor
 
-from .._tensor import column, reduce_to_channels
+from .._tensor import channel_view, column, reduce_to_channels
 
 __all__ = [
+    "projection_coefficients",
     "hermite",
     "hermite_derivative",
     "hermite_basis",
@@ -61,14 +72,25 @@ def _clenshaw(x: Tensor, coeffs: Tensor, channel_dim: int, shift: int = 0) -> Te
     return c(0) + x * b1 - 0.5 * b2
 
 
-def hermite(x: Tensor, coeffs: Tensor, channel_dim: int = 1) -> Tensor:
-    """f(x) = sum_k coeffs[..., k] He_k(x)/k! (same dtype as x and coeffs after promotion)."""
-    return _clenshaw(x, coeffs, channel_dim)
+def _clamp(x: Tensor, lo: Tensor | None, hi: Tensor | None, channel_dim: int) -> Tensor:
+    if lo is None or hi is None:
+        return x
+    return torch.clamp(x, channel_view(lo, x.ndim, channel_dim), channel_view(hi, x.ndim, channel_dim))
 
 
-def hermite_derivative(x: Tensor, coeffs: Tensor, channel_dim: int = 1) -> Tensor:
-    """f'(x) = sum_{k>=1} coeffs[..., k] h_{k-1}(x)."""
-    return _clenshaw(x, coeffs, channel_dim, shift=1)
+def hermite(x: Tensor, coeffs: Tensor, channel_dim: int = 1, lo: Tensor | None = None,
+            hi: Tensor | None = None) -> Tensor:
+    """f(x) = sum_k coeffs[..., k] He_k(x)/k!, optionally continued linearly outside [lo, hi]."""
+    if lo is None or hi is None:
+        return _clenshaw(x, coeffs, channel_dim)
+    xc = _clamp(x, lo, hi, channel_dim)
+    return _clenshaw(xc, coeffs, channel_dim) + _clenshaw(xc, coeffs, channel_dim, 1) * (x - xc)
+
+
+def hermite_derivative(x: Tensor, coeffs: Tensor, channel_dim: int = 1,
+                       lo: Tensor | None = None, hi: Tensor | None = None) -> Tensor:
+    """f'(x) = sum_{k>=1} coeffs[..., k] h_{k-1}(x) (at clamp(x, lo, hi) with linear tails)."""
+    return _clenshaw(_clamp(x, lo, hi, channel_dim), coeffs, channel_dim, shift=1)
 
 
 def hermite_basis(x: Tensor, degree: int) -> list[Tensor]:
@@ -80,13 +102,21 @@ def hermite_basis(x: Tensor, degree: int) -> list[Tensor]:
 
 
 def hermite_backward(
-    x: Tensor, coeffs: Tensor, grad: Tensor, channel_dim: int = 1
+    x: Tensor, coeffs: Tensor, grad: Tensor, channel_dim: int = 1, lo: Tensor | None = None,
+    hi: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """(dL/dx, dL/dcoeffs) for upstream grad; coefficient grads reduced over non-channel dims."""
     per_channel = coeffs.ndim == 2
-    gx = grad * hermite_derivative(x, coeffs, channel_dim)
-    basis = hermite_basis(x, coeffs.shape[-1] - 1)
-    gc = torch.stack([reduce_to_channels(grad * h, per_channel, channel_dim) for h in basis], -1)
+    xc = _clamp(x, lo, hi, channel_dim)
+    gx = grad * _clenshaw(xc, coeffs, channel_dim, shift=1)
+    basis = hermite_basis(xc, coeffs.shape[-1] - 1)
+    if lo is not None and hi is not None:
+        gd = grad * (x - xc)
+        basis_g = [grad * basis[0]] + [grad * basis[k] + gd * basis[k - 1]
+                                       for k in range(1, len(basis))]
+    else:
+        basis_g = [grad * h for h in basis]
+    gc = torch.stack([reduce_to_channels(t, per_channel, channel_dim) for t in basis_g], -1)
     return gx, gc
 
 
@@ -143,3 +173,23 @@ def unit_coefficients(degree: int, stable: bool = False) -> Tensor:
             if k % 4 in (2, 3):
                 c[k] = -c[k]
     return c
+
+
+def projection_coefficients(fn, degree: int, nodes: int = 160) -> Tensor:
+    """L2(N(0,1)) projection of fn onto h_0..h_d: c_k = E[fn(z) He_k(z)] (float64).
+
+    Since E[h_j h_k] = delta_jk / k!, the coefficient of h_k = He_k/k! is
+    k! E[fn h_k] = E[fn He_k]; the expectation is Gauss-Hermite quadrature with ``nodes`` nodes
+    (exact for polynomial fn of degree < 2 nodes - d, and fast-converging for smooth fn).
+    """
+    import numpy as np
+
+    z, w = np.polynomial.hermite_e.hermegauss(nodes)
+    w = w / w.sum()
+    zt = torch.from_numpy(z)
+    with torch.no_grad():
+        g = fn(zt).to(torch.float64)
+    basis = hermite_basis(zt, degree)
+    out = torch.stack([(torch.from_numpy(w) * g * h).sum() * math.factorial(k)
+                       for k, h in enumerate(basis)])
+    return out

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validate import check_choice, check_int
+from .._validate import check_choice, check_float, check_int
 from ..functional import hermite as F
-from ..init import GaussianMoments
+from ..init import GaussianMoments, gaussian_expectations, unit_scale_offset
 from ..ops.hermite import hermite_op
 from ..registry import register
 from .base import LearnableActivation
@@ -35,43 +35,114 @@ class Hermite(LearnableActivation):
             ``"paper"`` (alias ``"published"``): a_0 = sqrt(1 - 1/d!)/sqrt(e), a_k = 1/sqrt(e),
             giving E[f^2] = E[f'^2] = (1/e) sum_{j<d} 1/j!; ``"stable"``: unit moments with
             V'(1) < 1 (signs of c_k flipped for k = 2, 3 mod 4) so that a plain un-normalised
-            deep stack also keeps unit variance.
+            deep stack also keeps unit variance; ``"gelu"``: unit moments with GELU's shape
+            (the L2(N(0,1)) projection of GELU onto the basis, then the general route
+            f = s g + t), a drop-in that starts GELU-like (V'(1) ~ 1.1 instead of ~2).
+        tails: ``"polynomial"`` (default, the pure series) or ``"linear"``: f = P on
+            [lo, hi] and f(x) = P(xb) + P'(xb)(x - xb), xb = clamp(x, lo, hi), outside - C1,
+            linear growth. Use it where pre-activations are not normalised (a degree-8
+            polynomial of a heavy-tailed input overflows and diverges; see the autoencoder
+            benchmark) and for model surgery (bounds set by calibration).
+        bound: with ``tails="linear"``, the initial [lo, hi] = [-bound, bound] (default 3).
+            The unit/stable inits then account for the tails exactly (quadrature).
 
-    Parameters: ``coeffs``.
+    Parameters: ``coeffs``; buffers ``lo``, ``hi`` (only with ``tails="linear"``).
 
     Source: I. Khalfaoui-Hassani and S. Kesselheim, "Learnable polynomial, trigonometric, and
     tropical activations", arXiv:2502.01247 (2025).
     """
 
     family = "hermite"
-    inits = ("unit", "paper", "published", "stable")
+    inits = ("unit", "paper", "published", "stable", "gelu")
 
     def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = 1,
-                 init: str = "unit") -> None:
+                 init: str = "unit", tails: str = "polynomial", bound: float = 3.0) -> None:
         super().__init__(channels, channel_dim)
         self.degree = check_int("degree", degree, 1, MAX_DEGREE)
         self.init = check_choice("init", init, self.inits)
+        self.tails = check_choice("tails", tails, ("polynomial", "linear"))
+        self.bound = check_float("bound", bound, 0.0, lo_open=True)
         self.coeffs = nn.Parameter(torch.empty(self._param_shape(self.degree + 1)))
+        if self.tails == "linear":
+            self.register_buffer("lo", torch.full(self._param_shape(), -self.bound))
+            self.register_buffer("hi", torch.full(self._param_shape(), self.bound))
+        else:
+            self.lo: Tensor | None = None
+            self.hi: Tensor | None = None
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         if self.init in ("paper", "published"):
             c = F.paper_coefficients(self.degree)
+        elif self.init == "gelu":
+            c = self._unit_route(F.projection_coefficients(torch.nn.functional.gelu, self.degree))
         else:
             c = F.unit_coefficients(self.degree, stable=self.init == "stable")
+            if self.tails == "linear":
+                c = self._unit_route(c)  # the tails change the moments slightly
         self.coeffs.copy_(c.to(self.coeffs.dtype).expand_as(self.coeffs))
+
+    def _unit_route(self, c: Tensor) -> Tensor:
+        """Rescale c (float64) so that E[f^2] = E[f'^2] = 1 exactly, tails included."""
+        if self.tails == "linear":
+            lo = torch.tensor(-self.bound, dtype=torch.float64)
+            hi = torch.tensor(self.bound, dtype=torch.float64)
+
+            def f_df(z: Tensor) -> tuple[Tensor, Tensor]:
+                return F.hermite(z, c, -1, lo, hi), F.hermite_derivative(z, c, -1, lo, hi)
+
+            m = gaussian_expectations(f_df, torch.stack([lo, hi]))
+        else:
+            mm = F.hermite_moments(c)
+            m = GaussianMoments(*(float(mm[k]) for k in ("mean", "second", "deriv_second",
+                                                          "vprime")))
+        s, t = unit_scale_offset(m)
+        c = c * s
+        c[0] += t  # h_0 = 1 (and the tails carry the constant too)
+        return c
+
+    @torch.no_grad()
+    def set_bounds(self, lo: Tensor | float, hi: Tensor | float) -> None:
+        """Set the polynomial range [lo, hi] of ``tails="linear"`` (shared or per channel)."""
+        if self.tails != "linear":
+            raise ValueError("set_bounds needs tails='linear' (this module has pure polynomial tails)")
+        lo_t = torch.as_tensor(lo, dtype=self.lo.dtype, device=self.lo.device).expand_as(self.lo)
+        hi_t = torch.as_tensor(hi, dtype=self.hi.dtype, device=self.hi.device).expand_as(self.hi)
+        if not bool((lo_t < hi_t).all()):
+            raise ValueError(f"bounds must satisfy lo < hi, got lo={lo_t.tolist()}, hi={hi_t.tolist()}")
+        self.lo.copy_(lo_t)
+        self.hi.copy_(hi_t)
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        return hermite_op(x, self.coeffs, self.channel_dim)
+        return hermite_op(x, self.coeffs, self.channel_dim, self.lo, self.hi)
+
+    def _bounds64(self) -> tuple[Tensor | None, Tensor | None]:
+        if self.lo is None or self.hi is None:
+            return None, None
+        return self.lo.detach().double().cpu(), self.hi.detach().double().cpu()
 
     def function_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
         c = self.coeffs.detach().to(torch.float64).cpu()
-        return (self._eval64(lambda x, cd: F.hermite(x, c, cd), z),
-                self._eval64(lambda x, cd: F.hermite_derivative(x, c, cd), z))
+        lo, hi = self._bounds64()
+        return (self._eval64(lambda x, cd: F.hermite(x, c, cd, lo, hi), z),
+                self._eval64(lambda x, cd: F.hermite_derivative(x, c, cd, lo, hi), z))
 
-    def _closed_form_moments(self) -> GaussianMoments:
+    def kinks(self, channel: int | None = None) -> Tensor | None:
+        lo, hi = self._bounds64()
+        if lo is None or hi is None:
+            return None
+        if channel is not None and lo.ndim:
+            return torch.stack([lo[channel], hi[channel]])
+        return torch.unique(torch.cat([lo.reshape(-1), hi.reshape(-1)]))
+
+    @property
+    def _closed_form_moments(self):
+        """Closed form for pure polynomials; None (quadrature) with linear tails."""
+        return self._hermite_closed_form if self.tails == "polynomial" else None
+
+    def _hermite_closed_form(self) -> GaussianMoments:
         m = F.hermite_moments(self.coeffs.cpu())
         if self.channels is None:
             return GaussianMoments(*(float(m[k]) for k in ("mean", "second", "deriv_second",
@@ -79,4 +150,5 @@ class Hermite(LearnableActivation):
         return GaussianMoments(m["mean"], m["second"], m["deriv_second"], m["vprime"])
 
     def extra_repr(self) -> str:
-        return f"degree={self.degree}, {self._channel_repr()}, init={self.init!r}"
+        tails = f", tails='linear', bound={self.bound:g}" if self.tails == "linear" else ""
+        return f"degree={self.degree}, {self._channel_repr()}, init={self.init!r}{tails}"

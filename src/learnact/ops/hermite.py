@@ -30,58 +30,90 @@ __all__ = ["hermite_op", "HermiteFunction"]
 # --------------------------------------------------------------------------------------------
 
 
-def _forward_cpu(x: Tensor, coeffs: Tensor, channel_dim: int, dtype: torch.dtype) -> Tensor:
+def _clenshaw_chunk(xs: Tensor, c, d: int, shift: int, out: Tensor, b1: Tensor,
+                    b2: Tensor) -> None:
+    """out = sum_{k=0}^{d-shift} c(k+shift) h_k(xs), 2 in-place ops per term."""
+    n = d - shift  # highest basis index
+    if n == 0:
+        out.copy_(scalar_tensor(c(shift), xs).expand_as(xs))
+        return
+    if n == 1:
+        torch.mul(xs, scalar_tensor(c(1 + shift), xs), out=out)
+        out.add_(c(shift))
+        return
+    b1.copy_(scalar_tensor(c(n + shift), xs).expand_as(xs))
+    b2.zero_()
+    # b_k = c_k - b_{k+2}/(k+2) + x b_{k+1}/(k+1), written into the b_{k+2} buffer
+    for k in range(n - 1, 0, -1):
+        torch.add(scalar_tensor(c(k + shift), xs), b2, alpha=-1.0 / (k + 2), out=b2)
+        b2.addcmul_(xs, b1, value=1.0 / (k + 1))
+        b1, b2 = b2, b1
+    # f = c_0 + x b_1 - b_2 / 2
+    torch.add(scalar_tensor(c(shift), xs), b2, alpha=-0.5, out=out)
+    out.addcmul_(xs, b1)
+
+
+def _bounds(lo: Tensor | None, hi: Tensor | None, dtype: torch.dtype):
+    if lo is None or hi is None:
+        return None
+    return (lo.detach().to(dtype).reshape(1, -1, 1), hi.detach().to(dtype).reshape(1, -1, 1))
+
+
+def _forward_cpu(x: Tensor, coeffs: Tensor, lo: Tensor | None, hi: Tensor | None,
+                 channel_dim: int, dtype: torch.dtype) -> Tensor:
     per_channel = coeffs.ndim == 2
     x3 = as_bcr(x.to(dtype), channel_dim, per_channel)
     out = torch.empty_like(x3)
     d = coeffs.shape[-1] - 1
     c = coefficient_getter(coeffs, dtype)
+    bounds = _bounds(lo, hi, dtype)
     for bs, rs in slices(x3):
-        xs = x3[bs, :, rs]
-        o = out[bs, :, rs]
-        if d == 1:
-            torch.mul(xs, scalar_tensor(c(1), xs), out=o)
-            o.add_(c(0))
+        xs, o = x3[bs, :, rs], out[bs, :, rs]
+        b1, b2 = torch.empty_like(xs), torch.empty_like(xs)
+        if bounds is None:
+            _clenshaw_chunk(xs, c, d, 0, o, b1, b2)
             continue
-        b1 = torch.empty_like(xs)
-        b2 = torch.empty_like(xs)
-        b1.copy_(scalar_tensor(c(d), xs).expand_as(xs))
-        b2.zero_()
-        # b_k = c_k - b_{k+2}/(k+2) + x b_{k+1}/(k+1), written into the b_{k+2} buffer
-        for k in range(d - 1, 0, -1):
-            torch.add(scalar_tensor(c(k), xs), b2, alpha=-1.0 / (k + 2), out=b2)
-            b2.addcmul_(xs, b1, value=1.0 / (k + 1))
-            b1, b2 = b2, b1
-        # f = c_0 + x b_1 - b_2 / 2
-        torch.add(scalar_tensor(c(0), xs), b2, alpha=-0.5, out=o)
-        o.addcmul_(xs, b1)
+        xc = torch.clamp(xs, bounds[0], bounds[1])
+        _clenshaw_chunk(xc, c, d, 0, o, b1, b2)
+        slope = torch.empty_like(xs)
+        _clenshaw_chunk(xc, c, d, 1, slope, b1, b2)
+        o.addcmul_(slope, xs - xc)
     return out.reshape(x.shape)
 
 
-def _backward_cpu(x: Tensor, coeffs: Tensor, grad: Tensor, channel_dim: int,
-                  dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+def _backward_cpu(x: Tensor, coeffs: Tensor, lo: Tensor | None, hi: Tensor | None,
+                  grad: Tensor, channel_dim: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     per_channel = coeffs.ndim == 2
     x3 = as_bcr(x.to(dtype), channel_dim, per_channel)
     g3 = as_bcr(grad.to(dtype), channel_dim, per_channel)
     gx = torch.empty_like(x3)
     d = coeffs.shape[-1] - 1
     c = coefficient_getter(coeffs, dtype)
+    bounds = _bounds(lo, hi, dtype)
     partial: list[Tensor] = []
     for bs, rs in slices(x3):
         xs, gs, o = x3[bs, :, rs], g3[bs, :, rs], gx[bs, :, rs]
+        gd = None
+        if bounds is not None:
+            xc = torch.clamp(xs, bounds[0], bounds[1])
+            gd = (xs - xc).mul_(gs)  # grad * (x - clamp(x)): weight of h_{k-1} in df/dc_k
+            xs = xc
 
         if per_channel:
             tmp = torch.empty_like(xs)
 
-            def reduce(h: Tensor) -> Tensor:
-                return torch.mul(gs, h, out=tmp).sum(dim=(0, 2))
+            def reduce(a: Tensor, h: Tensor) -> Tensor:
+                return torch.mul(a, h, out=tmp).sum(dim=(0, 2))
         else:
-            gflat = gs.reshape(-1)
+            def reduce(a: Tensor, h: Tensor) -> Tensor:
+                return torch.dot(a.reshape(-1), h.reshape(-1))
 
-            def reduce(h: Tensor) -> Tensor:
-                return torch.dot(gflat, h.reshape(-1))
+        def full_sum(a: Tensor) -> Tensor:
+            return a.sum(dim=(0, 2)) if per_channel else a.sum()
 
-        sums = [gs.sum(dim=(0, 2)) if per_channel else gs.sum(), reduce(xs)]
+        sums = [full_sum(gs), reduce(gs, xs)]
+        if gd is not None:
+            sums[1] = sums[1] + full_sum(gd)
         # f' = c_1 h_0 + c_2 h_1 + ... ; o accumulates it, then is multiplied by the grad
         o.copy_(scalar_tensor(c(1), xs).expand_as(xs))
         if d >= 2:
@@ -92,7 +124,10 @@ def _backward_cpu(x: Tensor, coeffs: Tensor, grad: Tensor, channel_dim: int,
             # h_{k+1} = (x h_k - h_{k-1}) / (k+1), written over h_{k-1}'s buffer
             h_prev.mul_(-1.0 / (k + 1)).addcmul_(xs, h, value=1.0 / (k + 1))
             h_prev, h = h, h_prev
-            sums.append(reduce(h))
+            term = reduce(gs, h)
+            if gd is not None:
+                term = term + reduce(gd, h_prev)
+            sums.append(term)
             if k + 2 <= d:
                 _axpy(o, h, c(k + 2))
         o.mul_(gs)
@@ -114,33 +149,44 @@ def _axpy(acc: Tensor, h: Tensor, ck) -> None:
 
 
 class HermiteFunction(torch.autograd.Function):
-    """f(x) = sum_k c_k He_k(x)/k!; saves (x, coeffs) only."""
+    """f(x) = sum_k c_k He_k(x)/k! (optional linear tails); saves (x, coeffs, lo, hi) only."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, coeffs: Tensor, channel_dim: int) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x, coeffs)
+    def forward(ctx, x: Tensor, coeffs: Tensor, lo: Tensor | None, hi: Tensor | None,  # type: ignore[override]
+                channel_dim: int) -> Tensor:
+        ctx.save_for_backward(x, coeffs, lo, hi)
         ctx.channel_dim = channel_dim
         dtype = compute_dtype(x, coeffs)
         if use_fast_cpu_path(x):
-            y = _forward_cpu(x, coeffs, channel_dim, dtype)
+            y = _forward_cpu(x, coeffs, lo, hi, channel_dim, dtype)
         else:
-            y = hermite(x.to(dtype), coeffs.to(dtype), channel_dim)
+            y = hermite(x.to(dtype), coeffs.to(dtype), channel_dim, *_cast(lo, hi, dtype))
         return y.to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        x, coeffs = ctx.saved_tensors
+        x, coeffs, lo, hi = ctx.saved_tensors
         dtype = compute_dtype(x, coeffs)
         if use_fast_cpu_path(x):
-            gx, gc = _backward_cpu(x, coeffs, grad, ctx.channel_dim, dtype)
+            gx, gc = _backward_cpu(x, coeffs, lo, hi, grad, ctx.channel_dim, dtype)
         else:
             gx, gc = hermite_backward(x.to(dtype), coeffs.to(dtype), grad.to(dtype),
-                                      ctx.channel_dim)
+                                      ctx.channel_dim, *_cast(lo, hi, dtype))
         gx = gx.to(x.dtype) if ctx.needs_input_grad[0] else None
         gc = gc.to(coeffs.dtype) if ctx.needs_input_grad[1] else None
-        return gx, gc, None
+        return gx, gc, None, None, None
 
 
-def hermite_op(x: Tensor, coeffs: Tensor, channel_dim: int = 1) -> Tensor:
-    """Fused Hermite activation. coeffs: (d+1,) shared or (C, d+1) per channel along channel_dim."""
-    return HermiteFunction.apply(x, coeffs, channel_dim)
+def _cast(lo: Tensor | None, hi: Tensor | None, dtype: torch.dtype):
+    if lo is None or hi is None:
+        return None, None
+    return lo.to(dtype), hi.to(dtype)
+
+
+def hermite_op(x: Tensor, coeffs: Tensor, channel_dim: int = 1, lo: Tensor | None = None,
+               hi: Tensor | None = None) -> Tensor:
+    """Fused Hermite activation. coeffs: (d+1,) shared or (C, d+1) per channel along channel_dim.
+
+    With ``lo``/``hi`` (shape () or (C,)), f continues C1-linearly outside [lo, hi].
+    """
+    return HermiteFunction.apply(x, coeffs, lo, hi, channel_dim)

@@ -1,0 +1,5 @@
+"""``python -m learnact`` == the ``learnact`` console script."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""``learnact`` command line: a thin layer over typed library functions (argparse).
+
+    learnact list                         registry names
+    learnact moments SPEC [SPEC ...]      exact E[f^2], E[f'^2], V'(1)
+    learnact bench ops [...]              op speed/memory vs GELU (benchmarks/bench_ops.py)
+    learnact bench autoencoder [...]      the main job (Fashion-MNIST conv autoencoder)
+    learnact bench toy2d [...]            2-D toy tasks
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from . import available
+
+    for name in available(learnable=True if args.learnable else None):
+        print(name)
+    return 0
+
+
+def _cmd_moments(args: argparse.Namespace) -> int:
+    from . import create, moments
+
+    heads = ("E[f]", "E[f^2]", "E[f'^2]", "V'(1)")
+    print(f"{'spec':40s} " + " ".join(f"{h:>9s}" for h in heads))
+    for spec in args.specs:
+        m = moments(create(spec))
+        vals = [m.mean, m.second, m.deriv_second, m.vprime]
+        vals = [float(v.mean()) if hasattr(v, "mean") else float(v) for v in vals]
+        print(f"{spec:40s} " + " ".join(f"{v:9.4f}" for v in vals))
+    return 0
+
+
+def _cmd_bench_ops(args: argparse.Namespace) -> int:
+    import torch
+
+    from .speed import DEFAULT_SPECS, benchmark_ops, markdown_table, write_csv
+
+    shape = tuple(int(s) for s in args.shape.split("x"))
+    rows = benchmark_ops(args.specs or DEFAULT_SPECS, shape=shape,
+                         dtype=getattr(torch, args.dtype), device=args.device, runs=args.runs,
+                         backends=args.backends.split(","), threads=args.threads,
+                         progress=not args.quiet)
+    if args.csv:
+        write_csv(rows, args.csv)
+    print(markdown_table(rows))
+    return 0
+
+
+def _add_bench_ops(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ops", help="speed/memory of every family vs F.gelu, same run")
+    p.add_argument("--specs", nargs="*", default=None, help="registry specs (default: a set)")
+    p.add_argument("--shape", default="16x256x768", help="input shape, e.g. 16x256x768")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--runs", type=int, default=25, help="timed runs per row (median reported)")
+    p.add_argument("--backends", default="eager,compile", help="eager, compile or both")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--csv", default=None, help="append rows to this CSV")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_bench_ops)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="learnact", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="registry names")
+    p.add_argument("--learnable", action="store_true")
+    p.set_defaults(func=_cmd_list)
+    p = sub.add_parser("moments", help="exact Gaussian moments and V'(1) of specs")
+    p.add_argument("specs", nargs="+")
+    p.set_defaults(func=_cmd_moments)
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+    _add_bench_ops(bench)
+    try:
+        from .experiments import cli as exp_cli
+    except ImportError:  # experiments need the [exp] extra
+        exp_cli = None
+    if exp_cli is not None:
+        exp_cli.add_subcommands(bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError, PermissionError) as exc:
+        print(f"learnact: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,401 @@
+"""The main job: compare activations in a convolutional autoencoder on Fashion-MNIST.
+
+One CPU::
+
+    learnact bench autoencoder                          # preset quick, <= 10 min on 2 cores
+    learnact bench autoencoder --preset blog --seeds 0,1,2
+    learnact bench autoencoder --acts identity,gelu,hermite:degree=8 --epochs 5
+
+Many GPUs (or CPU processes, gloo)::
+
+    torchrun --nproc_per_node=4 -m learnact bench autoencoder --preset blog --device cuda
+
+The network has no pooling, so every layer's nonlinearity matters and ``identity`` gives a
+fully linear baseline (28x28 -> 16x1x1 -> 28x28). Every activation is a separate module
+instance, so learnable ones learn per layer. Outputs (rank 0): ``config.json``,
+``results.json`` (per activation, seed, epoch: train/test loss, seconds, parameter counts,
+divergence), ``loss.png`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.fashion_mnist import load_fashion_mnist
+from ..params import activation_parameters, param_groups
+from ..registry import available, create, parse_spec
+from .common import Dist, RunDir, progress, seed_everything, setup_distributed, teardown_distributed
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AutoencoderConfig", "PRESETS", "build_autoencoder", "run_autoencoder",
+           "default_acts", "layer_list"]
+
+CLASSICAL_DEFAULT = ("identity", "relu", "gelu", "silu", "tanh", "sigmoid", "rrelu")
+
+
+# Families whose default is a pure polynomial get linear tails here: this network feeds its
+# activations un-normalised, heavy-tailed inputs (|x| up to ~200 after a few steps), and a
+# degree-8 polynomial of those overflows within the first epoch (measured: NaN at step ~200).
+_DEFAULT_OPTIONS = {"hermite": "hermite:tails=linear"}
+# ... and the init shape matters as much: the published Hermite shape is ~exp(x - 1/2)
+# (sum_k He_k/k! is its generating function at t = 1); the GELU-shaped unit init is listed too.
+_EXTRA = ("hermite:init=gelu,tails=linear",)
+
+
+def default_acts() -> list[str]:
+    """The classical baselines plus every learnable family registered now (default inits)."""
+    learnable = [_DEFAULT_OPTIONS.get(n, n) for n in available(learnable=True) if n != "prelu"]
+    return list(CLASSICAL_DEFAULT) + ["prelu"] + learnable + list(_EXTRA)
+
+
+@dataclass
+class AutoencoderConfig:
+    """Resolved configuration of one comparison (saved as config.json)."""
+
+    preset: str = "quick"
+    acts: list[str] = field(default_factory=default_acts)
+    channels: int = 16            # C: width of every hidden conv layer
+    latent: int = 16              # L: latent channels at 1x1
+    train_limit: int | None = 6000    # None: all 60k training images
+    test_limit: int | None = 2000     # None: all 10k test images
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 2e-3
+    optimizer: str = "adam"       # adam | adamw | sgd
+    weight_decay: float = 0.0     # on the network weights; activation parameters never decay
+    loss: str = "mse"             # mse | bce
+    seeds: list[int] = field(default_factory=lambda: [0])
+    per_channel: bool = False     # learnable activations with one parameter set per channel
+    widths: list[int] | None = None   # sweep C (loss vs parameter count)
+    lrs: list[float] | None = None    # sweep the learning rate (does the ranking change?)
+    target_loss: float | None = None  # epochs-to-target column (default: identity's final loss)
+    data_dir: str | None = None
+    device: str = "cpu"
+    threads: int | None = None
+    out: str | None = None
+    quiet: bool = False
+    record: bool = False          # keep activation-input histograms (learnact.viz.Recorder)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the architecture of the reference experiment at full width and data
+    "blog": dict(channels=128, latent=16, train_limit=None, test_limit=None, epochs=10,
+                 batch_size=128, lr=1e-3),
+    # same architecture, narrower and shorter: the whole default comparison in <= 10 min on 2 cores
+    "quick": dict(channels=16, latent=16, train_limit=6000, test_limit=2000, epochs=4,
+                  batch_size=64, lr=2e-3),
+    # seconds: for tests and smoke runs
+    "tiny": dict(channels=8, latent=8, train_limit=1536, test_limit=256, epochs=2, batch_size=32,
+                 lr=3e-3),
+}
+
+
+def layer_list(channels: int = 128, latent: int = 16) -> list[tuple[str, dict[str, int]]]:
+    """The exact layer list of preset ``blog`` (without activations/norms), for tests and docs."""
+    c, l = channels, latent
+    enc = [("Conv2d", dict(i=1, o=c, k=3, s=1))]
+    enc += [("Conv2d", dict(i=c, o=c, k=3, s=1))] * 4
+    enc += [("Conv2d", dict(i=c, o=c, k=3, s=3))] * 2
+    enc += [("Conv2d", dict(i=c, o=l, k=2, s=1))]
+    dec = [("ConvTranspose2d", dict(i=l, o=c, k=2, s=1))]
+    dec += [("ConvTranspose2d", dict(i=c, o=c, k=3, s=3))] * 2
+    dec += [("ConvTranspose2d", dict(i=c, o=c, k=3, s=1))] * 4
+    dec += [("ConvTranspose2d", dict(i=c, o=1, k=3, s=1))]
+    return enc + dec
+
+
+class Autoencoder(nn.Module):
+    """Conv autoencoder, no pooling and no padding: 28x28 -> latent x 1 x 1 -> 28x28."""
+
+    def __init__(self, act: Callable[[int], nn.Module], channels: int = 128, latent: int = 16) -> None:
+        super().__init__()
+        enc: list[nn.Module] = []
+        dec: list[nn.Module] = []
+        specs = layer_list(channels, latent)
+        for kind, p in specs[:8]:
+            enc += [nn.Conv2d(p["i"], p["o"], p["k"], stride=p["s"]), act(p["o"]),
+                    nn.BatchNorm2d(p["o"])]
+        for kind, p in specs[8:-1]:
+            dec += [nn.ConvTranspose2d(p["i"], p["o"], p["k"], stride=p["s"]), act(p["o"]),
+                    nn.BatchNorm2d(p["o"])]
+        last = specs[-1][1]
+        dec += [nn.ConvTranspose2d(last["i"], last["o"], last["k"], stride=last["s"]), nn.Sigmoid()]
+        self.encoder = nn.Sequential(*enc)
+        self.decoder = nn.Sequential(*dec)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def build_autoencoder(spec: str, channels: int = 128, latent: int = 16,
+                      per_channel: bool = False) -> Autoencoder:
+    """The autoencoder with a fresh ``create(spec)`` after every conv layer."""
+    name, _ = parse_spec(spec)
+
+    def act(c: int) -> nn.Module:
+        if per_channel:
+            return create(spec, channels=c, channel_dim=1)
+        return create(spec)
+
+    return Autoencoder(act, channels, latent)
+
+
+def _loss_fn(kind: str) -> Callable[[Tensor, Tensor], Tensor]:
+    if kind == "mse":
+        return F.mse_loss
+    if kind == "bce":
+        return F.binary_cross_entropy
+    raise ValueError(f"loss must be 'mse' or 'bce', got {kind!r}")
+
+
+def _optimizer(cfg: AutoencoderConfig, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    groups = param_groups(model, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9)
+    raise ValueError(f"optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
+
+
+def validate(cfg: AutoencoderConfig) -> AutoencoderConfig:
+    """Every check that can fail, before any data is read or any training starts."""
+    if cfg.preset not in PRESETS:
+        raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {cfg.preset!r}")
+    if not cfg.acts:
+        raise ValueError("--acts is empty: give at least one activation spec")
+    for spec in cfg.acts:
+        create(spec)  # unknown names and bad parameters fail here, with suggestions
+    for name, lo in (("epochs", 1), ("channels", 1), ("latent", 1), ("batch_size", 1)):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {lo}, got {v!r}")
+    for name in ("train_limit", "test_limit"):
+        v = getattr(cfg, name)
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer or None")
+    if not (isinstance(cfg.lr, (int, float)) and cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise ValueError(f"--lr must be a positive number, got {cfg.lr!r}")
+    if not cfg.seeds:
+        raise ValueError("--seeds is empty")
+    _loss_fn(cfg.loss)
+    if cfg.optimizer not in ("adam", "adamw", "sgd"):
+        raise ValueError(f"--optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
+    for w in cfg.widths or []:
+        if w < 1:
+            raise ValueError(f"--widths must be positive integers, got {w}")
+    for lr in cfg.lrs or []:
+        if not lr > 0:
+            raise ValueError(f"--lrs must be positive, got {lr}")
+    return cfg
+
+
+def make_config(preset: str = "quick", **overrides: Any) -> AutoencoderConfig:
+    """Preset values, then explicit overrides (``None`` means: keep the preset's value).
+
+    Unknown keys are errors (nanoGPT's configurator habit, without the exec).
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    known = {f.name for f in fields(AutoencoderConfig)}
+    bad = set(overrides) - known
+    if bad:
+        raise ValueError(f"unknown config key(s) {sorted(bad)}; known: {sorted(known)}")
+    base = replace(AutoencoderConfig(), preset=preset, **PRESETS[preset])
+    return validate(replace(base, **{k: v for k, v in overrides.items() if v is not None}))
+
+
+def _batches(n: int, batch: int, generator: torch.Generator, d: Dist) -> list[Tensor]:
+    """This rank's share of each global batch of a shuffled epoch.
+
+    The global batches are those of a single-process run (same seed, same order); rank r takes
+    the r-th 1/world slice of each, so DDP's averaged gradient is the single-process gradient
+    (up to BatchNorm statistics, which are per rank). Every rank gets the same number of batches.
+    """
+    perm = torch.randperm(n, generator=generator)
+    out = []
+    for i in range(0, n, batch):
+        b = perm[i:i + batch]
+        m = b.numel()
+        if m < d.world:
+            continue
+        out.append(b[d.rank * m // d.world:(d.rank + 1) * m // d.world])
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, loss_kind: str, d: Dist, batch: int = 512) -> float:
+    """Mean per-pixel test loss over the full set (each rank a shard; sums all-reduced)."""
+    model.eval()
+    idx = torch.arange(d.rank, x.shape[0], d.world)
+    total = torch.zeros(2, dtype=torch.float64, device=d.device)
+    for i in range(0, idx.numel(), batch):
+        xb = x[idx[i:i + batch]].to(d.device)
+        y = model(xb)
+        if loss_kind == "mse":
+            s = F.mse_loss(y, xb, reduction="sum")
+        else:
+            s = F.binary_cross_entropy(y.clamp(1e-7, 1 - 1e-7), xb, reduction="sum")
+        total[0] += s.double()
+        total[1] += xb.numel()
+    d.all_reduce_sum(total)
+    model.train()
+    return float(total[0] / total[1])
+
+
+def train_one(cfg: AutoencoderConfig, spec: str, seed: int, width: int, lr: float,
+              xtr: Tensor, xte: Tensor, d: Dist, bar: Any = None,
+              recorder_factory: Callable[[nn.Module], Any] | None = None) -> dict[str, Any]:
+    """Train one (activation, seed, width, lr) and return its record."""
+    seed_everything(seed)
+    model = build_autoencoder(spec, width, cfg.latent, cfg.per_channel).to(d.device)
+    n_params = sum(p.numel() for p in model.parameters())
+    n_act = sum(p.numel() for p in activation_parameters(model))
+    opt = _optimizer(cfg, model, lr)
+    net: nn.Module = model
+    if d.enabled:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    loss_fn = _loss_fn(cfg.loss)
+    gen = torch.Generator().manual_seed(seed)
+    recorder = recorder_factory(model) if recorder_factory else None
+    record: dict[str, Any] = {"act": spec, "seed": seed, "width": width, "lr": lr,
+                              "params": n_params, "act_params": n_act, "diverged": False,
+                              "epochs": []}
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        tot, cnt = torch.zeros((), dtype=torch.float64, device=d.device), 0
+        model.train()
+        for b in _batches(xtr.shape[0], cfg.batch_size, gen, d):
+            xb = xtr[b].to(d.device)
+            y = net(xb)
+            loss = loss_fn(y, xb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot += loss.detach().double()
+            cnt += 1
+            if bar is not None:
+                bar.update(0)
+        stats = torch.stack([tot, torch.tensor(float(cnt), dtype=torch.float64, device=d.device)])
+        d.all_reduce_sum(stats)
+        train_loss = float(stats[0] / stats[1])
+        d.broadcast_buffers(model)
+        test_loss = evaluate(model, xte, cfg.loss, d)
+        seconds = time.perf_counter() - t0
+        record["epochs"].append({"epoch": epoch, "train_loss": train_loss,
+                                 "test_loss": test_loss, "seconds": seconds})
+        if recorder is not None:
+            recorder.end_epoch()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"{spec} s{seed} e{epoch} test {test_loss:.4f}")
+        if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
+            record["diverged"] = True
+            log.warning("%s (seed %d) diverged at epoch %d", spec, seed, epoch)
+            break
+    if recorder is not None:
+        record["recorder"] = recorder.state()
+        recorder.remove()
+    return record
+
+
+def mean_image_baseline(xtr: Tensor, xte: Tensor, loss_kind: str) -> float:
+    """Test loss of predicting the mean training image for every test image."""
+    mean = xtr.mean(0, keepdim=True).expand_as(xte)
+    if loss_kind == "mse":
+        return float(F.mse_loss(mean, xte))
+    return float(F.binary_cross_entropy(mean.clamp(1e-7, 1 - 1e-7), xte))
+
+
+def run_autoencoder(cfg: AutoencoderConfig, resume: str | None = None) -> Path | None:
+    """Run the whole comparison; returns the run directory on rank 0 (None elsewhere)."""
+    validate(cfg)
+    d = setup_distributed(cfg.device)
+    try:
+        return _run(cfg, d, resume)
+    finally:
+        teardown_distributed(d)
+
+
+def _run(cfg: AutoencoderConfig, d: Dist, resume: str | None) -> Path | None:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run: RunDir | None = None
+    out = resume or cfg.out or str(RunDir.default("autoencoder"))
+    if d.main:
+        run = RunDir(out)  # fails now if not writable
+    # data (fails with the install command if missing)
+    xtr, _ = load_fashion_mnist("train", cfg.data_dir, cfg.train_limit)
+    xte, _ = load_fashion_mnist("test", cfg.data_dir, cfg.test_limit)
+    results: dict[str, Any] = {"task": "autoencoder", "config": asdict(cfg), "runs": [],
+                               "baselines": {"mean_image_test_loss": mean_image_baseline(
+                                   xtr, xte, cfg.loss)}, "world_size": d.world}
+    if resume and run is not None:
+        prev = run.read_json("results.json")
+        if prev:
+            results["runs"] = [r for r in prev.get("runs", [])]
+            log.info("resuming %s: %d finished runs kept", out, len(results["runs"]))
+    results["runs"] = d.broadcast_object(results["runs"])
+    done = {(r["act"], r["seed"], r["width"], r["lr"]) for r in results["runs"]}
+    if run is not None:
+        run.write_json("config.json", asdict(cfg))
+    widths = cfg.widths or [cfg.channels]
+    lrs = cfg.lrs or [cfg.lr]
+    todo = [(a, s, w, lr) for w in widths for lr in lrs for a in cfg.acts for s in cfg.seeds
+            if (a, s, w, lr) not in done]
+    rec_factory = None
+    if cfg.record:
+        from ..viz.recorder import Recorder
+
+        rec_factory = Recorder
+    with progress(len(todo) * cfg.epochs, "autoencoder", enabled=d.main and not cfg.quiet) as bar:
+        for spec, seed, width, lr in todo:
+            rec = train_one(cfg, spec, seed, width, lr, xtr, xte, d, bar, rec_factory)
+            results["runs"].append(rec)
+            if run is not None:
+                run.write_json("results.json", results)
+    if run is None:
+        return None
+    from .report import write_autoencoder_report
+
+    write_autoencoder_report(run, results)
+    log.info("wrote %s", run.path)
+    return run.path
+
+
+def parse_list(text: str | None, conv: Callable[[str], Any] = str) -> list[Any] | None:
+    """'a,b,c' -> [conv(a), ...]; specs keep their own commas inside ':...'."""
+    if text is None:
+        return None
+    return [conv(t.strip()) for t in text.split(",") if t.strip()]
+
+
+def split_specs(text: str) -> list[str]:
+    """Split a comma list of registry specs; ``;`` separates specs that contain commas."""
+    if ";" in text:
+        return [t.strip() for t in text.split(";") if t.strip()]
+    out: list[str] = []
+    for tok in (t.strip() for t in text.split(",")):
+        if not tok:
+            continue
+        if "=" in tok and ":" not in tok and out:
+            out[-1] += "," + tok  # continuation: key=value of the previous spec
+        else:
+            out.append(tok)
+    return out
+
+
+

@@ -1,0 +1,81 @@
+"""argparse wiring of the experiment subcommands (``learnact bench autoencoder|toy2d``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .autoencoder import PRESETS, make_config, run_autoencoder, split_specs
+
+__all__ = ["add_subcommands"]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _limit(text: str) -> int | None:
+    return None if text.lower() in ("none", "all", "0") else int(text)
+
+
+def _cmd_autoencoder(args: argparse.Namespace) -> int:
+    cfg = make_config(
+        args.preset, acts=split_specs(args.acts) if args.acts else None, epochs=args.epochs,
+        seeds=args.seeds, channels=args.channels, latent=args.latent, lr=args.lr,
+        batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer,
+        train_limit=args.train_limit, test_limit=args.test_limit,
+        per_channel=args.per_channel or None, widths=args.widths, lrs=args.lrs,
+        target_loss=args.target_loss, data_dir=args.data_dir, device=args.device,
+        threads=args.threads, out=args.out, quiet=args.quiet or None, record=args.record or None)
+    path = run_autoencoder(cfg, resume=args.resume)
+    if path is not None:
+        print(f"results: {path}/results.json\nfigure:  {path}/loss.png\nsummary: {path}/summary.md")
+        table = [ln for ln in (path / "summary.md").read_text().splitlines() if ln.startswith("|")]
+        print("\n".join(table))
+    return 0
+
+
+def add_subcommands(bench: argparse._SubParsersAction) -> None:
+    p = bench.add_parser("autoencoder", help="the main job: conv autoencoder on Fashion-MNIST")
+    p.add_argument("--acts", help="comma list of registry specs (default: classical baselines "
+                   "and every learnable family); use ';' between specs that contain commas")
+    p.add_argument("--preset", default="quick", choices=sorted(PRESETS))
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seeds", type=_ints, help="e.g. 0,1,2")
+    p.add_argument("--channels", type=int, help="hidden conv width C")
+    p.add_argument("--latent", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--loss", choices=["mse", "bce"])
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--train-limit", type=_limit, help="number of training images (all: none)")
+    p.add_argument("--test-limit", type=_limit)
+    p.add_argument("--per-channel", action="store_true", help="per-channel activation parameters")
+    p.add_argument("--widths", type=_ints, help="sweep C, e.g. 8,16,32 (loss vs parameters)")
+    p.add_argument("--lrs", type=_floats, help="sweep the learning rate, e.g. 5e-4,2e-3,8e-3")
+    p.add_argument("--target-loss", type=float, help="for the epochs-to-target column")
+    p.add_argument("--data-dir", help="directory with the Fashion-MNIST IDX files")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    p.add_argument("--threads", type=int, help="torch intra-op threads")
+    p.add_argument("--out", help="run directory (default runs/autoencoder-<timestamp>)")
+    p.add_argument("--resume", help="finish an interrupted run directory (skips finished runs)")
+    p.add_argument("--record", action="store_true", help="record activation-input histograms")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_autoencoder)
+    try:
+        from .toy2d import add_subcommand as _toy
+    except ImportError:
+        return
+    _toy(bench)
+
+
+

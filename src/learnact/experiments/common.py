@@ -1,0 +1,196 @@
+"""Shared plumbing of every experiment: run directories, distributed set-up, progress, seeds.
+
+Distributed runs follow nanoGPT's habits: DDP is detected from the environment that
+``torchrun`` sets (RANK, WORLD_SIZE, LOCAL_RANK); gloo on CPU, nccl on CUDA; rank 0 alone logs,
+writes and draws progress; ``destroy_process_group()`` at exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Dist", "setup_distributed", "RunDir", "seed_everything", "progress", "is_finite",
+           "check_writable", "resolve_device"]
+
+
+@dataclass
+class Dist:
+    """Process-group facts (world size 1 outside torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def broadcast_buffers(self, model: torch.nn.Module) -> None:
+        """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+        DDP broadcasts buffers at the start of each forward, but the last training step still
+        updates them with each rank's own shard; evaluation and the saved model must agree.
+        """
+        if self.enabled:
+            for b in model.buffers():
+                dist.broadcast(b, src=0)
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def broadcast_object(self, obj: Any) -> Any:
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def resolve_device(name: str | None) -> torch.device:
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    return dev
+
+
+def setup_distributed(device: str | None = None) -> Dist:
+    """Initialise the process group when launched by torchrun; a no-op otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(device=resolve_device(device))
+    rank = int(os.environ["RANK"])
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
+                                timeout=_dt.timedelta(minutes=30))
+    return Dist(rank=rank, world=world, local_rank=local, device=dev)
+
+
+def teardown_distributed(d: Dist) -> None:
+    if d.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def is_finite(v: float) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Create the directory (and parents) or fail now, before any training starts."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise PermissionError(f"--out {p}: directory is not writable ({exc.strerror})") from None
+    return p
+
+
+def _jsonable(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, (Path, torch.device, torch.dtype)):
+        return str(obj)
+    return obj
+
+
+class RunDir:
+    """A run directory: config.json, results.json (rewritten after every finished run, so an
+    interrupted comparison loses at most the run in progress), figures and summary.md."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = check_writable(path)
+
+    @staticmethod
+    def default(task: str, root: str | os.PathLike = "runs") -> Path:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return Path(root) / f"{task}-{stamp}"
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        p = self.path / name
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        tmp.write_text(json.dumps(_jsonable(obj), indent=1))
+        tmp.replace(p)
+        return p
+
+    def read_json(self, name: str) -> Any:
+        p = self.path / name
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def write_text(self, name: str, text: str) -> Path:
+        p = self.path / name
+        p.write_text(text)
+        return p
+
+
+@contextlib.contextmanager
+def progress(total: int, desc: str, enabled: bool = True) -> Iterator[Any]:
+    """A tqdm bar (or a silent stand-in when disabled or tqdm is missing)."""
+    bar = None
+    if enabled:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+        except ImportError:
+            bar = None
+
+    class _Null:
+        def update(self, n: int = 1) -> None:
+            pass
+
+        def set_postfix_str(self, s: str) -> None:
+            pass
+
+    try:
+        yield bar if bar is not None else _Null()
+    finally:
+        if bar is not None:
+            bar.close()

@@ -1,0 +1,231 @@
+"""Speed and memory of the activation ops, side by side with F.gelu in the same run.
+
+Used by ``benchmarks/bench_ops.py`` and ``learnact bench ops``. Every timing of a family is
+interleaved with a timing of ``torch.nn.functional.gelu`` on the same tensor, so the ratios
+are robust to the machine's noise; absolute milliseconds are only meaningful within a row.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import logging
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .registry import create, parse_spec
+
+log = logging.getLogger(__name__)
+
+__all__ = ["OpRow", "benchmark_ops", "write_csv", "DEFAULT_SPECS", "flops_per_element"]
+
+DEFAULT_SPECS = (
+    "hermite:degree=4", "hermite:degree=8", "hermite:degree=16",
+    "fourier:degree=4", "fourier:degree=8",
+    "tropical:degree=4", "tropical:degree=8",
+    "tropical_rational:degree=4",
+    "hermite:degree=8,channels=768,channel_dim=-1",
+)
+
+
+@dataclass
+class OpRow:
+    """One CSV row (fixed schema)."""
+
+    timestamp: str
+    torch_version: str
+    device: str
+    threads: int
+    shape: str
+    dtype: str
+    spec: str
+    family: str
+    degree: int
+    channels: int
+    backend: str
+    fwd_ms_p20: float
+    fwd_ms_p50: float
+    fwd_ms_p80: float
+    full_ms_p20: float
+    full_ms_p50: float
+    full_ms_p80: float
+    gelu_fwd_ms_p50: float
+    gelu_full_ms_p50: float
+    fwd_ratio_to_gelu: float
+    full_ratio_to_gelu: float
+    saved_bytes: int
+    saved_ratio_to_input: float
+    gelu_saved_bytes: int
+    flops_per_element: int
+    transcendentals_per_element: int
+    runs: int
+
+
+def flops_per_element(family: str, degree: int) -> tuple[int, int]:
+    """Forward arithmetic operations and transcendental calls per element (analytic count)."""
+    d = degree
+    if family == "hermite":  # Clenshaw: 2 mul + 2 add per step, 3 at the end
+        return 4 * max(d - 1, 0) + 3, 0
+    if family == "fourier":  # per term: mul, sub, mul-add (2); bias add
+        return 4 * d + 1, d
+    if family == "tropical":  # per line: mul, add, max; then scale and offset
+        return 3 * (d + 1) + 2, 0
+    if family == "tropical_rational":
+        return 6 * (d + 1) + 3, 0
+    if family == "gelu":  # x * 0.5 * (1 + erf(x / sqrt(2)))
+        return 4, 1
+    return 0, 0
+
+
+def _quantiles(ts: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(ts, n=10, method="inclusive")
+    return q[1] * 1e3, statistics.median(ts) * 1e3, q[7] * 1e3
+
+
+def _saved_bytes(fn: Callable[[Tensor], Tensor], x: Tensor) -> int:
+    total = 0
+
+    def pack(t: Tensor) -> Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    xx = x.detach().requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(xx)
+    return total
+
+
+def _timed(fn: Callable[[], object], sync: Callable[[], None]) -> float:
+    sync()
+    t = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t
+
+
+def benchmark_ops(specs: Iterable[str] = DEFAULT_SPECS, shape: tuple[int, ...] = (16, 256, 768),
+                  dtype: torch.dtype = torch.float32, device: str = "cpu", runs: int = 25,
+                  warmup: int = 3, backends: Iterable[str] = ("eager", "compile"),
+                  threads: int | None = 2, progress: bool = True) -> list[OpRow]:
+    """Time forward and forward+backward of each spec against F.gelu, interleaved."""
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    x = torch.randn(shape, dtype=dtype, device=dev)
+    g = torch.randn_like(x)
+    rows: list[OpRow] = []
+    specs = list(specs)
+    backends = list(backends)
+    try:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(specs) * len(backends), disable=not progress, desc="bench ops")
+    except ImportError:  # tqdm is an [exp] extra
+        bar = None
+    for backend in backends:
+        gelu_fn: Callable[[Tensor], Tensor] = F.gelu
+        for spec in specs:
+            act = create(spec).to(dev)
+            fam, raw = parse_spec(spec)
+            fn: Callable[[Tensor], Tensor] = act
+            if backend == "compile":
+                fn = torch.compile(act, fullgraph=True)
+
+            def fwd(f=fn) -> None:
+                with torch.no_grad():
+                    f(x)
+
+            def full(f=fn) -> None:
+                xx = x.detach().requires_grad_(True)
+                f(xx).backward(g)
+
+            def gfwd() -> None:
+                with torch.no_grad():
+                    gelu_fn(x)
+
+            def gfull() -> None:
+                xx = x.detach().requires_grad_(True)
+                gelu_fn(xx).backward(g)
+
+            for _ in range(warmup):
+                fwd(), full(), gfwd(), gfull()
+            tf, tb, gf, gb = [], [], [], []
+            for _ in range(runs):
+                gf.append(_timed(gfwd, sync))
+                tf.append(_timed(fwd, sync))
+                gb.append(_timed(gfull, sync))
+                tb.append(_timed(full, sync))
+            f20, f50, f80 = _quantiles(tf)
+            b20, b50, b80 = _quantiles(tb)
+            g_f = statistics.median(gf) * 1e3
+            g_b = statistics.median(gb) * 1e3
+            saved = _saved_bytes(act, x)  # eager graph: what autograd keeps for backward
+            degree = int(getattr(act, "degree", 0))
+            fl, tr = flops_per_element(fam, degree)
+            rows.append(OpRow(
+                timestamp=_dt.datetime.now().isoformat(timespec="seconds"),
+                torch_version=torch.__version__, device=_device_name(dev),
+                threads=torch.get_num_threads(), shape="x".join(map(str, shape)),
+                dtype=str(dtype).replace("torch.", ""), spec=spec, family=fam, degree=degree,
+                channels=int(getattr(act, "channels", None) or 0), backend=backend,
+                fwd_ms_p20=f20, fwd_ms_p50=f50, fwd_ms_p80=f80, full_ms_p20=b20,
+                full_ms_p50=b50, full_ms_p80=b80, gelu_fwd_ms_p50=g_f, gelu_full_ms_p50=g_b,
+                fwd_ratio_to_gelu=f50 / g_f, full_ratio_to_gelu=b50 / g_b, saved_bytes=saved,
+                saved_ratio_to_input=saved / (x.numel() * x.element_size()),
+                gelu_saved_bytes=_saved_bytes(F.gelu, x), flops_per_element=fl,
+                transcendentals_per_element=tr, runs=runs))
+            log.info("%s [%s]: fwd %.2fx, fwd+bwd %.2fx GELU, saved %.3fx input", spec, backend,
+                     rows[-1].fwd_ratio_to_gelu, rows[-1].full_ratio_to_gelu,
+                     rows[-1].saved_ratio_to_input)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return rows
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu:{platform.processor() or platform.machine()}x{os.cpu_count()}"
+
+
+def write_csv(rows: list[OpRow], path: str | os.PathLike) -> Path:
+    """Append rows to a CSV with the fixed OpRow schema (header written once)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    new = not p.exists() or p.stat().st_size == 0
+    with p.open("a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=[f.name for f in fields(OpRow)])
+        if new:
+            w.writeheader()
+        for r in rows:
+            w.writerow({k: (round(v, 4) if isinstance(v, float) else v)
+                        for k, v in asdict(r).items()})
+    return p
+
+
+def markdown_table(rows: list[OpRow]) -> str:
+    """The RESULTS.md table."""
+    out = ["| spec | backend | fwd ms | fwd+bwd ms | fwd / GELU | fwd+bwd / GELU | saved / input "
+           "| flops/elem |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| `{r.spec}` | {r.backend} | {r.fwd_ms_p50:.2f} | {r.full_ms_p50:.2f} | "
+                   f"{r.fwd_ratio_to_gelu:.2f}x | {r.full_ratio_to_gelu:.2f}x | "
+                   f"{r.saved_ratio_to_input:.3f} | {r.flops_per_element} |")
+    return "\n".join(out)
+
+
+__all__ += ["markdown_table"]
+

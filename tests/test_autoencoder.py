@@ -1,0 +1,199 @@
+"""The main job: architecture, end-to-end tiny run, divergence handling, errors, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import learnact
+from learnact.experiments import autoencoder as ae
+
+
+def test_blog_architecture_exactly() -> None:
+    model = ae.build_autoencoder("gelu", channels=128, latent=16)
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    got = [(type(m).__name__, m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0],
+            m.padding[0]) for m in convs]
+    want = [(k, p["i"], p["o"], p["k"], p["s"], 0) for k, p in ae.layer_list(128, 16)]
+    assert got == want
+    assert len(want) == 16 and want[0] == ("Conv2d", 1, 128, 3, 1, 0)
+    # conv, σ, BN triplets; decoder ends with ConvTranspose2d(C, 1, 3) and Sigmoid
+    enc = list(model.encoder)
+    assert [type(m).__name__ for m in enc[:3]] == ["Conv2d", "GELU", "BatchNorm2d"]
+    assert isinstance(model.decoder[-1], nn.Sigmoid)
+    assert isinstance(model.decoder[-2], nn.ConvTranspose2d)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 15
+    x = torch.rand(2, 1, 28, 28)
+    z = model.encoder(x)
+    assert z.shape == (2, 16, 1, 1)
+    assert model.decoder(z).shape == (2, 1, 28, 28)
+
+
+def test_every_activation_is_its_own_instance() -> None:
+    model = ae.build_autoencoder("hermite:degree=3", channels=8, latent=4)
+    acts = [m for m in model.modules() if isinstance(m, learnact.Hermite)]
+    assert len(acts) == 15 and len({id(a) for a in acts}) == 15
+    pc = ae.build_autoencoder("tropical", channels=8, latent=4, per_channel=True)
+    shapes = {tuple(m.coeffs.shape) for m in pc.modules() if isinstance(m, learnact.Tropical)}
+    assert shapes == {(8, 9), (4, 9)}
+
+
+def test_default_acts_cover_every_learnable_family() -> None:
+    acts = ae.default_acts()
+    for name in ("identity", "relu", "gelu", "silu", "tanh", "sigmoid", "rrelu"):
+        assert name in acts
+    names = {learnact.parse_spec(a)[0] for a in acts}
+    assert set(learnact.available(learnable=True)) <= names
+
+
+@pytest.mark.slow
+def test_tiny_run_end_to_end(tmp_path: Path) -> None:
+    cfg = ae.make_config("tiny", acts=["identity", "gelu", "hermite:degree=4,tails=linear"],
+                         epochs=2, out=str(tmp_path / "run"), quiet=True)
+    path = ae.run_autoencoder(cfg)
+    assert path == tmp_path / "run"
+    res = json.loads((path / "results.json").read_text())
+    assert {r["act"] for r in res["runs"]} == set(cfg.acts)
+    for r in res["runs"]:
+        assert len(r["epochs"]) == 2 and not r["diverged"]
+        assert r["params"] > 0 and all(e["seconds"] > 0 for e in r["epochs"])
+    ident = next(r for r in res["runs"] if r["act"] == "identity")
+    assert ident["epochs"][-1]["test_loss"] < res["baselines"]["mean_image_test_loss"]
+    herm = next(r for r in res["runs"] if r["act"].startswith("hermite"))
+    assert herm["act_params"] == 15 * 5
+    summary = (path / "summary.md").read_text()
+    assert "identity" in summary and "Beat the linear (identity) baseline" in summary
+    assert (path / "loss.png").stat().st_size > 10_000
+    assert json.loads((path / "config.json").read_text())["preset"] == "tiny"
+
+
+class _NaNAfter(nn.Module):
+    """Test activation: identity until its 5th training call, NaN afterwards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+        return x * float("nan") if self.calls > 5 else x
+
+
+learnact.register("test_nan_after")(_NaNAfter)
+
+
+@pytest.mark.slow
+def test_divergence_is_recorded_and_comparison_goes_on(tmp_path: Path) -> None:
+    cfg = ae.make_config("tiny", acts=["test_nan_after", "relu"], epochs=2,
+                         out=str(tmp_path), quiet=True)
+    ae.run_autoencoder(cfg)
+    res = json.loads((tmp_path / "results.json").read_text())
+    bad, good = res["runs"]
+    assert bad["diverged"] and len(bad["epochs"]) == 1
+    assert not good["diverged"] and len(good["epochs"]) == 2
+    assert "Diverged" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_resume_skips_finished_runs(tmp_path: Path) -> None:
+    cfg = ae.make_config("tiny", acts=["relu"], epochs=1, out=str(tmp_path), quiet=True)
+    ae.run_autoencoder(cfg)
+    first = json.loads((tmp_path / "results.json").read_text())["runs"]
+    cfg2 = ae.make_config("tiny", acts=["relu", "tanh"], epochs=1, quiet=True)
+    ae.run_autoencoder(cfg2, resume=str(tmp_path))
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert [r["act"] for r in runs] == ["relu", "tanh"] and runs[0] == first[0]
+
+
+@pytest.mark.parametrize("kw,exc,pattern", [
+    ({"acts": ["gelu", "hermitte"]}, ValueError, "did you mean 'hermite'"),
+    ({"epochs": 0}, ValueError, "--epochs must be an integer >= 1"),
+    ({"epochs": -3}, ValueError, "--epochs"),
+    ({"lr": -1.0}, ValueError, "--lr"),
+    ({"loss": "l1"}, ValueError, "loss must be"),
+    ({"bogus": 1}, ValueError, "unknown config key"),
+])
+def test_bad_config_fails_before_training(kw, exc, pattern) -> None:
+    with pytest.raises(exc, match=pattern):
+        ae.make_config("tiny", **kw)
+
+
+def test_missing_data_and_unwritable_out_fail_before_training(tmp_path: Path) -> None:
+    cfg = ae.make_config("tiny", acts=["relu"], data_dir=str(tmp_path / "nothing"),
+                         out=str(tmp_path / "o"), quiet=True)
+    with pytest.raises(FileNotFoundError, match="Fashion-MNIST"):
+        ae.run_autoencoder(cfg)
+    assert not (tmp_path / "o" / "results.json").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = ae.make_config("tiny", acts=["relu"], out=str(blocker / "sub"), quiet=True)
+    with pytest.raises(PermissionError, match="not writable"):
+        ae.run_autoencoder(cfg)
+
+
+def test_cli_errors_are_clear(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    for args, pattern in ((["--acts", "nope"], "unknown activation"),
+                          (["--epochs", "0"], "--epochs must be"),
+                          (["--data-dir", str(tmp_path)], "not found")):
+        p = subprocess.run([sys.executable, "-m", "learnact", "bench", "autoencoder",
+                            "--preset", "tiny", "--quiet", "--out", str(tmp_path / "o"), *args],
+                           capture_output=True, text=True, env=env, timeout=120)
+        assert p.returncode == 2 and pattern in p.stderr, p.stderr
+
+
+_DDP_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    from learnact.experiments import autoencoder as ae
+    from learnact.experiments.common import setup_distributed, teardown_distributed
+    from learnact.data import load_fashion_mnist
+    out = sys.argv[1]
+    d = setup_distributed("cpu")
+    torch.set_num_threads(1)
+    models = []
+    _build = ae.build_autoencoder
+    def capture(*a, **k):
+        models.append(_build(*a, **k))
+        return models[-1]
+    ae.build_autoencoder = capture
+    cfg = ae.make_config("tiny", acts=["tropical"], epochs=2, quiet=True)
+    xtr, _ = load_fashion_mnist("train", limit=cfg.train_limit)
+    xte, _ = load_fashion_mnist("test", limit=cfg.test_limit)
+    rec = ae.train_one(cfg, "tropical", 0, cfg.channels, cfg.lr, xtr, xte, d)
+    torch.save({"rec": rec, "state": models[0].state_dict()}, f"{out}/rec{d.rank}.pt")
+    teardown_distributed(d)
+""")
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match(tmp_path: Path) -> None:
+    script = tmp_path / "ddp.py"
+    script.write_text(_DDP_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--master_port=29531", str(script), str(tmp_path)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rec{i}.pt", weights_only=False) for i in (0, 1))
+    for k, v in r0["state"].items():
+        assert torch.equal(v, r1["state"][k]), k
+    # losses are all-reduced, so both ranks report the same numbers
+    assert [e["test_loss"] for e in r0["rec"]["epochs"]] == [e["test_loss"] for e in r1["rec"]["epochs"]]
+    # single process, same seed and global batches: close (BatchNorm statistics are per rank)
+    from learnact.data import load_fashion_mnist
+    from learnact.experiments.common import Dist
+
+    cfg = ae.make_config("tiny", acts=["tropical"], epochs=2, quiet=True)
+    xtr, _ = load_fashion_mnist("train", limit=cfg.train_limit)
+    xte, _ = load_fashion_mnist("test", limit=cfg.test_limit)
+    single = ae.train_one(cfg, "tropical", 0, cfg.channels, cfg.lr, xtr, xte, Dist())
+    a, b = single["epochs"][-1]["test_loss"], r0["rec"]["epochs"][-1]["test_loss"]
+    assert abs(a - b) / a < 0.15, (a, b)
