@@ -119,8 +119,9 @@ def test_gradcheck(channels) -> None:
          .expand(pre + (5,)).clone().requires_grad_(True))
     sc = torch.full(pre, 0.8, dtype=torch.float64, requires_grad=True)
     of = torch.full(pre, 0.1, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda *a: tropical_op(a[0], s, *a[1:], channel_dim=cd),
-                                    (x, c, sc, of))
+    fn = lambda *a: tropical_op(a[0], s, *a[1:], channel_dim=cd)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, c, sc, of))
+    assert torch.autograd.gradgradcheck(fn, (x, c, sc, of))
     p = torch.tensor([0.0, 1.0, 2.5], dtype=torch.float64).expand(pre + (3,)).clone().requires_grad_(True)
     a = torch.tensor([0.0, 0.3, -1.7], dtype=torch.float64).expand(pre + (3,)).clone().requires_grad_(True)
     q = torch.tensor([-0.5, 0.5, 1.0], dtype=torch.float64).expand(pre + (3,)).clone().requires_grad_(True)

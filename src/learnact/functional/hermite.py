@@ -67,7 +67,9 @@ def _clenshaw(x: Tensor, coeffs: Tensor, channel_dim: int, shift: int = 0) -> Te
     b2 = torch.zeros_like(x)
     b1 = c(n - 1) + b2
     for k in range(n - 2, 0, -1):
-        b1, b2 = c(k) + x * b1 / (k + 1) - b2 / (k + 2), b1
+        # multiply by reciprocals: division is 4-8x slower than multiplication on CPU and
+        # inductor keeps x / c as a division (not bit-identical to x * (1/c))
+        b1, b2 = c(k) + x * b1 * (1.0 / (k + 1)) - b2 * (1.0 / (k + 2)), b1
     # f = c_0 h_0 + b_1 h_1 + beta_1 b_2 h_0 with beta_1 = -1/2
     return c(0) + x * b1 - 0.5 * b2
 
@@ -97,7 +99,7 @@ def hermite_basis(x: Tensor, degree: int) -> list[Tensor]:
     """[h_0, ..., h_degree] with h_k = He_k(x)/k!, by the three-term recurrence."""
     basis = [torch.ones_like(x), x]
     for k in range(1, degree):
-        basis.append((x * basis[k] - basis[k - 1]) / (k + 1))
+        basis.append((x * basis[k] - basis[k - 1]) * (1.0 / (k + 1)))
     return basis[: degree + 1]
 
 

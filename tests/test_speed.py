@@ -1,0 +1,28 @@
+"""The ops benchmark runs and writes the fixed CSV schema (timings themselves are not asserted)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from learnact.speed import OpRow, benchmark_ops, flops_per_element, markdown_table, write_csv
+
+
+def test_benchmark_rows_and_csv(tmp_path: Path) -> None:
+    rows = benchmark_ops(["hermite:degree=3", "tropical:degree=2"], shape=(4, 64, 32), runs=3,
+                         warmup=1, backends=["eager"], threads=None, progress=False)
+    assert [r.spec for r in rows] == ["hermite:degree=3", "tropical:degree=2"]
+    for r in rows:
+        assert r.fwd_ms_p50 > 0 and r.full_ms_p50 > 0 and r.gelu_full_ms_p50 > 0
+        assert r.saved_ratio_to_input >= 1.0 and r.saved_ratio_to_input < 1.01
+        assert r.flops_per_element == flops_per_element(r.family, r.degree)[0]
+    path = write_csv(rows, tmp_path / "ops.csv")
+    write_csv(rows[:1], path)  # appends without a second header
+    with open(path) as fh:
+        got = list(csv.DictReader(fh))
+    assert len(got) == 3 and list(got[0]) == [f.name for f in fields(OpRow)]
+    assert "hermite:degree=3" in markdown_table(rows)
+    assert torch.get_num_threads() >= 1
