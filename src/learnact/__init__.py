@@ -4,11 +4,13 @@ Every family in one place, exact math, variance-preserving init, fused kernels.
 See README.md for the tour and DESIGN.md (beside the repository) for the contract.
 """
 
-from . import functional, ops
+from . import functional, integrations, ops
+from .fit import FitReport, fit
 from .init import GaussianMoments, moments, second_moments, variance_map_slope
 from .modules import Fourier, Hermite, LearnableActivation, Sin, Tropical, TropicalRational
 from .params import activation_parameters, param_groups, regularization
 from .registry import available, create, parse_spec, register
+from .surgery import SurgeryReport, find_activations, replace_activations, restore
 
 __version__ = "0.1.0"
 
@@ -30,6 +32,13 @@ __all__ = [
     "Tropical",
     "TropicalRational",
     "Sin",
+    "fit",
+    "FitReport",
+    "replace_activations",
+    "restore",
+    "find_activations",
+    "SurgeryReport",
+    "integrations",
     "functional",
     "ops",
 ]

@@ -1,6 +1,7 @@
 """``learnact`` command line: a thin layer over typed library functions (argparse).
 
     learnact list                         registry names
+    learnact fit SPEC --target gelu       fit an activation (closed form where possible)
     learnact moments SPEC [SPEC ...]      exact E[f^2], E[f'^2], V'(1)
     learnact bench ops [...]              op speed/memory vs GELU (benchmarks/bench_ops.py)
     learnact bench autoencoder [...]      the main job (Fashion-MNIST conv autoencoder)
@@ -35,6 +36,30 @@ def _cmd_moments(args: argparse.Namespace) -> int:
         vals = [m.mean, m.second, m.deriv_second, m.vprime]
         vals = [float(v.mean()) if hasattr(v, "mean") else float(v) for v in vals]
         print(f"{spec:40s} " + " ".join(f"{v:9.4f}" for v in vals))
+    return 0
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from . import create, fit
+
+    act = create(args.spec)
+    domain: object = "normal"
+    if args.domain != "normal":
+        try:
+            lo, hi = (float(v) for v in args.domain.split(","))
+        except ValueError:
+            raise ValueError(f"--domain must be 'normal' or 'lo,hi', got {args.domain!r}") from None
+        domain = (lo, hi)
+    rep = fit(act, args.target, domain=domain, derivative_weight=args.derivative_weight,
+              sigma=args.sigma)
+    print(rep)
+    if args.plot:
+        print(f"figure: {rep.plot(args.plot)}")
+    if args.save:
+        import torch
+
+        torch.save({"spec": args.spec, "state_dict": act.state_dict()}, args.save)
+        print(f"saved: {args.save}")
     return 0
 
 
@@ -79,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("moments", help="exact Gaussian moments and V'(1) of specs")
     p.add_argument("specs", nargs="+")
     p.set_defaults(func=_cmd_moments)
+    p = sub.add_parser("fit", help="fit an activation to a target (value and derivative)")
+    p.add_argument("spec", help="learnable activation spec, e.g. hermite:degree=8")
+    p.add_argument("--target", default="gelu", help="registry name of the target (default gelu)")
+    p.add_argument("--domain", default="normal", help="'normal' or an interval 'lo,hi'")
+    p.add_argument("--sigma", type=float, default=1.0, help="std of the normal domain")
+    p.add_argument("--derivative-weight", type=float, default=1.0)
+    p.add_argument("--plot", help="write target vs fit (and derivatives) to this PNG")
+    p.add_argument("--save", help="save {'spec', 'state_dict'} of the fitted module")
+    p.set_defaults(func=_cmd_fit)
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     _add_bench_ops(bench)
     try:

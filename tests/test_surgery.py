@@ -1,0 +1,171 @@
+"""replace_activations / restore on a small CNN and a small random-weight BERT."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import learnact
+
+
+def _cnn() -> nn.Module:
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.GELU(), nn.Conv2d(16, 16, 3, padding=1),
+                      nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    with torch.no_grad():  # pre-activations far wider than N(0, 1), like a trained network
+        m[0].weight.mul_(6.0)
+        m[2].weight.mul_(4.0)
+    return m
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(F.cosine_similarity(a.flatten(1), b.flatten(1)).min())
+
+
+def test_cnn_surgery_keeps_outputs_and_fine_tunes() -> None:
+    model = _cnn()
+    calib = [torch.randn(8, 3, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    x = torch.randn(32, 3, 12, 12, generator=torch.Generator().manual_seed(99)) * 1.1  # drawn differently
+    with torch.no_grad():
+        ref = model(x)
+    rep = learnact.replace_activations(model, "hermite:degree=8", calibrate=calib)
+    assert [e.old_type for e in rep.entries] == ["GELU", "SiLU"]
+    assert all(isinstance(model[i], learnact.Hermite) for i in (1, 3))
+    assert model[1].tails == "linear" and rep.entries[0].observed_range[1] > 3
+    with torch.no_grad():
+        out = model(x)
+    assert _cos(out, ref) > 0.999
+    assert "GELU" in str(rep) and "applied" in str(rep)
+    # 20 steps of fine-tuning lower the loss by >= 10%, without NaN
+    y = torch.randint(0, 10, (32,), generator=torch.Generator().manual_seed(1))
+    opt = torch.optim.Adam(learnact.param_groups(model, lr=1e-3), lr=3e-3)
+    losses = []
+    for _ in range(20):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] <= 0.9 * losses[0]
+
+
+def test_dry_run_and_restore() -> None:
+    model = _cnn()
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(4, 3, 8, 8)
+    with torch.no_grad():
+        ref = model(x)
+    rep = learnact.replace_activations(model, "hermite:degree=4", dry_run=True)
+    assert rep.dry_run and len(rep) == 2 and isinstance(model[1], nn.GELU)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in sd.items())
+    assert set(model.state_dict()) == set(sd)
+    rep = learnact.replace_activations(model, "tropical:degree=4", targets=["GELU"])
+    assert len(rep) == 1 and isinstance(model[1], learnact.Tropical) and isinstance(model[3], nn.SiLU)
+    learnact.restore(model, rep)
+    with torch.no_grad():
+        assert torch.equal(model(x), ref)
+    assert isinstance(model[1], nn.GELU)
+
+
+def test_bad_input_leaves_model_unchanged() -> None:
+    model = _cnn()
+    before = [type(m) for m in model]
+    with pytest.raises(ValueError, match="no parameters"):
+        learnact.replace_activations(model, "relu", fit=True)
+    with pytest.raises(ValueError, match="no activation module matched"):
+        learnact.replace_activations(nn.Linear(2, 2), "hermite")
+    with pytest.raises(ValueError, match="unknown activation"):
+        learnact.replace_activations(model, "hermitte")
+    with pytest.raises(RuntimeError, match="calibration batch 2 failed"):
+        learnact.replace_activations(model, "hermite", calibrate=[torch.randn(2, 3, 8, 8),
+                                                                  torch.randn(2, 5, 8, 8)])
+    with pytest.raises(TypeError, match="target must be"):
+        learnact.fit(learnact.Hermite(3), object())
+    assert [type(m) for m in model] == before and model.training
+    swapped = learnact.replace_activations(model, "relu", fit=False)  # fixed swap is fine
+    assert isinstance(model[1], nn.ReLU) and len(swapped) == 2
+
+
+def test_batch_call_forms() -> None:
+    class Kw(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.act = nn.GELU()
+
+        def forward(self, a, b=None):
+            return self.act(self.lin(a) + (0 if b is None else b))
+
+    m = Kw()
+    for batches in ([{"a": torch.randn(3, 4), "b": torch.randn(3, 4)}], [(torch.randn(3, 4),)],
+                    [torch.randn(3, 4)]):
+        rep = learnact.replace_activations(m, "hermite:degree=4", calibrate=batches, dry_run=True)
+        assert rep.entries[0].samples == 12
+
+
+def _bert():
+    import transformers  # optional dependency of the library, part of the [test] extra
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, intermediate_size=128,
+                                  max_position_embeddings=64)
+    m = transformers.BertModel(cfg).eval()
+    with torch.no_grad():  # GELU inputs spanning about -17..25, like a trained model's
+        for layer in m.encoder.layer:
+            layer.intermediate.dense.weight.mul_(22.0)
+            layer.intermediate.dense.bias.add_(torch.randn(128) * 2.0 + 3.0)
+    return m
+
+
+def _tokens(seed: int, n: int = 8, t: int = 24) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"input_ids": torch.randint(0, 300, (n, t), generator=g),
+            "attention_mask": torch.ones(n, t, dtype=torch.long)}
+
+
+def test_bert_surgery_with_calibration() -> None:
+    m = _bert()
+    seen = []
+    hook = m.encoder.layer[0].intermediate.intermediate_act_fn.register_forward_pre_hook(
+        lambda mod, a: seen.append((float(a[0].min()), float(a[0].max()))))
+    with torch.no_grad():
+        ref = m(**_tokens(100)).last_hidden_state
+    hook.remove()
+    assert seen[0][0] < -10 and seen[0][1] > 12  # the wide range the issue describes
+    rep = learnact.replace_activations(m, "hermite:degree=8", fit=True,
+                                       calibrate=[_tokens(i) for i in range(4)])
+    assert sum(e.old_type == "GELUActivation" for e in rep.entries) == 2
+    with torch.no_grad():
+        out = m(**_tokens(100)).last_hidden_state  # held-out tokens
+    assert _cos(out.mean(1), ref.mean(1)) > 0.999  # sentence embeddings (mean pooling)
+    assert _cos(out.reshape(-1, 64), ref.reshape(-1, 64)) > 0.999  # every token
+    opt = torch.optim.Adam(learnact.param_groups(m, lr=1e-3), lr=1e-3)
+    target = torch.randn_like(out)
+    losses = []
+    m.train()
+    for i in range(20):
+        loss = F.mse_loss(m(**_tokens(200 + i % 2)).last_hidden_state, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] <= 0.9 * losses[0]
+
+
+def test_transformers_act2fn_integration() -> None:
+    import transformers
+    assert learnact.integrations.register_transformers()
+    from transformers.activations import ACT2FN
+
+    assert isinstance(ACT2FN["hermite:degree=4"], learnact.Hermite)
+    assert "tropical:degree=3" in ACT2FN and "gelu" in ACT2FN
+    assert type(ACT2FN["gelu"]).__module__.startswith("transformers")  # HF names keep meaning
+    cfg = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                  num_attention_heads=2, intermediate_size=32,
+                                  hidden_act="hermite:degree=5")
+    model = transformers.BertModel(cfg)
+    assert isinstance(model.encoder.layer[0].intermediate.intermediate_act_fn, learnact.Hermite)
+    assert learnact.integrations.register_transformers()  # idempotent
