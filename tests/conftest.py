@@ -13,6 +13,8 @@ LEARNABLE = [
     ("fourier", {"degree": 4}),
     ("tropical", {"degree": 4}),
     ("tropical_rational", {"degree": 3}),
+    ("selu_variation", {}),
+    ("rational", {"num_degree": 3, "den_degree": 2}),
 ]
 
 

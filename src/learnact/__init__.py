@@ -7,7 +7,23 @@ See README.md for the tour and DESIGN.md (beside the repository) for the contrac
 from . import functional, integrations, ops
 from .fit import FitReport, fit
 from .init import GaussianMoments, moments, second_moments, variance_map_slope
-from .modules import Fourier, Hermite, LearnableActivation, Sin, Tropical, TropicalRational
+from .modules import (
+    Cantor,
+    Cantor2,
+    Fourier,
+    Hermite,
+    LearnableActivation,
+    LeftRight,
+    NoisyDerivative,
+    Perlin,
+    Rational,
+    SELUVariation,
+    Sin,
+    Staircase,
+    Surrogate,
+    Tropical,
+    TropicalRational,
+)
 from .params import activation_parameters, param_groups, regularization
 from .registry import available, create, parse_spec, register
 from .surgery import SurgeryReport, find_activations, replace_activations, restore
@@ -32,6 +48,15 @@ __all__ = [
     "Tropical",
     "TropicalRational",
     "Sin",
+    "SELUVariation",
+    "Rational",
+    "Perlin",
+    "Surrogate",
+    "Staircase",
+    "Cantor",
+    "Cantor2",
+    "NoisyDerivative",
+    "LeftRight",
     "fit",
     "FitReport",
     "replace_activations",

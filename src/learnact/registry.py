@@ -45,7 +45,8 @@ def register(name: str, *, aliases: tuple[str, ...] | list[str] = ()) -> Callabl
     def deco(cls: T) -> T:
         from .modules.base import LearnableActivation
 
-        learnable = isinstance(cls, type) and issubclass(cls, LearnableActivation)
+        learnable = (isinstance(cls, type) and issubclass(cls, LearnableActivation)
+                     and getattr(cls, "learnable_by_default", True))
         _add(_Entry(name, cls, cls, learnable, tuple(aliases)))  # type: ignore[arg-type]
         return cls
 

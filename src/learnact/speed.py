@@ -34,6 +34,8 @@ DEFAULT_SPECS = (
     "tropical:degree=4", "tropical:degree=8",
     "tropical_rational:degree=4",
     "hermite:degree=8,channels=768,channel_dim=-1",
+    "hermite:degree=8,tails=linear",
+    "selu_variation", "rational", "perlin", "staircase", "cantor",
 )
 
 
@@ -83,6 +85,10 @@ def flops_per_element(family: str, degree: int) -> tuple[int, int]:
         return 6 * (d + 1) + 3, 0
     if family == "gelu":  # x * 0.5 * (1 + erf(x / sqrt(2)))
         return 4, 1
+    if family == "selu_variation":  # where, mul/add chains on both branches
+        return 12, 2
+    if family == "rational":  # Horner 5 + 4, abs, div, affine
+        return 2 * 5 + 2 * 4 + 5, 0
     return 0, 0
 
 

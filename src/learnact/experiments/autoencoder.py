@@ -67,7 +67,7 @@ class AutoencoderConfig:
     acts: list[str] = field(default_factory=default_acts)
     channels: int = 16            # C: width of every hidden conv layer
     latent: int = 16              # L: latent channels at 1x1
-    train_limit: int | None = 6000    # None: all 60k training images
+    train_limit: int | None = 5000    # None: all 60k training images
     test_limit: int | None = 2000     # None: all 10k test images
     epochs: int = 4
     batch_size: int = 64
@@ -93,7 +93,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "blog": dict(channels=128, latent=16, train_limit=None, test_limit=None, epochs=10,
                  batch_size=128, lr=1e-3),
     # same architecture, narrower and shorter: the whole default comparison in <= 10 min on 2 cores
-    "quick": dict(channels=16, latent=16, train_limit=6000, test_limit=2000, epochs=4,
+    "quick": dict(channels=16, latent=16, train_limit=5000, test_limit=2000, epochs=4,
                   batch_size=64, lr=2e-3),
     # seconds: for tests and smoke runs
     "tiny": dict(channels=8, latent=8, train_limit=1536, test_limit=256, epochs=2, batch_size=32,

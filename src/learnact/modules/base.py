@@ -29,6 +29,8 @@ class LearnableActivation(nn.Module):
     family: ClassVar[str] = ""
     #: init names this family accepts; the first is the default
     inits: ClassVar[tuple[str, ...]] = ("unit",)
+    #: whether a default-constructed module has trainable parameters (registry "learnable")
+    learnable_by_default: ClassVar[bool] = True
 
     def __init__(self, channels: int | None = None, channel_dim: int = 1) -> None:
         super().__init__()

@@ -1,0 +1,128 @@
+"""Rational (Padé activation unit) module."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor, nn
+
+from .._validate import check_choice, check_int
+from ..functional import rational as F
+from ..ops.rational import rational_op
+from ..registry import register
+from .base import LearnableActivation
+
+__all__ = ["Rational"]
+
+_TARGETS = {"paper": "leaky_relu", "published": "leaky_relu", "leaky_relu": "leaky_relu",
+            "gelu": "gelu", "unit": "leaky_relu"}
+
+
+@functools.lru_cache(maxsize=64)
+def _fitted(num_degree: int, den_degree: int, target: str) -> tuple[tuple[float, ...], ...]:
+    """(num, den, (s, t)) fitted to ``target`` on [-3, 3].
+
+    Linearised least squares, then value+derivative L-BFGS (learnact.fit), then L^p (p = 8,
+    16, 32) refinements of the value error towards the minimax fit.
+    """
+    from ..fit import fit, resolve_target
+
+    x = torch.linspace(-3, 3, 601, dtype=torch.float64)
+    with torch.no_grad():
+        y = resolve_target(target)(x).double()
+    # linearised: P(x) - y (1 + A(x)) = y, linear in (a, b) once |.| is dropped
+    cols = [x**i for i in range(num_degree + 1)] + [-y * x**j for j in range(1, den_degree + 1)]
+    sol = torch.linalg.lstsq(torch.stack(cols, 1), y.unsqueeze(1)).solution[:, 0]
+    act = Rational(num_degree, den_degree, init="_raw").double()
+    with torch.no_grad():
+        act.num.copy_(sol[: num_degree + 1])
+        act.den.copy_(sol[num_degree + 1:])
+    fit(act, target, domain=(-3.0, 3.0), derivative_weight=0.1, steps=60)
+    # then towards minimax: L^p norms of the error with growing p (p -> inf is the max error);
+    # leaky ReLU's kink makes the least-squares fit's max error ~0.027, this brings it to ~0.014
+    params = list(act.parameters())
+    for pw in (8, 16, 32):
+        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+
+        def closure(pw: int = pw) -> Tensor:
+            opt.zero_grad()
+            loss = (act(x) - y).abs().pow(pw).mean().pow(1.0 / pw)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+    return tuple(act.num.tolist()), tuple(act.den.tolist()), (float(act.scale), float(act.offset))
+
+
+@register("rational", aliases=("pau",))
+class Rational(LearnableActivation):
+    r"""Rational (Padé) activation with the safe denominator (no poles).
+
+    .. math::
+
+        f(x) = s\,\frac{a_0 + a_1 x + \dots + a_n x^n}{1 + |b_1 x + \dots + b_m x^m|} + t
+
+    Args:
+        num_degree: n in [1, 16] (default 5).
+        den_degree: m in [1, 16] (default 4).
+        channels, channel_dim: shared or per-channel coefficients (``num`` (n+1), ``den`` (m)).
+        init: ``"paper"`` (default; aliases ``"published"``, ``"leaky_relu"``): fitted to
+            leaky ReLU (slope 0.01) on [-3, 3], as the PAU paper initialises; ``"gelu"``:
+            fitted to GELU; ``"unit"``: the leaky-ReLU fit with output scale s and offset t from
+            the general route (E[f^2] = E[f'^2] = 1). Fits: linearised least squares, then a
+            deterministic L-BFGS (cached per degree pair).
+
+    Source: A. Molina, P. Schramowski, K. Kersting, "Padé Activation Units: End-to-end Learning
+    of Flexible Activation Functions in Deep Networks", ICLR 2020 (arXiv:1907.06732).
+    """
+
+    family = "rational"
+    inits = ("paper", "published", "leaky_relu", "gelu", "unit")
+
+    def __init__(self, num_degree: int = 5, den_degree: int = 4, channels: int | None = None,
+                 channel_dim: int = 1, init: str = "paper") -> None:
+        super().__init__(channels, channel_dim)
+        self.num_degree = check_int("num_degree", num_degree, 1, 16)
+        self.den_degree = check_int("den_degree", den_degree, 1, 16)
+        self.init = init if init == "_raw" else check_choice("init", init, self.inits)
+        self.num = nn.Parameter(torch.zeros(self._param_shape(self.num_degree + 1)))
+        self.den = nn.Parameter(torch.zeros(self._param_shape(self.den_degree)))
+        self.scale = nn.Parameter(torch.ones(self._param_shape()))
+        self.offset = nn.Parameter(torch.zeros(self._param_shape()))
+        if self.init != "_raw":
+            self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        num, den, (s, t) = _fitted(self.num_degree, self.den_degree, _TARGETS[self.init])
+        self.num.copy_(torch.tensor(num).expand_as(self.num))
+        self.den.copy_(torch.tensor(den).expand_as(self.den))
+        self.scale.fill_(s)
+        self.offset.fill_(t)
+        if self.init == "unit":
+            from ..init import moments, unit_scale_offset
+
+            shared = Rational(self.num_degree, self.den_degree, init="_raw").double()
+            for name in ("num", "den", "scale", "offset"):
+                getattr(shared, name).copy_(getattr(self, name).reshape(-1, *getattr(shared, name).shape)[0])
+            ss, tt = unit_scale_offset(moments(shared))
+            self.scale.mul_(ss)
+            self.offset.mul_(ss).add_(tt)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        return rational_op(x, self.num, self.den, self.scale, self.offset, self.channel_dim)
+
+    def _p64(self) -> tuple[Tensor, ...]:
+        return tuple(p.detach().double().cpu() for p in (self.num, self.den, self.scale, self.offset))
+
+    def function_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        p = self._p64()
+        return (self._eval64(lambda x, cd: F.rational(x, *p, channel_dim=cd), z),
+                self._eval64(lambda x, cd: F.rational_backward(
+                    x, *p, grad=torch.ones_like(x), channel_dim=cd)[0], z))
+
+    def extra_repr(self) -> str:
+        return (f"num_degree={self.num_degree}, den_degree={self.den_degree}, "
+                f"{self._channel_repr()}, init={self.init!r}")

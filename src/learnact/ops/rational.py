@@ -1,0 +1,18 @@
+"""Fused rational (Padé, safe denominator) op: saves the input and the coefficients only."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..functional.rational import rational, rational_backward
+from ._plain import plain_function
+
+__all__ = ["rational_op", "RationalFunction"]
+
+RationalFunction = plain_function("RationalFunction", rational, rational_backward)
+
+
+def rational_op(x: Tensor, num: Tensor, den: Tensor, scale: Tensor, offset: Tensor,
+                channel_dim: int = 1) -> Tensor:
+    """scale P(x) / (1 + |A(x)|) + offset; num (n+1,) or (C, n+1), den (m,) or (C, m)."""
+    return RationalFunction.apply(channel_dim, x, num, den, scale, offset)

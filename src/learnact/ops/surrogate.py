@@ -1,0 +1,36 @@
+"""Surrogate-derivative op: forward one function, backward ``grad * declared derivative``.
+
+Saves only the input. The declared derivative may depend on the upstream gradient (left/right
+rule) and on a noise source (noisy derivative); it is plain torch code, so double backward
+differentiates it as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["surrogate_op", "SurrogateFunction"]
+
+Derivative = Callable[[Tensor, Tensor], Tensor]  # (x, grad) -> dL/dx
+
+
+class SurrogateFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, forward: Callable[[Tensor], Tensor],  # type: ignore[override]
+                backward: Derivative) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.backward_fn = backward
+        return forward(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return ctx.backward_fn(x, grad), None, None
+
+
+def surrogate_op(x: Tensor, forward: Callable[[Tensor], Tensor], backward: Derivative) -> Tensor:
+    """forward(x) with dL/dx = backward(x, grad) (not the true gradient unless it says so)."""
+    return SurrogateFunction.apply(x, forward, backward)
