@@ -51,7 +51,7 @@ def test_default_acts_cover_every_learnable_family() -> None:
     for name in ("identity", "relu", "gelu", "silu", "tanh", "sigmoid", "rrelu"):
         assert name in acts
     names = {learnact.parse_spec(a)[0] for a in acts}
-    assert set(learnact.available(learnable=True)) <= names
+    assert set(learnact.available(learnable=True)) - set(ae.EXCLUDED_FROM_DEFAULT) <= names
 
 
 @pytest.mark.slow
@@ -197,3 +197,21 @@ def test_torchrun_two_processes_match(tmp_path: Path) -> None:
     single = ae.train_one(cfg, "tropical", 0, cfg.channels, cfg.lr, xtr, xte, Dist())
     a, b = single["epochs"][-1]["test_loss"], r0["rec"]["epochs"][-1]["test_loss"]
     assert abs(a - b) / a < 0.15, (a, b)
+
+
+def test_recorder_counts_every_element() -> None:
+    from learnact.viz import Recorder
+
+    model = ae.build_autoencoder("gelu", channels=4, latent=2)
+    rec = Recorder(model, bins=16, lo=-2, hi=2)
+    x = torch.rand(3, 1, 28, 28)
+    model(x).sum().backward()
+    rec.end_epoch()
+    st = rec.state()
+    assert len(st) == 16  # 15 activations under test + the output Sigmoid
+    for layer, s in st.items():
+        assert sum(s["inputs"]["counts"][0]) == s["seen"] > 0  # every element counted once
+        assert sum(s["grads"]["counts"][0]) == s["seen"]
+    rec.remove()
+    model(x)
+    assert all(sum(s["inputs"]["counts"][0]) == st[k]["seen"] for k, s in rec.state().items())

@@ -36,6 +36,7 @@ DEFAULT_SPECS = (
     "hermite:degree=8,channels=768,channel_dim=-1",
     "hermite:degree=8,tails=linear",
     "selu_variation", "rational", "perlin", "staircase", "cantor",
+    "ditac", "ditac:lut=2048",
 )
 
 
@@ -146,7 +147,15 @@ def benchmark_ops(specs: Iterable[str] = DEFAULT_SPECS, shape: tuple[int, ...] =
             fam, raw = parse_spec(spec)
             fn: Callable[[Tensor], Tensor] = act
             if backend == "compile":
+                torch._dynamo.reset()
                 fn = torch.compile(act, fullgraph=True)
+            try:
+                fn(x[:1].detach().requires_grad_(True)).sum().backward()
+            except Exception as exc:  # noqa: BLE001 - one failing row must not end the run
+                log.warning("%s [%s] failed: %s: %s", spec, backend, type(exc).__name__, exc)
+                if bar is not None:
+                    bar.update(1)
+                continue
 
             def fwd(f=fn) -> None:
                 with torch.no_grad():

@@ -55,15 +55,23 @@ def _inside(x: Tensor, lattices: list[Tensor], radius: float, kind: str) -> Tens
     return out
 
 
+def _end_slopes(lattices: list[Tensor], radius: float, kind: str, like: Tensor
+                ) -> tuple[Tensor, Tensor]:
+    """df/dx at -r and +r, analytically: value noise has S'(0) = S'(1) = 0 (slope 0); gradient
+    noise has n'(0) = g_0 and n'(1) = g_last, times du/dx = cells / (2 r) per octave."""
+    lo = torch.zeros((), dtype=like.dtype, device=like.device)
+    hi = torch.zeros((), dtype=like.dtype, device=like.device)
+    if kind == "gradient":
+        for o, lat in enumerate(lattices):
+            k = (0.5**o) * (lat.shape[0] - 1) / (2.0 * radius)
+            lo = lo + k * lat[0].to(like.dtype)
+            hi = hi + k * lat[-1].to(like.dtype)
+    return lo, hi
+
+
 def perlin(x: Tensor, lattices: list[Tensor], radius: float, kind: str = "value") -> Tensor:
     """Sum of octaves of 1-D noise on [-radius, radius], continued C1-linearly outside."""
     xc = x.clamp(-radius, radius)
     inside = _inside(xc, lattices, radius, kind)
-    # one-sided slopes at the ends, from the analytic derivative of the first/last cell
-    with torch.enable_grad():
-        ends = torch.tensor([-radius, radius], dtype=x.dtype, device=x.device, requires_grad=True)
-        vals = _inside(ends, [lat.to(x.device) for lat in lattices], radius, kind)
-        (slopes,) = torch.autograd.grad(vals.sum(), ends, create_graph=torch.is_grad_enabled())
-    lo_slope, hi_slope = slopes[0], slopes[1]
-    below = (x - xc) * torch.where(x < 0, lo_slope, hi_slope)
-    return inside + below
+    lo_slope, hi_slope = _end_slopes(lattices, radius, kind, x)
+    return inside + (x - xc) * torch.where(x < 0, lo_slope, hi_slope)

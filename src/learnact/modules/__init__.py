@@ -3,6 +3,7 @@
 from . import classical
 from .base import LearnableActivation
 from .classical import Sin
+from .ditac import DiTAC, GEDiTAC, LeakyDiTAC
 from .fourier import Fourier
 from .hermite import Hermite
 from .perlin import Perlin
@@ -13,5 +14,5 @@ from .tropical import Tropical, TropicalRational
 
 __all__ = ["LearnableActivation", "Hermite", "Fourier", "Tropical", "TropicalRational", "Sin",
            "Rational", "SELUVariation", "Perlin", "Surrogate", "Staircase", "Cantor", "Cantor2",
-           "NoisyDerivative", "LeftRight",
+           "NoisyDerivative", "LeftRight", "DiTAC", "LeakyDiTAC", "GEDiTAC",
            "classical"]

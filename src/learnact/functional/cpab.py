@@ -1,0 +1,197 @@
+r"""1-D CPAB transformations (continuous piecewise-affine velocity fields and their flows).
+
+Notation (DiTAC / difw; notes in shared/ditac.md): [0, 1] is cut into N equal cells; on cell c
+the velocity is v(x) = a_c x + b_c with A = [a_0, b_0, a_1, b_1, ...] = B theta, where B is an
+orthonormal basis of the null space of the constraint matrix L (continuity at the N - 1 inner
+knots, plus v(0) = v(1) = 0 with a zero boundary): d = N - 1 (zero boundary) or N + 1.
+B comes from a pivoted QR of L^T (``scipy.linalg.qr(..., pivoting=True)``), as the released
+code does, so theta means the same thing here and there.
+
+The flow phi(x, t) solves dphi/dt = v(phi); T_theta(x) = phi(x, 1). Inside one cell,
+
+.. math::  \psi(x, t) = x + t\,E(t a)\,(a x + b),\qquad E(z) = \mathrm{expm1}(z)/z,\ E(0) = 1
+
+(= x e^{ta} + (b/a)(e^{ta} - 1), joined smoothly at a = 0). A point leaves its cell through the
+edge x_e it moves towards after t_hit = log1p(a (x_e - x)/v)/a (-> (x_e - x)/v as a -> 0),
+unless v changes sign before the edge (then it never leaves); the loop runs at most N times,
+vectorised over all points, with cell indices tracked exactly (no epsilon nudges). Negative
+t integrates -v (the inverse map). Autograd through this closed form gives the analytic
+gradients (every branch is differentiable almost everywhere).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["constraint_matrix", "cpa_basis", "velocity", "integrate", "prior_covariance",
+           "init_covariance"]
+
+
+def constraint_matrix(cells: int, zero_boundary: bool = True, lo: float = 0.0,
+                      hi: float = 1.0) -> np.ndarray:
+    """Rows orthogonal to A: continuity at inner knots (+ zero velocity at both ends)."""
+    h = (hi - lo) / cells
+    rows = []
+    for k in range(1, cells):
+        xk = lo + k * h
+        r = np.zeros(2 * cells)
+        r[2 * (k - 1): 2 * k + 2] = [xk, 1.0, -xk, -1.0]
+        rows.append(r)
+    if zero_boundary:
+        r = np.zeros(2 * cells)
+        r[0:2] = [-lo, -1.0]
+        rows.append(r)
+        r = np.zeros(2 * cells)
+        r[-2:] = [-hi, -1.0]
+        rows.append(r)
+    return np.array(rows).reshape(-1, 2 * cells)
+
+
+@functools.lru_cache(maxsize=32)
+def _basis_np(cells: int, zero_boundary: bool) -> np.ndarray:
+    try:
+        from scipy.linalg import qr
+    except ImportError:  # pragma: no cover - scipy is in the [exp] extra
+        raise ImportError("DiTAC's CPAB basis needs scipy (pivoted QR, as the released code): "
+                          "pip install 'learnact[exp]'") from None
+
+    L = constraint_matrix(cells, zero_boundary)
+    if L.shape[0] == 0:
+        return np.eye(2 * cells)
+    q, r, _ = qr(L.T, mode="full", pivoting=True)
+    tol = np.abs(L).max() * np.finfo(np.float64).eps
+    rank = int((np.abs(np.diag(r)) > tol).sum())
+    return q[:, rank:]
+
+
+def cpa_basis(cells: int, zero_boundary: bool = True) -> Tensor:
+    """Orthonormal null-space basis B (2N x d), float64, as DiTAC's ``basis='qr'``."""
+    if cells < 1:
+        raise ValueError(f"cells must be an integer >= 1, got {cells}")
+    return torch.from_numpy(_basis_np(int(cells), bool(zero_boundary)).copy())
+
+
+def _ab(theta: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-cell (a, b): shapes (N,) for theta (d,), (C, N) for theta (C, d)."""
+    A = theta @ basis.to(theta).t()
+    return A[..., 0::2], A[..., 1::2]
+
+
+def _take(a: Tensor, c: Tensor) -> Tensor:
+    return a[c] if a.ndim == 1 else torch.gather(a, 1, c)
+
+
+def velocity(x: Tensor, theta: Tensor, basis: Tensor) -> Tensor:
+    """v(x) on [0, 1] (outside: the first/last cell's affine map). Per channel: x (C, M)."""
+    a, b = _ab(theta, basis)
+    n = a.shape[-1]
+    c = torch.clamp(torch.floor(x * n), 0, n - 1).long()
+    return _take(a, c) * x + _take(b, c)
+
+
+def _expm1_over(z: Tensor) -> Tensor:
+    small = z.abs() < 1e-6
+    zs = torch.where(small, torch.ones_like(z), z)
+    return torch.where(small, 1.0 + 0.5 * z, torch.expm1(zs) / zs)
+
+
+def _log1p_over(z: Tensor) -> Tensor:
+    """log1p(z)/z, smooth at 0."""
+    small = z.abs() < 1e-6
+    zs = torch.where(small, torch.ones_like(z), z)
+    return torch.where(small, 1.0 - 0.5 * z, torch.log1p(zs) / zs)
+
+
+def integrate(x: Tensor, theta: Tensor, basis: Tensor, t: float = 1.0) -> Tensor:
+    """T(x) = phi(x, t) for x in [0, 1] (closed form, at most N cell crossings).
+
+    theta (d,) with x of any shape, or theta (C, d) with x (C, M) (one field per channel).
+    """
+    a, b = _ab(theta, basis)
+    if t < 0:
+        a, b, t = -a, -b, -t
+    n = a.shape[-1]
+    x = x.to(a.dtype)
+    c = torch.clamp(torch.floor(x * n), 0, n - 1).long()
+    trem = torch.full_like(x, float(t))
+    done = torch.zeros_like(x, dtype=torch.bool)
+    out = x.clone()
+    inf = torch.tensor(float("inf"), dtype=x.dtype, device=x.device)
+    for _ in range(n + 1):
+        ac, bc = _take(a, c), _take(b, c)
+        v = ac * x + bc
+        right = v > 0
+        edge = torch.where(right, (c + 1).to(x.dtype) / n, c.to(x.dtype) / n)
+        nxt = torch.where(right, c + 1, c - 1)
+        ve = ac * edge + bc
+        leaves = (v != 0) & (nxt >= 0) & (nxt < n) & (ve * v > 0)
+        safe_v = torch.where(v == 0, torch.ones_like(v), v)
+        z = torch.where(leaves, ac * (edge - x) / safe_v, torch.zeros_like(x))  # NaN-free grads
+        thit = torch.where(leaves, (edge - x) / safe_v * _log1p_over(z), inf)
+        finish = ~done & (thit >= trem)
+        psi = x + trem * _expm1_over(trem * ac) * v
+        out = torch.where(finish, psi, out)
+        done = done | finish
+        move = ~done
+        x = torch.where(move, edge, x)
+        trem = torch.where(move, trem - torch.where(move, thit, torch.zeros_like(thit)), trem)
+        c = torch.where(move, nxt, c)
+        if not torch.compiler.is_compiling() and not bool(move.any()):  # early exit (eager)
+            break
+    return torch.where(done, out, x)
+
+
+def _exp_kernel(pos: np.ndarray, length: float, variance: float, doubled: bool) -> np.ndarray:
+    d = np.abs(pos[:, None] - pos[None, :])
+    k = np.exp(-(2.0 if doubled else 1.0) * d / length)
+    return variance * k
+
+
+def prior_covariance(cells: int, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
+                     zero_boundary: bool = True, kernel: str = "released") -> Tensor:
+    """Sigma_CPA = B^T K B of the released code's regulariser (notes section 4), float64.
+
+    ``kernel="released"``: K_ij = (lambda_var D)^2 exp(-2 |p_i - p_j| / lambda_smooth) on
+    p = linspace(-1, 1, D), D = 2N (the released code's doubled exponent); ``"exponential"``:
+    the same without the doubling; ``"squared_exponential"``: exp(-|p_i - p_j|^2 / (2 l^2)).
+    """
+    D = 2 * cells
+    p = np.linspace(-1.0, 1.0, D)
+    var = (lambda_var * D) ** 2
+    if kernel == "released":
+        K = _exp_kernel(p, lambda_smooth, var, doubled=True)
+    elif kernel == "exponential":
+        K = _exp_kernel(p, lambda_smooth, var, doubled=False)
+    elif kernel == "squared_exponential":
+        K = var * np.exp(-((p[:, None] - p[None, :]) ** 2) / (2 * lambda_smooth**2))
+    else:
+        raise ValueError(f"kernel must be 'released', 'exponential' or 'squared_exponential', "
+                         f"got {kernel!r}")
+    B = _basis_np(cells, zero_boundary)
+    return torch.from_numpy(B.T @ K @ B)
+
+
+def init_covariance(cells: int, length_scale: float = 5.0, output_variance: float = 2.0,
+                    zero_boundary: bool = True) -> Tensor:
+    """difw's covariance on the N cell centres (used for DiTAC's init), B^T K B, float64.
+
+    a-a and b-b blocks: s^2 exp(-|c_i - c_j| / (2 l^2)); a-b blocks:
+    s^2 exp(-100 max|c_i - c_j| / (2 l^2)) (notes section 4).
+    """
+    centres = (np.arange(cells) + 0.5) / cells
+    d = np.abs(centres[:, None] - centres[None, :])
+    s2 = output_variance**2
+    same = s2 * np.exp(-d / (2 * length_scale**2))
+    cross = s2 * np.exp(-100 * d.max(initial=0.0) / (2 * length_scale**2)) * np.ones_like(d)
+    K = np.zeros((2 * cells, 2 * cells))
+    K[0::2, 0::2] = same
+    K[1::2, 1::2] = same
+    K[0::2, 1::2] = cross
+    K[1::2, 0::2] = cross
+    B = _basis_np(cells, zero_boundary)
+    return torch.from_numpy(B.T @ K @ B)
+

@@ -1,0 +1,234 @@
+"""DiTAC: diffeomorphism-warped activations (CPAB flow of the input, gated like GELU)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as Fn
+from torch import Tensor, nn
+
+from .._tensor import canonical_dim
+from .._validate import check_choice, check_float, check_int
+from ..functional import cpab
+from ..registry import register
+from .base import LearnableActivation
+
+__all__ = ["DiTAC", "LeakyDiTAC", "GEDiTAC"]
+
+_GATES = ("gelu", "leaky_relu", "silu", "identity")
+
+
+@register("ditac")
+class DiTAC(LearnableActivation):
+    r"""DiTAC: a CPAB diffeomorphism T_theta of the input on [a, b], gated like GELU.
+
+    .. math::
+
+        \tilde x = \begin{cases} a + (b-a)\,T_\theta\!\bigl(\tfrac{x-a}{b-a}\bigr) & a \le x \le b\\
+                   x & \text{otherwise}\end{cases},\qquad f(x) = \tilde x\, s(x)
+
+    with the gate s = Phi (standard normal CDF) by default, so f = GELU outside [a, b] and at
+    theta = 0. T_theta is the time-1 flow of a continuous piecewise-affine velocity field with
+    ``cells`` cells and zero velocity at both ends (so T(a) = a, T(b) = b and f is continuous),
+    integrated in closed form (functional/cpab.py); theta in R^(cells-1) (or (C, cells-1)).
+
+    Args:
+        a, b: the warped interval (default -0.5, 2.0; a < b).
+        cells: N_P >= 1 (default 10).
+        channels, channel_dim: one theta shared, or one per channel.
+        init: ``"prior"`` (default): one draw from the released code's init covariance (difw's,
+            length scale 5, output variance 2, on the cell centres), from torch's generator;
+            ``"zeros"``: exactly GELU.
+        gate: ``"gelu"`` (DiTAC), ``"leaky_relu"`` (s = 1 for x > 0, ``alpha`` else: our
+            Leaky-DiTAC), ``"silu"`` (s = sigmoid), ``"identity"`` (s = 1).
+        warp: ``"input"`` (x~ s(x), the paper's DiTAC) or ``"output"`` (T applied to the base
+            activation x s(x) on [a, b]).
+        lut: None (exact) or n >= 2: forward looks T up on an n-point grid of [a, b], rebuilt
+            from theta at every call (never stale); backward straight-through with the exact
+            derivatives at the grid point (the released code's training path, n = 2048).
+        lambda_reg, lambda_smooth, lambda_var, kernel: the prior ``prior_loss()`` =
+            lambda_reg theta^T P theta, P = (B^T K B + eps I)^-1 with the released code's kernel
+            (``"released"``: exp(-2|d|/l) (lambda_var D)^2; or ``"exponential"``,
+            ``"squared_exponential"``). An explicit loss term (learnact.regularization), not a
+            side effect in backward.
+        alpha: the leaky gate's negative slope (default 0.01).
+
+    Source: I. Chelly, S. E. Finder, S. Ifergane, O. Freifeld, "Trainable Highly-expressive
+    Activation Functions", ECCV 2024 (arXiv:2407.07564).
+    """
+
+    family = "ditac"
+    inits = ("prior", "zeros")
+
+    def __init__(self, a: float = -0.5, b: float = 2.0, cells: int = 10,
+                 channels: int | None = None, channel_dim: int = 1, init: str = "prior",
+                 gate: str = "gelu", warp: str = "input", lut: int | None = None,
+                 lambda_reg: float = 0.1, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
+                 kernel: str = "released", alpha: float = 0.01) -> None:
+        super().__init__(channels, channel_dim)
+        self.a = check_float("a", a)
+        self.b = check_float("b", b)
+        if not self.a < self.b:
+            raise ValueError(f"DiTAC needs a < b, got a={a}, b={b}")
+        self.cells = check_int("cells", cells, 1, 1024)
+        self.init = check_choice("init", init, self.inits)
+        self.gate = check_choice("gate", gate, _GATES)
+        self.warp = check_choice("warp", warp, ("input", "output"))
+        self.lut = None if lut is None else check_int("lut", lut, 2)
+        self.lambda_reg = check_float("lambda_reg", lambda_reg, 0.0)
+        self.alpha = check_float("alpha", alpha)
+        self.kernel = check_choice("kernel", kernel, ("released", "exponential",
+                                                      "squared_exponential"))
+        basis = cpab.cpa_basis(self.cells, True)
+        self.register_buffer("basis", basis.float(), persistent=False)
+        d = basis.shape[1]
+        cov = cpab.prior_covariance(self.cells, lambda_smooth, lambda_var, True, self.kernel)
+        eps = float(torch.finfo(torch.float32).eps)
+        self.register_buffer("precision", torch.linalg.inv(cov + eps * torch.eye(d,
+                             dtype=torch.float64)).float(), persistent=False)
+        self.theta = nn.Parameter(torch.zeros(self._param_shape(d)))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        if self.init == "zeros" or self.theta.shape[-1] == 0:
+            self.theta.zero_()
+            return
+        cov = cpab.init_covariance(self.cells)
+        chol = torch.linalg.cholesky(cov + 1e-12 * torch.eye(cov.shape[0], dtype=torch.float64))
+        z = torch.randn(self.theta.shape, dtype=torch.float64)
+        self.theta.copy_((z @ chol.t()).to(self.theta.dtype))
+
+    # -- the transformation -----------------------------------------------------------------
+    def _flat(self, x: Tensor) -> tuple[Tensor, callable]:
+        """(C, M) view for per-channel theta (and the inverse reshape), or x itself."""
+        if self.channels is None:
+            return x, lambda y: y
+        d = canonical_dim(x.ndim, self.channel_dim)
+        moved = x.movedim(d, 0)
+        shape = moved.shape
+        return moved.reshape(shape[0], -1), lambda y: y.reshape(shape).movedim(0, d)
+
+    def _T(self, u: Tensor) -> Tensor:
+        theta = self.theta.to(u.dtype)
+        basis = self.basis.to(u.dtype)
+        if self.lut is None:
+            return cpab.integrate(u, theta, basis)
+        return self._lut(u, theta, basis)
+
+    def _lut(self, u: Tensor, theta: Tensor, basis: Tensor) -> Tensor:
+        n = self.lut
+        grid = torch.linspace(0, 1, n, dtype=u.dtype, device=u.device)
+        if theta.ndim == 2:
+            grid = grid.expand(theta.shape[0], n).contiguous()
+        table = cpab.integrate(grid, theta, basis)  # differentiable w.r.t. theta
+        with torch.no_grad():
+            v0 = cpab.velocity(grid, theta, basis)
+            v1 = cpab.velocity(table, theta, basis)
+            fixed = v0.abs() < 1e-12
+            dtab = torch.where(fixed, torch.ones_like(v0), v1 / torch.where(fixed, 1.0, v0))
+        q = torch.clamp(torch.round(u * (n - 1)), 0, n - 1).long()
+        if theta.ndim == 2:
+            val, der = torch.gather(table, 1, q), torch.gather(dtab, 1, q)
+        else:
+            val, der = table[q], dtab[q]
+        # straight-through: value of the table, derivative at the grid point
+        return val + (u - u.detach()) * der
+
+    def transform(self, x: Tensor) -> Tensor:
+        """x~: T_theta on [a, b] (mapped to [0, 1]), identity outside."""
+        self._check_input(x)
+        dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+        xx = x.to(dtype)
+        flat, back = self._flat(xx)
+        inside = (flat >= self.a) & (flat <= self.b)
+        u = torch.where(inside, (flat - self.a) / (self.b - self.a), torch.zeros_like(flat))
+        t = self.a + (self.b - self.a) * self._T(u)
+        return back(torch.where(inside, t, flat)).to(x.dtype)
+
+    def velocity(self, x: Tensor) -> Tensor:
+        """The CPA field at x in input units ((b - a) v((x - a)/(b - a)) on [a, b], 0 outside)."""
+        flat, back = self._flat(x.to(self.theta.dtype))
+        inside = (flat >= self.a) & (flat <= self.b)
+        u = torch.where(inside, (flat - self.a) / (self.b - self.a), torch.zeros_like(flat))
+        v = (self.b - self.a) * cpab.velocity(u, self.theta, self.basis.to(self.theta.dtype))
+        return back(torch.where(inside, v, torch.zeros_like(v))).to(x.dtype)
+
+    def _gate(self, x: Tensor) -> Tensor:
+        if self.gate == "gelu":
+            return 0.5 * (1.0 + torch.erf(x * (1.0 / math.sqrt(2.0))))
+        if self.gate == "silu":
+            return torch.sigmoid(x)
+        if self.gate == "leaky_relu":
+            return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, self.alpha))
+        return torch.ones_like(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        if self.warp == "input":
+            return self.transform(x) * self._gate(x)
+        return self.transform(x * self._gate(x))
+
+    def prior_loss(self) -> Tensor:
+        """lambda_reg * theta^T P theta (summed over channels)."""
+        th = self.theta.reshape(-1, self.theta.shape[-1])
+        return self.lambda_reg * torch.einsum("ci,ij,cj->", th, self.precision.to(th), th)
+
+    def function_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        m = copy.deepcopy(self).double()
+        m.channel_dim = -1
+        with torch.enable_grad():
+            zz = z.to(torch.float64).clone().requires_grad_(True)
+            if self.channels is None:
+                y = m(zz)
+                (dy,) = torch.autograd.grad(y.sum(), zz)
+                return y.detach(), dy
+            y = m(zz.reshape(-1, 1).expand(-1, self.channels))
+            ds = [torch.autograd.grad(y[:, c].sum(), zz, retain_graph=True)[0]
+                  for c in range(self.channels)]
+        return y.detach().t().contiguous(), torch.stack(ds)
+
+    def kinks(self, channel: int | None = None) -> Tensor:
+        knots = self.a + (self.b - self.a) * torch.arange(self.cells + 1, dtype=torch.float64) / self.cells
+        return knots
+
+    def extra_repr(self) -> str:
+        lut = f", lut={self.lut}" if self.lut else ""
+        return (f"a={self.a:g}, b={self.b:g}, cells={self.cells}, {self._channel_repr()}, "
+                f"init={self.init!r}, gate={self.gate!r}, warp={self.warp!r}{lut}")
+
+
+@register("leaky_ditac")
+class LeakyDiTAC(DiTAC):
+    r"""Leaky-DiTAC (our definition): f(x) = x~ s(x) with the leaky-ReLU gate s = 1 (x > 0),
+    alpha (x <= 0). Documented as ours: the paper's exact formula was not at hand. See
+    :class:`DiTAC` for every argument."""
+
+    family = "leaky_ditac"
+
+    def __init__(self, a: float = -0.5, b: float = 2.0, cells: int = 10,
+                 channels: int | None = None, channel_dim: int = 1, init: str = "prior",
+                 gate: str = "leaky_relu", warp: str = "input", lut: int | None = None,
+                 lambda_reg: float = 0.1, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
+                 kernel: str = "released", alpha: float = 0.01) -> None:
+        super().__init__(a, b, cells, channels, channel_dim, init, gate, warp, lut, lambda_reg,
+                         lambda_smooth, lambda_var, kernel, alpha)
+
+
+@register("ge_ditac")
+class GEDiTAC(DiTAC):
+    r"""GE-DiTAC (our reading of the paper's variant; the released code lists a transform on
+    [0, b] with GELU elsewhere): x~ = T on [0, b], f = x~ Phi(x), so f = GELU for x < 0.
+    Documented as a reading, not the paper's text. See :class:`DiTAC` for the arguments."""
+
+    family = "ge_ditac"
+
+    def __init__(self, a: float = 0.0, b: float = 2.0, cells: int = 10,
+                 channels: int | None = None, channel_dim: int = 1, init: str = "prior",
+                 gate: str = "gelu", warp: str = "input", lut: int | None = None,
+                 lambda_reg: float = 0.1, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
+                 kernel: str = "released", alpha: float = 0.01) -> None:
+        super().__init__(a, b, cells, channels, channel_dim, init, gate, warp, lut, lambda_reg,
+                         lambda_smooth, lambda_var, kernel, alpha)
