@@ -59,6 +59,13 @@ class LearnableActivation(nn.Module):
                 f"(shape {tuple(x.shape)}), but this {type(self).__name__} was built with "
                 f"channels={self.channels}")
 
+    @torch.no_grad()
+    def _copy_init(self, values: dict[str, Tensor]) -> None:
+        """Copy shared-shape init values into (possibly per-channel) parameters/buffers."""
+        for name, value in values.items():
+            t = getattr(self, name)
+            t.copy_(torch.as_tensor(value).to(t.dtype).expand_as(t))
+
     # -- exact moments --------------------------------------------------------------------
     def function_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """(f(z), f'(z)) in float64 for 1-D z; shape (n,) shared or (C, n) per channel."""

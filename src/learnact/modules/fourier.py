@@ -71,9 +71,7 @@ class Fourier(LearnableActivation):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        for name, value in self.init_parameters(self.degree, self.init).items():
-            param = getattr(self, name)
-            param.copy_(value.to(param.dtype).expand_as(param))
+        self._copy_init(self.init_parameters(self.degree, self.init))
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)

@@ -76,9 +76,7 @@ class Tropical(LearnableActivation):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        for name, value in self.init_parameters(self.degree, self.init).items():
-            param = getattr(self, name)
-            param.copy_(value.to(param.dtype).expand_as(param))
+        self._copy_init(self.init_parameters(self.degree, self.init))
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
@@ -176,9 +174,7 @@ class TropicalRational(LearnableActivation):
         if self.init in ("paper", "published") and self.channels is not None:
             values = {k: (torch.randn(self.channels, self.degree + 1, dtype=torch.float64)
                           if v.ndim == 1 else v) for k, v in values.items()}
-        for name, value in values.items():
-            param = getattr(self, name)
-            param.copy_(value.to(param.dtype).expand_as(param))
+        self._copy_init(values)
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)

@@ -59,3 +59,17 @@ def scalar_tensor(v, like: Tensor) -> Tensor:
     if isinstance(v, Tensor):
         return v
     return torch.tensor(v, dtype=like.dtype, device=like.device)
+
+
+def axpy(acc: Tensor, h: Tensor, ck) -> None:
+    """acc += ck * h in place (ck a Python float or a broadcastable tensor)."""
+    if isinstance(ck, Tensor):
+        acc.addcmul_(h, ck)
+    else:
+        acc.add_(h, alpha=ck)
+
+
+def cast_grads(needs: tuple[bool, ...], grads, ins, first: int = 0) -> tuple:
+    """Each gradient in its input's dtype, None where autograd does not need it."""
+    return tuple(g.to(t.dtype) if needs[first + i] else None
+                 for i, (g, t) in enumerate(zip(grads, ins)))

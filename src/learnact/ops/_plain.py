@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .._tensor import compute_dtype
+from ._chunks import cast_grads
 
 __all__ = ["plain_function"]
 
@@ -33,10 +34,7 @@ def plain_function(name: str, forward: Callable[..., Tensor],
         dtype = compute_dtype(x, *params)
         grads = backward(x.to(dtype), *(p.to(dtype) for p in params), grad=grad.to(dtype),
                          channel_dim=ctx.channel_dim)
-        ins = (x, *params)
-        out = tuple(g.to(t.dtype) if ctx.needs_input_grad[i + 1] else None
-                    for i, (g, t) in enumerate(zip(grads, ins)))
-        return (None, *out)
+        return (None, *cast_grads(ctx.needs_input_grad, grads, (x, *params), first=1))
 
     return type(name, (torch.autograd.Function,), {
         "forward": staticmethod(fwd), "backward": staticmethod(bwd),

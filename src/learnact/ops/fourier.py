@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .._tensor import compute_dtype, use_fast_cpu_path
 from ..functional.fourier import fourier, fourier_backward
-from ._chunks import as_bcr, coefficient_getter, scalar_tensor, slices
+from ._chunks import as_bcr, axpy, cast_grads, coefficient_getter, scalar_tensor, slices
 
 __all__ = ["fourier_op", "FourierFunction"]
 
@@ -35,7 +35,7 @@ def _forward_cpu(x: Tensor, params: tuple[Tensor, ...], channel_dim: int,
         for k in range(amp.shape[-1]):
             torch.mul(xs, scalar_tensor(w(k), xs), out=theta)
             theta.sub_(p(k)).cos_()
-            _axpy(o, theta, c(k))
+            axpy(o, theta, c(k))
     return out.reshape(x.shape)
 
 
@@ -72,7 +72,7 @@ def _backward_cpu(x: Tensor, params: tuple[Tensor, ...], grad: Tensor, channel_d
             g_sin.append(red(gs, s))
             g_xsin.append(red(gxs, s))
             ck, wk = c(k), w(k)
-            _axpy(o, s, -ck * wk)
+            axpy(o, s, -ck * wk)
         o.mul_(gs)
         gb = gs.sum(dim=(0, 2)) if per_channel else gs.sum()
         gsin = torch.stack(g_sin, -1)
@@ -85,13 +85,6 @@ def _backward_cpu(x: Tensor, params: tuple[Tensor, ...], grad: Tensor, channel_d
     ampd = amp.detach().to(dtype)
     # df/dw_k = -c_k x sin, df/dphi_k = c_k sin
     return gx.reshape(x.shape), gb, ga, -ampd * gxsin, ampd * gsin
-
-
-def _axpy(acc: Tensor, h: Tensor, ck) -> None:
-    if isinstance(ck, Tensor):
-        acc.addcmul_(h, ck)
-    else:
-        acc.add_(h, alpha=ck)
 
 
 class FourierFunction(torch.autograd.Function):
@@ -119,10 +112,7 @@ class FourierFunction(torch.autograd.Function):
         else:
             grads = fourier_backward(x.to(dtype), *(t.to(dtype) for t in params),
                                      grad=grad.to(dtype), channel_dim=ctx.channel_dim)
-        ins = (x, *params)
-        out = tuple(g.to(t.dtype) if ctx.needs_input_grad[i] else None
-                    for i, (g, t) in enumerate(zip(grads, ins)))
-        return (*out, None)
+        return (*cast_grads(ctx.needs_input_grad, grads, (x, *params)), None)
 
 
 def fourier_op(x: Tensor, bias: Tensor, amplitude: Tensor, frequency: Tensor, phase: Tensor,

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .._tensor import compute_dtype, use_fast_cpu_path
 from ..functional.hermite import hermite, hermite_backward
-from ._chunks import as_bcr, coefficient_getter, scalar_tensor, slices
+from ._chunks import as_bcr, axpy, cast_grads, coefficient_getter, scalar_tensor, slices
 
 __all__ = ["hermite_op", "HermiteFunction"]
 
@@ -117,7 +117,7 @@ def _backward_cpu(x: Tensor, coeffs: Tensor, lo: Tensor | None, hi: Tensor | Non
         # f' = c_1 h_0 + c_2 h_1 + ... ; o accumulates it, then is multiplied by the grad
         o.copy_(scalar_tensor(c(1), xs).expand_as(xs))
         if d >= 2:
-            _axpy(o, xs, c(2))
+            axpy(o, xs, c(2))
         h_prev = torch.ones_like(xs)  # h_0
         h = xs.clone()  # h_1, in a buffer of our own: the recurrence writes over old terms
         for k in range(1, d):
@@ -129,18 +129,11 @@ def _backward_cpu(x: Tensor, coeffs: Tensor, lo: Tensor | None, hi: Tensor | Non
                 term = term + reduce(gd, h_prev)
             sums.append(term)
             if k + 2 <= d:
-                _axpy(o, h, c(k + 2))
+                axpy(o, h, c(k + 2))
         o.mul_(gs)
         partial.append(torch.stack(sums, -1))
     gc = torch.stack(partial).sum(0)
     return gx.reshape(x.shape), gc
-
-
-def _axpy(acc: Tensor, h: Tensor, ck) -> None:
-    if isinstance(ck, Tensor):
-        acc.addcmul_(h, ck)
-    else:
-        acc.add_(h, alpha=ck)
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from ..functional.tropical import (
     tropical_rational,
     tropical_rational_backward,
 )
-from ._chunks import as_bcr, coefficient_getter, scalar_tensor, slices
+from ._chunks import as_bcr, axpy, cast_grads, coefficient_getter, scalar_tensor, slices
 
 __all__ = ["tropical_op", "tropical_rational_op", "TropicalFunction", "TropicalRationalFunction"]
 
@@ -115,7 +115,7 @@ def _backward_cpu(x: Tensor, envelopes: list[tuple[Tensor, Tensor]], scale: Tens
             for k in range(n):
                 torch.eq(kbest, k, out=m)
                 sk = s(k)
-                _axpy(o, m, sk * sign[e] if not isinstance(sk, Tensor) else sk * sign[e])
+                axpy(o, m, sk * sign[e] if not isinstance(sk, Tensor) else sk * sign[e])
                 gc.append(red(gsc, m) * sign[e])
                 if gscx is not None:
                     gsl.append(red(gscx, m) * sign[e])
@@ -129,13 +129,6 @@ def _backward_cpu(x: Tensor, envelopes: list[tuple[Tensor, Tensor]], scale: Tens
     per_env = [(summed[2 * e] if need_slopes else None, summed[2 * e + 1])
                for e in range(len(getters))]
     return gx.reshape(x.shape), per_env, summed[-2], summed[-1]
-
-
-def _axpy(acc: Tensor, h: Tensor, ck) -> None:
-    if isinstance(ck, Tensor):
-        acc.addcmul_(h, ck)
-    else:
-        acc.add_(h, alpha=ck)
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,10 +202,7 @@ class TropicalRationalFunction(torch.autograd.Function):
         else:
             grads = tropical_rational_backward(x.to(dtype), *(t.to(dtype) for t in params),
                                                grad=grad.to(dtype), channel_dim=ctx.channel_dim)
-        ins = (x, *params)
-        out = tuple(g.to(t.dtype) if ctx.needs_input_grad[i] else None
-                    for i, (g, t) in enumerate(zip(grads, ins)))
-        return (*out, None)
+        return (*cast_grads(ctx.needs_input_grad, grads, (x, *params)), None)
 
 
 def tropical_op(x: Tensor, slopes: Tensor, coeffs: Tensor, scale: Tensor, offset: Tensor,
