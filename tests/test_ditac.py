@@ -133,3 +133,18 @@ def test_bad_input(spec: str, pattern: str) -> None:
     act = learnact.DiTAC(cells=10)
     with pytest.raises(RuntimeError, match="theta"):
         act.load_state_dict({"theta": torch.zeros(5)})
+
+
+def test_large_theta_gives_finite_values_and_gradients() -> None:
+    """e^{t a} overflows float32 for large theta; unused branches must not poison gradients."""
+    act = learnact.DiTAC(channels=4, channel_dim=-1)
+    with torch.no_grad():
+        act.theta.mul_(40.0)
+    x = (torch.rand(256, 4) * 3 - 0.75).requires_grad_(True)
+    y = act(x)
+    y.sum().backward()
+    assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
+    assert torch.isfinite(act.theta.grad).all()
+    t = act.transform(x.detach())
+    inside = (x.detach() >= -0.5) & (x.detach() <= 2.0)
+    assert ((t[inside] >= -0.5 - 1e-5) & (t[inside] <= 2.0 + 1e-5)).all()

@@ -133,7 +133,10 @@ def integrate(x: Tensor, theta: Tensor, basis: Tensor, t: float = 1.0) -> Tensor
         z = torch.where(leaves, ac * (edge - x) / safe_v, torch.zeros_like(x))  # NaN-free grads
         thit = torch.where(leaves, (edge - x) / safe_v * _log1p_over(z), inf)
         finish = ~done & (thit >= trem)
-        psi = x + trem * _expm1_over(trem * ac) * v
+        # evaluated only where it is used: elsewhere e^{ta} may overflow, and where() would
+        # turn 0 * inf into a NaN gradient
+        za = torch.where(finish, trem * ac, torch.zeros_like(x))
+        psi = x + trem * _expm1_over(za) * torch.where(finish, v, torch.zeros_like(v))
         out = torch.where(finish, psi, out)
         done = done | finish
         move = ~done

@@ -82,7 +82,7 @@ class DiTAC(LearnableActivation):
         self.kernel = check_choice("kernel", kernel, ("released", "exponential",
                                                       "squared_exponential"))
         basis = cpab.cpa_basis(self.cells, True)
-        self.register_buffer("basis", basis.float(), persistent=False)
+        self.register_buffer("basis", basis, persistent=False)  # float64, like the flow
         d = basis.shape[1]
         cov = cpab.prior_covariance(self.cells, lambda_smooth, lambda_var, True, self.kernel)
         eps = float(torch.finfo(torch.float32).eps)
@@ -112,11 +112,12 @@ class DiTAC(LearnableActivation):
         return moved.reshape(shape[0], -1), lambda y: y.reshape(shape).movedim(0, d)
 
     def _T(self, u: Tensor) -> Tensor:
-        theta = self.theta.to(u.dtype)
-        basis = self.basis.to(u.dtype)
-        if self.lut is None:
-            return cpab.integrate(u, theta, basis)
-        return self._lut(u, theta, basis)
+        # the flow is integrated in float64: e^{t a} overflows float32 for large theta
+        theta = self.theta.to(torch.float64)
+        basis = self.basis.to(torch.float64)
+        uu = u.to(torch.float64)
+        out = cpab.integrate(uu, theta, basis) if self.lut is None else self._lut(uu, theta, basis)
+        return out.to(u.dtype)
 
     def _lut(self, u: Tensor, theta: Tensor, basis: Tensor) -> Tensor:
         n = self.lut
