@@ -5,6 +5,7 @@ See README.md for the tour and DESIGN.md (beside the repository) for the contrac
 """
 
 from . import functional, integrations, ops
+from .expand import Polynomial, expand
 from .fit import FitReport, fit
 from .init import GaussianMoments, moments, second_moments, variance_map_slope
 from .modules import (
@@ -65,6 +66,8 @@ __all__ = [
     "GEDiTAC",
     "fit",
     "FitReport",
+    "expand",
+    "Polynomial",
     "replace_activations",
     "restore",
     "find_activations",
