@@ -15,6 +15,7 @@ LEARNABLE = [
     ("tropical_rational", {"degree": 3}),
     ("selu_variation", {}),
     ("rational", {"num_degree": 3, "den_degree": 2}),
+    ("ditac", {"cells": 5}),
 ]
 
 

@@ -83,7 +83,6 @@ class DiTAC(LearnableActivation):
         self.kernel = check_choice("kernel", kernel, ("released", "exponential",
                                                       "squared_exponential"))
         basis = cpab.cpa_basis(self.cells, True)
-        self.register_buffer("basis", basis, persistent=False)  # float64, like the flow
         d = basis.shape[1]
         cov = cpab.prior_covariance(self.cells, lambda_smooth, lambda_var, True, self.kernel)
         eps = float(torch.finfo(torch.float32).eps)
@@ -103,6 +102,11 @@ class DiTAC(LearnableActivation):
         self.theta.copy_((z @ chol.t()).to(self.theta.dtype))
 
     # -- the transformation -----------------------------------------------------------------
+    @property
+    def basis(self) -> Tensor:
+        """B in float64 on theta's device (not a buffer: .float()/.half() must not round it)."""
+        return cpab.cpa_basis(self.cells, True).to(self.theta.device)
+
     def _flat(self, x: Tensor) -> tuple[Tensor, callable]:
         """(C, M) view for per-channel theta (and the inverse reshape), or x itself."""
         if self.channels is None:
