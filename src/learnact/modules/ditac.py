@@ -83,6 +83,7 @@ class DiTAC(LearnableActivation):
         self.kernel = check_choice("kernel", kernel, ("released", "exponential",
                                                       "squared_exponential"))
         basis = cpab.cpa_basis(self.cells, True)
+        self._basis64 = basis  # plain attribute: .float()/.half() must not round it
         d = basis.shape[1]
         cov = cpab.prior_covariance(self.cells, lambda_smooth, lambda_var, True, self.kernel)
         eps = float(torch.finfo(torch.float32).eps)
@@ -105,7 +106,9 @@ class DiTAC(LearnableActivation):
     @property
     def basis(self) -> Tensor:
         """B in float64 on theta's device (not a buffer: .float()/.half() must not round it)."""
-        return cpab.cpa_basis(self.cells, True).to(self.theta.device)
+        if self._basis64.device != self.theta.device:
+            self._basis64 = self._basis64.to(self.theta.device)
+        return self._basis64
 
     def _flat(self, x: Tensor) -> tuple[Tensor, callable]:
         """(C, M) view for per-channel theta (and the inverse reshape), or x itself."""
