@@ -178,8 +178,13 @@ _DDP_SCRIPT = textwrap.dedent("""
 def test_torchrun_two_processes_match(tmp_path: Path) -> None:
     script = tmp_path / "ddp.py"
     script.write_text(_DDP_SCRIPT)
+    import socket
+
+    with socket.socket() as sock:  # a free port: parallel runs must not collide
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_port=29531", str(script), str(tmp_path)]
+           f"--master_port={port}", str(script), str(tmp_path)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     r0, r1 = (torch.load(tmp_path / f"rec{i}.pt", weights_only=False) for i in (0, 1))

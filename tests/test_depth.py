@@ -27,7 +27,11 @@ class Block(nn.Module):
         return x + self.w2(self.act(self.w1(self.norm(x))))
 
 
-@pytest.mark.parametrize("name,kw", LEARNABLE + [("hermite", {"degree": 16}),
+# families with a unit-moment init (DiTAC has only "prior"/"zeros": GELU-like, no unit init)
+UNIT = [(n, kw) for n, kw in LEARNABLE if n != "ditac"]
+
+
+@pytest.mark.parametrize("name,kw", UNIT + [("hermite", {"degree": 16}),
                                                  ("fourier", {"degree": 8}),
                                                  ("tropical", {"degree": 8})])
 @pytest.mark.parametrize("per_channel", [False, True])
