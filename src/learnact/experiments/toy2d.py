@@ -243,6 +243,20 @@ def _train_regression(cfg: Toy2dConfig, spec: str, seed: int, data: dict[str, Te
             "_grid": pred.reshape(-1).numpy()}
 
 
+def _run_all(cfg: Toy2dConfig, train, data: dict[str, Tensor], grids: dict[str, np.ndarray],
+             bar: Any, tag: str, metric: str) -> list[dict[str, Any]]:
+    """Train every (activation, seed); keep the first seed's grid prediction per activation."""
+    runs = []
+    for spec in cfg.acts:
+        for seed in cfg.seeds:
+            r = train(cfg, spec, seed, data)
+            grids.setdefault(spec, r.pop("_grid"))
+            runs.append(r)
+            bar.update(1)
+            bar.set_postfix_str(f"{tag} {spec} {metric} {r[metric]:.3f}")
+    return runs
+
+
 def run_toy2d(cfg: Toy2dConfig) -> Path:
     """Run the selected toy tasks for every activation and seed; returns the run directory."""
     if cfg.threads:
@@ -268,14 +282,7 @@ def run_toy2d(cfg: Toy2dConfig) -> Path:
                     "grid": torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)}
             bayes = bayes_accuracy(gmm)
             bayes_test = float((gmm.posterior(xte.astype(np.float64)).argmax(1) == yte).mean())
-            runs = []
-            for spec in cfg.acts:
-                for seed in cfg.seeds:
-                    r = _train_gmm(cfg, spec, seed, data)
-                    grids["gmm"].setdefault(spec, r.pop("_grid"))
-                    runs.append(r)
-                    bar.update(1)
-                    bar.set_postfix_str(f"gmm {spec} acc {r['test_accuracy']:.3f}")
+            runs = _run_all(cfg, _train_gmm, data, grids["gmm"], bar, "gmm", "test_accuracy")
             results["gmm"] = {"bayes_accuracy": bayes, "bayes_accuracy_on_test_set": bayes_test,
                               "means": gmm.means.tolist(), "labels": gmm.labels.tolist(),
                               "std": gmm.std, "runs": runs}
@@ -290,14 +297,7 @@ def run_toy2d(cfg: Toy2dConfig) -> Path:
             ry, rx = torch.meshgrid(l1, l1, indexing="ij")
             xreg = torch.stack([rx.reshape(-1), ry.reshape(-1)], 1)
             data = {"xreg": xreg, "yreg": sine_mixture(xreg)}
-            runs = []
-            for spec in cfg.acts:
-                for seed in cfg.seeds:
-                    r = _train_regression(cfg, spec, seed, data)
-                    grids["regression"].setdefault(spec, r.pop("_grid"))
-                    runs.append(r)
-                    bar.update(1)
-                    bar.set_postfix_str(f"reg {spec} R2 {r['r2']:.3f}")
+            runs = _run_all(cfg, _train_regression, data, grids["regression"], bar, "reg", "r2")
             results["regression"] = {"runs": runs, "grid_size": n,
                                      "target_variance": float(data["yreg"].var(unbiased=False))}
             run.write_json("results.json", results)
