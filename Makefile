@@ -9,7 +9,7 @@ PIP    := $(VENV)/bin/pip
 PIN    := -c constraints.txt
 ARGS   ?=
 
-.PHONY: setup data test test-fast main bench-ops lint clean
+.PHONY: setup data browser test test-fast main bench-ops lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,15 @@ data:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
-test: setup data
+# headless browser for the atlas page test (Debian chromium + chromium-driver, driven by selenium)
+browser:
+	@if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+test: setup data browser
 	$(PY) -m pytest -q $(ARGS)
 
 test-fast: setup

@@ -148,3 +148,100 @@ def test_large_theta_gives_finite_values_and_gradients() -> None:
     t = act.transform(x.detach())
     inside = (x.detach() >= -0.5) & (x.detach() <= 2.0)
     assert ((t[inside] >= -0.5 - 1e-5) & (t[inside] <= 2.0 + 1e-5)).all()
+
+
+@pytest.mark.parametrize("cells", [1, 2, 5, 10, 50])
+@pytest.mark.parametrize("t", [1.0, -1.0, 0.3, 2.5])
+def test_fast_flow_equals_stepwise_reference(cells: int, t: float) -> None:
+    """Tabulated knot-to-knot times + binary search == the cell-by-cell loop (values, grads)."""
+    B = cpab.cpa_basis(cells, zero_boundary=cells > 1)
+    g = torch.Generator().manual_seed(cells)
+    theta = (torch.randn(B.shape[1], generator=g, dtype=torch.float64) * 3).requires_grad_(True)
+    knots = torch.arange(cells + 1, dtype=torch.float64) / cells
+    x = torch.cat([torch.rand(400, generator=g, dtype=torch.float64), knots,
+                   (knots + 1e-9).clamp(max=1.0)]).requires_grad_(True)
+    w = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    fast = cpab.integrate(x, theta, B, t)
+    ref = cpab.integrate_stepwise(x, theta, B, t)
+    assert torch.allclose(fast, ref, atol=1e-12, rtol=0)
+    gf = torch.autograd.grad((fast * w).sum(), (x, theta))
+    gr = torch.autograd.grad((ref * w).sum(), (x, theta))
+    for a, b in zip(gf, gr):
+        assert torch.allclose(a, b, atol=1e-8, rtol=1e-8)
+
+
+def test_fast_flow_per_channel_and_float32() -> None:
+    B = cpab.cpa_basis(10)
+    g = torch.Generator().manual_seed(5)
+    theta = (torch.randn(3, 9, generator=g, dtype=torch.float64) * 2).requires_grad_(True)
+    x = torch.rand(3, 60, generator=g, dtype=torch.float64).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: cpab.integrate(a, b, B), (x, theta))
+    rows = torch.stack([cpab.integrate_stepwise(x[c], theta[c], B) for c in range(3)])
+    assert torch.allclose(cpab.integrate(x, theta, B), rows, atol=1e-12)
+    y32 = cpab.integrate(x.detach().float(), theta.detach(), B)  # per-element work in fp32
+    assert y32.dtype == torch.float32 and torch.allclose(y32.double(), rows, atol=2e-6)
+
+
+@pytest.mark.parametrize("gate", ["gelu", "silu", "leaky_relu", "identity"])
+@pytest.mark.parametrize("channels", [None, 3])
+def test_cpab_op_gradcheck_gates_and_tables(gate: str, channels) -> None:
+    from learnact.ops.cpab import cpab_op
+
+    B = cpab.cpa_basis(6)
+    g = torch.Generator().manual_seed(2)
+    shape = (5,) if channels is None else (channels, 5)
+    theta = (torch.randn(shape, generator=g, dtype=torch.float64) * 2).requires_grad_(True)
+    x = (torch.rand(2, 3, 9, generator=g, dtype=torch.float64) * 4 - 1.5).requires_grad_(True)
+    cd = None if channels is None else 1
+
+    def fn(x, theta):
+        a2, b2, tau2 = cpab.flow_tables(theta, B)
+        return cpab_op(x, a2, b2, tau2, lo=-0.5, hi=2.0, gate=gate, alpha=0.1, channel_dim=cd)
+
+    assert torch.autograd.gradcheck(fn, (x, theta))
+    # independent composition: window + stepwise flow + gate
+    xd = x.detach()
+    inside = (xd >= -0.5) & (xd <= 2.0)
+    u = torch.where(inside, (xd + 0.5) / 2.5, torch.zeros_like(xd))
+    if channels is None:
+        T = cpab.integrate_stepwise(u, theta.detach(), B)
+    else:
+        T = torch.stack([cpab.integrate_stepwise(u[:, c], theta.detach()[c], B)
+                         for c in range(channels)], 1)
+    xt = torch.where(inside, -0.5 + 2.5 * T, xd)
+    s = {"gelu": lambda z: 0.5 * (1 + torch.erf(z / 2**0.5)), "silu": torch.sigmoid,
+         "leaky_relu": lambda z: torch.where(z > 0, 1.0, 0.1),
+         "identity": torch.ones_like}[gate](xd)
+    assert torch.allclose(fn(xd, theta.detach()), xt * s, atol=1e-12)
+
+
+def test_lut_op_backward_is_straight_through() -> None:
+    from learnact.ops.cpab import cpab_lut_op
+
+    g = torch.Generator().manual_seed(4)
+    n = 17
+    table = torch.sort(torch.rand(n, generator=g, dtype=torch.float64))[0].requires_grad_(True)
+    dtable = torch.rand(n, generator=g, dtype=torch.float64) + 0.5
+    x = (torch.rand(200, generator=g, dtype=torch.float64) * 3 - 0.5).requires_grad_(True)
+    w = torch.randn(200, generator=g, dtype=torch.float64)
+    y = cpab_lut_op(x, table, dtable, lo=0.0, hi=2.0, gate="gelu")
+    gx, gt = torch.autograd.grad((y * w).sum(), (x, table))
+    xd = x.detach()
+    inside = (xd >= 0) & (xd <= 2)
+    q = torch.round(xd.clamp(0, 2) / 2 * (n - 1)).long()
+    xt = torch.where(inside, 2 * table.detach()[q], xd)
+    phi, Phi = torch.exp(-xd**2 / 2) / (2 * torch.pi) ** 0.5, 0.5 * (1 + torch.erf(xd / 2**0.5))
+    assert torch.allclose(y.detach(), xt * Phi, atol=1e-14)
+    dxt = torch.where(inside, dtable[q], torch.ones_like(xd))
+    assert torch.allclose(gx, w * (dxt * Phi + xt * phi), atol=1e-12)
+    ref_gt = torch.zeros(n, dtype=torch.float64).index_add(0, q[inside], (w * Phi * 2)[inside])
+    assert torch.allclose(gt, ref_gt, atol=1e-12)
+
+
+def test_double_backward_raises_clearly() -> None:
+    B = cpab.cpa_basis(4)
+    theta = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(10, dtype=torch.float64, requires_grad=True)
+    (gx,) = torch.autograd.grad(cpab.integrate(x, theta, B).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="twice|does not require grad"):  # never silent
+        gx.sum().backward()

@@ -26,7 +26,7 @@ import torch.distributed as dist
 log = logging.getLogger(__name__)
 
 __all__ = ["Dist", "setup_distributed", "RunDir", "seed_everything", "progress", "is_finite",
-           "check_writable", "resolve_device"]
+           "check_writable", "resolve_device", "save_model", "load_model", "model_filename"]
 
 
 @dataclass
@@ -194,3 +194,56 @@ def progress(total: int, desc: str, enabled: bool = True) -> Iterator[Any]:
     finally:
         if bar is not None:
             bar.close()
+
+
+# -- saved models: enough to rebuild the module and load both its final and its init state ----
+MODEL_FORMAT = "learnact-model-1"
+_BUILDERS = {
+    "autoencoder": ("learnact.experiments.autoencoder", "build_autoencoder"),
+    "toy2d_mlp": ("learnact.experiments.toy2d", "build_mlp"),
+    "charlm": ("learnact.experiments.charlm", "build_model"),
+    "convnext": ("learnact.experiments.convnext", "build_model"),
+}
+
+
+def model_filename(spec: str, **tags: Any) -> str:
+    """A file-system-safe name for (spec, tags), e.g. 'hermite_degree-8-s0.pt'."""
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", spec.replace(":", "_").replace("=", "-")).strip("-")
+    return slug + "".join(f"-{k}{v}" for k, v in tags.items()) + ".pt"
+
+
+def save_model(path: str | Path, model: torch.nn.Module, builder: str, kwargs: dict[str, Any],
+               init_state: dict[str, torch.Tensor] | None = None,
+               extra: dict[str, Any] | None = None) -> Path:
+    """Save {builder, kwargs, state_dict, init_state_dict}: load_model rebuilds the module."""
+    if builder not in _BUILDERS:
+        raise ValueError(f"unknown builder {builder!r}; known: {sorted(_BUILDERS)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": MODEL_FORMAT, "builder": builder, "kwargs": kwargs,
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "init_state_dict": init_state, "extra": extra or {}}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_model(path: str | Path, which: str = "final") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """(module, payload) from :func:`save_model`; ``which="init"`` loads the state at init."""
+    import importlib
+
+    if which not in ("final", "init"):
+        raise ValueError(f"which must be 'final' or 'init', got {which!r}")
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a learnact saved model (format {MODEL_FORMAT})")
+    mod, fn = _BUILDERS[payload["builder"]]
+    model = getattr(importlib.import_module(mod), fn)(**payload["kwargs"])
+    state = payload["state_dict"] if which == "final" else payload["init_state_dict"]
+    if state is None:
+        raise ValueError(f"{path} holds no {which} state")
+    model.load_state_dict(state)
+    return model.eval(), payload

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ..params import activation_parameters, param_groups
 from ..registry import available, create
 from .autoencoder import EXCLUDED_FROM_DEFAULT, split_specs
-from .common import RunDir, progress, seed_everything
+from .common import RunDir, model_filename, progress, save_model, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,7 @@ W_VECTOR = (0.4, 0.1, 0.15, 0.15, 0.1, 0.1)
 
 
 def default_toy_acts() -> list[str]:
-    # DiTAC variants run ~1 min each here until their fused op lands: run them explicitly
-    # (--acts relu,gelu,prelu,ditac,leaky_ditac,ge_ditac), see docs/toy2d-ditac-summary.md
+    # every learnable family in its exact mode (DiTAC included: tiny tensors here)
     learnable = [n for n in available(learnable=True)
                  if n != "prelu" and n not in EXCLUDED_FROM_DEFAULT]
     return ["identity", "relu", "gelu", "silu", "tanh", "sin", "prelu"] + learnable
@@ -190,7 +189,10 @@ def build_mlp(spec: str, sizes: list[int], per_channel: bool, fourier: int = 0) 
 
 def _train_gmm(cfg: Toy2dConfig, spec: str, seed: int, data: dict[str, Tensor]) -> dict[str, Any]:
     seed_everything(seed)
-    model = build_mlp(spec, [2, cfg.gmm_hidden, cfg.gmm_hidden, cfg.classes], cfg.per_channel)
+    kwargs = {"spec": spec, "sizes": [2, cfg.gmm_hidden, cfg.gmm_hidden, cfg.classes],
+              "per_channel": cfg.per_channel}
+    model = build_mlp(**kwargs)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.Adam(param_groups(model), lr=cfg.gmm_lr)
     g = torch.Generator().manual_seed(seed)
     xtr, ytr = data["xtr"], data["ytr"]
@@ -212,13 +214,16 @@ def _train_gmm(cfg: Toy2dConfig, spec: str, seed: int, data: dict[str, Tensor]) 
             "seconds": time.perf_counter() - t0,
             "params": sum(p.numel() for p in model.parameters()),
             "act_params": sum(p.numel() for p in activation_parameters(model)),
-            "_grid": grid_pred}
+            "_grid": grid_pred, "_model": (model, kwargs, init)}
 
 
 def _train_regression(cfg: Toy2dConfig, spec: str, seed: int, data: dict[str, Tensor]
                       ) -> dict[str, Any]:
     seed_everything(seed)
-    model = build_mlp(spec, [2, cfg.reg_hidden, 1], cfg.per_channel, cfg.fourier_features)
+    kwargs = {"spec": spec, "sizes": [2, cfg.reg_hidden, 1], "per_channel": cfg.per_channel,
+              "fourier": cfg.fourier_features}
+    model = build_mlp(**kwargs)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.Adam(param_groups(model), lr=cfg.reg_lr)
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
@@ -240,17 +245,22 @@ def _train_regression(cfg: Toy2dConfig, spec: str, seed: int, data: dict[str, Te
             "seconds": time.perf_counter() - t0,
             "params": sum(p.numel() for p in model.parameters()),
             "act_params": sum(p.numel() for p in activation_parameters(model)),
-            "_grid": pred.reshape(-1).numpy()}
+            "_grid": pred.reshape(-1).numpy(), "_model": (model, kwargs, init)}
 
 
 def _run_all(cfg: Toy2dConfig, train, data: dict[str, Tensor], grids: dict[str, np.ndarray],
-             bar: Any, tag: str, metric: str) -> list[dict[str, Any]]:
-    """Train every (activation, seed); keep the first seed's grid prediction per activation."""
+             bar: Any, tag: str, metric: str, models: Path | None = None) -> list[dict[str, Any]]:
+    """Train every (activation, seed); keep the first seed's grid prediction per activation
+    (and save its model, with the init state, under ``models``)."""
     runs = []
     for spec in cfg.acts:
         for seed in cfg.seeds:
             r = train(cfg, spec, seed, data)
             grids.setdefault(spec, r.pop("_grid"))
+            model, kwargs, init = r.pop("_model")
+            if models is not None and seed == cfg.seeds[0]:
+                save_model(models / model_filename(spec, task=tag, s=seed), model, "toy2d_mlp",
+                           kwargs, init)
             runs.append(r)
             bar.update(1)
             bar.set_postfix_str(f"{tag} {spec} {metric} {r[metric]:.3f}")
@@ -282,7 +292,8 @@ def run_toy2d(cfg: Toy2dConfig) -> Path:
                     "grid": torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)}
             bayes = bayes_accuracy(gmm)
             bayes_test = float((gmm.posterior(xte.astype(np.float64)).argmax(1) == yte).mean())
-            runs = _run_all(cfg, _train_gmm, data, grids["gmm"], bar, "gmm", "test_accuracy")
+            runs = _run_all(cfg, _train_gmm, data, grids["gmm"], bar, "gmm", "test_accuracy",
+                            run.path / "models")
             results["gmm"] = {"bayes_accuracy": bayes, "bayes_accuracy_on_test_set": bayes_test,
                               "means": gmm.means.tolist(), "labels": gmm.labels.tolist(),
                               "std": gmm.std, "runs": runs}
@@ -297,7 +308,8 @@ def run_toy2d(cfg: Toy2dConfig) -> Path:
             ry, rx = torch.meshgrid(l1, l1, indexing="ij")
             xreg = torch.stack([rx.reshape(-1), ry.reshape(-1)], 1)
             data = {"xreg": xreg, "yreg": sine_mixture(xreg)}
-            runs = _run_all(cfg, _train_regression, data, grids["regression"], bar, "reg", "r2")
+            runs = _run_all(cfg, _train_regression, data, grids["regression"], bar, "reg", "r2",
+                            run.path / "models")
             results["regression"] = {"runs": runs, "grid_size": n,
                                      "target_variance": float(data["yreg"].var(unbiased=False))}
             run.write_json("results.json", results)

@@ -13,10 +13,22 @@ The flow phi(x, t) solves dphi/dt = v(phi); T_theta(x) = phi(x, 1). Inside one c
 
 (= x e^{ta} + (b/a)(e^{ta} - 1), joined smoothly at a = 0). A point leaves its cell through the
 edge x_e it moves towards after t_hit = log1p(a (x_e - x)/v)/a (-> (x_e - x)/v as a -> 0),
-unless v changes sign before the edge (then it never leaves); the loop runs at most N times,
-vectorised over all points, with cell indices tracked exactly (no epsilon nudges). Negative
-t integrates -v (the inverse map). Autograd through this closed form gives the analytic
-gradients (every branch is differentiable almost everywhere).
+unless v changes sign before the edge (then it never leaves). Negative t integrates -v (the
+inverse map).
+
+Two implementations of the same flow:
+
+* :func:`integrate` (fast, the one modules use): a point that leaves its first cell enters a
+  knot, and from a knot on the trajectory depends on theta only. So the knot-to-knot crossing
+  times tau_j are tabulated once per call (:func:`flow_tables`, O(N)), left-moving points are
+  mirrored (x -> 1 - x) so that every point moves right, and the cell a point ends in is found by
+  one binary search in the cumulative crossing times: no loop over cells per element. Its op
+  (ops/cpab.py) has an analytic backward that saves the input only: dT/dx = v(T)/v(x)
+  (e^{t a} when the point stays in its cell), and dT/d(a, b, tau) reduced over elements; autograd
+  carries tau's gradient to (a, b) and theta through the small tables.
+* :func:`integrate_stepwise` (reference): the cell-by-cell loop (at most N crossings,
+  vectorised over points); autograd through it differentiates the same closed form. Tests use
+  it as an independent composition.
 """
 
 from __future__ import annotations
@@ -27,8 +39,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["constraint_matrix", "cpa_basis", "velocity", "integrate", "prior_covariance",
-           "init_covariance"]
+__all__ = ["constraint_matrix", "cpa_basis", "velocity", "flow_tables", "integrate",
+           "integrate_stepwise", "prior_covariance", "init_covariance"]
 
 
 def constraint_matrix(cells: int, zero_boundary: bool = True, lo: float = 0.0,
@@ -106,8 +118,48 @@ def _log1p_over(z: Tensor) -> Tensor:
     return torch.where(small, 1.0 - 0.5 * z, torch.log1p(zs) / zs)
 
 
+def flow_tables(theta: Tensor, basis: Tensor, t: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-cell tables of the flow at time |t|, differentiable w.r.t. theta (float64 advised).
+
+    Returns (a2, b2, tau2), each (..., 2N): cells 0..N-1 of the field (of -v when t < 0), then
+    the mirrored field v'(y) = -v(1 - y) (a'_{N-1-j} = a_j, b'_{N-1-j} = -(a_j + b_j)), in which
+    left-moving points move right. tau2[j] is the time to cross cell j from its left knot to its
+    right knot (inf when v <= 0 at either knot, in the last cell, or when it exceeds |t|: such
+    a cell is never crossed within the time budget).
+    """
+    a, b = _ab(theta, basis)
+    if t < 0:
+        a, b, t = -a, -b, -t
+    n = a.shape[-1]
+    a2 = torch.cat([a, a.flip(-1)], -1)
+    b2 = torch.cat([b, -(a + b).flip(-1)], -1)
+    j = torch.arange(n, dtype=a.dtype, device=a.device).repeat(2)
+    v0 = a2 * (j / n) + b2
+    v1 = a2 * ((j + 1) / n) + b2
+    ok = (v0 > 0) & (v1 > 0) & (j < n - 1)
+    safe_v0 = torch.where(ok, v0, torch.ones_like(v0))
+    z = torch.where(ok, a2 / (n * safe_v0), torch.zeros_like(v0))
+    tau = torch.where(ok, _log1p_over(z) / (n * safe_v0), torch.full_like(v0, float("inf")))
+    tau = torch.where(tau <= t, tau, torch.full_like(tau, float("inf")))
+    return a2, b2, tau
+
+
 def integrate(x: Tensor, theta: Tensor, basis: Tensor, t: float = 1.0) -> Tensor:
-    """T(x) = phi(x, t) for x in [0, 1] (closed form, at most N cell crossings).
+    """T(x) = phi(x, t) for x in [0, 1] (closed form; analytic backward saving x only).
+
+    theta (d,) with x of any shape, or theta (C, d) with x (C, M) (one field per channel).
+    Computed in x's precision (float32 for half inputs); the small tables in theta's.
+    Points outside [0, 1] move with the first/last cell's affine field.
+    """
+    from ..ops.cpab import cpab_op
+
+    a2, b2, tau2 = flow_tables(theta, basis, t)
+    per_channel = theta.ndim == 2
+    return cpab_op(x, a2, b2, tau2, t=abs(t), channel_dim=0 if per_channel else None)
+
+
+def integrate_stepwise(x: Tensor, theta: Tensor, basis: Tensor, t: float = 1.0) -> Tensor:
+    """Reference: the same T(x) by the cell-by-cell loop (at most N crossings), autograd.
 
     theta (d,) with x of any shape, or theta (C, d) with x (C, M) (one field per channel).
     """

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
-import torch.nn.functional as Fn
-import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from .._tensor import canonical_dim
 from .._validate import check_choice, check_float, check_int
 from ..functional import cpab
+from ..ops.cpab import GATES, cpab_lut_op, cpab_op, flow_derivative
+from ..ops.cpab import _gate as gate_and_slope
 from ..registry import register
 from .base import LearnableActivation
 
 __all__ = ["DiTAC", "LeakyDiTAC", "GEDiTAC"]
 
-_GATES = ("gelu", "leaky_relu", "silu", "identity")
 
 
 @register("ditac")
@@ -75,7 +73,7 @@ class DiTAC(LearnableActivation):
             raise ValueError(f"DiTAC needs a < b, got a={a}, b={b}")
         self.cells = check_int("cells", cells, 1, 1024)
         self.init = check_choice("init", init, self.inits)
-        self.gate = check_choice("gate", gate, _GATES)
+        self.gate = check_choice("gate", gate, GATES)
         self.warp = check_choice("warp", warp, ("input", "output"))
         self.lut = None if lut is None else check_int("lut", lut, 2)
         self.lambda_reg = check_float("lambda_reg", lambda_reg, 0.0)
@@ -110,83 +108,62 @@ class DiTAC(LearnableActivation):
             self._basis64 = self._basis64.to(self.theta.device)
         return self._basis64
 
-    def _flat(self, x: Tensor) -> tuple[Tensor, callable]:
-        """(C, M) view for per-channel theta (and the inverse reshape), or x itself."""
-        if self.channels is None:
-            return x, lambda y: y
-        d = canonical_dim(x.ndim, self.channel_dim)
-        moved = x.movedim(d, 0)
-        shape = moved.shape
-        return moved.reshape(shape[0], -1), lambda y: y.reshape(shape).movedim(0, d)
+    def _tables(self) -> tuple[Tensor, Tensor, Tensor]:
+        # small per-cell tables in float64 (e^{t a} overflows float32 for large theta);
+        # the per-element work runs in the input's precision inside the op
+        return cpab.flow_tables(self.theta.to(torch.float64), self.basis)
 
-    def _T(self, u: Tensor) -> Tensor:
-        # the flow is integrated in float64: e^{t a} overflows float32 for large theta
-        theta = self.theta.to(torch.float64)
-        basis = self.basis.to(torch.float64)
-        uu = u.to(torch.float64)
-        if self.lut is not None:
-            return self._lut(uu, theta, basis).to(u.dtype)
-        if torch.is_grad_enabled() and (uu.requires_grad or theta.requires_grad):
-            # recompute the N-cell loop in backward: autograd would otherwise keep every
-            # iteration's intermediates (measured 205x the input); now x and theta only
-            out = torch.utils.checkpoint.checkpoint(cpab.integrate, uu, theta, basis,
-                                                    use_reentrant=False)
-        else:
-            out = cpab.integrate(uu, theta, basis)
-        return out.to(u.dtype)
+    def _cd(self) -> int | None:
+        return None if self.channels is None else self.channel_dim
 
-    def _lut(self, u: Tensor, theta: Tensor, basis: Tensor) -> Tensor:
+    def _warped(self, x: Tensor, gate: str) -> Tensor:
+        """x~(x) s(x) for the given gate, exact or LUT, fused in one op."""
+        a2, b2, tau2 = self._tables()
+        if self.lut is None:
+            return cpab_op(x, a2, b2, tau2, lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
+                           channel_dim=self._cd())
         n = self.lut
-        grid = torch.linspace(0, 1, n, dtype=u.dtype, device=u.device)
-        if theta.ndim == 2:
-            grid = grid.expand(theta.shape[0], n).contiguous()
-        table = cpab.integrate(grid, theta, basis)  # differentiable w.r.t. theta
-        with torch.no_grad():
-            v0 = cpab.velocity(grid, theta, basis)
-            v1 = cpab.velocity(table, theta, basis)
-            fixed = v0.abs() < 1e-12
-            dtab = torch.where(fixed, torch.ones_like(v0), v1 / torch.where(fixed, 1.0, v0))
-        q = torch.clamp(torch.round(u * (n - 1)), 0, n - 1).long()
-        if theta.ndim == 2:
-            val, der = torch.gather(table, 1, q), torch.gather(dtab, 1, q)
-        else:
-            val, der = table[q], dtab[q]
-        # straight-through: value of the table, derivative at the grid point
-        return val + (u - u.detach()) * der
+        grid = torch.linspace(0, 1, n, dtype=torch.float64, device=x.device)
+        cd = None
+        if self.channels is not None:
+            grid, cd = grid.expand(self.channels, n).contiguous(), 0
+        table = cpab_op(grid, a2, b2, tau2, channel_dim=cd)  # differentiable w.r.t. theta
+        _, dtable = flow_derivative(grid, a2, b2, tau2, channel_dim=cd)
+        return cpab_lut_op(x, table, dtable, lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
+                           channel_dim=self._cd())
 
     def transform(self, x: Tensor) -> Tensor:
         """x~: T_theta on [a, b] (mapped to [0, 1]), identity outside."""
         self._check_input(x)
-        dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-        xx = x.to(dtype)
-        flat, back = self._flat(xx)
-        inside = (flat >= self.a) & (flat <= self.b)
-        u = torch.where(inside, (flat - self.a) / (self.b - self.a), torch.zeros_like(flat))
-        t = self.a + (self.b - self.a) * self._T(u)
-        return back(torch.where(inside, t, flat)).to(x.dtype)
+        return self._warped(x, "identity")
 
     def velocity(self, x: Tensor) -> Tensor:
         """The CPA field at x in input units ((b - a) v((x - a)/(b - a)) on [a, b], 0 outside)."""
-        flat, back = self._flat(x.to(self.theta.dtype))
+        theta = self.theta.to(torch.float64)
+        xx = x.to(torch.float64)
+        if self.channels is not None:
+            d = canonical_dim(x.ndim, self.channel_dim)
+            moved = xx.movedim(d, 0)
+            flat = moved.reshape(moved.shape[0], -1)
+        else:
+            flat = xx
         inside = (flat >= self.a) & (flat <= self.b)
         u = torch.where(inside, (flat - self.a) / (self.b - self.a), torch.zeros_like(flat))
-        v = (self.b - self.a) * cpab.velocity(u, self.theta, self.basis.to(self.theta.dtype))
-        return back(torch.where(inside, v, torch.zeros_like(v))).to(x.dtype)
+        v = (self.b - self.a) * cpab.velocity(u, theta, self.basis)
+        v = torch.where(inside, v, torch.zeros_like(v))
+        if self.channels is not None:
+            v = v.reshape(moved.shape).movedim(0, d)
+        return v.to(x.dtype)
 
     def _gate(self, x: Tensor) -> Tensor:
-        if self.gate == "gelu":
-            return 0.5 * (1.0 + torch.erf(x * (1.0 / math.sqrt(2.0))))
-        if self.gate == "silu":
-            return torch.sigmoid(x)
-        if self.gate == "leaky_relu":
-            return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, self.alpha))
-        return torch.ones_like(x)
+        s, _ = gate_and_slope(x, self.gate, self.alpha)
+        return s
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         if self.warp == "input":
-            return self.transform(x) * self._gate(x)
-        return self.transform(x * self._gate(x))
+            return self._warped(x, self.gate)
+        return self._warped(x * self._gate(x), "identity")
 
     def prior_loss(self) -> Tensor:
         """lambda_reg * theta^T P theta (summed over channels)."""

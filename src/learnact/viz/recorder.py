@@ -22,9 +22,16 @@ from torch import Tensor, nn
 __all__ = ["Recorder"]
 
 
+def symlog(x: Tensor, floor: float) -> Tensor:
+    """sign(x) log10(|x| / floor) for |x| > floor, else 0 (loss derivatives span decades)."""
+    mag = torch.log10(x.abs().clamp_min(floor) / floor)
+    return torch.sign(x) * mag
+
+
 class _Hist:
-    def __init__(self, lo: float, hi: float, bins: int) -> None:
-        self.lo, self.hi, self.bins = lo, hi, bins
+    def __init__(self, lo: float, hi: float, bins: int, scale: str = "linear",
+                 floor: float = 1e-10) -> None:
+        self.lo, self.hi, self.bins, self.scale, self.floor = lo, hi, bins, scale, floor
         self.epochs: list[list[int]] = []
         self._cur = torch.zeros(bins + 2, dtype=torch.int64)  # [underflow, bins..., overflow]
 
@@ -33,6 +40,8 @@ class _Hist:
         x = x[~torch.isnan(x)]
         if x.numel() == 0:
             return
+        if self.scale == "symlog":
+            x = symlog(x, self.floor)
         width = (self.hi - self.lo) / self.bins
         idx = torch.floor((x - self.lo) / width).clamp(-1, self.bins).long() + 1
         self._cur += torch.bincount(idx.cpu(), minlength=self.bins + 2)
@@ -42,7 +51,8 @@ class _Hist:
         self._cur.zero_()
 
     def state(self) -> dict[str, Any]:
-        return {"lo": self.lo, "hi": self.hi, "bins": self.bins, "counts": self.epochs}
+        return {"lo": self.lo, "hi": self.hi, "bins": self.bins, "scale": self.scale,
+                "floor": self.floor, "counts": self.epochs}
 
 
 class Recorder:
@@ -51,20 +61,25 @@ class Recorder:
     Args:
         model: any nn.Module; every activation module in it is recorded.
         bins, lo, hi: input histogram bins on [lo, hi] (default 120 on [-6, 6]).
-        grad_lo, grad_hi: gradient histogram range (default [-1e-3, 1e-3]; overflow counted).
+        grad_floor, grad_decades: dL/dx is binned on a symmetric log scale,
+            sign(g) log10(|g| / grad_floor) in [-grad_decades, grad_decades] (default 1e-10
+            and 12 decades: |g| from 1e-10 to 1e2); |g| <= floor lands in the middle bin.
     """
 
     def __init__(self, model: nn.Module, bins: int = 120, lo: float = -6.0, hi: float = 6.0,
-                 grad_lo: float = -1e-3, grad_hi: float = 1e-3) -> None:
+                 grad_floor: float = 1e-10, grad_decades: float = 12.0) -> None:
         from ..surgery import find_activations
 
-        if bins < 1 or not lo < hi or not grad_lo < grad_hi:
-            raise ValueError("Recorder needs bins >= 1, lo < hi and grad_lo < grad_hi")
+        if bins < 1 or not lo < hi or not grad_floor > 0 or not grad_decades > 0:
+            raise ValueError(f"Recorder needs bins >= 1 (got {bins}), lo < hi (got {lo}, {hi}), "
+                             f"grad_floor > 0 (got {grad_floor}), grad_decades > 0 "
+                             f"(got {grad_decades})")
         self.layers = [p for p, _ in find_activations(model)]
         if not self.layers:
             raise ValueError("Recorder: no activation module found in the model")
         self.inputs = {p: _Hist(lo, hi, bins) for p in self.layers}
-        self.grads = {p: _Hist(grad_lo, grad_hi, bins) for p in self.layers}
+        self.grads = {p: _Hist(-grad_decades, grad_decades, bins, "symlog", grad_floor)
+                      for p in self.layers}
         self.seen = {p: 0 for p in self.layers}
         self._handles = []
         for path, mod in find_activations(model):
