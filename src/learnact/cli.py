@@ -6,6 +6,8 @@
     learnact bench ops [...]              op speed/memory vs GELU (benchmarks/bench_ops.py)
     learnact bench autoencoder [...]      the main job (Fashion-MNIST conv autoencoder)
     learnact bench toy2d [...]            2-D toy tasks
+    learnact bench depth [...]            forward/backward std through deep stacks at init
+    learnact train charlm|convnext [...]  character-level GPT, ConvNeXt classifier (torchrun)
     learnact plot shapes|sampling|atlas   figures from a run directory or a saved model
     learnact atlas serve                  interactive atlas (local web server)
 """
@@ -123,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         exp_cli = None
     if exp_cli is not None:
         exp_cli.add_subcommands(bench)
+        train = sub.add_parser("train", help="trainers (torchrun-ready)").add_subparsers(
+            dest="train", required=True)
+        exp_cli.add_train_subcommands(train)
     from .viz import cli as viz_cli  # argparse wiring only; matplotlib loads when a figure is drawn
 
     viz_cli.add_plot_subcommands(sub)

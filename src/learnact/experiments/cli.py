@@ -1,4 +1,4 @@
-"""argparse wiring of the experiment subcommands (``learnact bench autoencoder|toy2d``)."""
+"""argparse wiring of the experiment subcommands (``learnact bench autoencoder|toy2d|depth``)."""
 
 from __future__ import annotations
 
@@ -71,11 +71,19 @@ def add_subcommands(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--record", action="store_true", help="record activation-input histograms")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_autoencoder)
-    try:
-        from .toy2d import add_subcommand as _toy
-    except ImportError:
-        return
+    from .depth import add_subcommand as _depth
+    from .toy2d import add_subcommand as _toy
+
     _toy(bench)
+    _depth(bench)
 
 
 
+
+
+def add_train_subcommands(train: argparse._SubParsersAction) -> None:
+    from .charlm import add_subcommand as _charlm
+    from .convnext import add_subcommand as _convnext
+
+    _charlm(train)
+    _convnext(train)

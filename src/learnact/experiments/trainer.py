@@ -1,0 +1,228 @@
+"""Step-based training loop shared by ``learnact train charlm|convnext``.
+
+One loop for one CPU, one GPU, N GPUs and several nodes (nanoGPT's habits):
+
+* torchrun sets RANK/WORLD_SIZE/LOCAL_RANK -> DDP (gloo on CPU, nccl on CUDA); every rank
+  draws its own batches (rank-offset, stateless: batch = f(seed, step, rank), so a resumed run
+  sees exactly the batches an uninterrupted one would); gradient accumulation runs the first
+  micro-steps under ``no_sync``; rank 0 alone writes; ``destroy_process_group`` at exit.
+* bf16 autocast on CUDA (``--amp``), ``torch.compile`` (``--compile``).
+* AdamW, linear warm-up then cosine decay to ``min_lr`` at ``steps``; gradient clipping.
+* Evaluation every ``eval_every`` steps (val batches sharded over ranks, all-reduced);
+  a checkpoint at every evaluation (atomic write; model, optimiser, step, history, the task's
+  config): an interrupted run loses at most one evaluation interval, ``--resume`` continues it,
+  and a checkpoint from a different configuration is refused with the differing keys named.
+* ``check_sync``: at the end every rank's parameters are compared bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .common import Dist, seed_everything
+
+log = logging.getLogger(__name__)
+
+__all__ = ["OptimConfig", "Task", "train_one", "CHECKPOINT_FORMAT", "lr_at"]
+
+CHECKPOINT_FORMAT = "learnact-ckpt-1"
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 600
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup: int = 50
+    weight_decay: float = 0.1
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    eval_every: int = 100
+    amp: bool = True        # bf16 autocast when on CUDA (ignored on CPU)
+    compile: bool = False
+    stop_after: int | None = None  # stop (as if interrupted) after this many steps
+
+    def validate(self) -> None:
+        for k in ("steps", "grad_accum", "eval_every"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        if not (self.lr > 0 and self.min_lr >= 0):
+            raise ValueError(f"lr must be > 0 and min_lr >= 0, got {self.lr}, {self.min_lr}")
+
+
+@dataclass
+class Task:
+    """What a trainer needs from a task."""
+
+    name: str
+    config: dict[str, Any]                       # saved in checkpoints, compared on resume
+    build: Callable[[str], nn.Module]            # activation spec -> fresh model
+    batch: Callable[[int, torch.Generator], tuple[Tensor, Tensor]]  # (micro-step seed) -> x, y
+    loss: Callable[[nn.Module, Tensor, Tensor], Tensor]
+    evaluate: Callable[[nn.Module, Dist], dict[str, float]]  # all-reduced metrics
+
+
+def lr_at(step: int, o: OptimConfig) -> float:
+    if step < o.warmup:
+        return o.lr * (step + 1) / o.warmup
+    t = (step - o.warmup) / max(1, o.steps - o.warmup)
+    return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def _optimizer(model: nn.Module, o: OptimConfig, device: torch.device) -> torch.optim.Optimizer:
+    from ..params import activation_parameters
+
+    # activation parameters never get weight decay (see learnact.param_groups); 2-D weights do
+    decay, no_decay = [], []
+    act_ids = {id(p) for p in activation_parameters(model)}
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 and id(p) not in act_ids else no_decay).append(p)
+    fused = device.type == "cuda"
+    return torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=o.lr,
+                             betas=(0.9, o.beta2), fused=fused or None)
+
+
+def _micro_seed(seed: int, step: int, micro: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 9_973 + micro * 101 + rank * 7 + 1) % (2**63 - 1)
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    keys = sorted(set(a) | set(b))
+    return [f"{k}: checkpoint {b.get(k)!r} vs now {a.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
+
+
+def load_checkpoint(path: Path, task: Task, spec: str, seed: int, o: OptimConfig,
+                    world: int) -> dict[str, Any]:
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a learnact checkpoint ({CHECKPOINT_FORMAT})")
+    want = {"task": task.name, **task.config, "act": spec, "seed": seed, "world": world,
+            **{k: v for k, v in asdict(o).items() if k not in ("stop_after", "compile", "amp")}}
+    diffs = _diff(want, ck["run_config"])
+    if diffs:
+        raise ValueError(f"{path} was written with a different configuration; refusing to "
+                         f"resume. Differences: " + "; ".join(diffs))
+    return ck
+
+
+def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
+              ckpt: Path | None = None, resume: bool = False, bar: Any = None,
+              check_sync: bool = False) -> dict[str, Any]:
+    """Train ``task`` with activation ``spec``; returns the run record (history, final metrics).
+
+    ``ckpt``: checkpoint file (rank 0 writes it at every evaluation); ``resume``: continue from it.
+    """
+    o.validate()
+    seed_everything(seed)
+    model = task.build(spec).to(d.device)
+    opt = _optimizer(model, o, d.device)
+    run_config = {"task": task.name, **task.config, "act": spec, "seed": seed, "world": d.world,
+                  **{k: v for k, v in asdict(o).items() if k not in ("stop_after", "compile", "amp")}}
+    record: dict[str, Any] = {"act": spec, "seed": seed, "evals": [], "train_loss": [],
+                              "params": sum(p.numel() for p in model.parameters()),
+                              "diverged": False, "seconds": 0.0}
+    start = 0
+    if resume and ckpt is not None and ckpt.exists():
+        ck = load_checkpoint(ckpt, task, spec, seed, o, d.world)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optim"])
+        start = ck["step"]
+        record.update(ck["record"])
+        log.info("resumed %s seed %d at step %d", spec, seed, start)
+    net: nn.Module = model
+    if o.compile:
+        net = torch.compile(net)
+    if d.enabled:
+        net = nn.parallel.DistributedDataParallel(
+            net, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if o.amp and d.device.type == "cuda"
+           else contextlib.nullcontext())
+    t0 = time.perf_counter() - record["seconds"]
+    end = o.steps if o.stop_after is None else min(o.steps, o.stop_after)
+    model.train()
+    for step in range(start, end):
+        lr = lr_at(step, o)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        total = 0.0
+        for micro in range(o.grad_accum):
+            gen = torch.Generator().manual_seed(_micro_seed(seed, step, micro, d.rank))
+            x, y = task.batch(micro, gen)
+            x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+            last = micro == o.grad_accum - 1
+            sync = contextlib.nullcontext() if (last or not d.enabled) else net.no_sync()
+            with sync, amp:
+                loss = task.loss(net, x, y) / o.grad_accum
+            with sync:
+                loss.backward()
+            total += float(loss.detach())
+        if not math.isfinite(total):
+            record["diverged"] = True
+            log.warning("%s seed %d diverged at step %d", spec, seed, step)
+            break
+        if o.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        record["train_loss"].append(total)
+        record["step"] = step + 1
+        if bar is not None:
+            bar.update(1)
+        if (step + 1) % o.eval_every == 0 or step + 1 == o.steps:
+            model.eval()
+            with torch.no_grad(), amp:
+                metrics = task.evaluate(model, d)
+            model.train()
+            record["evals"].append({"step": step + 1, **metrics,
+                                    "train_loss": sum(record["train_loss"][-o.eval_every:])
+                                    / len(record["train_loss"][-o.eval_every:])})
+            record["seconds"] = time.perf_counter() - t0
+            if bar is not None:
+                bar.set_postfix_str(f"{spec} s{seed} step {step + 1} " + " ".join(
+                    f"{k} {v:.4f}" for k, v in metrics.items()))
+            if ckpt is not None and d.main:
+                _save_checkpoint(ckpt, {"format": CHECKPOINT_FORMAT, "run_config": run_config,
+                                        "model": model.state_dict(), "optim": opt.state_dict(),
+                                        "step": step + 1, "record": record})
+    record["seconds"] = time.perf_counter() - t0
+    record["completed"] = (not record["diverged"]) and record.get("step", 0) == o.steps
+    if check_sync:
+        record["ranks_identical"] = ranks_identical(model, d)
+    record["_model"] = model
+    return record
+
+
+@torch.no_grad()
+def ranks_identical(model: nn.Module, d: Dist) -> bool:
+    """True when every rank holds bit-identical parameters and buffers."""
+    if not d.enabled:
+        return True
+    flat = torch.cat([t.detach().reshape(-1).double().cpu()
+                      for t in list(model.parameters()) + list(model.buffers())])
+    ref = flat.clone().to(d.device)
+    dist.broadcast(ref, src=0)
+    same = torch.tensor([float(torch.equal(flat.to(d.device), ref))], device=d.device)
+    dist.all_reduce(same, op=dist.ReduceOp.MIN)
+    return bool(same.item() == 1.0)

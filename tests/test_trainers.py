@@ -1,0 +1,107 @@
+"""charlm and convnext trainers: resume == uninterrupted, DDP ranks identical, bad input."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from learnact.experiments import charlm, convnext
+from learnact.experiments.common import load_model
+
+TRAINERS = {"charlm": charlm, "convnext": convnext}
+
+
+def _tiny(name: str, out: Path, **kw):
+    mod = TRAINERS[name]
+    extra = {"steps": 12, "eval_every": 4} if name == "charlm" else {}
+    return mod.make_config("tiny", acts=["hermite:degree=4"], out=str(out), quiet=True,
+                           threads=1, **{**extra, **kw})
+
+
+def _run(name: str, cfg, resume=None) -> Path:
+    return getattr(TRAINERS[name], f"run_{name}")(cfg, resume=resume)
+
+
+def _final(path: Path) -> dict:
+    res = json.loads((path / "results.json").read_text())
+    return res["runs"][-1]
+
+
+@pytest.mark.parametrize("name", ["charlm", "convnext"])
+def test_resume_reaches_the_uninterrupted_loss(name: str, tmp_path: Path) -> None:
+    full = _run(name, _tiny(name, tmp_path / "full"))
+    half = tmp_path / "half"
+    _run(name, _tiny(name, half, stop_after=4 if name == "charlm" else 10))
+    assert not _final(half)["completed"]  # interrupted after its first checkpoint
+    _run(name, _tiny(name, half), resume=str(half))
+    a, b = _final(full), _final(half)
+    assert b["completed"] and len(a["evals"]) == len(b["evals"])
+    key = "val_loss" if name == "charlm" else "test_loss"
+    assert [e[key] for e in a["evals"]] == pytest.approx([e[key] for e in b["evals"]], abs=1e-6)
+    ma, _ = load_model(next((full / "models").glob("*.pt")))
+    mb, _ = load_model(next((half / "models").glob("*.pt")))
+    for (k, v), w in zip(ma.state_dict().items(), mb.state_dict().values()):
+        assert torch.allclose(v, w, atol=1e-6), k
+    assert (full / "summary.md").exists()
+
+
+def test_charlm_learns_below_unigram(tmp_path: Path) -> None:
+    cfg = charlm.make_config("tiny", acts=["gelu"], steps=60, eval_every=30, out=str(tmp_path),
+                             quiet=True, threads=1)
+    path = _run("charlm", cfg)
+    res = json.loads((path / "results.json").read_text())
+    assert res["runs"][0]["evals"][-1]["val_loss"] < res["unigram_val_loss"]
+    assert len(res["runs"][0]["sample"]) > 20
+
+
+def test_charlm_bad_input(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   \n")
+    with pytest.raises(ValueError, match="empty"):
+        _run("charlm", _tiny("charlm", tmp_path / "a", text=str(empty)))
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9 au lait".encode("latin-1"))
+    with pytest.raises(ValueError, match="not UTF-8"):
+        _run("charlm", _tiny("charlm", tmp_path / "b", text=str(latin)))
+    short = tmp_path / "short.txt"
+    short.write_text("to be or not to be " * 3)
+    with pytest.raises(ValueError, match="context"):
+        _run("charlm", _tiny("charlm", tmp_path / "c", text=str(short)))
+    with pytest.raises(ValueError, match="unknown configuration key 'n_layers'"):
+        charlm.make_config("tiny", n_layers=3)
+    with pytest.raises(ValueError, match="unknown preset"):
+        charlm.make_config("huge")
+
+
+@pytest.mark.parametrize("name", ["charlm", "convnext"])
+def test_checkpoint_from_another_config_is_refused(name: str, tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    _run(name, _tiny(name, run, stop_after=4 if name == "charlm" else 10))
+    other = _tiny(name, run, batch_size=4)
+    with pytest.raises(ValueError, match="different configuration.*batch_size"):
+        _run(name, other, resume=str(run))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["charlm", "convnext"])
+def test_torchrun_two_ranks_hold_identical_parameters(name: str, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = ["--preset", "tiny", "--acts", "hermite:degree=4", "--out", str(tmp_path / "run"),
+            "--check-sync", "--quiet", "--threads", "1"]
+    if name == "charlm":
+        args += ["--steps", "6", "--eval-every", "3"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={port}", "-m", "learnact", "train", name, *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["world_size"] == 2
+    assert all(r["ranks_identical"] and r["completed"] for r in res["runs"])
