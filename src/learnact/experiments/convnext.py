@@ -121,6 +121,8 @@ class ConvNeXtConfig:
     threads: int | None = None
     out: str | None = None
     check_sync: bool = False
+    record: bool = False          # activation-input / loss-derivative histograms (viz.Recorder)
+    record_every: int = 8         # ... of one training batch in this many
     quiet: bool = False
 
 
@@ -189,7 +191,9 @@ def make_task(cfg: ConvNeXtConfig, d: Dist) -> Task:
 def run_convnext(cfg: ConvNeXtConfig, resume: str | None = None) -> Path | None:
     d = setup_distributed(cfg.device)
     try:
-        return _run(cfg, d, resume)
+        path = _run(cfg, d, resume)
+        d.barrier()  # leave together: a rank that tears gloo down while rank 0 still writes
+        return path  # aborts ("terminate called without an active exception")
     finally:
         teardown_distributed(d)
 
@@ -217,7 +221,8 @@ def _run(cfg: ConvNeXtConfig, d: Dist, resume: str | None) -> Path | None:
         for spec, seed in todo:
             ck = path / "checkpoints" / model_filename(spec, s=seed)
             rec = train_one(task, spec, seed, cfg.optim, d, ck, resume=bool(resume), bar=bar,
-                            check_sync=cfg.check_sync)
+                            check_sync=cfg.check_sync,
+                            record_every=cfg.record_every if cfg.record else 0)
             model = rec.pop("_model")
             if run is not None:
                 save_model(path / "models" / model_filename(spec, s=seed), model, "convnext",
@@ -273,7 +278,7 @@ def _cmd(args: argparse.Namespace) -> int:
                       train_limit=_limit(args.train_limit) if args.train_limit else None,
                       data_dir=args.data_dir, compile=args.compile or None,
                       stop_after=args.stop_after, device=args.device, threads=args.threads,
-                      out=args.out, check_sync=args.check_sync or None,
+                      out=args.out, check_sync=args.check_sync or None, record=args.record or None,
                       quiet=args.quiet or None)
     if args.train_limit and _limit(args.train_limit) is None:
         cfg.train_limit = None
@@ -303,5 +308,8 @@ def add_subcommand(train: argparse._SubParsersAction) -> None:
     p.add_argument("--out")
     p.add_argument("--resume")
     p.add_argument("--check-sync", action="store_true")
+    p.add_argument("--record", action="store_true",
+                   help="histograms of activation inputs and loss derivatives per evaluation "
+                        "interval (learnact plot sampling RUN_DIR)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd)

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from ..params import activation_parameters, param_groups
 from ..registry import available, create
-from .autoencoder import EXCLUDED_FROM_DEFAULT, split_specs
+from .autoencoder import split_specs
 from .common import RunDir, model_filename, progress, save_model, seed_everything
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,7 @@ W_VECTOR = (0.4, 0.1, 0.15, 0.15, 0.1, 0.1)
 
 def default_toy_acts() -> list[str]:
     # every learnable family in its exact mode (DiTAC included: tiny tensors here)
-    learnable = [n for n in available(learnable=True)
-                 if n != "prelu" and n not in EXCLUDED_FROM_DEFAULT]
+    learnable = [n for n in available(learnable=True) if n != "prelu"]
     return ["identity", "relu", "gelu", "silu", "tanh", "sin", "prelu"] + learnable
 
 

@@ -129,10 +129,13 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
               ckpt: Path | None = None, resume: bool = False, bar: Any = None,
-              check_sync: bool = False) -> dict[str, Any]:
+              check_sync: bool = False, record_every: int = 0) -> dict[str, Any]:
     """Train ``task`` with activation ``spec``; returns the run record (history, final metrics).
 
     ``ckpt``: checkpoint file (rank 0 writes it at every evaluation); ``resume``: continue from it.
+    ``record_every`` > 0: a :class:`learnact.viz.Recorder` (one training batch in that many)
+    keeps activation-input and loss-derivative histograms per evaluation interval
+    (``record["recorder"]``; an interval plays the role of an epoch).
     """
     o.validate()
     seed_everything(seed)
@@ -151,6 +154,11 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
         start = ck["step"]
         record.update(ck["record"])
         log.info("resumed %s seed %d at step %d", spec, seed, start)
+    recorder = None
+    if record_every > 0:
+        from ..viz.recorder import Recorder
+
+        recorder = Recorder(model, every=record_every)
     net: nn.Module = model
     if o.compile:
         net = torch.compile(net)
@@ -191,6 +199,8 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
         if bar is not None:
             bar.update(1)
         if (step + 1) % o.eval_every == 0 or step + 1 == o.steps:
+            if recorder is not None:
+                recorder.end_epoch()
             model.eval()
             with torch.no_grad(), amp:
                 metrics = task.evaluate(model, d)
@@ -208,6 +218,9 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
                                         "step": step + 1, "record": record})
     record["seconds"] = time.perf_counter() - t0
     record["completed"] = (not record["diverged"]) and record.get("step", 0) == o.steps
+    if recorder is not None:
+        record["recorder"] = recorder.state()
+        recorder.remove()
     if check_sync:
         record["ranks_identical"] = ranks_identical(model, d)
     record["_model"] = model

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .._tensor import compute_dtype, use_fast_cpu_path
 from ..functional.hermite import hermite, hermite_backward
-from ._chunks import as_bcr, axpy, cast_grads, coefficient_getter, scalar_tensor, slices
+from ._chunks import as_bcr, axpy, coefficient_getter, scalar_tensor, slices
 
 __all__ = ["hermite_op", "HermiteFunction"]
 

@@ -38,7 +38,7 @@ NETWORK_PARAMS = ("A0_00", "A0_01", "A0_10", "A0_11", "b0_0", "b0_1",
 DEFAULTS: dict[str, Any] = {"A0_00": 1.0, "A0_01": -0.5, "A0_10": 0.7, "A0_11": 1.2,
                             "b0_0": 0.0, "b0_1": 0.3, "A1_00": 1.0, "A1_01": -1.0,
                             "A1_10": 0.5, "A1_11": 0.8, "b1_0": 0.0, "b1_1": -0.2,
-                            "sigma0": "relu", "sigma1": "gelu", "zoom": 1.0, "res": 96}
+                            "sigma0": "relu", "sigma1": "gelu", "zoom": 1.0, "res": 80}
 LIMIT = 10.0  # slider range for weights and biases
 TILE = 160  # pixels per unit image
 
@@ -235,7 +235,7 @@ def serve(host: str | None = None, port: int = 8765) -> None:
         server.server_close()
 
 
-def screenshot(path: str, width: int = 1100, height: int = 1000, timeout: float = 60.0) -> str:
+def screenshot(path: str, width: int = 900, height: int = 1080, timeout: float = 60.0) -> str:
     """Start a server on a free port, open the page in headless Chromium (Debian ``chromium``
     and ``chromium-driver``, driven by selenium), wait for the image, save a screenshot."""
     server = make_server(None, 0)

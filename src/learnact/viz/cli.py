@@ -70,7 +70,9 @@ def _cmd_sampling(args: argparse.Namespace) -> int:
     for r in recorded:
         if args.match and not fnmatch.fnmatch(r["act"], args.match):
             continue
-        stem = Path(model_filename(r["act"], s=r["seed"], w=r.get("width"), lr=r.get("lr"))).stem
+        tags = {"s": r["seed"], **{k: r[key] for k, key in (("w", "width"), ("lr", "lr"))
+                                   if r.get(key) is not None}}
+        stem = Path(model_filename(r["act"], **tags)).stem
         shapes = None
         if stem in models:
             model, _ = load_model(models[stem])

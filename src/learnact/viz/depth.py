@@ -20,8 +20,9 @@ def plot_depth(rows: list[dict[str, Any]], path: str | Path, *, depth: int, widt
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), dpi=100, sharex=True)
     cmap = plt.get_cmap("tab20")
     styles = {"unit": "-", "paper": "--", "naive": ":", None: "-."}
+    refs = iter(("black", "tab:gray", "saddlebrown", "darkgreen"))
     for i, r in enumerate(rows):
-        color = "black" if r["init"] is None else cmap(i % 20)
+        color = next(refs, "black") if r["init"] is None else cmap(i % 20)
         for c, kind in enumerate(("prenorm", "plain")):
             for rr, key in enumerate(("forward", "backward")):
                 v = np.array(r[kind][key], dtype=float)
@@ -46,7 +47,7 @@ def plot_depth(rows: list[dict[str, Any]], path: str | Path, *, depth: int, widt
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=6.5, frameon=False)
     fig.suptitle(f"depth {depth}, width {width}, fan-in-scaled weights, at init "
-                 "(solid: unit init, dashed: paper, dotted: naive N(0,1), dash-dot black: "
+                 "(solid: unit init, dashed: paper, dotted: naive N(0,1), dash-dot dark: "
                  "references)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 0.78, 0.97))
     path = Path(path)

@@ -36,19 +36,23 @@ class _Hist:
         self._cur = torch.zeros(bins + 2, dtype=torch.int64)  # [underflow, bins..., overflow]
 
     def add(self, x: Tensor) -> None:
-        x = x.detach().reshape(-1).float()
-        x = x[~torch.isnan(x)]
-        if x.numel() == 0:
-            return
+        """Count x's elements: [lo, hi] in ``bins`` equal bins (hi in the last), below lo in the
+        underflow counter, above hi in the overflow counter; NaN is not counted. torch.histc +
+        two comparisons, on x's device (no copy of the data, no host sync)."""
+        x = x.detach()
+        if x.dtype not in (torch.float32, torch.float64):
+            x = x.float()
         if self.scale == "symlog":
             x = symlog(x, self.floor)
-        width = (self.hi - self.lo) / self.bins
-        idx = torch.floor((x - self.lo) / width).clamp(-1, self.bins).long() + 1
-        self._cur += torch.bincount(idx.cpu(), minlength=self.bins + 2)
+        if self._cur.device != x.device:
+            self._cur = self._cur.to(x.device)
+        self._cur[1:-1] += torch.histc(x, self.bins, self.lo, self.hi).to(torch.int64)
+        self._cur[0] += (x < self.lo).sum()
+        self._cur[-1] += (x > self.hi).sum()
 
     def end_epoch(self) -> None:
         self.epochs.append(self._cur.tolist())
-        self._cur.zero_()
+        self._cur = torch.zeros_like(self._cur)
 
     def state(self) -> dict[str, Any]:
         return {"lo": self.lo, "hi": self.hi, "bins": self.bins, "scale": self.scale,
@@ -64,12 +68,19 @@ class Recorder:
         grad_floor, grad_decades: dL/dx is binned on a symmetric log scale,
             sign(g) log10(|g| / grad_floor) in [-grad_decades, grad_decades] (default 1e-10
             and 12 decades: |g| from 1e-10 to 1e2); |g| <= floor lands in the middle bin.
+        every: record one training forward in ``every`` per layer (1: all). Histograms of a
+            regular subsample of the batches; ``seen`` counts the recorded elements, so counts
+            stay exact. Measured on the autoencoder quick preset: every=1 costs 37% wall time,
+            every=4 (what ``--record`` uses) stays within 15% (benchmarks/RESULTS.md).
     """
 
     def __init__(self, model: nn.Module, bins: int = 120, lo: float = -6.0, hi: float = 6.0,
-                 grad_floor: float = 1e-10, grad_decades: float = 12.0) -> None:
+                 grad_floor: float = 1e-10, grad_decades: float = 12.0, every: int = 1) -> None:
         from ..surgery import find_activations
 
+        if every < 1:
+            raise ValueError(f"Recorder needs every >= 1, got {every}")
+        self.every = int(every)
         if bins < 1 or not lo < hi or not grad_floor > 0 or not grad_decades > 0:
             raise ValueError(f"Recorder needs bins >= 1 (got {bins}), lo < hi (got {lo}, {hi}), "
                              f"grad_floor > 0 (got {grad_floor}), grad_decades > 0 "
@@ -81,6 +92,7 @@ class Recorder:
         self.grads = {p: _Hist(-grad_decades, grad_decades, bins, "symlog", grad_floor)
                       for p in self.layers}
         self.seen = {p: 0 for p in self.layers}
+        self.calls = {p: 0 for p in self.layers}
         self._handles = []
         for path, mod in find_activations(model):
             self._handles.append(mod.register_forward_pre_hook(self._hook(path)))
@@ -88,6 +100,9 @@ class Recorder:
     def _hook(self, path: str):
         def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
             if not module.training or not args or not isinstance(args[0], Tensor):
+                return
+            self.calls[path] += 1
+            if (self.calls[path] - 1) % self.every:
                 return
             x = args[0]
             self.inputs[path].add(x)
