@@ -31,10 +31,9 @@ The ``gpu`` preset is the paper's GPT-2-small shape (12 layers, 12 heads, 768 wi
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +43,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import create
-from .common import (Dist, RunDir, model_filename, progress, save_model, setup_distributed,
-                     teardown_distributed)
-from .trainer import OptimConfig, Task, train_one
+from .common import Dist, RunDir
+from .trainer import OptimConfig, RunOptions, Task, configure, launch, run_comparison
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +170,7 @@ def build_model(spec: str, **gpt: Any) -> GPT:
 
 
 @dataclass
-class CharLMConfig:
+class CharLMConfig(RunOptions):
     preset: str = "cpu"
     acts: list[str] = field(default_factory=lambda: [
         "gelu", "hermite:degree=8", "hermite:degree=8@gelu", "fourier:degree=4",
@@ -193,13 +191,6 @@ class CharLMConfig:
     sample_chars: int = 300
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
         steps=1200, lr=2e-3, min_lr=2e-4, warmup=50, eval_every=200))
-    device: str | None = None
-    threads: int | None = None
-    out: str | None = None
-    check_sync: bool = False
-    record: bool = False          # activation-input / loss-derivative histograms (viz.Recorder)
-    record_every: int = 8         # ... of one training batch in this many
-    quiet: bool = False
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -217,21 +208,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def make_config(preset: str = "cpu", **overrides: Any) -> CharLMConfig:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    cfg = CharLMConfig(preset=preset, **copy.deepcopy(PRESETS[preset]))
-    names = {f.name for f in fields(CharLMConfig)}
-    optim_names = {f.name for f in fields(OptimConfig)}
-    for k, v in overrides.items():
-        if v is None:
-            continue
-        if k in names:
-            setattr(cfg, k, v)
-        elif k in optim_names:
-            setattr(cfg.optim, k, v)
-        else:
-            raise ValueError(f"unknown configuration key {k!r}")
-    return cfg
+    """Preset values, then the non-None overrides (optimiser keys go to ``cfg.optim``)."""
+    return configure(CharLMConfig, PRESETS, preset, **overrides)
 
 
 def _load(cfg: CharLMConfig):
@@ -291,13 +269,7 @@ def make_task(cfg: CharLMConfig, data) -> tuple[Task, dict[str, Any]]:
 
 def run_charlm(cfg: CharLMConfig, resume: str | None = None) -> Path | None:
     """Train every (activation, seed); rank 0 writes the run directory. Returns its path."""
-    d = setup_distributed(cfg.device)
-    try:
-        path = _run(cfg, d, resume)
-        d.barrier()  # leave together: a rank that tears gloo down while rank 0 still writes
-        return path  # aborts ("terminate called without an active exception")
-    finally:
-        teardown_distributed(d)
+    return launch(cfg.device, lambda d: _run(cfg, d, resume))
 
 
 def _run(cfg: CharLMConfig, d: Dist, resume: str | None) -> Path | None:
@@ -305,51 +277,21 @@ def _run(cfg: CharLMConfig, d: Dist, resume: str | None) -> Path | None:
         torch.set_num_threads(cfg.threads)
     data = _load(cfg)
     task, gpt = make_task(cfg, data)
-    out = resume or cfg.out or str(RunDir.default("charlm"))
-    run = RunDir(out) if d.main else None
-    path = Path(out)
     results: dict[str, Any] = {"task": "charlm", "config": asdict(cfg), "runs": [],
                                "world_size": d.world, "vocab_size": data.vocab_size,
                                "train_tokens": len(data.train), "val_tokens": len(data.val)}
     if data.vocab is not None:
         results["unigram_val_loss"] = data.unigram_loss()
-    if resume and run is not None:
-        prev = run.read_json("results.json") or {}
-        results["runs"] = [r for r in prev.get("runs", []) if r.get("completed")]
-    results["runs"] = d.broadcast_object(results["runs"])
-    done = {(r["act"], r["seed"]) for r in results["runs"]}
-    if run is not None:
-        run.write_json("config.json", asdict(cfg))
-    todo = [(a, s) for a in cfg.acts for s in cfg.seeds if (a, s) not in done]
-    ckdir = path / "checkpoints"
-    if d.main:
-        ckdir.mkdir(parents=True, exist_ok=True)
-    d.barrier()
-    with progress(len(todo) * cfg.optim.steps, "charlm", enabled=d.main and not cfg.quiet) as bar:
-        for spec, seed in todo:
-            ck = ckdir / model_filename(spec, s=seed)
-            rec = train_one(task, spec, seed, cfg.optim, d, ck, resume=bool(resume), bar=bar,
-                            check_sync=cfg.check_sync,
-                            record_every=cfg.record_every if cfg.record else 0)
-            model = rec.pop("_model")
-            if d.main and data.vocab is not None and cfg.sample_chars:
-                gen = torch.Generator().manual_seed(seed)
-                start = torch.tensor([data.encode("\n")], device=d.device)
-                ids = model.eval().generate(start, cfg.sample_chars, generator=gen)[0].tolist()
-                rec["sample"] = data.decode(ids)
-            if run is not None:
-                save_model(path / "models" / model_filename(spec, s=seed), model, "charlm",
-                           {"spec": spec, **gpt})
-            results["runs"].append(rec)
-            if run is not None:
-                run.write_json("results.json", results)
-            if not rec["completed"] and not rec["diverged"]:
-                log.info("stopped early (stop_after): resume with --resume %s", path)
-                return path if d.main else None
-    if run is None:
-        return None
-    write_report(run, results)
-    return run.path
+
+    def sample(model: nn.Module, rec: dict[str, Any]) -> None:
+        if data.vocab is None or not cfg.sample_chars:
+            return
+        gen = torch.Generator().manual_seed(rec["seed"])
+        start = torch.tensor([data.encode("\n")], device=d.device)
+        ids = model.eval().generate(start, cfg.sample_chars, generator=gen)[0].tolist()
+        rec["sample"] = data.decode(ids)
+
+    return run_comparison(task, cfg, d, resume, results, lambda spec: gpt, write_report, sample)
 
 
 def write_report(run: RunDir, results: dict[str, Any]) -> None:

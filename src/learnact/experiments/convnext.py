@@ -25,10 +25,9 @@ Data: Debian ``dataset-fashion-mnist`` (or ``--data-dir`` with the IDX files).
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .charlm import make_activation
-from .common import (Dist, RunDir, model_filename, progress, save_model, setup_distributed,
-                     teardown_distributed)
-from .trainer import OptimConfig, Task, train_one
+from .common import Dist, RunDir
+from .trainer import OptimConfig, RunOptions, Task, configure, launch, run_comparison
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +100,7 @@ def build_model(spec: str, dims: tuple[int, ...] | list[int] = (32, 64, 128),
 
 
 @dataclass
-class ConvNeXtConfig:
+class ConvNeXtConfig(RunOptions):
     preset: str = "cpu"
     acts: list[str] = field(default_factory=lambda: [
         "gelu", "hermite:degree=8", "hermite:degree=8@gelu", "fourier:degree=4",
@@ -117,13 +115,6 @@ class ConvNeXtConfig:
     data_dir: str | None = None
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
         lr=4e-3, min_lr=1e-4, warmup=50, weight_decay=0.05))
-    device: str | None = None
-    threads: int | None = None
-    out: str | None = None
-    check_sync: bool = False
-    record: bool = False          # activation-input / loss-derivative histograms (viz.Recorder)
-    record_every: int = 8         # ... of one training batch in this many
-    quiet: bool = False
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -135,21 +126,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def make_config(preset: str = "cpu", **overrides: Any) -> ConvNeXtConfig:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    cfg = ConvNeXtConfig(preset=preset, **copy.deepcopy(PRESETS[preset]))
-    names = {f.name for f in fields(ConvNeXtConfig)}
-    optim_names = {f.name for f in fields(OptimConfig)}
-    for k, v in overrides.items():
-        if v is None:
-            continue
-        if k in names:
-            setattr(cfg, k, v)
-        elif k in optim_names:
-            setattr(cfg.optim, k, v)
-        else:
-            raise ValueError(f"unknown configuration key {k!r}")
-    return cfg
+    """Preset values, then the non-None overrides (optimiser keys go to ``cfg.optim``)."""
+    return configure(ConvNeXtConfig, PRESETS, preset, **overrides)
 
 
 def make_task(cfg: ConvNeXtConfig, d: Dist) -> Task:
@@ -189,54 +167,19 @@ def make_task(cfg: ConvNeXtConfig, d: Dist) -> Task:
 
 
 def run_convnext(cfg: ConvNeXtConfig, resume: str | None = None) -> Path | None:
-    d = setup_distributed(cfg.device)
-    try:
-        path = _run(cfg, d, resume)
-        d.barrier()  # leave together: a rank that tears gloo down while rank 0 still writes
-        return path  # aborts ("terminate called without an active exception")
-    finally:
-        teardown_distributed(d)
+    """Train every (activation, seed); rank 0 writes the run directory. Returns its path."""
+    return launch(cfg.device, lambda d: _run(cfg, d, resume))
 
 
 def _run(cfg: ConvNeXtConfig, d: Dist, resume: str | None) -> Path | None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     task = make_task(cfg, d)
-    out = resume or cfg.out or str(RunDir.default("convnext"))
-    run = RunDir(out) if d.main else None
-    path = Path(out)
     results: dict[str, Any] = {"task": "convnext", "config": asdict(cfg), "runs": [],
                                "world_size": d.world}
-    if resume and run is not None:
-        prev = run.read_json("results.json") or {}
-        results["runs"] = [r for r in prev.get("runs", []) if r.get("completed")]
-    results["runs"] = d.broadcast_object(results["runs"])
-    done = {(r["act"], r["seed"]) for r in results["runs"]}
-    if run is not None:
-        run.write_json("config.json", asdict(cfg))
-        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
-    d.barrier()
-    todo = [(a, s) for a in cfg.acts for s in cfg.seeds if (a, s) not in done]
-    with progress(len(todo) * cfg.optim.steps, "convnext", enabled=d.main and not cfg.quiet) as bar:
-        for spec, seed in todo:
-            ck = path / "checkpoints" / model_filename(spec, s=seed)
-            rec = train_one(task, spec, seed, cfg.optim, d, ck, resume=bool(resume), bar=bar,
-                            check_sync=cfg.check_sync,
-                            record_every=cfg.record_every if cfg.record else 0)
-            model = rec.pop("_model")
-            if run is not None:
-                save_model(path / "models" / model_filename(spec, s=seed), model, "convnext",
-                           {"spec": spec, "dims": list(cfg.dims), "depths": list(cfg.depths)})
-            results["runs"].append(rec)
-            if run is not None:
-                run.write_json("results.json", results)
-            if not rec["completed"] and not rec["diverged"]:
-                log.info("stopped early (stop_after): resume with --resume %s", path)
-                return path if d.main else None
-    if run is None:
-        return None
-    write_report(run, results)
-    return run.path
+    return run_comparison(task, cfg, d, resume, results,
+                          lambda spec: {"dims": list(cfg.dims), "depths": list(cfg.depths)},
+                          write_report)
 
 
 def write_report(run: RunDir, results: dict[str, Any]) -> None:

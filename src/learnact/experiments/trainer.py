@@ -23,7 +23,8 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import copy
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,13 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .common import Dist, seed_everything
+from .common import (Dist, RunDir, model_filename, progress, save_model, seed_everything,
+                     setup_distributed, teardown_distributed)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OptimConfig", "Task", "train_one", "CHECKPOINT_FORMAT", "lr_at"]
+__all__ = ["OptimConfig", "RunOptions", "Task", "train_one", "CHECKPOINT_FORMAT", "lr_at", "configure",
+           "launch", "run_comparison"]
 
 CHECKPOINT_FORMAT = "learnact-ckpt-1"
 
@@ -61,6 +64,19 @@ class OptimConfig:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
         if not (self.lr > 0 and self.min_lr >= 0):
             raise ValueError(f"lr must be > 0 and min_lr >= 0, got {self.lr}, {self.min_lr}")
+
+
+@dataclass
+class RunOptions:
+    """Run-level options every trainer config has (its own fields come after these)."""
+
+    device: str | None = None
+    threads: int | None = None
+    out: str | None = None
+    check_sync: bool = False      # verify bit-identical parameters on every rank at the end
+    record: bool = False          # activation-input / loss-derivative histograms (viz.Recorder)
+    record_every: int = 8         # ... of one training batch in this many
+    quiet: bool = False
 
 
 @dataclass
@@ -239,3 +255,84 @@ def ranks_identical(model: nn.Module, d: Dist) -> bool:
     same = torch.tensor([float(torch.equal(flat.to(d.device), ref))], device=d.device)
     dist.all_reduce(same, op=dist.ReduceOp.MIN)
     return bool(same.item() == 1.0)
+
+
+# -- what charlm and convnext share around train_one -------------------------------------------
+def configure(cls: type, presets: dict[str, dict[str, Any]], preset: str, **overrides: Any):
+    """``cls(preset=..., **presets[preset])``, then the non-None overrides; keys of
+    :class:`OptimConfig` go to ``cfg.optim``. Unknown presets and keys are errors."""
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(presets)}")
+    cfg = cls(preset=preset, **copy.deepcopy(presets[preset]))
+    names = {f.name for f in fields(cls)}
+    optim_names = {f.name for f in fields(OptimConfig)}
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k in names:
+            setattr(cfg, k, v)
+        elif k in optim_names:
+            setattr(cfg.optim, k, v)
+        else:
+            raise ValueError(f"unknown configuration key {k!r}")
+    return cfg
+
+
+def launch(device: str | None, body: Callable[[Dist], Path | None]) -> Path | None:
+    """Set up DDP if torchrun launched us, run ``body(dist)``, leave together, tear down."""
+    d = setup_distributed(device)
+    try:
+        path = body(d)
+        d.barrier()  # a rank that tears gloo down while rank 0 still writes aborts at exit
+        return path  # ("terminate called without an active exception")
+    finally:
+        teardown_distributed(d)
+
+
+def run_comparison(task: Task, cfg: Any, d: Dist, resume: str | None, results: dict[str, Any],
+                   model_kwargs: Callable[[str], dict[str, Any]],
+                   write_report: Callable[[RunDir, dict[str, Any]], None],
+                   after_train: Callable[[nn.Module, dict[str, Any]], None] | None = None
+                   ) -> Path | None:
+    """Train every (activation, seed) of ``cfg.acts`` x ``cfg.seeds`` (``cfg`` has out, acts,
+    seeds, optim, quiet, check_sync, record, record_every). Rank 0 writes config.json,
+    results.json after every run, checkpoints/ and models/ (builder ``task.name``), then the
+    report. ``--resume``: finished runs are kept, an unfinished one continues from its
+    checkpoint. Returns the run directory on rank 0 (None elsewhere)."""
+    out = resume or cfg.out or str(RunDir.default(task.name))
+    run = RunDir(out) if d.main else None
+    path = Path(out)
+    if resume and run is not None:
+        prev = run.read_json("results.json") or {}
+        results["runs"] = [r for r in prev.get("runs", []) if r.get("completed")]
+    results["runs"] = d.broadcast_object(results.get("runs", []))
+    done = {(r["act"], r["seed"]) for r in results["runs"]}
+    if run is not None:
+        run.write_json("config.json", asdict(cfg))
+        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    d.barrier()
+    todo = [(a, s) for a in cfg.acts for s in cfg.seeds if (a, s) not in done]
+    with progress(len(todo) * cfg.optim.steps, task.name,
+                  enabled=d.main and not cfg.quiet) as bar:
+        for spec, seed in todo:
+            name = model_filename(spec, s=seed)
+            rec = train_one(task, spec, seed, cfg.optim, d, path / "checkpoints" / name,
+                            resume=bool(resume), bar=bar, check_sync=cfg.check_sync,
+                            record_every=cfg.record_every if cfg.record else 0)
+            model = rec.pop("_model")
+            if after_train is not None and d.main:
+                after_train(model, rec)
+            if run is not None:
+                save_model(path / "models" / name, model, task.name,
+                           {"spec": spec, **model_kwargs(spec)})
+                results["runs"].append(rec)
+                run.write_json("results.json", results)
+            else:
+                results["runs"].append(rec)
+            if not rec["completed"] and not rec["diverged"]:
+                log.info("stopped early (stop_after): resume with --resume %s", path)
+                return path if d.main else None
+    if run is None:
+        return None
+    write_report(run, results)
+    return run.path

@@ -290,6 +290,18 @@ def _pieces(x: Tensor, channel_dim: int | None, channels: int):
     return None, [(None, x, _channel_ids(x, channel_dim, channels))]
 
 
+def _forward_pieces(x: Tensor, xx: Tensor, channel_dim: int | None, channels: int, fn) -> Tensor:
+    """x~ s over x's pieces (see _pieces); fn(piece, channel ids) -> (x~, s)."""
+    x3, pieces = _pieces(xx, channel_dim, channels)
+    out = None if x3 is None else torch.empty_like(x3)
+    for index, xp, ch in pieces:
+        xt, s = fn(xp, ch)
+        if index is None:
+            return (xt * s).to(x.dtype)
+        torch.mul(xt, s, out=out[index])
+    return out.reshape(x.shape).to(x.dtype)
+
+
 class _CPABFlow(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, a2, b2, tau2, t, lo, hi, gate, alpha, channel_dim):
@@ -298,14 +310,8 @@ class _CPABFlow(torch.autograd.Function):
         dtype = compute_dtype(x)
         xx = x.to(dtype)
         tb = _Tables(a2, b2, tau2, t, dtype)
-        x3, pieces = _pieces(xx, channel_dim, tb.channels)
-        out = None if x3 is None else torch.empty_like(x3)
-        for index, xp, ch in pieces:
-            xt, s, _, _, _ = _run(xp, tb, ch, t, lo, hi, gate, alpha, want_grad=False)
-            if index is None:
-                return (xt * s).to(x.dtype)
-            torch.mul(xt, s, out=out[index])
-        return out.reshape(x.shape).to(x.dtype)
+        return _forward_pieces(x, xx, channel_dim, tb.channels, lambda xp, ch: _run(
+            xp, tb, ch, t, lo, hi, gate, alpha, want_grad=False)[:2])
 
     @staticmethod
     @once_differentiable
@@ -383,14 +389,9 @@ class _CPABLut(torch.autograd.Function):
         dtype = compute_dtype(x)
         xx = x.to(dtype)
         tab = table.detach().to(dtype)
-        x3, pieces = _pieces(xx, channel_dim, 1 if table.ndim == 1 else table.shape[0])
-        out = None if x3 is None else torch.empty_like(x3)
-        for index, xp, ch in pieces:
-            xt, s, _, _, _ = _lut_run(xp, tab, None, ch, lo, hi, gate, alpha)
-            if index is None:
-                return (xt * s).to(x.dtype)
-            torch.mul(xt, s, out=out[index])
-        return out.reshape(x.shape).to(x.dtype)
+        channels = 1 if table.ndim == 1 else table.shape[0]
+        return _forward_pieces(x, xx, channel_dim, channels, lambda xp, ch: _lut_run(
+            xp, tab, None, ch, lo, hi, gate, alpha)[:2])
 
     @staticmethod
     @once_differentiable
