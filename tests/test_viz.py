@@ -202,3 +202,29 @@ def test_atlas_page_in_headless_chromium(tmp_path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+    from learnact.viz.atlas_server import screenshot  # what `learnact atlas serve --screenshot` does
+
+    _png_ok(screenshot(str(tmp_path / "shot.png")))
+
+
+def test_plot_cli_over_real_run_directories(tmp_path, capsys) -> None:
+    """learnact plot shapes|sampling|atlas on run directories written by the experiments."""
+    from learnact.cli import main
+    from learnact.experiments import autoencoder as ae
+    from learnact.experiments import toy2d
+
+    ae_dir = ae.run_autoencoder(ae.make_config("tiny", acts=["tropical"], record=True,
+                                               record_every=2, out=str(tmp_path / "ae"),
+                                               quiet=True))
+    toy_dir = toy2d.run_toy2d(toy2d.make_config(acts=["hermite"], gmm_steps=20, reg_steps=20,
+                                                out=str(tmp_path / "toy"), quiet=True))
+    assert main(["plot", "shapes", str(ae_dir), "--out", str(tmp_path / "f")]) == 0
+    assert main(["plot", "sampling", str(ae_dir), "--out", str(tmp_path / "f")]) == 0
+    assert main(["plot", "atlas", str(toy_dir), "--match", "*taskgmm*",
+                 "--out", str(tmp_path / "f")]) == 0
+    made = sorted(p.name for p in (tmp_path / "f").glob("*.png"))
+    assert [m.split("-")[0] for m in made] == ["atlas", "sampling", "sampling", "shapes"], made
+    for p in (tmp_path / "f").glob("*.png"):
+        _png_ok(p)
+    assert main(["plot", "sampling", str(toy_dir)]) == 2  # no --record data: a clear error
+    assert "train with --record" in capsys.readouterr().err
