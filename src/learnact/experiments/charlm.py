@@ -44,7 +44,8 @@ from torch import Tensor, nn
 
 from ..registry import create
 from .common import Dist, RunDir
-from .trainer import OptimConfig, RunOptions, Task, configure, launch, run_comparison
+from .trainer import (OptimConfig, RunOptions, Task, configure, launch, print_summary,
+                      run_comparison)
 
 log = logging.getLogger(__name__)
 
@@ -357,10 +358,7 @@ def _cmd(args: argparse.Namespace) -> int:
                       check_sync=args.check_sync or None, record=args.record or None,
                       quiet=args.quiet or None)
     path = run_charlm(cfg, resume=args.resume)
-    if path is not None and (path / "summary.md").exists():
-        print(f"results: {path}/results.json\nsummary: {path}/summary.md")
-        print("\n".join(ln for ln in (path / "summary.md").read_text().splitlines()
-                        if ln.startswith("|")))
+    print_summary(path)
     return 0
 
 

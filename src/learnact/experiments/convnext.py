@@ -38,7 +38,8 @@ from torch import Tensor, nn
 
 from .charlm import make_activation
 from .common import Dist, RunDir
-from .trainer import OptimConfig, RunOptions, Task, configure, launch, run_comparison
+from .trainer import (OptimConfig, RunOptions, Task, configure, launch, print_summary,
+                      run_comparison)
 
 log = logging.getLogger(__name__)
 
@@ -226,10 +227,7 @@ def _cmd(args: argparse.Namespace) -> int:
     if args.train_limit and _limit(args.train_limit) is None:
         cfg.train_limit = None
     path = run_convnext(cfg, resume=args.resume)
-    if path is not None and (path / "summary.md").exists():
-        print(f"results: {path}/results.json\nsummary: {path}/summary.md")
-        print("\n".join(ln for ln in (path / "summary.md").read_text().splitlines()
-                        if ln.startswith("|")))
+    print_summary(path)
     return 0
 
 

@@ -38,7 +38,7 @@ from .common import (Dist, RunDir, model_filename, progress, save_model, seed_ev
 log = logging.getLogger(__name__)
 
 __all__ = ["OptimConfig", "RunOptions", "Task", "train_one", "CHECKPOINT_FORMAT", "lr_at", "configure",
-           "launch", "run_comparison"]
+           "launch", "run_comparison", "print_summary"]
 
 CHECKPOINT_FORMAT = "learnact-ckpt-1"
 
@@ -336,3 +336,12 @@ def run_comparison(task: Task, cfg: Any, d: Dist, resume: str | None, results: d
         return None
     write_report(run, results)
     return run.path
+
+
+def print_summary(path: Path | None) -> None:
+    """CLI output after a run: where the files are, and the summary's table rows (rank 0)."""
+    if path is None or not (path / "summary.md").exists():
+        return
+    print(f"results: {path}/results.json\nsummary: {path}/summary.md")
+    print("\n".join(ln for ln in (path / "summary.md").read_text().splitlines()
+                    if ln.startswith("|")))
