@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .curves import _plt
+from .curves import _plt, save_figure
 
 __all__ = ["AtlasLayer", "atlas", "atlas_grid", "plot_atlas", "parameter_derivative"]
 
@@ -121,7 +121,4 @@ def plot_atlas(layers: list[AtlasLayer], path: str | Path, *, lo: float = -2.0, 
             labelsize=5)
     if title:
         fig.suptitle(title, fontsize=9)
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, tight=False)  # colorbars span rows: no tight_layout

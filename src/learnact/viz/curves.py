@@ -20,6 +20,17 @@ def _plt():
     return plt
 
 
+def save_figure(fig, path: str | Path, *, tight: bool = True,
+                rect: tuple[float, float, float, float] | None = None) -> Path:
+    """tight_layout (within ``rect`` if given; skipped with ``tight=False``), save, close."""
+    if tight:
+        fig.tight_layout(**({"rect": rect} if rect is not None else {}))
+    path = Path(path)
+    fig.savefig(path)
+    _plt().close(fig)
+    return path
+
+
 def plot_loss_curves(curves: dict[str, list[list[float]]], path: str | Path, *,
                      title: str = "", ylabel: str = "test loss", log: bool = True,
                      baseline: tuple[str, float] | None = None) -> Path:
@@ -61,11 +72,7 @@ def plot_loss_curves(curves: dict[str, list[list[float]]], path: str | Path, *,
     ax.legend([handles[j] for j in order],
               [f"{labels[j]} ({finals[labels[j]][0]:.4g})" if labels[j] in finals else labels[j]
                for j in order], fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_sweep(x: dict[str, Sequence[float]], y: dict[str, Sequence[float]], path: str | Path, *,
@@ -86,8 +93,4 @@ def plot_sweep(x: dict[str, Sequence[float]], y: dict[str, Sequence[float]], pat
         ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .curves import _plt
+from .curves import _plt, save_figure
 
 __all__ = ["plot_depth"]
 
@@ -49,11 +49,7 @@ def plot_depth(rows: list[dict[str, Any]], path: str | Path, *, depth: int, widt
     fig.suptitle(f"depth {depth}, width {width}, fan-in-scaled weights, at init "
                  "(solid: unit init, dashed: paper, dotted: naive N(0,1), dash-dot dark: "
                  "references)", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 0.78, 0.97))
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, rect=(0, 0, 0.78, 0.97))
 
 
 def _f(v: float) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .curves import _plt
+from .curves import _plt, save_figure
 
 __all__ = ["plot_fit"]
 
@@ -31,6 +31,4 @@ def plot_fit(report: Any, path: str | Path | None = None):
     fig.tight_layout()
     if path is None:
         return fig
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, tight=False)

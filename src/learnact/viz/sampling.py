@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .curves import _plt
+from .curves import _plt, save_figure
 
 __all__ = ["plot_sampling", "density"]
 
@@ -86,11 +86,7 @@ def plot_sampling(state: Mapping[str, Mapping[str, Any]], path: str | Path, *,
                            else "dL/dx (symmetric log scale)", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _symlog_label(t: float, floor: float) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .curves import _plt
+from .curves import _plt, save_figure
 
 __all__ = ["activation_curves", "plot_shapes"]
 
@@ -129,8 +129,4 @@ def plot_shapes(acts: Acts, path: str | Path, *, init: Acts | None = None,
         axes[r, 0].legend(fontsize=6, loc="upper left")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .curves import _plt
+from .curves import _plt, save_figure
 
 __all__ = ["plot_decision_regions", "plot_regression"]
 
@@ -40,11 +40,7 @@ def plot_decision_regions(preds: dict[str, np.ndarray], lin: np.ndarray, x: np.n
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     fig.suptitle(f"GMM decision regions (Bayes-optimal accuracy {bayes:.3f})", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_regression(target: np.ndarray, preds: dict[str, np.ndarray], path: str | Path, *,
@@ -63,8 +59,4 @@ def plot_regression(target: np.ndarray, preds: dict[str, np.ndarray], path: str 
         ax.set_yticks([])
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
