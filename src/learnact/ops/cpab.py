@@ -280,14 +280,35 @@ def _pieces(x: Tensor, channel_dim: int | None, channels: int):
     """(index, piece, channel ids) covering x: L2-sized chunks of a (B, C, R) view on the CPU
     eager path (ops/_chunks.py: whole-tensor temporaries cost page faults and bandwidth),
     else x itself. index is None for the single whole-tensor piece."""
+    ch = _channel_ids(x, channel_dim, channels)  # checks the channel count against x
     if use_fast_cpu_path(x):
-        x3 = as_bcr(x, channel_dim if channel_dim is not None else 0, channel_dim is not None)
-        if channel_dim is not None and x3.shape[1] != channels:
-            raise ValueError(f"input has {x3.shape[1]} channels at dim {channel_dim}, the "
-                             f"tables {channels}")
-        ch = None if channel_dim is None else torch.arange(channels, device=x.device).reshape(1, -1, 1)
-        return x3, [((bs, slice(None), rs), x3[bs, :, rs], ch) for bs, rs in slices(x3)]
-    return None, [(None, x, _channel_ids(x, channel_dim, channels))]
+        x3 = _bcr(x, channel_dim)
+        ch3 = None if ch is None else ch.reshape(1, -1, 1)  # (B, C, R): channels on dim 1
+        return x3, [((bs, slice(None), rs), x3[bs, :, rs], ch3) for bs, rs in slices(x3)]
+    return None, [(None, x, ch)]
+
+
+def _bcr(x: Tensor, channel_dim: int | None) -> Tensor:
+    return as_bcr(x, channel_dim if channel_dim is not None else 0, channel_dim is not None)
+
+
+def _backward_pieces(x: Tensor, xx: Tensor, g: Tensor, channel_dim: int | None, channels: int,
+                     fn) -> tuple[Tensor, tuple[Tensor, ...] | None]:
+    """Run fn(piece, grad piece, channel ids) -> (dL/dx piece, per-table sums or None) over x's
+    pieces; returns dL/dx (x's shape and dtype) and the per-table sums added over pieces."""
+    x3, pieces = _pieces(xx, channel_dim, channels)
+    g3 = None if x3 is None else _bcr(g, channel_dim)
+    gx3 = None if x3 is None else torch.empty_like(x3)
+    sums = None
+    for index, xp, ch in pieces:
+        gx, part = fn(xp, g if index is None else g3[index], ch)
+        if index is None:
+            gx3 = gx
+        else:
+            gx3[index] = gx
+        if part is not None:
+            sums = part if sums is None else tuple(a + b for a, b in zip(sums, part))
+    return gx3.reshape(x.shape).to(x.dtype), sums
 
 
 def _forward_pieces(x: Tensor, xx: Tensor, channel_dim: int | None, channels: int, fn) -> Tensor:
@@ -321,33 +342,24 @@ class _CPABFlow(torch.autograd.Function):
         dtype = compute_dtype(x)
         xx, g = x.to(dtype), gy.to(dtype)
         tb = _Tables(a2, b2, tau2, t, dtype)
-        x3, pieces = _pieces(xx, channel_dim, tb.channels)
         want_tables = any(ctx.needs_input_grad[1:4])
-        if x3 is not None:
-            g3 = as_bcr(g, channel_dim if channel_dim is not None else 0, channel_dim is not None)
-            gx3 = torch.empty_like(x3)
-        sums = None
-        for index, xp, ch in pieces:
-            gp = g if index is None else g3[index]
+
+        def piece(xp: Tensor, gp: Tensor, ch: Tensor | None):
             xt, s, ds, inside, p = _run(xp, tb, ch, t, lo, hi, gate, alpha, want_grad=True)
             gxt = gp * s
             dxt = p["dTdu"] if inside is None else _sel(inside, p["dTdu"], 1.0)
             gx = gxt * dxt if ds is None else gxt * dxt + gp * xt * ds
-            if index is None:
-                gx_full = gx
-            else:
-                gx3[index] = gx
-            if want_tables:
-                gT = gxt if inside is None else _sel(inside, gxt * (hi - lo), 0.0)
-                part = _table_grads(gT, p, tb)
-                sums = part if sums is None else tuple(a + b for a, b in zip(sums, part))
-        if x3 is not None:
-            gx_full = gx3.reshape(x.shape)
+            if not want_tables:
+                return gx, None
+            gT = gxt if inside is None else _sel(inside, gxt * (hi - lo), 0.0)
+            return gx, _table_grads(gT, p, tb)
+
+        gx, sums = _backward_pieces(x, xx, g, channel_dim, tb.channels, piece)
         grads = [None, None, None]
         if want_tables:
             grads = [G.reshape(a2.shape).to(a2.dtype) for G in sums]
-        gx_out = gx_full.to(x.dtype) if ctx.needs_input_grad[0] else None
-        return (gx_out, *grads, None, None, None, None, None, None)
+        return (gx if ctx.needs_input_grad[0] else None, *grads, None, None, None, None, None,
+                None)
 
 
 def cpab_op(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, *, t: float = 1.0,
@@ -401,29 +413,22 @@ class _CPABLut(torch.autograd.Function):
         dtype = compute_dtype(x)
         xx, g = x.to(dtype), gy.to(dtype)
         tab, dtab = table.detach().to(dtype), dtable.detach().to(dtype)
-        x3, pieces = _pieces(xx, channel_dim, 1 if table.ndim == 1 else table.shape[0])
-        if x3 is not None:
-            g3 = as_bcr(g, channel_dim if channel_dim is not None else 0, channel_dim is not None)
-            gx3 = torch.empty_like(x3)
-        gtab = None
-        for index, xp, ch in pieces:
-            gp = g if index is None else g3[index]
+        want_table = ctx.needs_input_grad[1]
+
+        def piece(xp: Tensor, gp: Tensor, ch: Tensor | None):
             xt, s, ds, inside, (q, der) = _lut_run(xp, tab, dtab, ch, lo, hi, gate, alpha)
             gxt = gp * s
             gx = gxt * (1.0 + inside * (der - 1.0))
             if ds is not None:
                 gx = gx + gp * xt * ds
-            if index is None:
-                gx3_full = gx
-            else:
-                gx3[index] = gx
-            if ctx.needs_input_grad[1]:
-                part = _binsum(q, gxt * (inside * (hi - lo)), table.numel())
-                gtab = part if gtab is None else gtab + part
-        gx_full = gx3_full if x3 is None else gx3.reshape(x.shape)
-        if gtab is not None:
-            gtab = gtab.reshape(table.shape).to(table.dtype)
-        return gx_full.to(x.dtype), gtab, None, None, None, None, None, None
+            if not want_table:
+                return gx, None
+            return gx, (_binsum(q, gxt * (inside * (hi - lo)), table.numel()),)
+
+        channels = 1 if table.ndim == 1 else table.shape[0]
+        gx, sums = _backward_pieces(x, xx, g, channel_dim, channels, piece)
+        gtab = None if sums is None else sums[0].reshape(table.shape).to(table.dtype)
+        return gx, gtab, None, None, None, None, None, None
 
 
 def _lut_run(xx, tab, dtab, ch, lo, hi, gate, alpha):
