@@ -263,7 +263,7 @@ def make_task(cfg: CharLMConfig, data) -> tuple[Task, dict[str, Any]]:
         d.all_reduce_sum(tot)
         return {"val_loss": float(tot[0] / tot[1])}
 
-    task_cfg = {k: v for k, v in gpt.items()}
+    task_cfg = dict(gpt)
     task_cfg.update(batch_size=cfg.batch_size, data=data.source, max_chars=cfg.max_chars)
     return Task("charlm", task_cfg, lambda spec: build_model(spec, **gpt), batch, loss, evaluate), gpt
 

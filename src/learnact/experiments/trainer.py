@@ -123,14 +123,17 @@ def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return [f"{k}: checkpoint {b.get(k)!r} vs now {a.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
 
 
-def load_checkpoint(path: Path, task: Task, spec: str, seed: int, o: OptimConfig,
-                    world: int) -> dict[str, Any]:
+def _run_config(task: Task, spec: str, seed: int, o: OptimConfig, world: int) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed (run-time switches excluded)."""
+    optim = {k: v for k, v in asdict(o).items() if k not in ("stop_after", "compile", "amp")}
+    return {"task": task.name, **task.config, "act": spec, "seed": seed, "world": world, **optim}
+
+
+def load_checkpoint(path: Path, run_config: dict[str, Any]) -> dict[str, Any]:
     ck = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a learnact checkpoint ({CHECKPOINT_FORMAT})")
-    want = {"task": task.name, **task.config, "act": spec, "seed": seed, "world": world,
-            **{k: v for k, v in asdict(o).items() if k not in ("stop_after", "compile", "amp")}}
-    diffs = _diff(want, ck["run_config"])
+    diffs = _diff(run_config, ck["run_config"])
     if diffs:
         raise ValueError(f"{path} was written with a different configuration; refusing to "
                          f"resume. Differences: " + "; ".join(diffs))
@@ -157,14 +160,13 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
     seed_everything(seed)
     model = task.build(spec).to(d.device)
     opt = _optimizer(model, o, d.device)
-    run_config = {"task": task.name, **task.config, "act": spec, "seed": seed, "world": d.world,
-                  **{k: v for k, v in asdict(o).items() if k not in ("stop_after", "compile", "amp")}}
+    run_config = _run_config(task, spec, seed, o, d.world)
     record: dict[str, Any] = {"act": spec, "seed": seed, "evals": [], "train_loss": [],
                               "params": sum(p.numel() for p in model.parameters()),
                               "diverged": False, "seconds": 0.0}
     start = 0
     if resume and ckpt is not None and ckpt.exists():
-        ck = load_checkpoint(ckpt, task, spec, seed, o, d.world)
+        ck = load_checkpoint(ckpt, run_config)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         start = ck["step"]
@@ -322,13 +324,11 @@ def run_comparison(task: Task, cfg: Any, d: Dist, resume: str | None, results: d
             model = rec.pop("_model")
             if after_train is not None and d.main:
                 after_train(model, rec)
+            results["runs"].append(rec)
             if run is not None:
                 save_model(path / "models" / name, model, task.name,
                            {"spec": spec, **model_kwargs(spec)})
-                results["runs"].append(rec)
                 run.write_json("results.json", results)
-            else:
-                results["runs"].append(rec)
             if not rec["completed"] and not rec["diverged"]:
                 log.info("stopped early (stop_after): resume with --resume %s", path)
                 return path if d.main else None

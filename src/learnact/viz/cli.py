@@ -54,7 +54,7 @@ def _cmd_shapes(args: argparse.Namespace) -> int:
 
 
 def _cmd_sampling(args: argparse.Namespace) -> int:
-    from ..experiments.common import load_model
+    from ..experiments.common import load_model, model_filename
     from .sampling import plot_sampling
 
     run = Path(args.source)
@@ -64,8 +64,6 @@ def _cmd_sampling(args: argparse.Namespace) -> int:
         raise ValueError(f"{run}: no recorder state in results.json (train with --record)")
     out = _out_dir(args, args.source)
     models = {p.stem: p for p in (run / "models").glob("*.pt")} if (run / "models").is_dir() else {}
-    from ..experiments.common import model_filename
-
     kinds = ["inputs", "grads"] if args.kind == "both" else [args.kind]
     for r in recorded:
         if args.match and not fnmatch.fnmatch(r["act"], args.match):
