@@ -12,7 +12,8 @@ from .conftest import LEARNABLE, perturb_
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("name,kw", LEARNABLE + [("hermite", {"degree": 4, "tails": "linear"})])
+@pytest.mark.parametrize("name,kw", LEARNABLE + [("hermite", {"degree": 4, "tails": "linear"}),
+                                                ("ditac", {"cells": 5, "lut": 64})])
 @pytest.mark.parametrize("channels", [None, 4])
 def test_compiled_matches_eager(name, kw, channels) -> None:
     torch._dynamo.reset()

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from .._tensor import canonical_dim
 from .._validate import check_choice, check_float, check_int
 from ..functional import cpab
-from ..ops.cpab import GATES, cpab_lut_op, cpab_op, flow_derivative
+from ..ops.cpab import GATES, cpab_grid, cpab_lut_op, cpab_op
 from ..ops.cpab import _gate as gate_and_slope
 from ..registry import register
 from .base import LearnableActivation
@@ -44,9 +44,12 @@ class DiTAC(LearnableActivation):
             Leaky-DiTAC), ``"silu"`` (s = sigmoid), ``"identity"`` (s = 1).
         warp: ``"input"`` (x~ s(x), the paper's DiTAC) or ``"output"`` (T applied to the base
             activation x s(x) on [a, b]).
-        lut: None (exact) or n >= 2: forward looks T up on an n-point grid of [a, b], rebuilt
-            from theta at every call (never stale); backward straight-through with the exact
-            derivatives at the grid point (the released code's training path, n = 2048).
+        lut: None (exact) or n >= 2: the released code's training path, n = 2048. T is
+            tabulated on an n-point grid of [a, b] (from theta at every call: never stale) and
+            read as a displacement: x~ = x + (b - a)(T(u_r) - u_r) for the grid point u_r
+            nearest to x (x~ = x outside the table), so the error against exact mode is at most
+            half a grid step times max |T' - 1| and x~ = x outside [a, b] as in exact mode.
+            Backward straight-through with the exact T'(u_r) (ops/cpab.py ``cpab_lut_op``).
         lambda_reg, lambda_smooth, lambda_var, kernel: the prior ``prior_loss()`` =
             lambda_reg theta^T P theta, P = (B^T K B + eps I)^-1 with the released code's kernel
             (``"released"``: exp(-2|d|/l) (lambda_var D)^2; or ``"exponential"``,
@@ -122,13 +125,8 @@ class DiTAC(LearnableActivation):
         if self.lut is None:
             return cpab_op(x, a2, b2, tau2, lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
                            channel_dim=self._cd())
-        n = self.lut
-        grid = torch.linspace(0, 1, n, dtype=torch.float64, device=x.device)
-        cd = None
-        if self.channels is not None:
-            grid, cd = grid.expand(self.channels, n).contiguous(), 0
-        table = cpab_op(grid, a2, b2, tau2, channel_dim=cd)  # differentiable w.r.t. theta
-        _, dtable = flow_derivative(grid, a2, b2, tau2, channel_dim=cd)
+        jac = torch.is_grad_enabled() and self.theta.requires_grad
+        table, dtable, _ = cpab_grid(a2, b2, tau2, self.lut, 1.0, jac)  # differentiable in theta
         return cpab_lut_op(x, table, dtable, lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
                            channel_dim=self._cd())
 

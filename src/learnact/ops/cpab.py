@@ -41,7 +41,7 @@ from torch.autograd.function import once_differentiable
 from .._tensor import canonical_dim, compute_dtype, use_fast_cpu_path
 from ._chunks import as_bcr, slices
 
-__all__ = ["cpab_op", "cpab_lut_op", "flow_derivative", "GATES"]
+__all__ = ["cpab_op", "cpab_lut_op", "cpab_grid", "binsum", "GATES"]
 
 GATES = ("gelu", "leaky_relu", "silu", "identity")
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -55,10 +55,13 @@ _INT_VIEW = {torch.float32: torch.int32, torch.float64: torch.int64, torch.int64
              torch.int32: torch.int32}
 
 
+_BLEND_MIN = 1 << 14  # below this the blend's 7 ops cost more than where()'s branches
+
+
 def _sel(c: Tensor, a, b) -> Tensor:
     """torch.where(c, a, b) for tensors/Python scalars (at least one tensor)."""
     ref = a if isinstance(a, Tensor) else b
-    if (torch.compiler.is_compiling() or ref.device.type != "cpu"
+    if (torch.compiler.is_compiling() or ref.device.type != "cpu" or ref.numel() < _BLEND_MIN
             or ref.dtype not in _INT_VIEW or torch.is_grad_enabled()):
         return torch.where(c, a, b)
     shape = torch.broadcast_shapes(c.shape, *(t.shape for t in (a, b) if isinstance(t, Tensor)))
@@ -224,32 +227,77 @@ def _trajectory(u: Tensor, ch: Tensor | None, tb: _Tables, t: float, want_grad: 
     return T, parts
 
 
-def _binsum(idx: Tensor, w: Tensor, bins: int) -> Tensor:
-    """sum of w per bin idx. Rows of private bins, summed at the end: a 1-D index_add makes
-    every thread add into the same few bins (measured 100 ms vs 1.5 ms for 3M elements)."""
+@torch.library.custom_op("learnact::binsum", mutates_args=())
+def binsum(idx: Tensor, w: Tensor, bins: int) -> Tensor:
+    """Sum of w per bin idx (w broadcast to idx's shape), a (bins,) tensor.
+
+    Rows of private bins, summed at the end: a 1-D index_add makes every thread add into the
+    same few bins (measured 100 ms vs 1.5 ms for 3M elements). An opaque op so that
+    torch.compile calls this kernel too (inductor's own scatter lowering uses atomic adds or
+    a slower scatter_reduce fallback). A narrower index (int32 saves half the bytes of a
+    saved index) is widened in L2-sized pieces: scatter_add_ with an int32 index, or one
+    whole int64 copy, measured 3x and 2x slower (3M elements)."""
     idx, w = idx.reshape(-1), w.expand(idx.shape).reshape(-1)
     m = idx.numel()
     rows = max(1, min(64, m // 4096))
-    pad = (-m) % rows
-    if pad:
-        idx = torch.cat([idx, idx.new_zeros(pad)])
-        w = torch.cat([w, w.new_zeros(pad)])
     acc = torch.zeros(rows, bins, dtype=w.dtype, device=w.device)
-    return acc.scatter_add(1, idx.reshape(rows, -1), w.reshape(rows, -1)).sum(0)
+    narrow = idx.dtype != torch.int64
+    step = rows * 2048 if narrow and idx.device.type == "cpu" else max(m, 1)
+    buf = torch.empty(min(step, m), dtype=torch.int64, device=idx.device) if narrow else None
+    for start in range(0, m, step):
+        i, v = idx[start:start + step], w[start:start + step]
+        if buf is not None:
+            i = buf[:i.numel()].copy_(i)
+        r = rows if i.numel() % rows == 0 else 1
+        acc[:r].scatter_add_(1, i.reshape(r, -1), v.reshape(r, -1))
+    return acc.sum(0)
+
+
+@binsum.register_fake
+def _(idx, w, bins):
+    return w.new_empty(bins)
+
+
+class _BinAcc:
+    """binsum over many pieces: one set of private rows, added into piece by piece."""
+
+    def __init__(self, bins: int, dtype: torch.dtype, device: torch.device, rows: int = 64):
+        self.bins, self.rows = bins, rows
+        self.acc = torch.zeros(rows, bins, dtype=dtype, device=device)
+
+    def add(self, idx: Tensor, w: Tensor) -> None:
+        idx, w = idx.reshape(-1).long(), w.expand(idx.shape).reshape(-1)
+        if idx.numel() % self.rows == 0 and not torch.compiler.is_compiling():
+            self.acc.scatter_add_(1, idx.reshape(self.rows, -1), w.reshape(self.rows, -1))
+        else:
+            self.acc[0] += binsum(idx, w, self.bins)
+
+    def total(self) -> Tensor:
+        return self.acc.sum(0)
+
+
+_binsum = binsum
+
+
+def _table_terms(g: Tensor, p: dict) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Per-element weights of g dT/d(tables): (a, b of the last cell m), (a, b of the first
+    cell when it is left), and h = dL/d(time spent), entering every crossed tau_j."""
+    gf = _sel(p["left"], -g, g)
+    tm, Em = p["tm"], p["Em"]
+    gb_m = gf * tm * Em
+    ga_m = gf * (tm * tm * _dE(p["za"]) * p["vm"] + p["xm"] * tm * Em)
+    h = _sel(p["cross"], -gf * p["psit"], torch.zeros_like(gf))
+    dtb = -p["dl"] / (p["sv"] * p["ve"])
+    dta = (p["dl"] / p["sv"]) ** 2 * _dL(p["z"]) + p["x"] * dtb
+    ga_0 = _sel(p["cross"], h * dta, torch.zeros_like(h))
+    gb_0 = _sel(p["cross"], h * dtb, torch.zeros_like(h))
+    return ga_m, gb_m, ga_0, gb_0, h
 
 
 def _table_grads(g: Tensor, p: dict, tb: _Tables) -> tuple[Tensor, Tensor, Tensor]:
     """Sum over elements of g dT/d(a2, b2, tau2) (shapes (C*2N,), (C*2N,), (C*2N,))."""
     n, C = tb.n, tb.channels
-    gf = _sel(p["left"], -g, g)
-    tm, Em = p["tm"], p["Em"]
-    gb_m = gf * tm * Em
-    ga_m = gf * (tm * tm * _dE(p["za"]) * p["vm"] + p["xm"] * tm * Em)
-    h = _sel(p["cross"], -gf * p["psit"], torch.zeros_like(gf))  # dL/d(time spent)
-    dtb = -p["dl"] / (p["sv"] * p["ve"])
-    dta = (p["dl"] / p["sv"]) ** 2 * _dL(p["z"]) + p["x"] * dtb
-    ga_0 = _sel(p["cross"], h * dta, torch.zeros_like(h))
-    gb_0 = _sel(p["cross"], h * dtb, torch.zeros_like(h))
+    ga_m, gb_m, ga_0, gb_0, h = _table_terms(g, p)
     size = C * 2 * n
     Ga = _binsum(p["cellm"], ga_m, size) + _binsum(p["cell"], ga_0, size)
     Gb = _binsum(p["cellm"], gb_m, size) + _binsum(p["cell"], gb_0, size)
@@ -257,6 +305,22 @@ def _table_grads(g: Tensor, p: dict, tb: _Tables) -> tuple[Tensor, Tensor, Tenso
     D = _binsum(p["gk"], h, C * 2 * (n + 1)) - _binsum(p["gm"], h, C * 2 * (n + 1))
     Gt = torch.cumsum(D.reshape(C * 2, n + 1), -1)[:, :n].reshape(-1)
     return Ga, Gb, Gt
+
+
+def _table_jacobian(p: dict, tb: _Tables) -> Tensor:
+    """dT/d(a2, b2, tau2) of every element against its own channel's tables: (..., 6N) with
+    columns [a2 | b2 | tau2] (for small inputs such as the lookup grid; the rows are dense)."""
+    n = tb.n
+    ga_m, gb_m, ga_0, gb_0, h = _table_terms(torch.ones_like(p["x"]), p)
+    ab = torch.zeros(*ga_m.shape, 2, 2 * n, dtype=ga_m.dtype, device=ga_m.device)
+    for idx, wa, wb in ((p["cellm"] % (2 * n), ga_m, gb_m), (p["cell"] % (2 * n), ga_0, gb_0)):
+        ab.scatter_add_(-1, idx[..., None, None].expand(*idx.shape, 2, 1),
+                        torch.stack([wa, wb], -1)[..., None])
+    D = torch.zeros(*h.shape, 2 * (n + 1), dtype=h.dtype, device=h.device)
+    D.scatter_add_(-1, (p["gk"] % (2 * (n + 1)))[..., None], h[..., None])
+    D.scatter_add_(-1, (p["gm"] % (2 * (n + 1)))[..., None], -h[..., None])
+    Jt = torch.cumsum(D.reshape(*h.shape, 2, n + 1), -1)[..., :n].reshape(*h.shape, 2 * n)
+    return torch.cat([ab.reshape(*h.shape, 4 * n), Jt], -1)
 
 
 def _window(x: Tensor, lo: float | None, hi: float | None):
@@ -380,19 +444,86 @@ def cpab_op(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, *, t: float = 1.0,
     return _CPABFlow.apply(x, a2, b2, tau2, float(t), lo, hi, gate, float(alpha), channel_dim)
 
 
-@torch.no_grad()
-def flow_derivative(u: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, *, t: float = 1.0,
-                    channel_dim: int | None = None) -> tuple[Tensor, Tensor]:
-    """(T(u), dT/du) without autograd (dT/du = e^{t a} if u stays in its cell, else v(T)/v(u))."""
-    dtype = compute_dtype(u)
-    uu = u.to(dtype)
-    tb = _Tables(a2, b2, tau2, float(t), dtype)
-    ch = _channel_ids(uu, channel_dim, tb.channels)
-    T, p = _trajectory(uu, ch, tb, float(t), want_grad=True)
-    return T.to(u.dtype), p["dTdu"].to(u.dtype)
-
-
 # -- lookup-table mode ------------------------------------------------------------------------
+# The table T(grid) and dT/du(grid) come from one opaque custom op: traced as one node, so
+# inductor materialises the n-point table instead of inlining the whole flow into every
+# element's lookup (it did: the compiled LUT then recomputed the flow per element, 12x GELU).
+def _grid(a2: Tensor, n: int) -> tuple[Tensor, Tensor | None]:
+    u = torch.linspace(0.0, 1.0, n, dtype=torch.float64, device=a2.device)
+    if a2.ndim == 1:
+        return u, None
+    return u.expand(a2.shape[0], n), torch.arange(a2.shape[0], device=a2.device)[:, None]
+
+
+@torch.library.custom_op("learnact::cpab_grid", mutates_args=())
+def cpab_grid(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float,
+              jacobian: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """(T(u), dT/du, J) in float64 on the uniform grid u_i = i/(n-1), i < n ((n,) for shared
+    tables, (C, n) per channel). Differentiable w.r.t. the tables through T only (dT/du is the
+    lookup mode's straight-through derivative, a constant to autograd). J = dT/d(a2, b2, tau2)
+    per grid point ((..., n, 6N), used by the backward) if ``jacobian``, else empty: computed
+    here with the forward's pieces, the backward is then one contraction (no second pass)."""
+    u, ch = _grid(a2, n)
+    tb = _Tables(a2, b2, tau2, t, torch.float64)
+    T, p = _trajectory(u, ch, tb, t, want_grad=True)
+    J = _table_jacobian(p, tb) if jacobian else a2.new_empty(0, dtype=torch.float64)
+    return T, p["dTdu"], J
+
+
+@cpab_grid.register_fake
+def _(a2, b2, tau2, n, t, jacobian):
+    shape = (n,) if a2.ndim == 1 else (a2.shape[0], n)
+    J = (shape + (3 * a2.shape[-1],)) if jacobian else (0,)
+    f64 = torch.float64
+    return a2.new_empty(shape, dtype=f64), a2.new_empty(shape, dtype=f64), a2.new_empty(J, dtype=f64)
+
+
+def _cpab_grid_setup(ctx, inputs, output) -> None:
+    a2, b2, tau2, n, t, jacobian = inputs
+    if not jacobian:
+        raise RuntimeError("cpab_grid: call it with jacobian=True when its table needs a "
+                           "gradient")
+    ctx.save_for_backward(output[2])
+    ctx.dtypes = (a2.dtype, b2.dtype, tau2.dtype)
+
+
+def _cpab_grid_backward(ctx, gT, gD, gJ):
+    (J,) = ctx.saved_tensors
+    G = torch.einsum("...n,...nk->...k", gT.to(J.dtype), J)
+    Ga, Gb, Gt = G.chunk(3, -1)
+    return (Ga.to(ctx.dtypes[0]), Gb.to(ctx.dtypes[1]), Gt.to(ctx.dtypes[2]), None, None, None)
+
+
+cpab_grid.register_autograd(_cpab_grid_backward, setup_context=_cpab_grid_setup)
+
+
+def _lut_tables(table: Tensor, dtable: Tensor, lo: float, hi: float, dtype: torch.dtype):
+    """Flattened lookup tables with one outside bin at each end, (C, n + 2) -> (C (n + 2),):
+    D = (hi - lo)(table - grid) (0 outside) and the slope dtable (1 outside)."""
+    n = table.shape[-1]
+    grid = torch.linspace(0.0, 1.0, n, dtype=table.dtype, device=table.device)
+    D = (table.detach() - grid) * (hi - lo)
+    pad = D.new_zeros(D.shape[:-1] + (1,))
+    D = torch.cat([pad, D, pad], -1).to(dtype).reshape(-1)
+    S = torch.cat([pad + 1.0, dtable.detach().to(pad.dtype), pad + 1.0], -1)
+    return D, S.to(dtype).reshape(-1)
+
+
+def _lut_index(xx: Tensor, ch: Tensor | None, n: int, lo: float, hi: float) -> Tensor:
+    """int32 bin of every element: floor((x - lo)(n - 1)/(hi - lo) + 1/2) + 1 in 1..n inside
+    the table, 0 / n + 1 outside it. The float clamp keeps the int conversion in range; NaN
+    (the one value it passes) lands in a bin by the int clamp, and x~ = x + D stays NaN.
+    (int32: converting to int64 costs 4x more on the CPU, and index_select takes either.)"""
+    k = (n - 1) / (hi - lo)
+    r = torch.add(torch.tensor(1.5 - lo * k, dtype=xx.dtype, device=xx.device), xx, alpha=k)
+    idx = r.clamp_(0.0, n + 1.5).to(torch.int32).clamp_(0, n + 1)
+    return idx if ch is None else idx + (ch * (n + 2)).to(torch.int32)
+
+
+def _lookup(table: Tensor, idx: Tensor) -> Tensor:
+    return torch.index_select(table, 0, idx.reshape(-1)).reshape(idx.shape)
+
+
 class _CPABLut(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, table, dtable, lo, hi, gate, alpha, channel_dim):
@@ -400,10 +531,15 @@ class _CPABLut(torch.autograd.Function):
         ctx.cfg = (lo, hi, gate, alpha, channel_dim)
         dtype = compute_dtype(x)
         xx = x.to(dtype)
-        tab = table.detach().to(dtype)
+        D, _ = _lut_tables(table, dtable, lo, hi, dtype)
+        n = table.shape[-1]
         channels = 1 if table.ndim == 1 else table.shape[0]
-        return _forward_pieces(x, xx, channel_dim, channels, lambda xp, ch: _lut_run(
-            xp, tab, None, ch, lo, hi, gate, alpha)[:2])
+
+        def piece(xp: Tensor, ch: Tensor | None):
+            xt = _lookup(D, _lut_index(xp, ch, n, lo, hi)).add_(xp)
+            return xt, _gate(xp, gate, alpha, False)[0]
+
+        return _forward_pieces(x, xx, channel_dim, channels, piece)
 
     @staticmethod
     @once_differentiable
@@ -412,52 +548,51 @@ class _CPABLut(torch.autograd.Function):
         lo, hi, gate, alpha, channel_dim = ctx.cfg
         dtype = compute_dtype(x)
         xx, g = x.to(dtype), gy.to(dtype)
-        tab, dtab = table.detach().to(dtype), dtable.detach().to(dtype)
+        D, S = _lut_tables(table, dtable, lo, hi, dtype)
+        n = table.shape[-1]
+        channels = 1 if table.ndim == 1 else table.shape[0]
         want_table = ctx.needs_input_grad[1]
+        acc = _BinAcc(D.numel(), dtype, x.device) if want_table else None
 
         def piece(xp: Tensor, gp: Tensor, ch: Tensor | None):
-            xt, s, ds, inside, (q, der) = _lut_run(xp, tab, dtab, ch, lo, hi, gate, alpha)
+            idx = _lut_index(xp, ch, n, lo, hi)
+            s, ds = _gate(xp, gate, alpha, True)
             gxt = gp * s
-            gx = gxt * (1.0 + inside * (der - 1.0))
-            if ds is not None:
-                gx = gx + gp * xt * ds
-            if not want_table:
-                return gx, None
-            return gx, (_binsum(q, gxt * (inside * (hi - lo)), table.numel()),)
+            gx = gxt * _lookup(S, idx)
+            if ds is not None:  # + g x~ s'(x)
+                gx.addcmul_(gp * ds, _lookup(D, idx).add_(xp))
+            if acc is not None:
+                acc.add(idx, gxt)
+            return gx, None
 
-        channels = 1 if table.ndim == 1 else table.shape[0]
-        gx, sums = _backward_pieces(x, xx, g, channel_dim, channels, piece)
-        gtab = None if sums is None else sums[0].reshape(table.shape).to(table.dtype)
+        gx, _ = _backward_pieces(x, xx, g, channel_dim, channels, piece)
+        gtab = None
+        if acc is not None:  # d x~/d table = (hi - lo); drop the two outside bins
+            G = acc.total().reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
+            gtab = G.reshape(table.shape).to(table.dtype)
         return gx, gtab, None, None, None, None, None, None
-
-
-def _lut_run(xx, tab, dtab, ch, lo, hi, gate, alpha):
-    # arithmetic blends with a 0/1 mask instead of torch.where: CPU where() with a random
-    # mask runs branchy scalar code (measured 27x slower than an add for 128K elements)
-    n = tab.shape[-1]
-    dtype = xx.dtype
-    inside = ((xx >= lo) & (xx <= hi)).to(dtype)
-    u = torch.clamp((xx - lo) * (1.0 / (hi - lo)), 0.0, 1.0)
-    q = torch.round(u * (n - 1)).long().clamp_(0, n - 1)  # NaN -> some index; x~ stays NaN
-    if ch is not None:
-        q = q + ch * n
-    T = torch.take(tab, q)
-    xt = (lo + (hi - lo) * T) * inside + xx * (1.0 - inside)  # exact for finite T
-    s, ds = _gate(xx, gate, alpha, dtab is not None)
-    extra = (q, torch.take(dtab, q)) if dtab is not None else None
-    return xt, s, ds, inside, extra
 
 
 def cpab_lut_op(x: Tensor, table: Tensor, dtable: Tensor, *, lo: float, hi: float,
                 gate: str = "identity", alpha: float = 0.01,
                 channel_dim: int | None = None) -> Tensor:
-    """DiTAC's lookup-table mode: x~ = lo + (hi - lo) table[round((x - lo)/(hi - lo) (n - 1))]
-    on [lo, hi] (x outside), output x~ s(x). Backward straight-through: dx~/dx = dtable at the
-    grid point; table's gradient is the sum of the upstream gradients that looked it up.
-    table, dtable: (n,) or (C, n) with ``channel_dim``."""
+    """DiTAC's lookup-table mode, output x~ s(x), with the table read as a displacement:
+
+        r = floor((x - lo)(n - 1)/(hi - lo) + 1/2),  x~ = x + (hi - lo)(table[r] - r/(n - 1))
+
+    for 0 <= r < n (the grid point nearest to x), x~ = x otherwise. For a table T(u_r) of a
+    map fixing 0 and 1 (DiTAC's T) x~ equals x outside [lo, hi] and its error against the
+    exact lo + (hi - lo) T((x - lo)/(hi - lo)) is at most half a grid step times max |T' - 1|
+    (a nearest-value lookup's is half a step times max T'), with no in-window mask to compute.
+    Backward straight-through: dx~/dx = dtable[r] (1 outside); table's gradient is (hi - lo)
+    times the sum of the upstream gradients that looked it up. table, dtable: (n,), or (C, n)
+    with ``channel_dim``."""
     if gate not in GATES:
         raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
     if not lo < hi:
         raise ValueError(f"need lo < hi, got lo={lo}, hi={hi}")
+    if table.shape[-1] < 2 or dtable.shape != table.shape:
+        raise ValueError(f"table and dtable need the same shape (..., n >= 2), got "
+                         f"{tuple(table.shape)} and {tuple(dtable.shape)}")
     return _CPABLut.apply(x, table, dtable, float(lo), float(hi), gate, float(alpha),
                           channel_dim)
