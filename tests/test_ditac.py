@@ -302,3 +302,29 @@ def test_binsum_matches_index_add_and_opcheck() -> None:
         ref = torch.zeros(50, dtype=torch.float64).index_add_(0, idx, w)
         assert torch.allclose(binsum(idx, w, 50), ref, atol=1e-9)
     torch.library.opcheck(binsum, (idx[:100], w[:100], 50))
+
+
+def test_released_prior_quirk_option() -> None:
+    """prior="released": theta's gradient is the released code's broadcast sum
+    (grad[None, :] + 2 lambda P * theta[None, :]).sum(0) = d grad + 2 lambda theta colsum(P),
+    in training mode only; the explicit prior_loss is then 0."""
+    quirk = learnact.create("ditac:prior=released,cells=6")
+    plain = learnact.create("ditac:cells=6,lambda_reg=0")
+    plain.load_state_dict(quirk.state_dict())
+    x = torch.randn(300)
+    w = torch.randn(300)
+    (quirk(x) * w).sum().backward()
+    (plain(x) * w).sum().backward()
+    P, th = quirk.precision, quirk.theta.detach()
+    emulated = (plain.theta.grad[None, :] + 2 * 0.1 * P * th[None, :]).sum(0)
+    assert torch.allclose(quirk.theta.grad, emulated, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(quirk.theta.grad, plain.theta.grad, rtol=1e-2)
+    assert float(quirk.prior_loss()) == 0.0 and "released" in repr(quirk)
+    quirk.zero_grad()
+    plain.zero_grad()
+    quirk.eval()
+    (quirk(x) * w).sum().backward()
+    (plain(x) * w).sum().backward()
+    assert torch.allclose(quirk.theta.grad, plain.theta.grad)
+    with pytest.raises(ValueError, match="prior"):
+        learnact.create("ditac:prior=implicit")

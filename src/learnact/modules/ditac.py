@@ -19,6 +19,23 @@ __all__ = ["DiTAC", "LeakyDiTAC", "GEDiTAC"]
 
 
 
+class _ReleasedPrior(torch.autograd.Function):
+    """Identity on theta; backward returns d g + 2 lambda theta * colsum(P), the released
+    code's effective update (see DiTAC's ``prior`` argument)."""
+
+    @staticmethod
+    def forward(ctx, theta: Tensor, colsum: Tensor, lam: float) -> Tensor:
+        ctx.save_for_backward(theta, colsum)
+        ctx.lam = lam
+        return theta.view_as(theta)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        theta, colsum = ctx.saved_tensors
+        d = theta.shape[-1]
+        return d * g + 2.0 * ctx.lam * theta * colsum.to(theta), None, None
+
+
 @register("ditac")
 class DiTAC(LearnableActivation):
     r"""DiTAC: a CPAB diffeomorphism T_theta of the input on [a, b], gated like GELU.
@@ -54,7 +71,12 @@ class DiTAC(LearnableActivation):
             lambda_reg theta^T P theta, P = (B^T K B + eps I)^-1 with the released code's kernel
             (``"released"``: exp(-2|d|/l) (lambda_var D)^2; or ``"exponential"``,
             ``"squared_exponential"``). An explicit loss term (learnact.regularization), not a
-            side effect in backward.
+            side effect in backward (``prior="explicit"``, the default).
+        prior: ``"explicit"`` (above) or ``"released"``: reproduce the released code instead,
+            whose backward (in training mode, at every forward) turns theta's gradient into
+            d * dL/dtheta + 2 lambda_reg theta * colsum(P) (d = cells - 1: its elementwise
+            ``P.mul(theta)`` broadcasts to (d, d) and autograd sums it back); ``prior_loss()``
+            is then 0. For reproducing published numbers only.
         alpha: the leaky gate's negative slope (default 0.01).
 
     Source: I. Chelly, S. E. Finder, S. Ifergane, O. Freifeld, "Trainable Highly-expressive
@@ -68,7 +90,7 @@ class DiTAC(LearnableActivation):
                  channels: int | None = None, channel_dim: int = 1, init: str = "prior",
                  gate: str = "gelu", warp: str = "input", lut: int | None = None,
                  lambda_reg: float = 0.1, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
-                 kernel: str = "released", alpha: float = 0.01) -> None:
+                 kernel: str = "released", alpha: float = 0.01, prior: str = "explicit") -> None:
         super().__init__(channels, channel_dim)
         self.a = check_float("a", a)
         self.b = check_float("b", b)
@@ -83,6 +105,7 @@ class DiTAC(LearnableActivation):
         self.alpha = check_float("alpha", alpha)
         self.kernel = check_choice("kernel", kernel, ("released", "exponential",
                                                       "squared_exponential"))
+        self.prior = check_choice("prior", prior, ("explicit", "released"))
         basis = cpab.cpa_basis(self.cells, True)
         self._basis64 = basis  # plain attribute: .float()/.half() must not round it
         d = basis.shape[1]
@@ -114,7 +137,10 @@ class DiTAC(LearnableActivation):
     def _tables(self) -> tuple[Tensor, Tensor, Tensor]:
         # small per-cell tables in float64 (e^{t a} overflows float32 for large theta);
         # the per-element work runs in the input's precision inside the op
-        return cpab.flow_tables(self.theta.to(torch.float64), self.basis)
+        theta = self.theta
+        if self.prior == "released" and self.training and torch.is_grad_enabled():
+            theta = _ReleasedPrior.apply(theta, self.precision.sum(0), self.lambda_reg)
+        return cpab.flow_tables(theta.to(torch.float64), self.basis)
 
     def _cd(self) -> int | None:
         return None if self.channels is None else self.channel_dim
@@ -164,7 +190,10 @@ class DiTAC(LearnableActivation):
         return self._warped(x * self._gate(x), "identity")
 
     def prior_loss(self) -> Tensor:
-        """lambda_reg * theta^T P theta (summed over channels)."""
+        """lambda_reg * theta^T P theta (summed over channels); 0 with ``prior="released"``
+        (the prior then acts inside backward)."""
+        if self.prior == "released":
+            return self.theta.new_zeros(())
         th = self.theta.reshape(-1, self.theta.shape[-1])
         return self.lambda_reg * torch.einsum("ci,ij,cj->", th, self.precision.to(th), th)
 
@@ -187,7 +216,8 @@ class DiTAC(LearnableActivation):
         return knots
 
     def extra_repr(self) -> str:
-        lut = f", lut={self.lut}" if self.lut else ""
+        lut = (f", lut={self.lut}" if self.lut else "") + (
+            ", prior='released'" if self.prior == "released" else "")
         return (f"a={self.a:g}, b={self.b:g}, cells={self.cells}, {self._channel_repr()}, "
                 f"init={self.init!r}, gate={self.gate!r}, warp={self.warp!r}{lut}")
 
@@ -204,9 +234,9 @@ class LeakyDiTAC(DiTAC):
                  channels: int | None = None, channel_dim: int = 1, init: str = "prior",
                  gate: str = "leaky_relu", warp: str = "input", lut: int | None = None,
                  lambda_reg: float = 0.1, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
-                 kernel: str = "released", alpha: float = 0.01) -> None:
+                 kernel: str = "released", alpha: float = 0.01, prior: str = "explicit") -> None:
         super().__init__(a, b, cells, channels, channel_dim, init, gate, warp, lut, lambda_reg,
-                         lambda_smooth, lambda_var, kernel, alpha)
+                         lambda_smooth, lambda_var, kernel, alpha, prior)
 
 
 @register("ge_ditac")
@@ -221,6 +251,6 @@ class GEDiTAC(DiTAC):
                  channels: int | None = None, channel_dim: int = 1, init: str = "prior",
                  gate: str = "gelu", warp: str = "input", lut: int | None = None,
                  lambda_reg: float = 0.1, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
-                 kernel: str = "released", alpha: float = 0.01) -> None:
+                 kernel: str = "released", alpha: float = 0.01, prior: str = "explicit") -> None:
         super().__init__(a, b, cells, channels, channel_dim, init, gate, warp, lut, lambda_reg,
-                         lambda_smooth, lambda_var, kernel, alpha)
+                         lambda_smooth, lambda_var, kernel, alpha, prior)

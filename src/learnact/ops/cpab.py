@@ -28,6 +28,14 @@ differentiable by autograd).
 
 The op fuses DiTAC's input window and gate: for x in [lo, hi], x~ = lo + (hi - lo) T((x - lo)/
 (hi - lo)), elsewhere x~ = x; output x~ s(x) with s in gelu/silu/leaky_relu/identity.
+
+Lookup-table mode (``cpab_grid`` + ``cpab_lut_op``): the grid op computes T, dT/du and the
+Jacobian dT/d(tables) on the n grid points in one eager pass (an opaque custom op, so that
+torch.compile materialises the table; its backward is one contraction with that Jacobian);
+the per-element op is then one bin index, one or two table reads and the gate. The table is
+read as a displacement x + (hi - lo)(T(u_r) - u_r), padded with an outside bin at each end
+(displacement 0, slope 1), so no in-window mask is computed; its gradient is a histogram of
+the upstream gradient per bin (``binsum``: private rows per thread).
 """
 
 from __future__ import annotations
