@@ -58,3 +58,26 @@ def test_bad_degrees() -> None:
         learnact.create("rational:num_degree=0")
     with pytest.raises(TypeError, match="den_degree"):
         learnact.Rational(5, 2.5)
+
+
+@pytest.mark.parametrize("target", ["leaky_relu", "gelu"])
+def test_shipped_default_inits_match_a_fresh_fit(target) -> None:
+    """The shipped (5, 4) coefficients are what the fitting procedure produces: their max error
+    to the target on [-3, 3] is within 5% of a fresh fit's, and the two curves agree."""
+    from learnact.fit import resolve_target
+    from learnact.functional.rational import rational as rational_fn
+    from learnact.modules.rational import _SHIPPED, _fit_coefficients
+
+    x = torch.linspace(-3, 3, 6001, dtype=torch.float64)
+    y = resolve_target(target)(x).double()
+
+    def curve(coeffs):
+        num, den, (s, t) = coeffs
+        f64 = dict(dtype=torch.float64)
+        return rational_fn(x, torch.tensor(num, **f64), torch.tensor(den, **f64),
+                           torch.tensor(s, **f64), torch.tensor(t, **f64))
+
+    shipped, fresh = curve(_SHIPPED[(5, 4, target)]), curve(_fit_coefficients(5, 4, target))
+    e_shipped, e_fresh = (shipped - y).abs().max().item(), (fresh - y).abs().max().item()
+    assert e_shipped <= 1.05 * e_fresh + 1e-6
+    assert (shipped - fresh).abs().max().item() < 0.2 * max(e_fresh, 1e-3)
