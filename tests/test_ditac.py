@@ -106,6 +106,12 @@ def test_lut_error_bound_and_train_eval_identical() -> None:
     bound = 0.5 * 2.5 / 256 * float((du - 1).abs().max()) + 1e-9
     assert float((te - tl).abs().max()) <= bound * 1.01
     assert float((te - tl).abs().max()) > 0.1 * bound  # the bound is not vacuous
+    # ... which implies the issue's half a step times max T' (max |T' - 1| <= max T')
+    assert bound <= 0.5 * 2.5 / 256 * float(du.max()) + 1e-9
+    # theta = 0: T = identity and the displacement table is 0: x~ = x exactly, f = GELU
+    zero = learnact.create("ditac:lut=257,init=zeros")
+    assert torch.equal(zero.transform(x.float()), x.float())
+    assert torch.allclose(zero(x.float()), F.gelu(x.float()), atol=1e-6, rtol=0)
     lut.eval()
     ev = lut.transform(x)
     lut.train()

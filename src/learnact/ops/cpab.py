@@ -274,7 +274,8 @@ class _BinAcc:
         self.acc = torch.zeros(rows, bins, dtype=dtype, device=device)
 
     def add(self, idx: Tensor, w: Tensor) -> None:
-        idx, w = idx.reshape(-1).long(), w.expand(idx.shape).reshape(-1)
+        # per L2-sized piece an int32 index scatters in 69 us vs 40 + 54 us to widen it first
+        idx, w = idx.reshape(-1), w.expand(idx.shape).reshape(-1)
         if idx.numel() % self.rows == 0 and not torch.compiler.is_compiling():
             self.acc.scatter_add_(1, idx.reshape(self.rows, -1), w.reshape(self.rows, -1))
         else:
@@ -282,9 +283,6 @@ class _BinAcc:
 
     def total(self) -> Tensor:
         return self.acc.sum(0)
-
-
-_binsum = binsum
 
 
 def _table_terms(g: Tensor, p: dict) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -307,10 +305,10 @@ def _table_grads(g: Tensor, p: dict, tb: _Tables) -> tuple[Tensor, Tensor, Tenso
     n, C = tb.n, tb.channels
     ga_m, gb_m, ga_0, gb_0, h = _table_terms(g, p)
     size = C * 2 * n
-    Ga = _binsum(p["cellm"], ga_m, size) + _binsum(p["cell"], ga_0, size)
-    Gb = _binsum(p["cellm"], gb_m, size) + _binsum(p["cell"], gb_0, size)
+    Ga = binsum(p["cellm"], ga_m, size) + binsum(p["cell"], ga_0, size)
+    Gb = binsum(p["cellm"], gb_m, size) + binsum(p["cell"], gb_0, size)
     # the tau_j crossed are cells k1 .. m-1 of the element's row: +h at k1, -h at m, cumsum
-    D = _binsum(p["gk"], h, C * 2 * (n + 1)) - _binsum(p["gm"], h, C * 2 * (n + 1))
+    D = binsum(p["gk"], h, C * 2 * (n + 1)) - binsum(p["gm"], h, C * 2 * (n + 1))
     Gt = torch.cumsum(D.reshape(C * 2, n + 1), -1)[:, :n].reshape(-1)
     return Ga, Gb, Gt
 
