@@ -6,6 +6,7 @@ import csv
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
 import torch
 
 from learnact.speed import OpRow, benchmark_ops, flops_per_element, markdown_table, write_csv
@@ -26,3 +27,21 @@ def test_benchmark_rows_and_csv(tmp_path: Path) -> None:
     assert len(got) == 3 and list(got[0]) == [f.name for f in fields(OpRow)]
     assert "hermite:degree=3" in markdown_table(rows)
     assert torch.get_num_threads() >= 1
+
+
+def test_blocks_timing_and_csv_schema_migration(tmp_path: Path) -> None:
+    rows = benchmark_ops(["hermite:degree=3"], shape=(4, 64, 32), runs=3, warmup=1,
+                         backends=["eager"], threads=None, progress=False, timing="blocks")
+    assert rows[0].timing == "blocks" and "eager (blocks)" in markdown_table(rows)
+    old_names = [f.name for f in fields(OpRow) if f.name != "timing"]
+    path = tmp_path / "ops.csv"
+    with open(path, "w", newline="") as fh:  # a CSV written before the timing column existed
+        w = csv.DictWriter(fh, fieldnames=old_names)
+        w.writeheader()
+        w.writerow({k: getattr(rows[0], k) for k in old_names})
+    write_csv(rows, path)
+    with open(path) as fh:
+        got = list(csv.DictReader(fh))
+    assert [r["timing"] for r in got] == ["interleaved", "blocks"]
+    with pytest.raises(ValueError, match="timing"):
+        benchmark_ops(["hermite:degree=3"], timing="alternating")
