@@ -123,7 +123,7 @@ def test_prior_loss_matches_autograd_of_quadratic_form() -> None:
     loss = learnact.regularization(torch.nn.Sequential(act, torch.nn.Linear(1, 1)))
     th = act.theta.detach().double()
     P = act.precision.double()
-    assert float(loss) == pytest.approx(float(0.1 * th @ P @ th), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(0.1 * th @ P @ th), rel=1e-5)
     loss.backward()
     assert torch.allclose(act.theta.grad.double(), 0.2 * P @ th, rtol=1e-4, atol=1e-8)
 
