@@ -359,3 +359,40 @@ def test_lut_chunked_path_equals_pieces_and_half_inputs(channels, channel_dim) -
     yh = act(x.bfloat16())
     assert yh.dtype == torch.bfloat16
     assert torch.allclose(yh.float(), act(x.bfloat16().float()).detach(), atol=1e-2, rtol=1e-2)
+
+
+@pytest.mark.parametrize("cells,scale,channels", [(1, 1.0, None), (2, 3.0, None),
+                                                  (5, 2.0, None), (10, 5.0, 3), (50, 10.0, None)])
+def test_anchored_forward_matches_stepwise_reference(cells, scale, channels) -> None:
+    """Large no-grad inputs take the anchored closed form (one bin read, a power law; the full
+    trajectory for what it does not cover): values vs the stepwise reference (float64, incl.
+    grid points, knots, the ends and both sides of zeros of v) and vs the plain path (float32)."""
+    from learnact.ops import cpab as ops
+
+    B = cpab.cpa_basis(cells, zero_boundary=cells > 1)
+    g = torch.Generator().manual_seed(cells)
+    shape = (B.shape[1],) if channels is None else (channels, B.shape[1])
+    theta = torch.randn(shape, generator=g, dtype=torch.float64) * scale
+    m = ops._ANCHOR_MIN + 1000
+    special = torch.cat([torch.linspace(0, 1, 2049, dtype=torch.float64),  # bin ends, knots
+                         torch.linspace(0, 1, cells + 1, dtype=torch.float64)])
+    u = torch.cat([special, torch.rand(m, generator=g, dtype=torch.float64)])
+    if channels is not None:
+        u = u.expand(channels, -1).contiguous()
+    with torch.no_grad():
+        fast = cpab.integrate(u, theta, B)
+        ref = (cpab.integrate_stepwise(u, theta, B) if channels is None else
+               torch.stack([cpab.integrate_stepwise(u[c], theta[c], B) for c in range(channels)]))
+        assert torch.allclose(fast, ref, atol=1e-10, rtol=0)
+        x = u * 3.5 - 1.0
+        x[..., :3] = torch.tensor([float("nan"), float("inf"), -2.0])
+        a2, b2, tau2 = cpab.flow_tables(theta, B)
+        cd = None if channels is None else 0
+        for dtype, gate, tol in ((torch.float64, "gelu", 1e-10), (torch.float32, "identity", 3e-4)):
+            # (float32: both paths carry the float32 conditioning of T, up to ~1e-4 at scale 10)
+            xs = x.to(dtype)
+            y = ops.cpab_op(xs, a2, b2, tau2, lo=-0.5, hi=2.0, gate=gate, channel_dim=cd)
+            pieces = torch.cat([ops.cpab_op(p, a2, b2, tau2, lo=-0.5, hi=2.0, gate=gate,
+                                            channel_dim=cd) for p in xs.split(2000, -1)], -1)
+            assert torch.allclose(y, pieces, atol=tol, rtol=0, equal_nan=True)
+            assert torch.isnan(y[..., 0]).all() and torch.isinf(y[..., 1]).all()

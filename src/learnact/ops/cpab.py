@@ -243,6 +243,61 @@ def _trajectory(u: Tensor, ch: Tensor | None, tb: _Tables, t: float, want_grad: 
     return T, parts
 
 
+# -- anchored forward (CPU eager, large inputs) ----------------------------------------------
+# T(x) for x in a fine bin [g_j, g_j+1] of its cell c is the flow of an anchor A (the end of
+# the bin with the larger |v|) continued for the signed time s from A to x: T(x) = phi(T(A), s).
+# When T(bin) lies in one cell m of the image this is one closed form, a power law:
+#   1 + z = v(x)/v(A) = 1 + a_c (x - A)/v(A),  s = log1p(z)/a_c,
+#   T = T(A) + v_m(T(A))/a_m expm1(a_m s) = T(A) + v_m(T(A))/a_m ((1 + z)^(a_m/a_c) - 1).
+# Per element: one bin index, five table reads (A, a_c/v(A), a_m/a_c, T(A), v_m(T(A))/a_m),
+# one log1p, one expm1 (against the full trajectory's ~60 ops and a binary search). Every
+# case this does not cover gives NaN and takes the full trajectory afterwards: bins whose
+# image crosses a knot or whose anchor has v = 0 (A is NaN there), elements across a zero of v
+# from their anchor (z < -1), a_c = 0 or a_m = 0 (0 * inf), x exactly at its anchor with
+# a_c = 0. Forward values only: the backward recomputes the trajectory (it needs its pieces).
+_ANCHOR_BINS = 1024  # bins over [0, 1], rounded up to a multiple of the cell count
+_ANCHOR_MIN = 1 << 16  # elements per call below which the table costs more than it saves
+
+
+class _Anchors:
+    def __init__(self, a2: Tensor, b2: Tensor, tau2: Tensor, t: float, dtype: torch.dtype):
+        f64, dev = torch.float64, a2.device
+        tb = _Tables(a2, b2, tau2, t, f64)
+        n, C = tb.n, tb.channels
+        m_per = -(-_ANCHOR_BINS // n)
+        K = self.K = n * m_per
+        g = torch.arange(K + 1, dtype=f64, device=dev) / K
+        ch = None if a2.ndim == 1 else torch.arange(C, device=dev, dtype=torch.int32)[:, None]
+        T, _ = _trajectory(g if ch is None else g.expand(C, K + 1), ch, tb, t, want_grad=False)
+        T = T.reshape(C, K + 1)
+        a = a2.detach().to(f64).reshape(C, 2 * n)[:, :n]  # the unmirrored frame
+        b = b2.detach().to(f64).reshape(C, 2 * n)[:, :n]
+        c = torch.arange(K, device=dev) // m_per  # the cell of every bin
+        ac, bc = a[:, c], b[:, c]
+        vl, vr = ac * g[:-1] + bc, ac * g[1:] + bc
+        left = vl.abs() >= vr.abs()  # a zero boundary's v(0) is ~1e-16, not 0
+        A = torch.where(left, g[:-1], g[1:])
+        vA = torch.where(left, vl, vr)
+        TA = torch.where(left, T[:, :-1], T[:, 1:])
+        m = torch.clamp(torch.floor(T[:, :-1] * n), 0, n - 1).long()
+        ok = (vA != 0) & (T[:, 1:] <= (m + 1).to(f64) / n) & (T[:, :-1] >= m.to(f64) / n)
+        am = torch.gather(a, 1, m)
+        wA = am * TA + torch.gather(b, 1, m)
+        cols = (torch.where(ok, A, math.nan), ac / vA, am / ac, TA, wA / am)
+        self.tables = [v.to(dtype).reshape(-1) for v in cols]
+
+
+def _anchored(u: Tensor, ch: Tensor | None, an: _Anchors) -> Tensor:
+    """T(u) by the anchored closed form; NaN where it does not apply (see _Anchors)."""
+    K = an.K
+    j = torch.clamp(torch.floor(u * K), 0, K - 1).to(torch.int32)
+    if ch is not None:
+        j = j + ch * K
+    A, P, Q, TA, W = (_take(tab, j) for tab in an.tables)
+    z = (u - A).mul_(P)
+    return torch.log1p(z).mul_(Q).expm1_().mul_(W).add_(TA)
+
+
 @torch.library.custom_op("learnact::binsum", mutates_args=())
 def binsum(idx: Tensor, w: Tensor, bins: int) -> Tensor:
     """Sum of w per bin idx (w broadcast to idx's shape), a (bins,) tensor.
@@ -354,6 +409,20 @@ def _run(x: Tensor, tb: _Tables, ch, t: float, lo, hi, gate: str, alpha: float,
     return xt, s, ds, inside, parts
 
 
+def _run_anchored(x: Tensor, an: _Anchors, ch, lo, hi, gate: str,
+                  alpha: float) -> tuple[Tensor, Tensor]:
+    """(x~, s) like _run's forward with T by the anchored closed form (NaN where it does not
+    apply: the caller redoes those elements with the full trajectory)."""
+    if lo is None:  # u = x: outside [0, 1] the full trajectory's extrapolation decides
+        T = _sel((x >= 0) & (x <= 1), _anchored(x, ch, an), math.nan)
+        return T, _gate(x, gate, alpha, False)[0]
+    inside = (x >= lo) & (x <= hi)
+    # outside the window: any point inside a bin (x~ = x there anyway)
+    u = _sel(inside, (x - lo) * (1.0 / (hi - lo)), 0.5 + 0.5 / an.K)
+    xt = _sel(inside, lo + (hi - lo) * _anchored(u, ch, an), x)
+    return xt, _gate(x, gate, alpha, False)[0]
+
+
 def _pieces(x: Tensor, channel_dim: int | None, channels: int):
     """(index, piece, channel ids) covering x: L2-sized chunks of a (B, C, R) view on the CPU
     eager path (ops/_chunks.py: whole-tensor temporaries cost page faults and bandwidth),
@@ -409,6 +478,19 @@ class _CPABFlow(torch.autograd.Function):
         dtype = compute_dtype(x)
         xx = x.to(dtype)
         tb = _Tables(a2, b2, tau2, t, dtype)
+        if use_fast_cpu_path(xx) and xx.numel() >= _ANCHOR_MIN:
+            an = _Anchors(a2, b2, tau2, t, dtype)
+            out = _forward_pieces(x, xx, channel_dim, tb.channels, lambda xp, ch: _run_anchored(
+                xp, an, ch, lo, hi, gate, alpha))
+            # the cases the closed form does not cover (NaN; and inf outputs, redone alike)
+            idx = torch.isfinite(out).logical_not_().reshape(-1).nonzero().squeeze(1)
+            if idx.numel():
+                ch = _channel_ids(xx, channel_dim, tb.channels)
+                chr_ = None if ch is None else ch.expand(xx.shape).reshape(-1)[idx]
+                xt, sg = _run(xx.reshape(-1)[idx], tb, chr_, t, lo, hi, gate, alpha,
+                              want_grad=False)[:2]
+                out.view(-1)[idx] = (xt * sg).to(out.dtype)
+            return out
         return _forward_pieces(x, xx, channel_dim, tb.channels, lambda xp, ch: _run(
             xp, tb, ch, t, lo, hi, gate, alpha, want_grad=False)[:2])
 
