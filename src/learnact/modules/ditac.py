@@ -151,7 +151,10 @@ class DiTAC(LearnableActivation):
         if self.lut is None:
             return cpab_op(x, a2, b2, tau2, lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
                            channel_dim=self._cd())
-        jac = torch.is_grad_enabled() and self.theta.requires_grad
+        # the grid's Jacobian makes the backward one contraction; per channel it would be
+        # C x n x 6N floats, so above 4M entries the backward recomputes the grid instead
+        jac = (torch.is_grad_enabled() and self.theta.requires_grad
+               and a2.numel() * 3 * self.lut <= 1 << 22)
         table, dtable, _ = cpab_grid(a2, b2, tau2, self.lut, 1.0, jac)  # differentiable in theta
         return cpab_lut_op(x, table, dtable, lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
                            channel_dim=self._cd())

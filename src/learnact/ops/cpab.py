@@ -260,40 +260,56 @@ _ANCHOR_MIN = 1 << 16  # elements per call below which the table costs more than
 
 
 class _Anchors:
-    def __init__(self, a2: Tensor, b2: Tensor, tau2: Tensor, t: float, dtype: torch.dtype):
+    """Per-bin tables of the anchored closed form. With ``differentiable`` the per-bin
+    parameters (T(A), W, Q, P) keep their autograd graph to float64 leaf copies of the tables
+    (``leaves``; T(A) through ``cpab_grid`` and its Jacobian), for the anchored backward."""
+
+    def __init__(self, a2: Tensor, b2: Tensor, tau2: Tensor, t: float, dtype: torch.dtype,
+                 differentiable: bool = False):
         f64, dev = torch.float64, a2.device
-        tb = _Tables(a2, b2, tau2, t, f64)
-        n, C = tb.n, tb.channels
+        n = a2.shape[-1] // 2
+        C = 1 if a2.ndim == 1 else a2.shape[0]
         m_per = -(-_ANCHOR_BINS // n)
         K = self.K = n * m_per
         g = torch.arange(K + 1, dtype=f64, device=dev) / K
-        ch = None if a2.ndim == 1 else torch.arange(C, device=dev, dtype=torch.int32)[:, None]
-        T, _ = _trajectory(g if ch is None else g.expand(C, K + 1), ch, tb, t, want_grad=False)
-        T = T.reshape(C, K + 1)
-        a = a2.detach().to(f64).reshape(C, 2 * n)[:, :n]  # the unmirrored frame
-        b = b2.detach().to(f64).reshape(C, 2 * n)[:, :n]
-        c = torch.arange(K, device=dev) // m_per  # the cell of every bin
-        ac, bc = a[:, c], b[:, c]
-        vl, vr = ac * g[:-1] + bc, ac * g[1:] + bc
-        left = vl.abs() >= vr.abs()  # a zero boundary's v(0) is ~1e-16, not 0
-        A = torch.where(left, g[:-1], g[1:])
-        vA = torch.where(left, vl, vr)
-        TA = torch.where(left, T[:, :-1], T[:, 1:])
-        m = torch.clamp(torch.floor(T[:, :-1] * n), 0, n - 1).long()
-        ok = (vA != 0) & (T[:, 1:] <= (m + 1).to(f64) / n) & (T[:, :-1] >= m.to(f64) / n)
-        am = torch.gather(a, 1, m)
-        wA = am * TA + torch.gather(b, 1, m)
-        cols = (torch.where(ok, A, math.nan), ac / vA, am / ac, TA, wA / am)
-        self.tables = [v.to(dtype).reshape(-1) for v in cols]
+        self.leaves = [v.detach().to(f64).requires_grad_(differentiable) for v in (a2, b2, tau2)]
+        with torch.set_grad_enabled(differentiable):
+            if differentiable:
+                T = cpab_grid(*self.leaves, K + 1, t, K * C * 6 * n <= 1 << 22)[0]
+            else:
+                tb = _Tables(a2, b2, tau2, t, f64)
+                ch = None if a2.ndim == 1 else torch.arange(C, device=dev,
+                                                            dtype=torch.int32)[:, None]
+                T = _trajectory(g if ch is None else g.expand(C, K + 1), ch, tb, t, False)[0]
+            T = T.reshape(C, K + 1)
+            a = self.leaves[0].reshape(C, 2 * n)[:, :n]  # the unmirrored frame
+            b = self.leaves[1].reshape(C, 2 * n)[:, :n]
+            c = torch.arange(K, device=dev) // m_per  # the cell of every bin
+            ac, bc = a[:, c], b[:, c]
+            vl, vr = ac * g[:-1] + bc, ac * g[1:] + bc
+            left = vl.abs() >= vr.abs()  # a zero boundary's v(0) is ~1e-16, not 0
+            A = torch.where(left, g[:-1], g[1:])
+            vA = torch.where(left, vl, vr)
+            TA = torch.where(left, T[:, :-1], T[:, 1:])
+            Td = T.detach()
+            m = torch.clamp(torch.floor(Td[:, :-1] * n), 0, n - 1).long()
+            am = torch.gather(a, 1, m)
+            ok = ((vA != 0) & (ac != 0) & (am != 0) & (Td[:, 1:] <= (m + 1).to(f64) / n)
+                  & (Td[:, :-1] >= m.to(f64) / n))
+            wA = am * TA + torch.gather(b, 1, m)
+            # bad bins: A is NaN (their elements take the full trajectory); safe denominators
+            # keep their (unused) parameters finite so that no NaN enters the autograd graph
+            P = ac / torch.where(ok, vA, 1.0)
+            Q = am / torch.where(ok, ac, 1.0)
+            W = wA / torch.where(ok, am, 1.0)
+        self.params = (TA, W, Q, P)
+        self.tables = [v.detach().to(dtype).reshape(-1)
+                       for v in (torch.where(ok, A, math.nan), P, Q, TA, W)]
 
 
 def _anchored(u: Tensor, ch: Tensor | None, an: _Anchors) -> Tensor:
     """T(u) by the anchored closed form; NaN where it does not apply (see _Anchors)."""
-    K = an.K
-    j = torch.clamp(torch.floor(u * K), 0, K - 1).to(torch.int32)
-    if ch is not None:
-        j = j + ch * K
-    A, P, Q, TA, W = (_take(tab, j) for tab in an.tables)
+    A, P, Q, TA, W = (_take(tab, _anchor_bins(u, ch, an)) for tab in an.tables)
     z = (u - A).mul_(P)
     return torch.log1p(z).mul_(Q).expm1_().mul_(W).add_(TA)
 
@@ -310,7 +326,7 @@ def binsum(idx: Tensor, w: Tensor, bins: int) -> Tensor:
     whole int64 copy, measured 3x and 2x slower (3M elements)."""
     idx, w = idx.reshape(-1), w.expand(idx.shape).reshape(-1)
     m = idx.numel()
-    rows = max(1, min(64, m // 4096))
+    rows = _private_rows(bins, m)
     acc = torch.zeros(rows, bins, dtype=w.dtype, device=w.device)
     narrow = idx.dtype != torch.int64
     step = rows * 2048 if narrow and idx.device.type == "cpu" else max(m, 1)
@@ -329,12 +345,19 @@ def _(idx, w, bins):
     return w.new_empty(bins)
 
 
+def _private_rows(bins: int, m: int | None = None) -> int:
+    """Private accumulator rows: up to 64, fewer for few elements (m) or many bins (the rows
+    stay within 4M entries: per-channel tables have C x n bins)."""
+    rows = max(1, min(64, (1 << 22) // max(bins, 1)))
+    return rows if m is None else max(1, min(rows, m // 4096))
+
+
 class _BinAcc:
     """binsum over many pieces: one set of private rows, added into piece by piece."""
 
-    def __init__(self, bins: int, dtype: torch.dtype, device: torch.device, rows: int = 64):
-        self.bins, self.rows = bins, rows
-        self.acc = torch.zeros(rows, bins, dtype=dtype, device=device)
+    def __init__(self, bins: int, dtype: torch.dtype, device: torch.device):
+        self.bins, self.rows = bins, _private_rows(bins)
+        self.acc = torch.zeros(self.rows, bins, dtype=dtype, device=device)
 
     def add(self, idx: Tensor, w: Tensor) -> None:
         # per L2-sized piece an int32 index scatters in 69 us vs 40 + 54 us to widen it first
@@ -409,17 +432,28 @@ def _run(x: Tensor, tb: _Tables, ch, t: float, lo, hi, gate: str, alpha: float,
     return xt, s, ds, inside, parts
 
 
+def _anchor_u(x: Tensor, an: _Anchors, lo, hi) -> tuple[Tensor | None, Tensor]:
+    """(inside mask or None, u) for the anchored form. Outside the window u is any point
+    inside a bin (x~ = x there anyway); without a window u = x, NaN outside [0, 1] (the full
+    trajectory's extrapolation decides there)."""
+    if lo is None:
+        return None, _sel((x >= 0) & (x <= 1), x, math.nan)
+    inside = (x >= lo) & (x <= hi)
+    return inside, _sel(inside, (x - lo) * (1.0 / (hi - lo)), 0.5 + 0.5 / an.K)
+
+
+def _anchor_bins(u: Tensor, ch: Tensor | None, an: _Anchors) -> Tensor:
+    j = torch.clamp(torch.floor(u * an.K), 0, an.K - 1).to(torch.int32)
+    return j if ch is None else j + ch * an.K
+
+
 def _run_anchored(x: Tensor, an: _Anchors, ch, lo, hi, gate: str,
                   alpha: float) -> tuple[Tensor, Tensor]:
     """(x~, s) like _run's forward with T by the anchored closed form (NaN where it does not
     apply: the caller redoes those elements with the full trajectory)."""
-    if lo is None:  # u = x: outside [0, 1] the full trajectory's extrapolation decides
-        T = _sel((x >= 0) & (x <= 1), _anchored(x, ch, an), math.nan)
-        return T, _gate(x, gate, alpha, False)[0]
-    inside = (x >= lo) & (x <= hi)
-    # outside the window: any point inside a bin (x~ = x there anyway)
-    u = _sel(inside, (x - lo) * (1.0 / (hi - lo)), 0.5 + 0.5 / an.K)
-    xt = _sel(inside, lo + (hi - lo) * _anchored(u, ch, an), x)
+    inside, u = _anchor_u(x, an, lo, hi)
+    T = _anchored(u, ch, an)
+    xt = T if inside is None else _sel(inside, lo + (hi - lo) * T, x)
     return xt, _gate(x, gate, alpha, False)[0]
 
 
@@ -501,8 +535,12 @@ class _CPABFlow(torch.autograd.Function):
         t, lo, hi, gate, alpha, channel_dim = ctx.cfg
         dtype = compute_dtype(x)
         xx, g = x.to(dtype), gy.to(dtype)
-        tb = _Tables(a2, b2, tau2, t, dtype)
         want_tables = any(ctx.needs_input_grad[1:4])
+        if use_fast_cpu_path(xx) and xx.numel() >= _ANCHOR_MIN:
+            gx, grads = _anchored_backward(x, xx, g, a2, b2, tau2, ctx.cfg, want_tables)
+            return (gx if ctx.needs_input_grad[0] else None, *grads, None, None, None, None,
+                    None, None)
+        tb = _Tables(a2, b2, tau2, t, dtype)
 
         def piece(xp: Tensor, gp: Tensor, ch: Tensor | None):
             xt, s, ds, inside, p = _run(xp, tb, ch, t, lo, hi, gate, alpha, want_grad=True)
@@ -520,6 +558,76 @@ class _CPABFlow(torch.autograd.Function):
             grads = [G.reshape(a2.shape).to(a2.dtype) for G in sums]
         return (gx if ctx.needs_input_grad[0] else None, *grads, None, None, None, None, None,
                 None)
+
+
+def _anchored_backward(x: Tensor, xx: Tensor, g: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor,
+                       cfg: tuple, want_tables: bool) -> tuple[Tensor, list]:
+    """dL/dx and dL/d(tables) with the anchored closed form T = T(A) + W((1 + z)^Q - 1),
+    z = (u - A) P: dT/du = W Q P (1 + z)^(Q - 1); per bin, the upstream gradient is summed
+    against dT/d(T(A), W, Q, P) = (1, e - 1, W e log1p(z), W Q e (u - A)/(1 + z)) with
+    e = (1 + z)^Q, and autograd carries those four per-bin sums through the small per-bin
+    graph (T(A) via cpab_grid's Jacobian) to the tables. Elements it does not cover (NaN)
+    take the full trajectory's backward."""
+    t, lo, hi, gate, alpha, channel_dim = cfg
+    dtype = xx.dtype
+    C = 1 if a2.ndim == 1 else a2.shape[0]
+    an = _Anchors(a2, b2, tau2, t, dtype, differentiable=want_tables)
+    acc = _BinAcc(4 * C * an.K, dtype, x.device) if want_tables else None
+
+    def piece(xp: Tensor, gp: Tensor, ch: Tensor | None):
+        inside, u = _anchor_u(xp, an, lo, hi)
+        j = _anchor_bins(u, ch, an)
+        A, P, Q, TA, W = (_take(tab, j) for tab in an.tables)
+        d = u - A
+        z = d * P
+        e = torch.exp(torch.log1p(z).mul_(Q))
+        T = TA + W * (e - 1.0)
+        s, ds = _gate(xp, gate, alpha, True)
+        dxt = (W * Q * P).mul_(e).div_(1.0 + z)
+        fin = torch.isfinite(dxt) if acc is not None else None  # before the window's select
+        gxt = gp * s
+        if inside is not None:
+            dxt = _sel(inside, dxt, 1.0)
+            T = _sel(inside, lo + (hi - lo) * T, xp)
+        gx = gxt * dxt if ds is None else gxt * dxt + gp * T * ds
+        if acc is not None:
+            gT = gxt if inside is None else _sel(inside, gxt * (hi - lo), 0.0)
+            gT, d = _sel(fin, gT, 0.0), _sel(fin, d, 0.0)  # what is redone adds nothing here
+            z = d * P
+            lz = torch.log1p(z)
+            e = torch.exp(lz * Q)
+            We = W * e
+            j4 = j * 4
+            acc.add(j4, gT)
+            acc.add(j4 + 1, gT * (e - 1.0))
+            acc.add(j4 + 2, gT * We * lz)
+            acc.add(j4 + 3, gT * (We * Q).mul_(d).div_(1.0 + z))
+        return gx, None
+
+    gx, _ = _backward_pieces(x, xx, g, channel_dim, C, piece)
+    grads = [None, None, None]
+    if acc is not None:
+        G = acc.total().to(torch.float64).reshape(C, an.K, 4).unbind(-1)
+        with torch.enable_grad():
+            got = torch.autograd.grad(an.params, an.leaves, G, allow_unused=True)
+        grads = [torch.zeros_like(leaf) if gr is None else gr for gr, leaf in zip(got, an.leaves)]
+    # the elements the closed form does not cover: the full trajectory's backward
+    idx = torch.isfinite(gx).logical_not_().reshape(-1).nonzero().squeeze(1)
+    if idx.numel():
+        tb = _Tables(a2, b2, tau2, t, dtype)
+        chs = _channel_ids(xx, channel_dim, tb.channels)
+        chs = None if chs is None else chs.expand(xx.shape).reshape(-1)[idx]
+        xs, gs = xx.reshape(-1)[idx], g.reshape(-1)[idx]
+        xt, s, ds, inside, p = _run(xs, tb, chs, t, lo, hi, gate, alpha, want_grad=True)
+        gxt = gs * s
+        dxt = p["dTdu"] if inside is None else _sel(inside, p["dTdu"], 1.0)
+        gxs = gxt * dxt if ds is None else gxt * dxt + gs * xt * ds
+        gx.view(-1)[idx] = gxs.to(gx.dtype)
+        if acc is not None:
+            gT = gxt if inside is None else _sel(inside, gxt * (hi - lo), 0.0)
+            grads = [G + S.reshape(G.shape) for G, S in zip(grads, _table_grads(gT, p, tb))]
+    return gx, [None if gr is None else gr.reshape(v.shape).to(v.dtype)
+                for gr, v in zip(grads, (a2, b2, tau2))]
 
 
 def cpab_op(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, *, t: float = 1.0,
@@ -558,8 +666,9 @@ def cpab_grid(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float,
     """(T(u), dT/du, J) in float64 on the uniform grid u_i = i/(n-1), i < n ((n,) for shared
     tables, (C, n) per channel). Differentiable w.r.t. the tables through T only (dT/du is the
     lookup mode's straight-through derivative, a constant to autograd). J = dT/d(a2, b2, tau2)
-    per grid point ((..., n, 6N), used by the backward) if ``jacobian``, else empty: computed
-    here with the forward's pieces, the backward is then one contraction (no second pass)."""
+    per grid point ((..., n, 6N)) if ``jacobian``, else empty: computed here with the forward's
+    pieces, the backward is then one contraction; without it the backward recomputes the
+    trajectory (use that when C n 6N is large: per channel, J would be C x n x 6N floats)."""
     u, ch = _grid(a2, n)
     tb = _Tables(a2, b2, tau2, t, torch.float64)
     T, p = _trajectory(u, ch, tb, t, want_grad=True)
@@ -577,18 +686,20 @@ def _(a2, b2, tau2, n, t, jacobian):
 
 def _cpab_grid_setup(ctx, inputs, output) -> None:
     a2, b2, tau2, n, t, jacobian = inputs
-    if not jacobian:
-        raise RuntimeError("cpab_grid: call it with jacobian=True when its table needs a "
-                           "gradient")
-    ctx.save_for_backward(output[2])
-    ctx.dtypes = (a2.dtype, b2.dtype, tau2.dtype)
+    ctx.save_for_backward(output[2], a2, b2, tau2)
+    ctx.n, ctx.t = n, t
 
 
 def _cpab_grid_backward(ctx, gT, gD, gJ):
-    (J,) = ctx.saved_tensors
-    G = torch.einsum("...n,...nk->...k", gT.to(J.dtype), J)
-    Ga, Gb, Gt = G.chunk(3, -1)
-    return (Ga.to(ctx.dtypes[0]), Gb.to(ctx.dtypes[1]), Gt.to(ctx.dtypes[2]), None, None, None)
+    J, a2, b2, tau2 = ctx.saved_tensors
+    if J.numel():
+        Ga, Gb, Gt = torch.einsum("...n,...nk->...k", gT.to(J.dtype), J).chunk(3, -1)
+    else:
+        u, ch = _grid(a2, ctx.n)
+        tb = _Tables(a2, b2, tau2, ctx.t, torch.float64)
+        _, p = _trajectory(u, ch, tb, ctx.t, want_grad=True)
+        Ga, Gb, Gt = (G.reshape(a2.shape) for G in _table_grads(gT.to(torch.float64), p, tb))
+    return (Ga.to(a2.dtype), Gb.to(b2.dtype), Gt.to(tau2.dtype), None, None, None)
 
 
 cpab_grid.register_autograd(_cpab_grid_backward, setup_context=_cpab_grid_setup)
