@@ -264,9 +264,11 @@ _ANCHOR_MIN = 1 << 16  # elements per call below which the table costs more than
 
 
 class _Anchors:
-    """Per-bin tables of the anchored closed form. With ``differentiable`` the per-bin
-    parameters (T(A), W, Q, P) keep their autograd graph to float64 leaf copies of the tables
-    (``leaves``; T(A) through ``cpab_grid`` and its Jacobian), for the anchored backward."""
+    """Per-bin tables of the anchored closed form: ``tables`` (A, P, Q, T(A), W) for the
+    forward, ``btables`` (A, 1/v(A), a_c, a_m, v_m(T(A)), T(A)) for the backward. With
+    ``differentiable`` the physical per-bin parameters ``params`` (T(A), a_m, b_m, a_c, b_c)
+    keep their autograd graph to float64 leaf copies of the tables (``leaves``; T(A) through
+    ``cpab_grid``), for the anchored backward."""
 
     def __init__(self, a2: Tensor, b2: Tensor, tau2: Tensor, t: float, dtype: torch.dtype,
                  differentiable: bool = False):
@@ -300,15 +302,16 @@ class _Anchors:
             am = torch.gather(a, 1, m)
             ok = ((vA != 0) & (ac != 0) & (am != 0) & (Td[:, 1:] <= (m + 1).to(f64) / n)
                   & (Td[:, :-1] >= m.to(f64) / n))
-            wA = am * TA + torch.gather(b, 1, m)
-            # bad bins: A is NaN (their elements take the full trajectory); safe denominators
-            # keep their (unused) parameters finite so that no NaN enters the autograd graph
-            P = ac / torch.where(ok, vA, 1.0)
-            Q = am / torch.where(ok, ac, 1.0)
-            W = wA / torch.where(ok, am, 1.0)
-        self.params = (TA, W, Q, P)
-        self.tables = [v.detach().to(dtype).reshape(-1)
-                       for v in (torch.where(ok, A, math.nan), P, Q, TA, W)]
+            bm = torch.gather(b, 1, m)
+            self.params = (TA, am, bm, ac, bc)
+        # bad bins: A is NaN (their elements take the full trajectory); safe denominators
+        # keep the other entries finite
+        TA, am, bm, ac, vA = (v.detach() for v in (TA, am, bm, ac, vA))
+        wA = am * TA + bm
+        A = torch.where(ok, A, math.nan)
+        vA, ac_s, am_s = (torch.where(ok, v, 1.0) for v in (vA, ac, am))
+        self.tables = [v.to(dtype).reshape(-1) for v in (A, ac / vA, am / ac_s, TA, wA / am_s)]
+        self.btables = [v.to(dtype).reshape(-1) for v in (A, 1.0 / vA, ac, am, wA, TA)]
 
 
 def _anchored(u: Tensor, ch: Tensor | None, an: _Anchors) -> Tensor:
@@ -566,52 +569,63 @@ class _CPABFlow(torch.autograd.Function):
 
 def _anchored_backward(x: Tensor, xx: Tensor, g: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor,
                        cfg: tuple, want_tables: bool) -> tuple[Tensor, list]:
-    """dL/dx and dL/d(tables) with the anchored closed form T = T(A) + W((1 + z)^Q - 1),
-    z = (u - A) P: dT/du = W Q P (1 + z)^(Q - 1); per bin, the upstream gradient is summed
-    against dT/d(T(A), W, Q, P) = (1, e - 1, W e log1p(z), W Q e (u - A)/(1 + z)) with
-    e = (1 + z)^Q, and autograd carries those four per-bin sums through the small per-bin
-    graph (T(A) via cpab_grid's Jacobian) to the tables. Elements it does not cover (NaN)
-    take the full trajectory's backward."""
+    """dL/dx and dL/d(tables) with the anchored closed form (see _Anchors). With s the time
+    from A to x (s = log1p(z)/a_c, z = a_c q, q = (x - A)/v(A)) and e = e^{a_m s}:
+
+        dT/dx = v_m(T(A)) e / v(x),  dT/dT(A) = e,  dT/db_m = s E(a_m s),
+        dT/da_m = T(A) s E(a_m s) + v_m(T(A)) s^2 E'(a_m s),
+        dT/db_c = v_m(T(A)) e ds/db_c,  ds/db_c = -q/v(x),
+        dT/da_c = v_m(T(A)) e ds/da_c,  ds/da_c = q^2 L'(z) + A ds/db_c,
+
+    the same stable pieces as the trajectory's own backward (E(z) = expm1(z)/z, L(z) =
+    log1p(z)/z, series near 0). The upstream gradient is summed per bin against these five
+    and autograd carries the sums through the per-bin graph (T(A) via cpab_grid) to the
+    tables. Elements the closed form does not cover take the full trajectory's backward."""
     t, lo, hi, gate, alpha, channel_dim = cfg
     dtype = xx.dtype
     C = 1 if a2.ndim == 1 else a2.shape[0]
     an = _Anchors(a2, b2, tau2, t, dtype, differentiable=want_tables)
-    acc = _BinAcc(4 * C * an.K, dtype, x.device) if want_tables else None
+    acc = _BinAcc(5 * C * an.K, dtype, x.device) if want_tables else None
 
     def piece(xp: Tensor, gp: Tensor, ch: Tensor | None):
         inside, u = _anchor_u(xp, an, lo, hi)
         j = _anchor_bins(u, ch, an)
-        A, P, Q, TA, W = (_take(tab, j) for tab in an.tables)
-        d = u - A
-        z = d * P
-        e = torch.exp(torch.log1p(z).mul_(Q))
-        T = TA + W * (e - 1.0)
-        s, ds = _gate(xp, gate, alpha, True)
-        dxt = (W * Q * P).mul_(e).div_(1.0 + z)
-        fin = torch.isfinite(dxt) if acc is not None else None  # before the window's select
-        gxt = gp * s
+        A, rvA, ac, am, wA, TA = (_take(tab, j) for tab in an.btables)
+        q = (u - A) * rvA
+        z = ac * q
+        rvx = rvA / (1.0 + z)  # 1/v(x)
+        s = torch.log1p(z) / ac
+        e = torch.exp(am * s)
+        dxt = wA * e * rvx
+        fin = torch.isfinite(dxt)  # before the window's select
+        sg, dsg = _gate(xp, gate, alpha, True)
+        gxt = gp * sg
         if inside is not None:
             dxt = _sel(inside, dxt, 1.0)
-            T = _sel(inside, lo + (hi - lo) * T, xp)
-        gx = gxt * dxt if ds is None else gxt * dxt + gp * T * ds
+            xt = _sel(inside, lo + (hi - lo) * (TA + wA / am * torch.expm1(am * s)), xp)
+        else:
+            xt = TA + wA / am * torch.expm1(am * s)
+        gx = gxt * dxt if dsg is None else gxt * dxt + gp * xt * dsg
         if acc is not None:
             gT = gxt if inside is None else _sel(inside, gxt * (hi - lo), 0.0)
-            gT, d = _sel(fin, gT, 0.0), _sel(fin, d, 0.0)  # what is redone adds nothing here
-            z = d * P
-            lz = torch.log1p(z)
-            e = torch.exp(lz * Q)
-            We = W * e
-            j4 = j * 4
-            acc.add(j4, gT)
-            acc.add(j4 + 1, gT * (e - 1.0))
-            acc.add(j4 + 2, gT * We * lz)
-            acc.add(j4 + 3, gT * (We * Q).mul_(d).div_(1.0 + z))
+            gT = _sel(fin, gT, 0.0)  # what is redone adds nothing here
+            q, z, rvx, s, e = (_sel(fin, v, 0.0) for v in (q, z, rvx, s, e))
+            sa = am * s
+            sE = s * _E(sa)
+            sb = -q * rvx
+            we = gT * wA * e
+            j5 = j * 5
+            acc.add(j5, gT * e)
+            acc.add(j5 + 1, gT * (TA * sE + wA * s * s * _dE(sa)))
+            acc.add(j5 + 2, gT * sE)
+            acc.add(j5 + 3, we * (q * q * _dL(z) + A.nan_to_num(0.0) * sb))
+            acc.add(j5 + 4, we * sb)
         return gx, None
 
     gx, _ = _backward_pieces(x, xx, g, channel_dim, C, piece)
     grads = [None, None, None]
     if acc is not None:
-        G = acc.total().to(torch.float64).reshape(C, an.K, 4).unbind(-1)
+        G = acc.total().to(torch.float64).reshape(C, an.K, 5).unbind(-1)
         with torch.enable_grad():
             got = torch.autograd.grad(an.params, an.leaves, G, allow_unused=True)
         grads = [torch.zeros_like(leaf) if gr is None else gr for gr, leaf in zip(got, an.leaves)]
