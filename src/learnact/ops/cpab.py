@@ -311,7 +311,7 @@ class _Anchors:
         A = torch.where(ok, A, math.nan)
         vA, ac_s, am_s = (torch.where(ok, v, 1.0) for v in (vA, ac, am))
         self.tables = [v.to(dtype).reshape(-1) for v in (A, ac / vA, am / ac_s, TA, wA / am_s)]
-        self.btables = [v.to(dtype).reshape(-1) for v in (A, 1.0 / vA, ac, am, wA, TA)]
+        self.btables = [v.to(dtype).reshape(-1) for v in (A, 1.0 / vA, ac_s, am_s, wA, TA)]
 
 
 def _anchored(u: Tensor, ch: Tensor | None, an: _Anchors) -> Tensor:
@@ -607,9 +607,14 @@ def _anchored_backward(x: Tensor, xx: Tensor, g: Tensor, a2: Tensor, b2: Tensor,
             xt = TA + wA / am * torch.expm1(am * s)
         gx = gxt * dxt if dsg is None else gxt * dxt + gp * xt * dsg
         if acc is not None:
+            # what is redone adds nothing here: gT = 0 and q = 0 there (every other table
+            # entry is finite: bad bins have safe denominators and NaN only in A)
             gT = gxt if inside is None else _sel(inside, gxt * (hi - lo), 0.0)
-            gT = _sel(fin, gT, 0.0)  # what is redone adds nothing here
-            q, z, rvx, s, e = (_sel(fin, v, 0.0) for v in (q, z, rvx, s, e))
+            gT, q = _sel(fin, gT, 0.0), _sel(fin, q, 0.0)
+            z = ac * q
+            rvx = rvA / (1.0 + z)
+            s = torch.log1p(z) / ac
+            e = torch.exp(am * s)
             sa = am * s
             sE = s * _E(sa)
             sb = -q * rvx
@@ -618,7 +623,7 @@ def _anchored_backward(x: Tensor, xx: Tensor, g: Tensor, a2: Tensor, b2: Tensor,
             acc.add(j5, gT * e)
             acc.add(j5 + 1, gT * (TA * sE + wA * s * s * _dE(sa)))
             acc.add(j5 + 2, gT * sE)
-            acc.add(j5 + 3, we * (q * q * _dL(z) + A.nan_to_num(0.0) * sb))
+            acc.add(j5 + 3, we * (q * q * _dL(z) + _sel(fin, A, 0.0) * sb))
             acc.add(j5 + 4, we * sb)
         return gx, None
 
