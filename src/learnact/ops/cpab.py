@@ -256,9 +256,9 @@ def _trajectory(u: Tensor, ch: Tensor | None, tb: _Tables, t: float, want_grad: 
 # Per element: one bin index, five table reads (A, a_c/v(A), a_m/a_c, T(A), v_m(T(A))/a_m),
 # one log1p, one expm1 (against the full trajectory's ~60 ops and a binary search). Every
 # case this does not cover gives NaN and takes the full trajectory afterwards: bins whose
-# image crosses a knot or whose anchor has v = 0 (A is NaN there), elements across a zero of v
-# from their anchor (z < -1), a_c = 0 or a_m = 0 (0 * inf), x exactly at its anchor with
-# a_c = 0. Forward values only: the backward recomputes the trajectory (it needs its pieces).
+# image crosses a knot, whose anchor has v = 0 or whose cells have a_c = 0 or a_m = 0 (A is
+# NaN there), elements across a zero of v from their anchor (z < -1). The backward
+# (_anchored_backward) differentiates the same closed form.
 _ANCHOR_BINS = 1024  # bins over [0, 1], rounded up to a multiple of the cell count
 _ANCHOR_MIN = 1 << 16  # elements per call below which the table costs more than it saves
 
