@@ -450,3 +450,18 @@ def test_anchored_float32_gradients_close_to_float64() -> None:
         (a64(x.detach().double()) * w.double()).sum().backward()
         g32, g64 = act.theta.grad.double(), a64.theta.grad
         assert float((g32 - g64).abs().max() / g64.abs().max()) < 2e-6
+
+
+def test_near_zero_helpers_blend_like_the_exact_selects() -> None:
+    """E, E', L' of the anchored backward (arithmetic blend, finite inputs) equal the exact
+    select versions, including 0, both sides of each threshold and large arguments."""
+    from learnact.ops import cpab as ops
+
+    z = torch.cat([torch.linspace(-0.9, 3.0, 100001, dtype=torch.float64),
+                   torch.tensor([0.0, 1e-5, -1e-5, 0.0499, 0.0501, -0.0501, 1e-4, 20.0],
+                                dtype=torch.float64)])
+    for exact, fast in ((ops._E, ops._E_fin), (ops._dE, ops._dE_fin), (ops._dL, ops._dL_fin)):
+        with torch.no_grad():
+            a, b = exact(z), fast(z)
+        assert torch.isfinite(b).all()
+        assert torch.allclose(a, b, rtol=1e-14, atol=1e-15)
