@@ -460,8 +460,8 @@ def test_near_zero_helpers_blend_like_the_exact_selects() -> None:
     z = torch.cat([torch.linspace(-0.9, 3.0, 100001, dtype=torch.float64),
                    torch.tensor([0.0, 1e-5, -1e-5, 0.0499, 0.0501, -0.0501, 1e-4, 20.0],
                                 dtype=torch.float64)])
-    for exact, fast in ((ops._E, ops._E_fin), (ops._dE, ops._dE_fin), (ops._dL, ops._dL_fin)):
+    for fn in (ops._E, ops._dE, ops._dL):
         with torch.no_grad():
-            a, b = exact(z), fast(z)
+            a, b = fn(z), fn(z, finite=True)
         assert torch.isfinite(b).all()
         assert torch.allclose(a, b, rtol=1e-14, atol=1e-15)

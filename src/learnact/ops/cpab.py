@@ -90,76 +90,50 @@ def _sel(c: Tensor, a, b) -> Tensor:
 # -- scalar helpers (series near 0: the closed forms cancel there) ---------------------------
 def _series(z: Tensor, coeffs: tuple[float, ...]) -> Tensor:
     """Horner, in place on one buffer (a fresh L2-sized tensor per step costs an allocation and
-    its page faults: measured ~4x the arithmetic on the CPU)."""
-    if torch.compiler.is_compiling() or torch.is_grad_enabled():
-        acc = torch.full_like(z, coeffs[-1])
-        for c in reversed(coeffs[:-1]):
-            acc = acc * z + c
-        return acc
+    cache traffic: measured ~2x the in-place arithmetic on the CPU). Never autograd-tracked:
+    these helpers run inside the ops' forward/backward only."""
     acc = torch.full_like(z, coeffs[-1])
     for c in reversed(coeffs[:-1]):
         acc.mul_(z).add_(c)
     return acc
 
 
-def _E(z: Tensor) -> Tensor:
+def _near0(z: Tensor, thr: float, coeffs: tuple[float, ...], full, finite: bool) -> Tensor:
+    """full(z) away from 0, the series within |z| < thr, full evaluated at z -> 1 where small.
+
+    ``finite=False``: exact selects (any values, inf and NaN included). ``finite=True``, for
+    arguments that are all finite with full(z) finite (the anchored backward's sanitised
+    ones): the series on z clamped to [-thr, thr] and an arithmetic 0/1 blend, ~3x cheaper on
+    the CPU than two exact selects."""
+    small = z.abs() < thr
+    if not finite:
+        zs = _sel(small, torch.ones_like(z), z)
+        return _sel(small, _series(z, coeffs), full(zs))
+    m = small.to(z.dtype)
+    f = full(torch.addcmul(z, m, 1.0 - z))
+    return f.addcmul_(m, _series(z.clamp(-thr, thr), coeffs).sub_(f))
+
+
+def _E(z: Tensor, finite: bool = False) -> Tensor:
     """expm1(z)/z."""
-    small = z.abs() < 1e-4
-    zs = _sel(small, torch.ones_like(z), z)
-    return _sel(small, 1.0 + z * (0.5 + z / 6.0), torch.expm1(zs) / zs)
+    return _near0(z, 1e-4, (1.0, 1 / 2, 1 / 6), lambda w: torch.expm1(w).div_(w), finite)
 
 
-def _dE(z: Tensor) -> Tensor:
+def _dE(z: Tensor, finite: bool = False) -> Tensor:
     """E'(z) = (e^z (z - 1) + 1)/z^2."""
-    small = z.abs() < 0.05
-    zs = _sel(small, torch.ones_like(z), z)
-    full = (torch.exp(zs) * (zs - 1.0) + 1.0) / (zs * zs)
-    return _sel(small, _series(z, (1 / 2, 1 / 3, 1 / 8, 1 / 30, 1 / 144, 1 / 840)), full)
+    return _near0(z, 0.05, (1 / 2, 1 / 3, 1 / 8, 1 / 30, 1 / 144, 1 / 840),
+                  lambda w: torch.exp(w).mul_(w - 1.0).add_(1.0).div_(w * w), finite)
 
 
 def _L(z: Tensor) -> Tensor:
     """log1p(z)/z (z > -1)."""
-    small = z.abs() < 1e-4
-    zs = _sel(small, torch.ones_like(z), z)
-    return _sel(small, 1.0 + z * (-0.5 + z / 3.0), torch.log1p(zs) / zs)
+    return _near0(z, 1e-4, (1.0, -1 / 2, 1 / 3), lambda w: torch.log1p(w).div_(w), False)
 
 
-def _dL(z: Tensor) -> Tensor:
+def _dL(z: Tensor, finite: bool = False) -> Tensor:
     """L'(z) = (z/(1 + z) - log1p(z))/z^2."""
-    small = z.abs() < 0.05
-    zs = _sel(small, torch.ones_like(z), z)
-    full = (zs / (1.0 + zs) - torch.log1p(zs)) / (zs * zs)
-    return _sel(small, _series(z, (-1 / 2, 2 / 3, -3 / 4, 4 / 5, -5 / 6, 6 / 7)), full)
-
-
-def _near0_finite(z: Tensor, thr: float, coeffs: tuple[float, ...], full) -> Tensor:
-    """full(z) away from 0, the series within |z| < thr, for z whose values are all finite
-    and where full(z) is finite (the anchored backward's sanitised arguments): both branches
-    on safe arguments (z -> 1 where small, the series on z clamped to [-thr, thr]) and an
-    arithmetic 0/1 blend, ~3x cheaper on the CPU than two exact selects."""
-    m = (z.abs() < thr).to(z.dtype)
-    zs = torch.addcmul(z, m, 1.0 - z)
-    f = full(zs)
-    return f.addcmul_(m, _series(z.clamp(-thr, thr), coeffs).sub_(f))
-
-
-_E_SERIES = (1.0, 1 / 2, 1 / 6)
-_DE_SERIES = (1 / 2, 1 / 3, 1 / 8, 1 / 30, 1 / 144, 1 / 840)
-_DL_SERIES = (-1 / 2, 2 / 3, -3 / 4, 4 / 5, -5 / 6, 6 / 7)
-
-
-def _E_fin(z: Tensor) -> Tensor:
-    return _near0_finite(z, 1e-4, _E_SERIES, lambda w: torch.expm1(w).div_(w))
-
-
-def _dE_fin(z: Tensor) -> Tensor:
-    return _near0_finite(z, 0.05, _DE_SERIES,
-                         lambda w: torch.exp(w).mul_(w - 1.0).add_(1.0).div_(w * w))
-
-
-def _dL_fin(z: Tensor) -> Tensor:
-    return _near0_finite(z, 0.05, _DL_SERIES,
-                         lambda w: (w / (1.0 + w)).sub_(torch.log1p(w)).div_(w * w))
+    return _near0(z, 0.05, (-1 / 2, 2 / 3, -3 / 4, 4 / 5, -5 / 6, 6 / 7),
+                  lambda w: (w / (1.0 + w)).sub_(torch.log1p(w)).div_(w * w), finite)
 
 
 def _gate(x: Tensor, gate: str, alpha: float, slope: bool = True) -> tuple[Tensor, Tensor | None]:
@@ -548,6 +522,36 @@ def _forward_pieces(x: Tensor, xx: Tensor, channel_dim: int | None, channels: in
     return out.reshape(x.shape).to(x.dtype)
 
 
+def _anchored_path(xx: Tensor) -> bool:
+    return use_fast_cpu_path(xx) and xx.numel() >= _ANCHOR_MIN
+
+
+def _not_covered(values: Tensor, xx: Tensor, channel_dim: int | None, channels: int):
+    """(flat indices, their inputs, their channel ids) of the non-finite ``values`` — what the
+    anchored form does not cover (NaN; non-finite results of non-finite inputs are redone
+    alike) — or (None, None, None)."""
+    idx = torch.isfinite(values).logical_not_().reshape(-1).nonzero().squeeze(1)
+    if not idx.numel():
+        return None, None, None
+    ch = _channel_ids(xx, channel_dim, channels)
+    chs = None if ch is None else ch.expand(xx.shape).reshape(-1)[idx]
+    return idx, xx.reshape(-1)[idx], chs
+
+
+def _trajectory_grads(xp: Tensor, gp: Tensor, ch: Tensor | None, tb: _Tables, cfg: tuple,
+                      want_tables: bool) -> tuple[Tensor, tuple[Tensor, ...] | None]:
+    """dL/dx and the per-table sums (or None) by the full trajectory, for any set of elements."""
+    t, lo, hi, gate, alpha, _ = cfg
+    xt, s, ds, inside, p = _run(xp, tb, ch, t, lo, hi, gate, alpha, want_grad=True)
+    gxt = gp * s
+    dxt = p["dTdu"] if inside is None else _sel(inside, p["dTdu"], 1.0)
+    gx = gxt * dxt if ds is None else gxt * dxt + gp * xt * ds
+    if not want_tables:
+        return gx, None
+    gT = gxt if inside is None else _sel(inside, gxt * (hi - lo), 0.0)
+    return gx, _table_grads(gT, p, tb)
+
+
 class _CPABFlow(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, a2, b2, tau2, t, lo, hi, gate, alpha, channel_dim):
@@ -556,17 +560,13 @@ class _CPABFlow(torch.autograd.Function):
         dtype = compute_dtype(x)
         xx = x.to(dtype)
         tb = _Tables(a2, b2, tau2, t, dtype)
-        if use_fast_cpu_path(xx) and xx.numel() >= _ANCHOR_MIN:
+        if _anchored_path(xx):
             an = _Anchors(a2, b2, tau2, t, dtype)
             out = _forward_pieces(x, xx, channel_dim, tb.channels, lambda xp, ch: _run_anchored(
                 xp, an, ch, lo, hi, gate, alpha))
-            # the cases the closed form does not cover (NaN; and inf outputs, redone alike)
-            idx = torch.isfinite(out).logical_not_().reshape(-1).nonzero().squeeze(1)
-            if idx.numel():
-                ch = _channel_ids(xx, channel_dim, tb.channels)
-                chr_ = None if ch is None else ch.expand(xx.shape).reshape(-1)[idx]
-                xt, sg = _run(xx.reshape(-1)[idx], tb, chr_, t, lo, hi, gate, alpha,
-                              want_grad=False)[:2]
+            idx, xs, chs = _not_covered(out, xx, channel_dim, tb.channels)
+            if idx is not None:
+                xt, sg = _run(xs, tb, chs, t, lo, hi, gate, alpha, want_grad=False)[:2]
                 out.view(-1)[idx] = (xt * sg).to(out.dtype)
             return out
         return _forward_pieces(x, xx, channel_dim, tb.channels, lambda xp, ch: _run(
@@ -580,23 +580,13 @@ class _CPABFlow(torch.autograd.Function):
         dtype = compute_dtype(x)
         xx, g = x.to(dtype), gy.to(dtype)
         want_tables = any(ctx.needs_input_grad[1:4])
-        if use_fast_cpu_path(xx) and xx.numel() >= _ANCHOR_MIN:
+        if _anchored_path(xx):
             gx, grads = _anchored_backward(x, xx, g, a2, b2, tau2, ctx.cfg, want_tables)
             return (gx if ctx.needs_input_grad[0] else None, *grads, None, None, None, None,
                     None, None)
         tb = _Tables(a2, b2, tau2, t, dtype)
-
-        def piece(xp: Tensor, gp: Tensor, ch: Tensor | None):
-            xt, s, ds, inside, p = _run(xp, tb, ch, t, lo, hi, gate, alpha, want_grad=True)
-            gxt = gp * s
-            dxt = p["dTdu"] if inside is None else _sel(inside, p["dTdu"], 1.0)
-            gx = gxt * dxt if ds is None else gxt * dxt + gp * xt * ds
-            if not want_tables:
-                return gx, None
-            gT = gxt if inside is None else _sel(inside, gxt * (hi - lo), 0.0)
-            return gx, _table_grads(gT, p, tb)
-
-        gx, sums = _backward_pieces(x, xx, g, channel_dim, tb.channels, piece)
+        gx, sums = _backward_pieces(x, xx, g, channel_dim, tb.channels, lambda xp, gp, ch:
+                                    _trajectory_grads(xp, gp, ch, tb, ctx.cfg, want_tables))
         grads = [None, None, None]
         if want_tables:
             grads = [G.reshape(a2.shape).to(a2.dtype) for G in sums]
@@ -637,11 +627,10 @@ def _anchored_backward(x: Tensor, xx: Tensor, g: Tensor, a2: Tensor, b2: Tensor,
         fin = torch.isfinite(dxt)  # before the window's select
         sg, dsg = _gate(xp, gate, alpha, True)
         gxt = gp * sg
+        xt = TA + wA / am * torch.expm1(am * s)
         if inside is not None:
             dxt = _sel(inside, dxt, 1.0)
-            xt = _sel(inside, lo + (hi - lo) * (TA + wA / am * torch.expm1(am * s)), xp)
-        else:
-            xt = TA + wA / am * torch.expm1(am * s)
+            xt = _sel(inside, lo + (hi - lo) * xt, xp)
         gx = gxt * dxt if dsg is None else gxt * dxt + gp * xt * dsg
         if acc is not None:
             # what is redone adds nothing here: gT = 0 and q = 0 there (every other table
@@ -653,14 +642,14 @@ def _anchored_backward(x: Tensor, xx: Tensor, g: Tensor, a2: Tensor, b2: Tensor,
             s = torch.log1p(z) / ac
             e = torch.exp(am * s)
             sa = am * s
-            sE = s * _E_fin(sa)
+            sE = s * _E(sa, finite=True)
             sb = -q * rvx
             we = gT * wA * e
             j5 = j * 5
             acc.add(j5, gT * e)
-            acc.add(j5 + 1, gT * (TA * sE + wA * s * s * _dE_fin(sa)))
+            acc.add(j5 + 1, gT * (TA * sE + wA * s * s * _dE(sa, finite=True)))
             acc.add(j5 + 2, gT * sE)
-            acc.add(j5 + 3, we * (q * q * _dL_fin(z) + _sel(fin, A, 0.0) * sb))
+            acc.add(j5 + 3, we * (q * q * _dL(z, finite=True) + _sel(fin, A, 0.0) * sb))
             acc.add(j5 + 4, we * sb)
         return gx, None
 
@@ -672,20 +661,13 @@ def _anchored_backward(x: Tensor, xx: Tensor, g: Tensor, a2: Tensor, b2: Tensor,
             got = torch.autograd.grad(an.params, an.leaves, G, allow_unused=True)
         grads = [torch.zeros_like(leaf) if gr is None else gr for gr, leaf in zip(got, an.leaves)]
     # the elements the closed form does not cover: the full trajectory's backward
-    idx = torch.isfinite(gx).logical_not_().reshape(-1).nonzero().squeeze(1)
-    if idx.numel():
+    idx, xs, chs = _not_covered(gx, xx, channel_dim, C)
+    if idx is not None:
         tb = _Tables(a2, b2, tau2, t, dtype)
-        chs = _channel_ids(xx, channel_dim, tb.channels)
-        chs = None if chs is None else chs.expand(xx.shape).reshape(-1)[idx]
-        xs, gs = xx.reshape(-1)[idx], g.reshape(-1)[idx]
-        xt, s, ds, inside, p = _run(xs, tb, chs, t, lo, hi, gate, alpha, want_grad=True)
-        gxt = gs * s
-        dxt = p["dTdu"] if inside is None else _sel(inside, p["dTdu"], 1.0)
-        gxs = gxt * dxt if ds is None else gxt * dxt + gs * xt * ds
+        gxs, sums = _trajectory_grads(xs, g.reshape(-1)[idx], chs, tb, cfg, want_tables)
         gx.view(-1)[idx] = gxs.to(gx.dtype)
-        if acc is not None:
-            gT = gxt if inside is None else _sel(inside, gxt * (hi - lo), 0.0)
-            grads = [G + S.reshape(G.shape) for G, S in zip(grads, _table_grads(gT, p, tb))]
+        if sums is not None:
+            grads = [G + S.reshape(G.shape) for G, S in zip(grads, sums)]
     return gx, [None if gr is None else gr.reshape(v.shape).to(v.dtype)
                 for gr, v in zip(grads, (a2, b2, tau2))]
 
