@@ -44,8 +44,8 @@ from torch import Tensor, nn
 
 from ..registry import create
 from .common import Dist, RunDir
-from .trainer import (OptimConfig, RunOptions, Task, configure, launch, print_summary,
-                      run_comparison)
+from .trainer import (TRAINER_ACTS, OptimConfig, RunOptions, Task, configure, launch,
+                      print_summary, run_comparison)
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +173,7 @@ def build_model(spec: str, **gpt: Any) -> GPT:
 @dataclass
 class CharLMConfig(RunOptions):
     preset: str = "cpu"
-    acts: list[str] = field(default_factory=lambda: [
-        "gelu", "hermite:degree=8", "hermite:degree=8@gelu", "fourier:degree=4",
-        "tropical:degree=4"])
+    acts: list[str] = field(default_factory=lambda: list(TRAINER_ACTS))
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     text: str | None = None
     data_bin: str | None = None

@@ -38,8 +38,8 @@ from torch import Tensor, nn
 
 from .charlm import make_activation
 from .common import Dist, RunDir
-from .trainer import (OptimConfig, RunOptions, Task, configure, launch, print_summary,
-                      run_comparison)
+from .trainer import (TRAINER_ACTS, OptimConfig, RunOptions, Task, configure, launch,
+                      print_summary, run_comparison)
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,7 @@ def build_model(spec: str, dims: tuple[int, ...] | list[int] = (32, 64, 128),
 @dataclass
 class ConvNeXtConfig(RunOptions):
     preset: str = "cpu"
-    acts: list[str] = field(default_factory=lambda: [
-        "gelu", "hermite:degree=8", "hermite:degree=8@gelu", "fourier:degree=4",
-        "tropical:degree=4"])
+    acts: list[str] = field(default_factory=lambda: list(TRAINER_ACTS))
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     dims: list[int] = field(default_factory=lambda: [32, 64, 128])
     depths: list[int] = field(default_factory=lambda: [1, 1, 2])

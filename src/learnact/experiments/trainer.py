@@ -38,9 +38,13 @@ from .common import (Dist, RunDir, model_filename, progress, save_model, seed_ev
 log = logging.getLogger(__name__)
 
 __all__ = ["OptimConfig", "RunOptions", "Task", "train_one", "CHECKPOINT_FORMAT", "lr_at", "configure",
-           "launch", "run_comparison", "print_summary"]
+           "launch", "run_comparison", "print_summary", "TRAINER_ACTS"]
 
 CHECKPOINT_FORMAT = "learnact-ckpt-1"
+
+# what both trainers (charlm, convnext) compare by default; SPEC@TARGET fits SPEC to TARGET first
+TRAINER_ACTS = ("gelu", "hermite:degree=8", "hermite:degree=8@gelu", "fourier:degree=4",
+                "tropical:degree=4")
 
 
 @dataclass
