@@ -44,6 +44,21 @@ def slices(x3: Tensor, chunk: int = CHUNK) -> Iterator[tuple[slice, slice]]:
                 yield slice(i, i + 1), slice(j, min(r, j + cols))
 
 
+def map_chunks(x3: Tensor, fn, *others: Tensor) -> tuple[Tensor, list[Tensor] | None]:
+    """fn(out chunk, x3 chunk, chunks of ``others``) over the chunks of a (B, C, R) tensor
+    (``others`` share its shape): fn writes its output chunk and returns per-chunk sums (a
+    sequence of tensors, e.g. parameter gradients) or None. Returns the output (x3's shape)
+    and the sums added over chunks."""
+    out = torch.empty_like(x3)
+    sums = None
+    for bs, rs in slices(x3):
+        i = (bs, slice(None), rs)
+        part = fn(out[i], x3[i], *(o[i] for o in others))
+        if part is not None:
+            sums = list(part) if sums is None else [a + b for a, b in zip(sums, part)]
+    return out, sums
+
+
 def coefficient_getter(params: Tensor, dtype: torch.dtype):
     """k -> coefficient k as a Python float (shared) or a (1, C, 1) tensor (per channel)."""
     if params.ndim == 1:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .._tensor import compute_dtype, use_fast_cpu_path
-from ._chunks import as_bcr, cast_grads, slices
+from ._chunks import as_bcr, cast_grads, map_chunks
 
 __all__ = ["plain_function"]
 
@@ -33,10 +33,11 @@ def plain_function(name: str, forward: Callable[..., Tensor],
         xx, ps = x.to(dtype), [p.to(dtype) for p in params]
         if not use_fast_cpu_path(xx):
             return forward(xx, *ps, channel_dim=channel_dim).to(x.dtype)
-        x3 = _bcr(xx, channel_dim, ps)
-        out = torch.empty_like(x3)
-        for bs, rs in slices(x3):
-            out[bs, :, rs] = forward(x3[bs, :, rs], *ps, channel_dim=1)
+
+        def piece(o: Tensor, xp: Tensor) -> None:
+            o.copy_(forward(xp, *ps, channel_dim=1))
+
+        out, _ = map_chunks(_bcr(xx, channel_dim, ps), piece)
         return out.reshape(x.shape).to(x.dtype)
 
     def bwd(ctx, grad: Tensor):
@@ -45,13 +46,14 @@ def plain_function(name: str, forward: Callable[..., Tensor],
         xx, ps, g = x.to(dtype), [p.to(dtype) for p in params], grad.to(dtype)
         if use_fast_cpu_path(xx):
             x3 = _bcr(xx, ctx.channel_dim, ps)
-            g3 = g.reshape(x3.shape)  # same layout: x3 and g3 are views of x's shape
-            gx = torch.empty_like(x3)
-            sums = None
-            for bs, rs in slices(x3):
-                gxp, *gp = backward(x3[bs, :, rs], *ps, grad=g3[bs, :, rs], channel_dim=1)
-                gx[bs, :, rs] = gxp
-                sums = gp if sums is None else [a + b for a, b in zip(sums, gp)]
+
+            def piece(o: Tensor, xp: Tensor, gp: Tensor) -> list[Tensor]:
+                gxp, *gparams = backward(xp, *ps, grad=gp, channel_dim=1)
+                o.copy_(gxp)
+                return gparams
+
+            # g.reshape: the same layout as x3 (both views of x's logical shape)
+            gx, sums = map_chunks(x3, piece, g.reshape(x3.shape))
             grads = (gx.reshape(x.shape), *sums)
         else:
             grads = backward(xx, *ps, grad=g, channel_dim=ctx.channel_dim)

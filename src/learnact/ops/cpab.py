@@ -51,7 +51,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .._tensor import canonical_dim, compute_dtype, use_fast_cpu_path
-from ._chunks import as_bcr, slices
+from ._chunks import as_bcr, map_chunks
 
 __all__ = ["cpab_op", "cpab_lut_op", "cpab_grid", "binsum", "GATES"]
 
@@ -475,16 +475,14 @@ def _run_anchored(x: Tensor, an: _Anchors, ch, lo, hi, gate: str,
     return xt, _gate(x, gate, alpha, False)[0]
 
 
-def _pieces(x: Tensor, channel_dim: int | None, channels: int):
-    """(index, piece, channel ids) covering x: L2-sized chunks of a (B, C, R) view on the CPU
-    eager path (ops/_chunks.py: whole-tensor temporaries cost page faults and bandwidth),
-    else x itself. index is None for the single whole-tensor piece."""
+def _chunk_view(x: Tensor, channel_dim: int | None, channels: int):
+    """(the (B, C, R) view to chunk, or None for one whole-tensor piece; channel ids for a
+    piece of that view, or for x itself). Chunks are L2-sized pieces on the CPU eager path
+    (ops/_chunks.py: whole-tensor temporaries cost page faults and bandwidth)."""
     ch = _channel_ids(x, channel_dim, channels)  # checks the channel count against x
-    if use_fast_cpu_path(x):
-        x3 = _bcr(x, channel_dim)
-        ch3 = None if ch is None else ch.reshape(1, -1, 1)  # (B, C, R): channels on dim 1
-        return x3, [((bs, slice(None), rs), x3[bs, :, rs], ch3) for bs, rs in slices(x3)]
-    return None, [(None, x, ch)]
+    if not use_fast_cpu_path(x):
+        return None, ch
+    return _bcr(x, channel_dim), None if ch is None else ch.reshape(1, -1, 1)
 
 
 def _bcr(x: Tensor, channel_dim: int | None) -> Tensor:
@@ -492,34 +490,35 @@ def _bcr(x: Tensor, channel_dim: int | None) -> Tensor:
 
 
 def _backward_pieces(x: Tensor, xx: Tensor, g: Tensor, channel_dim: int | None, channels: int,
-                     fn) -> tuple[Tensor, tuple[Tensor, ...] | None]:
+                     fn) -> tuple[Tensor, list[Tensor] | None]:
     """Run fn(piece, grad piece, channel ids) -> (dL/dx piece, per-table sums or None) over x's
     pieces; returns dL/dx (x's shape and dtype) and the per-table sums added over pieces."""
-    x3, pieces = _pieces(xx, channel_dim, channels)
-    g3 = None if x3 is None else _bcr(g, channel_dim)
-    gx3 = None if x3 is None else torch.empty_like(x3)
-    sums = None
-    for index, xp, ch in pieces:
-        gx, part = fn(xp, g if index is None else g3[index], ch)
-        if index is None:
-            gx3 = gx
-        else:
-            gx3[index] = gx
-        if part is not None:
-            sums = part if sums is None else tuple(a + b for a, b in zip(sums, part))
-    return gx3.reshape(x.shape).to(x.dtype), sums
+    x3, ch = _chunk_view(xx, channel_dim, channels)
+    if x3 is None:
+        gx, sums = fn(xx, g, ch)
+        return gx.reshape(x.shape).to(x.dtype), sums
+
+    def piece(o: Tensor, xp: Tensor, gp: Tensor):
+        gxp, part = fn(xp, gp, ch)
+        o.copy_(gxp)
+        return part
+
+    gx, sums = map_chunks(x3, piece, _bcr(g, channel_dim))
+    return gx.reshape(x.shape).to(x.dtype), sums
 
 
 def _forward_pieces(x: Tensor, xx: Tensor, channel_dim: int | None, channels: int, fn) -> Tensor:
-    """x~ s over x's pieces (see _pieces); fn(piece, channel ids) -> (x~, s)."""
-    x3, pieces = _pieces(xx, channel_dim, channels)
-    out = None if x3 is None else torch.empty_like(x3)
-    for index, xp, ch in pieces:
+    """x~ s over x's pieces (see _chunk_view); fn(piece, channel ids) -> (x~, s)."""
+    x3, ch = _chunk_view(xx, channel_dim, channels)
+    if x3 is None:
+        xt, s = fn(xx, ch)
+        return (xt * s).to(x.dtype)
+
+    def piece(o: Tensor, xp: Tensor) -> None:
         xt, s = fn(xp, ch)
-        if index is None:
-            return (xt * s).to(x.dtype)
-        torch.mul(xt, s, out=out[index])
-    return out.reshape(x.shape).to(x.dtype)
+        torch.mul(xt, s, out=o)
+
+    return map_chunks(x3, piece)[0].reshape(x.shape).to(x.dtype)
 
 
 def _anchored_path(xx: Tensor) -> bool:
