@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from .._tensor import canonical_dim
 from .._validate import check_choice, check_float, check_int
 from ..functional import cpab
-from ..ops.cpab import GATES, cpab_grid, cpab_lut_op, cpab_op
+from ..ops.cpab import GATES, cpab_grid, cpab_lut_op, cpab_op, grid_jacobian_fits
 from ..ops.cpab import _gate as gate_and_slope
 from ..registry import register
 from .base import LearnableActivation
@@ -154,10 +154,9 @@ class DiTAC(LearnableActivation):
         if self.lut is None:
             return cpab_op(x, a2, b2, tau2, lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
                            channel_dim=self._cd())
-        # the grid's Jacobian makes the backward one contraction; per channel it would be
-        # C x n x 6N floats, so above 4M entries the backward recomputes the grid instead
+        # the grid's Jacobian makes the backward one contraction (if it is small enough)
         jac = (torch.is_grad_enabled() and self.theta.requires_grad
-               and a2.numel() * 3 * self.lut <= 1 << 22)
+               and grid_jacobian_fits(a2, self.lut))
         table, dtable, _ = cpab_grid(a2, b2, tau2, self.lut, 1.0, jac)  # differentiable in theta
         return cpab_lut_op(x, table, dtable, lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
                            channel_dim=self._cd())

@@ -53,7 +53,7 @@ from torch.autograd.function import once_differentiable
 from .._tensor import canonical_dim, compute_dtype, use_fast_cpu_path
 from ._chunks import as_bcr, map_chunks
 
-__all__ = ["cpab_op", "cpab_lut_op", "cpab_grid", "binsum", "GATES"]
+__all__ = ["cpab_op", "cpab_lut_op", "cpab_grid", "grid_jacobian_fits", "binsum", "GATES"]
 
 GATES = ("gelu", "leaky_relu", "silu", "identity")
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -292,7 +292,7 @@ class _Anchors:
         self.leaves = [v.detach().to(f64).requires_grad_(differentiable) for v in (a2, b2, tau2)]
         with torch.set_grad_enabled(differentiable):
             if differentiable:
-                T = cpab_grid(*self.leaves, K + 1, t, K * C * 6 * n <= 1 << 22)[0]
+                T = cpab_grid(*self.leaves, K + 1, t, grid_jacobian_fits(a2, K + 1))[0]
             else:
                 tb = _Tables(a2, b2, tau2, t, f64)
                 ch = None if a2.ndim == 1 else torch.arange(C, device=dev,
@@ -701,6 +701,12 @@ def _grid(a2: Tensor, n: int) -> tuple[Tensor, Tensor | None]:
                                                   dtype=torch.int32)[:, None]
 
 
+def grid_jacobian_fits(a2: Tensor, n: int) -> bool:
+    """Whether cpab_grid's Jacobian (C x n x 6N floats) is small enough to keep (<= 4M
+    entries); above it the grid op's backward recomputes the trajectory instead."""
+    return a2.numel() * 3 * n <= 1 << 22
+
+
 @torch.library.custom_op("learnact::cpab_grid", mutates_args=())
 def cpab_grid(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float,
               jacobian: bool) -> tuple[Tensor, Tensor, Tensor]:
@@ -772,11 +778,11 @@ def _lut_index(xx: Tensor, ch: Tensor | None, n: int, lo: float, hi: float) -> T
 class _CPABLut(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, table, dtable, lo, hi, gate, alpha, channel_dim):
-        ctx.save_for_backward(x, table, dtable)
-        ctx.cfg = (lo, hi, gate, alpha, channel_dim)
         dtype = compute_dtype(x)
         xx = x.to(dtype)
-        D, _ = _lut_tables(table, dtable, lo, hi, dtype)
+        D, S = _lut_tables(table, dtable, lo, hi, dtype)
+        ctx.save_for_backward(x, D, S)  # table-sized, built once per call
+        ctx.cfg = (lo, hi, gate, alpha, channel_dim, table.shape, table.dtype)
         n = table.shape[-1]
         channels = 1 if table.ndim == 1 else table.shape[0]
 
@@ -789,13 +795,12 @@ class _CPABLut(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, gy):
-        x, table, dtable = ctx.saved_tensors
-        lo, hi, gate, alpha, channel_dim = ctx.cfg
+        x, D, S = ctx.saved_tensors
+        lo, hi, gate, alpha, channel_dim, table_shape, table_dtype = ctx.cfg
         dtype = compute_dtype(x)
         xx, g = x.to(dtype), gy.to(dtype)
-        D, S = _lut_tables(table, dtable, lo, hi, dtype)
-        n = table.shape[-1]
-        channels = 1 if table.ndim == 1 else table.shape[0]
+        n = table_shape[-1]
+        channels = 1 if len(table_shape) == 1 else table_shape[0]
         want_table = ctx.needs_input_grad[1]
         acc = _BinAcc(D.numel(), dtype, x.device) if want_table else None
 
@@ -814,7 +819,7 @@ class _CPABLut(torch.autograd.Function):
         gtab = None
         if acc is not None:  # d x~/d table = (hi - lo); drop the two outside bins
             G = acc.total().reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
-            gtab = G.reshape(table.shape).to(table.dtype)
+            gtab = G.reshape(table_shape).to(table_dtype)
         return gx, gtab, None, None, None, None, None, None
 
 
