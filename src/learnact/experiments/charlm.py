@@ -180,11 +180,12 @@ class CharLMConfig(RunOptions):
     vocab_size: int = 50304
     max_chars: int | None = 1_200_000
     val_fraction: float = 0.1
-    block_size: int = 64
-    n_layer: int = 2
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
+    # the model's defaults are GPTConfig's
+    block_size: int = GPTConfig.block_size
+    n_layer: int = GPTConfig.n_layer
+    n_head: int = GPTConfig.n_head
+    n_embd: int = GPTConfig.n_embd
+    dropout: float = GPTConfig.dropout
     batch_size: int = 32
     eval_iters: int = 20
     sample_chars: int = 300
