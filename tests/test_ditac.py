@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pytest
@@ -465,3 +466,140 @@ def test_near_zero_helpers_blend_like_the_exact_selects() -> None:
             a, b = fn(z), fn(z, finite=True)
         assert torch.isfinite(b).all()
         assert torch.allclose(a, b, rtol=1e-14, atol=1e-15)
+
+
+def _lut_case(channels, channel_dim, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n = 65
+    rows = 1 if channels is None else channels
+    u = torch.linspace(0, 1, n, dtype=torch.float64)
+    table = (u + 0.05 * torch.sin(torch.pi * u) * torch.randn(rows, 1, generator=g,
+                                                                 dtype=torch.float64))
+    dtable = 1 + 0.05 * torch.pi * torch.cos(torch.pi * u) * torch.randn(rows, 1, generator=g,
+                                                                         dtype=torch.float64)
+    if channels is None:
+        table, dtable = table[0], dtable[0]
+    shape = (3, 4, 700) if channels is None else ((5, channels, 300) if channel_dim == 1
+                                                   else (5, 300, channels))
+    x = (torch.randn(shape, generator=g, dtype=torch.float64) * 1.5).to(dtype)
+    return x, table.requires_grad_(), dtable
+
+
+@pytest.mark.parametrize("gate", ["gelu", "silu", "leaky_relu", "identity"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channels,channel_dim", [(None, None), (6, 1), (6, -1)])
+def test_native_lut_kernel_matches_pytorch_path(gate, dtype, channels, channel_dim,
+                                                monkeypatch) -> None:
+    """The fused C kernels (ops/native/cpab_lut.c) against the op's PyTorch path: values, dL/dx
+    and the table's gradient, shared and per channel (channels first and last), every gate.
+    float64 must agree to rounding; float32's gate polynomials to ~1e-7 relative. A rare
+    element may sit on a bin edge where the two paths round v = off + k x differently."""
+    from learnact.ops import _native
+    from learnact.ops import cpab as ops
+
+    if os.environ.get("LEARNACT_NATIVE", "1") != "0":
+        assert _native.library() is not None  # CI has a C compiler: never test only fallback
+    x, table, dtable = _lut_case(channels, channel_dim, dtype)
+    w = torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    kw = dict(lo=-0.5, hi=2.0, gate=gate, alpha=0.1, channel_dim=channel_dim)
+
+    def run():
+        xr = x.clone().requires_grad_()
+        y = ops.cpab_lut_op(xr, table, dtable, **kw)
+        gx, gt = torch.autograd.grad((y * w).sum(), (xr, table))
+        return y.detach(), gx, gt
+
+    y1, gx1, gt1 = run()
+    monkeypatch.setattr(ops, "_native_lut", lambda xx: False)
+    y0, gx0, gt0 = run()
+    tol = 1e-12 if dtype == torch.float64 else 4e-7
+    same = ((y1 - y0).abs() <= tol * (1 + y0.abs())) & ((gx1 - gx0).abs() <= tol * 10 * (1 + gx0.abs()))
+    assert same.double().mean() > 0.999, (y1 - y0).abs().max()
+    assert torch.allclose(gt1, gt0, rtol=1e-4 if dtype == torch.float32 else 1e-10, atol=1e-3)
+
+
+def test_native_lut_nan_inf_half_and_compile_path() -> None:
+    """NaN stays NaN, +-inf pass through the outside bins, a bf16 input comes back bf16, and
+    the custom ops pass torch.library.opcheck (schema, fake tensors, autograd registration)."""
+    from learnact.ops import cpab as ops
+
+    x, table, dtable = _lut_case(None, None, torch.float32)
+    spec = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e30, -0.5, 2.0])
+    y = ops.cpab_lut_op(spec, table.detach(), dtable, lo=-0.5, hi=2.0, gate="identity")
+    assert torch.isnan(y[0]) and y[1] == float("inf") and y[2] == -float("inf") and y[3] == 1e30
+    assert torch.isfinite(y[4:]).all()
+    yb = ops.cpab_lut_op(x.bfloat16(), table.detach(), dtable, lo=-0.5, hi=2.0, gate="gelu")
+    ref = ops.cpab_lut_op(x.bfloat16().float(), table.detach(), dtable, lo=-0.5, hi=2.0,
+                          gate="gelu")
+    assert yb.dtype == torch.bfloat16 and torch.allclose(yb.float(), ref, atol=1e-2, rtol=1e-2)
+    D, S = ops._lut_tables(table.detach(), dtable, -0.5, 2.0, torch.float32)
+    xs = x.reshape(-1)[:5000].contiguous()
+    args = (1, xs.numel(), 64 / 2.5, 1.5 + 0.5 * 64 / 2.5, 0, 0.01)
+    torch.library.opcheck(ops.lut_apply, (xs, D, *args))
+    torch.library.opcheck(ops.lut_apply_backward, (xs, torch.randn_like(xs), D, S, *args, True))
+
+
+def test_native_lut_gradcheck_table_and_exact_x_derivative() -> None:
+    """float64 through the native kernel: gradcheck w.r.t. the table (the output is linear in
+    it), and dL/dx equals the straight-through formula dtable[r] s + x~ s' exactly."""
+    from learnact.ops import cpab as ops
+
+    g = torch.Generator().manual_seed(7)
+    n = 33
+    table = torch.sort(torch.rand(n, generator=g, dtype=torch.float64))[0].requires_grad_()
+    dtable = torch.rand(n, generator=g, dtype=torch.float64) + 0.5
+    # large enough for two threads; points away from bin edges (finite differences in x
+    # would cross them, which gradcheck w.r.t. the table does not)
+    x = (torch.rand(70000, generator=g, dtype=torch.float64) * 3 - 0.6)
+    w = torch.randn(x.shape, generator=g, dtype=torch.float64)  # one scalar: one backward
+    assert torch.autograd.gradcheck(
+        lambda t: (ops.cpab_lut_op(x, t, dtable, lo=0.0, hi=2.0, gate="silu") * w).sum(),
+        (table,))
+    xr = x.clone().requires_grad_()
+    y = ops.cpab_lut_op(xr, table, dtable, lo=0.0, hi=2.0, gate="silu")
+    (gx,) = torch.autograd.grad(y.sum(), xr)
+    r = torch.floor(x / 2 * (n - 1) + 0.5).long()
+    used = (r >= 0) & (r < n)
+    rc = r.clamp(0, n - 1)
+    xt = torch.where(used, x + 2 * (table.detach()[rc] - rc / (n - 1)), x)
+    s = torch.sigmoid(x)
+    assert torch.allclose(y.detach(), xt * s, atol=1e-14)
+    assert torch.allclose(gx, torch.where(used, dtable[rc], 1.0) * s + xt * s * (1 - s),
+                          atol=1e-13)
+
+
+def test_lut_grid_memo_is_never_stale() -> None:
+    """The LUT's grid is memoised by the tables' values: an optimiser step, load_state_dict
+    and a write through .data each give the output of a freshly built module, and theta's
+    gradient still flows on a memo hit (equal to a cold build's)."""
+    from learnact.ops import cpab as ops
+
+    torch.manual_seed(0)
+    act = learnact.create("ditac:lut=513")
+    x = torch.randn(2000) * 1.5
+
+    def fresh(a):
+        ops._GRID_MEMO.clear()
+        b = learnact.create("ditac:lut=513")
+        b.load_state_dict(a.state_dict())
+        y = b(x)
+        y.sum().backward()
+        return y.detach(), b.theta.grad
+
+    y0 = act(x)
+    y0.sum().backward()
+    y1 = act(x)  # memo hit
+    y1.sum().backward()
+    ref_y, ref_g = fresh(act)
+    assert torch.equal(y1.detach(), ref_y) and torch.allclose(act.theta.grad, 2 * ref_g)
+    opt = torch.optim.SGD(act.parameters(), lr=0.5)
+    opt.step()
+    act.zero_grad()
+    y2 = act(x)
+    assert not torch.equal(y2.detach(), y1.detach())
+    assert torch.equal(y2.detach(), fresh(act)[0])
+    act.theta.data.copy_(torch.randn_like(act.theta))  # bypasses the version counter
+    assert torch.equal(act(x).detach(), fresh(act)[0])
+    other = learnact.create("ditac:lut=513")
+    act.load_state_dict(other.state_dict())
+    assert torch.equal(act(x).detach(), fresh(other)[0])

@@ -76,7 +76,8 @@ def _cmd_bench_ops(args: argparse.Namespace) -> int:
     rows = benchmark_ops(args.specs or DEFAULT_SPECS, shape=shape,
                          dtype=getattr(torch, args.dtype), device=args.device, runs=args.runs,
                          backends=args.backends.split(","), threads=args.threads,
-                         progress=not args.quiet, timing=args.timing)
+                         progress=not args.quiet, timing=args.timing,
+                         step_params=args.step_params)
     if args.csv:
         write_csv(rows, args.csv)
     print(markdown_table(rows))
@@ -95,6 +96,9 @@ def _add_bench_ops(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timing", default="interleaved", choices=["interleaved", "blocks"],
                    help="alternate GELU and op runs, or time each in a block of its own "
                         "(steadier next to a much slower op)")
+    p.add_argument("--step-params", action="store_true",
+                   help="move the parameters in place before every op run (the training-step "
+                        "cost: tables derived from parameters are rebuilt)")
     p.add_argument("--csv", default=None, help="append rows to this CSV")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_bench_ops)

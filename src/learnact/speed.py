@@ -72,6 +72,7 @@ class OpRow:
     transcendentals_per_element: int
     runs: int
     timing: str = "interleaved"  # or "blocks" (see benchmark_ops)
+    params: str = "fixed"  # or "stepped" (see benchmark_ops)
 
 
 def flops_per_element(family: str, degree: int) -> tuple[int, int]:
@@ -125,13 +126,18 @@ def benchmark_ops(specs: Iterable[str] = DEFAULT_SPECS, shape: tuple[int, ...] =
                   dtype: torch.dtype = torch.float32, device: str = "cpu", runs: int = 25,
                   warmup: int = 3, backends: Iterable[str] = ("eager", "compile"),
                   threads: int | None = 2, progress: bool = True,
-                  timing: str = "interleaved") -> list[OpRow]:
+                  timing: str = "interleaved", step_params: bool = False) -> list[OpRow]:
     """Time forward and forward+backward of each spec against F.gelu in the same run.
 
     timing ``"interleaved"`` alternates one GELU run and one op run; ``"blocks"`` times all GELU
     runs back to back, then all op runs. Interleaving cancels slow drifts of the machine, but
     next to a much slower op GELU's own time grows (its working set is evicted: measured up
     to 3x), which understates that op's ratio; blocks time each in its steady state.
+
+    ``step_params``: before every timed run of the op its parameters move a little in place,
+    as after an optimiser step, so anything an op derives from its parameters and keeps
+    while they are unchanged (DiTAC's lookup table) is rebuilt and timed: the training-step
+    cost. Without it parameters stay fixed (inference, or several calls per step).
     """
     if timing not in ("interleaved", "blocks"):
         raise ValueError(f"timing must be 'interleaved' or 'blocks', got {timing!r}")
@@ -167,11 +173,21 @@ def benchmark_ops(specs: Iterable[str] = DEFAULT_SPECS, shape: tuple[int, ...] =
                     bar.update(1)
                 continue
 
+            params = [p for p in act.parameters() if p.is_floating_point()]
+
+            def step() -> None:
+                if step_params:
+                    with torch.no_grad():  # new values every run (a drift of ~1e-2 in all)
+                        for p in params:
+                            p.add_(1e-4)
+
             def fwd(f=fn) -> None:
+                step()
                 with torch.no_grad():
                     f(x)
 
             def full(f=fn) -> None:
+                step()
                 xx = x.detach().requires_grad_(True)
                 f(xx).backward(g)
 
@@ -214,7 +230,8 @@ def benchmark_ops(specs: Iterable[str] = DEFAULT_SPECS, shape: tuple[int, ...] =
                 fwd_ratio_to_gelu=f50 / g_f, full_ratio_to_gelu=b50 / g_b, saved_bytes=saved,
                 saved_ratio_to_input=saved / (x.numel() * x.element_size()),
                 gelu_saved_bytes=_saved_bytes(F.gelu, x), flops_per_element=fl,
-                transcendentals_per_element=tr, runs=runs, timing=timing))
+                transcendentals_per_element=tr, runs=runs, timing=timing,
+                params="stepped" if step_params else "fixed"))
             log.info("%s [%s]: fwd %.2fx, fwd+bwd %.2fx GELU, saved %.3fx input", spec, backend,
                      rows[-1].fwd_ratio_to_gelu, rows[-1].full_ratio_to_gelu,
                      rows[-1].saved_ratio_to_input)
@@ -264,6 +281,8 @@ def markdown_table(rows: list[OpRow]) -> str:
            "| flops/elem |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         backend = r.backend if r.timing == "interleaved" else f"{r.backend} (blocks)"
+        if r.params == "stepped":
+            backend += " (params stepped)"
         out.append(f"| `{r.spec}` | {backend} | {r.fwd_ms_p50:.2f} | {r.full_ms_p50:.2f} | "
                    f"{r.fwd_ratio_to_gelu:.2f}x | {r.full_ratio_to_gelu:.2f}x | "
                    f"{r.saved_ratio_to_input:.3f} | {r.flops_per_element} |")

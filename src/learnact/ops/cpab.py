@@ -44,13 +44,17 @@ the upstream gradient per bin (``binsum``: private rows per thread).
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
+from collections import OrderedDict
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .._tensor import canonical_dim, compute_dtype, use_fast_cpu_path
+from . import _native
 from ._chunks import as_bcr, map_chunks
 
 __all__ = ["cpab_op", "cpab_lut_op", "cpab_grid", "grid_jacobian_fits", "binsum", "GATES"]
@@ -701,6 +705,34 @@ def _grid(a2: Tensor, n: int) -> tuple[Tensor, Tensor | None]:
                                                   dtype=torch.int32)[:, None]
 
 
+# The grid is a pure function of (tables, n, t): a memo keyed by the tables' *values* makes
+# "rebuilt when theta changes" literal — nothing that writes theta (an optimiser step,
+# load_state_dict, p.data.copy_) can leave it stale, and repeated calls with unchanged theta
+# (inference, several calls per step, benchmarks) skip the ~1 ms eager flow. Least recently
+# used entries go beyond _GRID_MEMO_BYTES (a shared-theta entry with its Jacobian is ~1 MB).
+_GRID_MEMO: OrderedDict[tuple, tuple[Tensor, Tensor, Tensor]] = OrderedDict()
+_GRID_MEMO_BYTES = 64 << 20
+_GRID_LOCK = threading.Lock()
+
+
+def _grid_key(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float, jacobian: bool) -> tuple:
+    vals = torch.cat([a2.reshape(-1), b2.reshape(-1), tau2.reshape(-1)]).detach()
+    return (n, t, jacobian, str(a2.device), a2.dtype, tuple(a2.shape),
+            vals.to("cpu", torch.float64).numpy().tobytes())
+
+
+def _grid_remember(key: tuple, out: tuple[Tensor, ...]) -> None:
+    size = sum(o.numel() * o.element_size() for o in out)
+    if size > _GRID_MEMO_BYTES // 4:
+        return  # per-channel tables with many channels: not worth holding
+    with _GRID_LOCK:
+        _GRID_MEMO[key] = tuple(o.detach() for o in out)
+        total = sum(o.numel() * o.element_size() for v in _GRID_MEMO.values() for o in v)
+        while total > _GRID_MEMO_BYTES and len(_GRID_MEMO) > 1:
+            _, old = _GRID_MEMO.popitem(last=False)
+            total -= sum(o.numel() * o.element_size() for o in old)
+
+
 def grid_jacobian_fits(a2: Tensor, n: int) -> bool:
     """Whether cpab_grid's Jacobian (C x n x 6N floats) is small enough to keep (<= 4M
     entries); above it the grid op's backward recomputes the trajectory instead."""
@@ -716,11 +748,19 @@ def cpab_grid(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float,
     per grid point ((..., n, 6N)) if ``jacobian``, else empty: computed here with the forward's
     pieces, the backward is then one contraction; without it the backward recomputes the
     trajectory (use that when C n 6N is large: per channel, J would be C x n x 6N floats)."""
-    u, ch = _grid(a2, n)
-    tb = _Tables(a2, b2, tau2, t, torch.float64)
-    T, p = _trajectory(u, ch, tb, t, want_grad=True)
-    J = _table_jacobian(p, tb) if jacobian else a2.new_empty(0, dtype=torch.float64)
-    return T, p["dTdu"], J
+    key = _grid_key(a2, b2, tau2, n, t, jacobian)
+    with _GRID_LOCK:
+        hit = _GRID_MEMO.get(key)
+        if hit is not None:
+            _GRID_MEMO.move_to_end(key)
+    if hit is None:
+        u, ch = _grid(a2, n)
+        tb = _Tables(a2, b2, tau2, t, torch.float64)
+        T, p = _trajectory(u, ch, tb, t, want_grad=True)
+        J = _table_jacobian(p, tb) if jacobian else a2.new_empty(0, dtype=torch.float64)
+        hit = (T, p["dTdu"], J)
+        _grid_remember(key, hit)
+    return tuple(h.clone() for h in hit)  # custom-op outputs are fresh tensors
 
 
 @cpab_grid.register_fake
@@ -775,6 +815,98 @@ def _lut_index(xx: Tensor, ch: Tensor | None, n: int, lo: float, hi: float) -> T
     return idx if ch is None else idx + ch * (n + 2)
 
 
+# Fused native kernels (ops/native/cpab_lut.c) for CPU float32/float64: one pass each way
+# instead of ~10 eager passes, and a private-per-thread histogram for the table's gradient.
+# Opaque custom ops, so torch.compile calls them as they are (inductor's CPU code reads the
+# table with a scalar loop); CUDA and other dtypes take the PyTorch path below.
+_GATE_ID = {g: i for i, g in enumerate(GATES)}  # the C enum's order
+
+
+@torch.compiler.assume_constant_result
+def _native_library_loaded() -> bool:
+    return _native.library() is not None
+
+
+def _native_lut(xx: Tensor) -> bool:
+    return (xx.device.type == "cpu" and xx.dtype in (torch.float32, torch.float64)
+            and _native_library_loaded())
+
+
+def _lut_layout(xx: Tensor, channel_dim: int | None, channels: int, n: int, lo: float,
+                hi: float) -> tuple[int, int, float, float]:
+    """(channels C, inner length R of the (B, C, R) layout, k, off): the kernels' bin rule is
+    v = off + k x as in _lut_index."""
+    if channel_dim is None:
+        inner = max(1, xx.numel())
+    else:
+        d = canonical_dim(xx.ndim, channel_dim)
+        inner = math.prod(xx.shape[d + 1:])
+    k = (n - 1) / (hi - lo)
+    return channels, inner, k, 1.5 - lo * k
+
+
+def _native_fn(lib, name: str, dtype: torch.dtype):
+    return getattr(lib, f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
+
+
+@torch.library.custom_op("learnact::lut_apply", mutates_args=())
+def lut_apply(x: Tensor, D: Tensor, channels: int, inner: int, k: float, off: float, gate: int,
+              alpha: float) -> Tensor:
+    """(x + D[bin(x)]) s(x) by the native kernel; x contiguous CPU float32/float64, D the
+    padded displacement table in x's dtype ((C (n + 2),))."""
+    lib = _native.library()
+    out = torch.empty_like(x)
+    nb = D.numel() // channels
+    args = (D.data_ptr(), nb, channels, inner, k, off, gate, alpha)
+    if lib.openmp:  # torch's own OpenMP threads
+        parts, step = _native.split(x.numel())
+        _native_fn(lib, "la_lut_fwd_par", x.dtype)(x.data_ptr(), out.data_ptr(), x.numel(),
+                                                   step, *args)
+        return out
+    fn = _native_fn(lib, "la_lut_fwd", x.dtype)
+    _native.run_parallel([functools.partial(fn, x.data_ptr(), out.data_ptr(), s, e, *args)
+                          for s, e in _native.parallel_ranges(x.numel())])
+    return out
+
+
+@lut_apply.register_fake
+def _(x, D, channels, inner, k, off, gate, alpha):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("learnact::lut_apply_backward", mutates_args=())
+def lut_apply_backward(x: Tensor, g: Tensor, D: Tensor, S: Tensor, channels: int, inner: int,
+                       k: float, off: float, gate: int, alpha: float,
+                       want_table: bool) -> tuple[Tensor, Tensor]:
+    """(dL/dx, per-bin sums of g s(x) in float64 (empty unless ``want_table``)) by the native
+    kernel; each thread adds into its own row of bins."""
+    lib = _native.library()
+    gx = torch.empty_like(x)
+    nb = D.numel() // channels
+    parts, step = _native.split(x.numel())
+    # each part's row: C (n + 2) bins and the kernel's 16 spare slots
+    hist = torch.zeros((parts, D.numel() + 16) if want_table else (1, 16), dtype=torch.float64)
+    hp = hist.data_ptr() if want_table else None
+    args = (D.data_ptr(), S.data_ptr(), nb, channels, inner, k, off, gate, alpha)
+    if lib.openmp:  # torch's own OpenMP threads
+        _native_fn(lib, "la_lut_bwd_par", x.dtype)(x.data_ptr(), g.data_ptr(), gx.data_ptr(),
+                                                   hp, x.numel(), step, *args)
+    else:
+        fn = _native_fn(lib, "la_lut_bwd", x.dtype)
+        row = (D.numel() + 16) * hist.element_size()
+        _native.run_parallel([
+            functools.partial(fn, x.data_ptr(), g.data_ptr(), gx.data_ptr(),
+                              None if hp is None else hp + i * row, s, e, *args)
+            for i, (s, e) in enumerate(_native.parallel_ranges(x.numel()))])
+    return gx, hist[:, :-16].sum(0)
+
+
+@lut_apply_backward.register_fake
+def _(x, g, D, S, channels, inner, k, off, gate, alpha, want_table):
+    return torch.empty_like(x), x.new_empty((D.numel() if want_table else 0,),
+                                            dtype=torch.float64)
+
+
 class _CPABLut(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, table, dtable, lo, hi, gate, alpha, channel_dim):
@@ -785,6 +917,11 @@ class _CPABLut(torch.autograd.Function):
         ctx.cfg = (lo, hi, gate, alpha, channel_dim, table.shape, table.dtype)
         n = table.shape[-1]
         channels = 1 if table.ndim == 1 else table.shape[0]
+        if _native_lut(xx):
+            _channel_ids(x, channel_dim, channels)  # checks the channel count
+            out = lut_apply(xx.contiguous(), D, *_lut_layout(xx, channel_dim, channels, n, lo,
+                                                              hi), _GATE_ID[gate], alpha)
+            return out.reshape(x.shape).to(x.dtype)
 
         def piece(xp: Tensor, ch: Tensor | None):
             xt = _take(D, _lut_index(xp, ch, n, lo, hi)).add_(xp)
@@ -802,6 +939,17 @@ class _CPABLut(torch.autograd.Function):
         n = table_shape[-1]
         channels = 1 if len(table_shape) == 1 else table_shape[0]
         want_table = ctx.needs_input_grad[1]
+        if _native_lut(xx):
+            gx, hist = lut_apply_backward(
+                xx.contiguous(), g.contiguous(), D, S,
+                *_lut_layout(xx, channel_dim, channels, n, lo, hi), _GATE_ID[gate], alpha,
+                want_table)
+            gx = gx.reshape(x.shape).to(x.dtype)
+            gtab = None
+            if want_table:
+                G = hist.reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
+                gtab = G.reshape(table_shape).to(table_dtype)
+            return gx, gtab, None, None, None, None, None, None
         acc = _BinAcc(D.numel(), dtype, x.device) if want_table else None
 
         def piece(xp: Tensor, gp: Tensor, ch: Tensor | None):
