@@ -603,3 +603,26 @@ def test_lut_grid_memo_is_never_stale() -> None:
     other = learnact.create("ditac:lut=513")
     act.load_state_dict(other.state_dict())
     assert torch.equal(act(x).detach(), fresh(other)[0])
+
+
+def test_native_library_disabled_or_unbuildable_falls_back(monkeypatch, tmp_path, caplog) -> None:
+    """LEARNACT_NATIVE=0, or no working compiler, gives None (logged) and the LUT op keeps
+    working on its PyTorch path with the same values."""
+    from learnact.ops import _native
+    from learnact.ops import cpab as ops
+
+    x, table, dtable = _lut_case(None, None, torch.float64)
+    ref = ops.cpab_lut_op(x, table.detach(), dtable, lo=-0.5, hi=2.0, gate="gelu")
+    monkeypatch.setattr(_native, "_libs", {})
+    monkeypatch.setenv("LEARNACT_NATIVE", "0")
+    assert _native.library() is None
+    monkeypatch.setenv("LEARNACT_NATIVE", "1")
+    monkeypatch.setenv("LEARNACT_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setattr(_native, "_compiler", lambda: "false")  # a "compiler" that fails
+    with caplog.at_level("WARNING"):
+        assert _native.library() is None
+    assert "native CPU kernels unavailable" in caplog.text
+    monkeypatch.setattr(ops, "_native_library_loaded", lambda: False)
+    y = ops.cpab_lut_op(x, table.detach(), dtable, lo=-0.5, hi=2.0, gate="gelu")
+    assert torch.allclose(y, ref, atol=1e-12)

@@ -39,7 +39,15 @@ torch.compile materialises the table; its backward is one contraction with that 
 the per-element op is then one bin index, one or two table reads and the gate. The table is
 read as a displacement x + (hi - lo)(T(u_r) - u_r), padded with an outside bin at each end
 (displacement 0, slope 1), so no in-window mask is computed; its gradient is a histogram of
-the upstream gradient per bin (``binsum``: private rows per thread).
+the upstream gradient per bin (``binsum``: private rows per thread). The grid op memoises its
+result by the tables' values (rebuilt exactly when theta changes).
+
+On the CPU (float32/float64) the per-element LUT work is one fused C kernel each way
+(ops/native/cpab_lut.c, built on first use by ops/_native.py; opaque custom ops
+``learnact::lut_apply``/``lut_apply_backward``, so torch.compile calls them too): eager
+PyTorch needed ~10 passes per element, and inductor's CPU code reads the table with a scalar
+loop (its fused forward alone measured 5.9x GELU's). CUDA and other dtypes, or
+``LEARNACT_NATIVE=0``, take the PyTorch path, which inductor turns into Triton on a GPU.
 """
 
 from __future__ import annotations
@@ -711,7 +719,7 @@ def _grid(a2: Tensor, n: int) -> tuple[Tensor, Tensor | None]:
 # (inference, several calls per step, benchmarks) skip the ~1 ms eager flow. Least recently
 # used entries go beyond _GRID_MEMO_BYTES (a shared-theta entry with its Jacobian is ~1 MB).
 _GRID_MEMO: OrderedDict[tuple, tuple[Tensor, Tensor, Tensor]] = OrderedDict()
-_GRID_MEMO_BYTES = 64 << 20
+_GRID_MEMO_BYTES = 256 << 20
 _GRID_LOCK = threading.Lock()
 
 
@@ -984,7 +992,9 @@ def cpab_lut_op(x: Tensor, table: Tensor, dtable: Tensor, *, lo: float, hi: floa
     (a nearest-value lookup's is half a step times max T'), with no in-window mask to compute.
     Backward straight-through: dx~/dx = dtable[r] (1 outside); table's gradient is (hi - lo)
     times the sum of the upstream gradients that looked it up. table, dtable: (n,), or (C, n)
-    with ``channel_dim``."""
+    with ``channel_dim``. CPU float32/float64 run the fused native kernels (float32 GELU/SiLU
+    gates by polynomials within ~1e-7, like PyTorch's own vectorised erf); otherwise PyTorch
+    ops."""
     if gate not in GATES:
         raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
     if not lo < hi:
