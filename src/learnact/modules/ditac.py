@@ -68,7 +68,7 @@ class DiTAC(LearnableActivation):
             (x~ = x outside the table), so the error against exact mode is at most half a
             grid step times max |T' - 1| and x~ = x outside [a, b] as in exact mode. Backward
             straight-through with the exact T'(u_r) (ops/cpab.py ``cpab_lut_op``; on the CPU
-            a fused C kernel each way, ops/native/cpab_lut.c: 2.4-2.6x GELU fwd+bwd with theta
+            a fused C kernel each way, ops/native/cpab.c: 2.4-2.6x GELU fwd+bwd with theta
             fixed, 3.7x when theta changes every call, (16, 256, 768), 2 cores).
             Per channel, every call flows C x n grid points (768 channels at n = 2048: ~0.5 s
             per fwd+bwd of a (16, 256, 768) input on 2 CPU cores, exact mode ~1 s); a smaller

@@ -43,7 +43,7 @@ the upstream gradient per bin (``binsum``: private rows per thread). The grid op
 result by the tables' values (rebuilt exactly when theta changes).
 
 On the CPU (float32/float64) the per-element LUT work is one fused C kernel each way
-(ops/native/cpab_lut.c, built on first use by ops/_native.py; opaque custom ops
+(ops/native/cpab.c, built on first use by ops/_native.py; opaque custom ops
 ``learnact::lut_apply``/``lut_apply_backward``, so torch.compile calls them too): eager
 PyTorch needed ~10 passes per element, and inductor's CPU code reads the table with a scalar
 loop (its fused forward alone measured 5.9x GELU's). CUDA and other dtypes, or
@@ -563,6 +563,85 @@ def _trajectory_grads(xp: Tensor, gp: Tensor, ch: Tensor | None, tb: _Tables, cf
     return gx, _table_grads(gT, p, tb)
 
 
+# Exact mode on the CPU: one fused C kernel each way (ops/native/cpab.c, the closed form of
+# _trajectory and _table_terms per element, window and gate included), for windowed inputs
+# moving forward in time (DiTAC's case); the PyTorch paths stay for the rest and as fallback.
+def _native_flow(xx: Tensor, lo, t: float) -> bool:
+    return lo is not None and t > 0 and _native_lut(xx)
+
+
+def _flow_layout(xx: Tensor, channel_dim: int | None, channels: int) -> tuple[int, int]:
+    if channel_dim is None:
+        return 1, max(1, xx.numel())
+    d = canonical_dim(xx.ndim, channel_dim)
+    return channels, math.prod(xx.shape[d + 1:])
+
+
+def _run_flow(x: Tensor, g: Tensor | None, A: Tensor, B: Tensor, P: Tensor, stop: Tensor,
+              channels: int, inner: int, t: float, lo: float, hi: float, gate: int,
+              alpha: float, want_tables: bool) -> tuple[Tensor, Tensor]:
+    lib = _native.library()
+    out = torch.empty_like(x)
+    n = A.numel() // (2 * channels)
+    parts, step = _native.split(x.numel())
+    size = channels * 2 * n * 2 + channels * 2 * (n + 1)
+    copies = 8  # LA_COPIES in cpab.c: interleaved histogram copies per thread
+    hist = torch.zeros((parts * copies, size) if want_tables else (1, 0), dtype=torch.float64)
+    hp = hist.data_ptr() if want_tables else None
+    gp = None if g is None else g.data_ptr()
+    args = (A.data_ptr(), B.data_ptr(), P.data_ptr(), stop.data_ptr(), channels, inner, n, t,
+            lo, hi, gate, alpha)
+    if lib.openmp:
+        _native_fn(lib, "la_flow_par", x.dtype)(x.data_ptr(), gp, out.data_ptr(), hp,
+                                                x.numel(), step, *args)
+    else:
+        fn = _native_fn(lib, "la_flow", x.dtype)
+        row = copies * size * hist.element_size()
+        _native.run_parallel([
+            functools.partial(fn, x.data_ptr(), gp, out.data_ptr(),
+                              None if hp is None else hp + i * row, s, e, *args)
+            for i, (s, e) in enumerate(_native.parallel_ranges(x.numel()))])
+    return out, hist.sum(0)
+
+
+@torch.library.custom_op("learnact::flow_apply", mutates_args=())
+def flow_apply(x: Tensor, A: Tensor, B: Tensor, P: Tensor, stop: Tensor, channels: int,
+               inner: int, t: float, lo: float, hi: float, gate: int, alpha: float) -> Tensor:
+    """x~ s(x) (exact CPAB flow on [lo, hi]) by the native kernel; x contiguous CPU
+    float32/float64, A, B, P in x's dtype and stop int32 from _Tables."""
+    return _run_flow(x, None, A, B, P, stop, channels, inner, t, lo, hi, gate, alpha,
+                     False)[0]
+
+
+@flow_apply.register_fake
+def _(x, A, B, P, stop, channels, inner, t, lo, hi, gate, alpha):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("learnact::flow_apply_backward", mutates_args=())
+def flow_apply_backward(x: Tensor, g: Tensor, A: Tensor, B: Tensor, P: Tensor, stop: Tensor,
+                        channels: int, inner: int, t: float, lo: float, hi: float, gate: int,
+                        alpha: float, want_tables: bool) -> tuple[Tensor, Tensor]:
+    """(dL/dx, [dL/dA | dL/dB | per-knot time differences] in float64, empty unless
+    ``want_tables``) by the native kernel."""
+    return _run_flow(x, g, A, B, P, stop, channels, inner, t, lo, hi, gate, alpha,
+                     want_tables)
+
+
+@flow_apply_backward.register_fake
+def _(x, g, A, B, P, stop, channels, inner, t, lo, hi, gate, alpha, want_tables):
+    n2 = A.numel()
+    size = 2 * n2 + n2 + 2 * channels if want_tables else 0
+    return torch.empty_like(x), x.new_empty((size,), dtype=torch.float64)
+
+
+def _flow_native_args(x: Tensor, xx: Tensor, tb: _Tables, channel_dim, cfg) -> tuple:
+    t, lo, hi, gate, alpha, _ = cfg
+    _channel_ids(x, channel_dim, tb.channels)  # checks the channel count
+    return (tb.a, tb.b, tb.P, tb.stop, *_flow_layout(xx, channel_dim, tb.channels), t, lo, hi,
+            _GATE_ID[gate], alpha)
+
+
 class _CPABFlow(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, a2, b2, tau2, t, lo, hi, gate, alpha, channel_dim):
@@ -571,6 +650,10 @@ class _CPABFlow(torch.autograd.Function):
         dtype = compute_dtype(x)
         xx = x.to(dtype)
         tb = _Tables(a2, b2, tau2, t, dtype)
+        if _native_flow(xx, lo, t):
+            out = flow_apply(xx.contiguous(), *_flow_native_args(x, xx, tb, channel_dim,
+                                                                 ctx.cfg))
+            return out.reshape(x.shape).to(x.dtype)
         if _anchored_path(xx):
             an = _Anchors(a2, b2, tau2, t, dtype)
             out = _forward_pieces(x, xx, channel_dim, tb.channels, lambda xp, ch: _run_anchored(
@@ -591,6 +674,19 @@ class _CPABFlow(torch.autograd.Function):
         dtype = compute_dtype(x)
         xx, g = x.to(dtype), gy.to(dtype)
         want_tables = any(ctx.needs_input_grad[1:4])
+        if _native_flow(xx, lo, t):
+            tb = _Tables(a2, b2, tau2, t, dtype)
+            gx, hist = flow_apply_backward(xx.contiguous(), g.contiguous(), *_flow_native_args(
+                x, xx, tb, channel_dim, ctx.cfg), want_tables)
+            grads = [None, None, None]
+            if want_tables:
+                C, n = tb.channels, tb.n
+                Ga, Gb, D = hist.split([C * 2 * n, C * 2 * n, C * 2 * (n + 1)])
+                Gt = torch.cumsum(D.reshape(C * 2, n + 1), -1)[:, :n]
+                grads = [G.reshape(v.shape).to(v.dtype) for G, v in zip((Ga, Gb, Gt),
+                                                                         (a2, b2, tau2))]
+            return (gx.reshape(x.shape).to(x.dtype) if ctx.needs_input_grad[0] else None,
+                    *grads, None, None, None, None, None, None)
         if _anchored_path(xx):
             gx, grads = _anchored_backward(x, xx, g, a2, b2, tau2, ctx.cfg, want_tables)
             return (gx if ctx.needs_input_grad[0] else None, *grads, None, None, None, None,
@@ -823,7 +919,7 @@ def _lut_index(xx: Tensor, ch: Tensor | None, n: int, lo: float, hi: float) -> T
     return idx if ch is None else idx + ch * (n + 2)
 
 
-# Fused native kernels (ops/native/cpab_lut.c) for CPU float32/float64: one pass each way
+# Fused native kernels (ops/native/cpab.c) for CPU float32/float64: one pass each way
 # instead of ~10 eager passes, and a private-per-thread histogram for the table's gradient.
 # Opaque custom ops, so torch.compile calls them as they are (inductor's CPU code reads the
 # table with a scalar loop); CUDA and other dtypes take the PyTorch path below.
