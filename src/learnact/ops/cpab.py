@@ -681,7 +681,8 @@ class _CPABFlow(torch.autograd.Function):
             grads = [None, None, None]
             if want_tables:
                 C, n = tb.channels, tb.n
-                Ga, Gb, D = hist.split([C * 2 * n, C * 2 * n, C * 2 * (n + 1)])
+                AB, D = hist.split([C * 2 * n * 2, C * 2 * (n + 1)])
+                Ga, Gb = AB.reshape(C * 2 * n, 2).unbind(1)
                 Gt = torch.cumsum(D.reshape(C * 2, n + 1), -1)[:, :n]
                 grads = [G.reshape(v.shape).to(v.dtype) for G, v in zip((Ga, Gb, Gt),
                                                                          (a2, b2, tau2))]

@@ -226,7 +226,7 @@ LA_DEFINE(f64, double, gate_d)
  * (N + 1): cumulative knot-to-knot times per row), stop (C 2N, int32). Work goes in blocks of
  * LA_BLOCK elements through three vectorised phases (up to the search target; the binary
  * search, one vector loop per step; the last cell, T and the gate), so no loop body holds an
- * inner loop. Backward adds per element into hist = [dL/dA (C 2N) | dL/dB (C 2N) |
+ * inner loop. Backward adds per element into hist = [(dL/dA, dL/dB) pairs (C 2N x 2) |
  * time differences D (C 2 (N + 1))], LA_COPIES copies per thread; the caller adds them and
  * turns D into the crossing times' gradient by a cumulative sum.
  * float32: E, L, E', L' by polynomials and Kahan's log1p(z)/z = log(u)/(u - 1), u = 1 + z;
@@ -415,12 +415,12 @@ static LA_INLINE double dL_d(double z) {
                the same bin, and adds to one address wait on each other */                    \
             int64_t hsize = 3 * hrow + hrow / n; /* 2 C 2N + C 2 (N + 1) */                   \
             for (int64_t j = 0; j < len; ++j) {                                               \
-                double *ha = hist + (j & (LA_COPIES - 1)) * hsize;                            \
-                double *hb = ha + hrow, *hd = ha + 2 * hrow;                                  \
-                ha[i_m[j]] += (double)w_am[j];                                                \
-                hb[i_m[j]] += (double)w_bm[j];                                                \
-                ha[i_0[j]] += (double)w_a0[j];                                                \
-                hb[i_0[j]] += (double)w_b0[j];                                                \
+                double *hab = hist + (j & (LA_COPIES - 1)) * hsize, *hd = hab + 2 * hrow;     \
+                double *pm = hab + 2 * i_m[j], *p0 = hab + 2 * i_0[j];                         \
+                pm[0] += (double)w_am[j]; /* (dL/da, dL/db) pairs: one 16-byte add each */    \
+                pm[1] += (double)w_bm[j];                                                     \
+                p0[0] += (double)w_a0[j];                                                     \
+                p0[1] += (double)w_b0[j];                                                     \
                 hd[i_k[j]] += (double)w_h[j];                                                 \
                 hd[i_g[j]] -= (double)w_h[j];                                                 \
             }                                                                                 \
