@@ -651,3 +651,30 @@ def test_native_library_disabled_or_unbuildable_falls_back(monkeypatch, tmp_path
     monkeypatch.setattr(ops, "_native_library_loaded", lambda: False)
     y = ops.cpab_lut_op(x, table.detach(), dtable, lo=-0.5, hi=2.0, gate="gelu")
     assert torch.allclose(y, ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+def test_native_grid_matches_pytorch_grid(channels, monkeypatch) -> None:
+    """cpab_grid on the native exact kernel (no Jacobian; its backward is the kernel's own
+    table gradients) equals the PyTorch grid: T, dT/du and the gradient w.r.t. theta."""
+    from learnact.ops import cpab as ops
+
+    B = cpab.cpa_basis(7)
+    g = torch.Generator().manual_seed(11)
+    shape = (6,) if channels is None else (channels, 6)
+    theta = (torch.randn(shape, generator=g, dtype=torch.float64) * 3).requires_grad_(True)
+    w = torch.randn(shape[:-1] + (257,), generator=g, dtype=torch.float64)
+
+    def run():
+        ops._GRID_MEMO.clear()
+        T, dT, J = ops.cpab_grid(*cpab.flow_tables(theta, B), 257, 1.0, False)
+        (gt,) = torch.autograd.grad((T * w).sum(), theta)
+        return T.detach(), dT, gt, J
+
+    assert ops.native_grid(theta)
+    T1, dT1, g1, J1 = run()
+    monkeypatch.setattr(ops, "native_grid", lambda *a: False)
+    T0, dT0, g0, _ = run()
+    assert J1.numel() == 0
+    assert torch.allclose(T1, T0, atol=1e-14) and torch.allclose(dT1, dT0, atol=1e-12)
+    assert torch.allclose(g1, g0, rtol=1e-10, atol=1e-12)

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from .._tensor import canonical_dim
 from .._validate import check_choice, check_float, check_int
 from ..functional import cpab
-from ..ops.cpab import GATES, cpab_grid, cpab_lut_op, cpab_op, grid_jacobian_fits
+from ..ops.cpab import (GATES, cpab_grid, cpab_lut_op, cpab_op, grid_jacobian_fits,
+                         native_grid)
 from ..ops.cpab import _gate as gate_and_slope
 from ..registry import register
 from .base import LearnableActivation
@@ -67,12 +68,12 @@ class DiTAC(LearnableActivation):
             a displacement: x~ = x + (b - a)(T(u_r) - u_r) for the grid point u_r nearest to x
             (x~ = x outside the table), so the error against exact mode is at most half a
             grid step times max |T' - 1| and x~ = x outside [a, b] as in exact mode. Backward
-            straight-through with the exact T'(u_r) (ops/cpab.py ``cpab_lut_op``; on the CPU
-            a fused C kernel each way, ops/native/cpab.c: 2.4-2.6x GELU fwd+bwd with theta
-            fixed, 3.7x when theta changes every call, (16, 256, 768), 2 cores).
-            Per channel, every call flows C x n grid points (768 channels at n = 2048: ~0.5 s
-            per fwd+bwd of a (16, 256, 768) input on 2 CPU cores, exact mode ~1 s); a smaller
-            n is cheaper there.
+            straight-through with the exact T'(u_r) (ops/cpab.py ``cpab_lut_op``). Speed on
+            the CPU, (16, 256, 768) fp32, 2 cores, fwd+bwd against GELU's: LUT 2.4-3.1x with
+            theta fixed, 3.0-3.7x when theta changes every call; exact mode 13-18x (both are
+            fused C kernels, ops/native/cpab.c). Per channel the LUT flows C x n grid points
+            whenever theta changes (768 channels at n = 2048: 0.3-0.5 s per fwd+bwd), while
+            exact mode stays ~20x GELU (43 ms): with many channels use exact mode.
         lambda_reg, lambda_smooth, lambda_var, kernel: the prior ``prior_loss()`` =
             lambda_reg theta^T P theta, P = (B^T K B + eps I)^-1 with the released code's kernel
             (``"released"``: exp(-2|d|/l) (lambda_var D)^2; or ``"exponential"``,
@@ -157,9 +158,10 @@ class DiTAC(LearnableActivation):
         if self.lut is None:
             return cpab_op(x, a2, b2, tau2, lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
                            channel_dim=self._cd())
-        # the grid's Jacobian makes the backward one contraction (if it is small enough)
+        # the grid's Jacobian makes the backward one contraction (if small enough; the native
+        # grid needs none: its backward is one kernel call)
         jac = (torch.is_grad_enabled() and self.theta.requires_grad
-               and grid_jacobian_fits(a2, self.lut))
+               and grid_jacobian_fits(a2, self.lut) and not native_grid(a2))
         table, dtable, _ = cpab_grid(a2, b2, tau2, self.lut, 1.0, jac)  # differentiable in theta
         return cpab_lut_op(x, table, dtable, lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
                            channel_dim=self._cd())

@@ -29,9 +29,14 @@ differentiable by autograd).
 The op fuses DiTAC's input window and gate: for x in [lo, hi], x~ = lo + (hi - lo) T((x - lo)/
 (hi - lo)), elsewhere x~ = x; output x~ s(x) with s in gelu/silu/leaky_relu/identity.
 
-Large CPU inputs (eager) take an *anchored* closed form instead of the per-element
-trajectory, forward and backward: see the section "anchored forward" below (~3x faster; the
-elements it does not cover take the trajectory above).
+On the CPU (float32/float64, windowed, t > 0: DiTAC's case) the whole per-element
+computation above, window and gate included, is one fused C kernel each way
+(ops/native/cpab.c ``la_flow_*``; custom ops ``learnact::flow_apply``/``flow_apply_backward``,
+called by eager and compiled code alike): 95x -> ~13-18x GELU fwd+bwd. Without it (no C
+compiler, ``LEARNACT_NATIVE=0``), large CPU eager inputs take an *anchored* closed form
+instead of the per-element trajectory, forward and backward: see the section "anchored
+forward" below (~3x faster than the trajectory; the elements it does not cover take the
+trajectory above). CUDA takes the PyTorch trajectory, which inductor compiles to Triton.
 
 Lookup-table mode (``cpab_grid`` + ``cpab_lut_op``): the grid op computes T, dT/du and the
 Jacobian dT/d(tables) on the n grid points in one eager pass (an opaque custom op, so that
@@ -65,7 +70,8 @@ from .._tensor import canonical_dim, compute_dtype, use_fast_cpu_path
 from . import _native
 from ._chunks import as_bcr, map_chunks
 
-__all__ = ["cpab_op", "cpab_lut_op", "cpab_grid", "grid_jacobian_fits", "binsum", "GATES"]
+__all__ = ["cpab_op", "cpab_lut_op", "cpab_grid", "grid_jacobian_fits", "native_grid", "binsum",
+           "GATES"]
 
 GATES = ("gelu", "leaky_relu", "silu", "identity")
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -635,6 +641,15 @@ def _(x, g, A, B, P, stop, channels, inner, t, lo, hi, gate, alpha, want_tables)
     return torch.empty_like(x), x.new_empty((size,), dtype=torch.float64)
 
 
+def _flow_table_grads(hist: Tensor, tb: _Tables) -> tuple[Tensor, Tensor, Tensor]:
+    """dL/d(a2, b2, tau2), flat, from the kernel's [(dL/da, dL/db) pairs | D] sums (the
+    crossing times' gradient is the cumulative sum of the per-knot differences D)."""
+    C, n = tb.channels, tb.n
+    AB, D = hist.split([C * 2 * n * 2, C * 2 * (n + 1)])
+    Ga, Gb = AB.reshape(C * 2 * n, 2).unbind(1)
+    return Ga, Gb, torch.cumsum(D.reshape(C * 2, n + 1), -1)[:, :n].reshape(-1)
+
+
 def _flow_native_args(x: Tensor, xx: Tensor, tb: _Tables, channel_dim, cfg) -> tuple:
     t, lo, hi, gate, alpha, _ = cfg
     _channel_ids(x, channel_dim, tb.channels)  # checks the channel count
@@ -680,12 +695,8 @@ class _CPABFlow(torch.autograd.Function):
                 x, xx, tb, channel_dim, ctx.cfg), want_tables)
             grads = [None, None, None]
             if want_tables:
-                C, n = tb.channels, tb.n
-                AB, D = hist.split([C * 2 * n * 2, C * 2 * (n + 1)])
-                Ga, Gb = AB.reshape(C * 2 * n, 2).unbind(1)
-                Gt = torch.cumsum(D.reshape(C * 2, n + 1), -1)[:, :n]
-                grads = [G.reshape(v.shape).to(v.dtype) for G, v in zip((Ga, Gb, Gt),
-                                                                         (a2, b2, tau2))]
+                grads = [G.reshape(v.shape).to(v.dtype) for G, v in zip(
+                    _flow_table_grads(hist, tb), (a2, b2, tau2))]
             return (gx.reshape(x.shape).to(x.dtype) if ctx.needs_input_grad[0] else None,
                     *grads, None, None, None, None, None, None)
         if _anchored_path(xx):
@@ -838,6 +849,18 @@ def _grid_remember(key: tuple, out: tuple[Tensor, ...]) -> None:
             total -= sum(o.numel() * o.element_size() for o in old)
 
 
+def native_grid(a2: Tensor, t: float = 1.0) -> bool:
+    """Whether cpab_grid runs on the native exact kernel (CPU tables, t > 0): the grid's T and
+    dT/du are then one kernel call each, and its backward one more (the kernel's own table
+    gradients), with no Jacobian to build or keep: ask for ``jacobian=False`` then."""
+    return a2.device.type == "cpu" and t > 0 and _native_library_loaded()
+
+
+def _grid_native_args(tb: _Tables, n: int, t: float) -> tuple:
+    # window [0, 1] and the identity gate: the kernel's x~ is T(u) itself
+    return (tb.a, tb.b, tb.P, tb.stop, tb.channels, n, t, 0.0, 1.0, _GATE_ID["identity"], 0.0)
+
+
 def grid_jacobian_fits(a2: Tensor, n: int) -> bool:
     """Whether cpab_grid's Jacobian (C x n x 6N floats) is small enough to keep (<= 4M
     entries); above it the grid op's backward recomputes the trajectory instead."""
@@ -861,9 +884,16 @@ def cpab_grid(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float,
     if hit is None:
         u, ch = _grid(a2, n)
         tb = _Tables(a2, b2, tau2, t, torch.float64)
-        T, p = _trajectory(u, ch, tb, t, want_grad=True)
-        J = _table_jacobian(p, tb) if jacobian else a2.new_empty(0, dtype=torch.float64)
-        hit = (T, p["dTdu"], J)
+        if not jacobian and native_grid(a2, t):  # the exact kernel on the grid points
+            uc = u.contiguous()
+            args = _grid_native_args(tb, n, t)
+            T = flow_apply(uc, *args)
+            dT = flow_apply_backward(uc, torch.ones_like(uc), *args, False)[0]
+            hit = (T, dT, a2.new_empty(0, dtype=torch.float64))
+        else:
+            T, p = _trajectory(u, ch, tb, t, want_grad=True)
+            J = _table_jacobian(p, tb) if jacobian else a2.new_empty(0, dtype=torch.float64)
+            hit = (T, p["dTdu"], J)
         _grid_remember(key, hit)
     return tuple(h.clone() for h in hit)  # custom-op outputs are fresh tensors
 
@@ -886,6 +916,13 @@ def _cpab_grid_backward(ctx, gT, gD, gJ):
     J, a2, b2, tau2 = ctx.saved_tensors
     if J.numel():
         Ga, Gb, Gt = torch.einsum("...n,...nk->...k", gT.to(J.dtype), J).chunk(3, -1)
+    elif native_grid(a2, ctx.t):
+        u, _ = _grid(a2, ctx.n)
+        uc = u.contiguous()
+        tb = _Tables(a2, b2, tau2, ctx.t, torch.float64)
+        hist = flow_apply_backward(uc, gT.to(torch.float64).contiguous(),
+                                   *_grid_native_args(tb, ctx.n, ctx.t), True)[1]
+        Ga, Gb, Gt = (G.reshape(a2.shape) for G in _flow_table_grads(hist, tb))
     else:
         u, ch = _grid(a2, ctx.n)
         tb = _Tables(a2, b2, tau2, ctx.t, torch.float64)
