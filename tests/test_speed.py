@@ -45,3 +45,33 @@ def test_blocks_timing_and_csv_schema_migration(tmp_path: Path) -> None:
     assert [r["timing"] for r in got] == ["interleaved", "blocks"]
     with pytest.raises(ValueError, match="timing"):
         benchmark_ops(["hermite:degree=3"], timing="alternating")
+
+
+def test_step_params_moves_parameters_and_labels_rows() -> None:
+    """--step-params: the op's parameters change before every timed run (so tables derived
+    from them are rebuilt and timed) and the row says so; by default they stay fixed."""
+    import learnact.speed as speed
+
+    seen = []
+    real_create = speed.create
+
+    def create(spec):
+        act = real_create(spec)
+        seen.append((act, act.theta.detach().clone()))
+        return act
+
+    speed.create = create
+    try:
+        rows = benchmark_ops(["ditac:lut=16"], shape=(4, 8), runs=2, warmup=1,
+                             backends=["eager"], threads=None, progress=False,
+                             step_params=True)
+        fixed = benchmark_ops(["ditac:lut=16"], shape=(4, 8), runs=2, warmup=1,
+                              backends=["eager"], threads=None, progress=False)
+    finally:
+        speed.create = real_create
+    assert rows[0].params == "stepped" and "params stepped" in markdown_table(rows)
+    assert fixed[0].params == "fixed"
+    (act, start), (act_fixed, start_fixed) = seen
+    # every fwd and fwd+bwd run adds 1e-4: one warm-up pair and 2 interleaved timed pairs
+    assert torch.allclose(act.theta.detach() - start, torch.full_like(start, 6e-4), atol=1e-6)
+    assert torch.equal(act_fixed.theta.detach(), start_fixed)

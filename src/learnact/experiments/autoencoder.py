@@ -55,8 +55,8 @@ _DEFAULT_OPTIONS = {"hermite": "hermite:tails=linear", "ditac": "ditac:lut=2048"
 # ... and the init shape matters as much: the published Hermite shape is ~exp(x - 1/2)
 # (sum_k He_k/k! is its generating function at t = 1); the GELU-shaped unit init is listed too.
 _EXTRA = ("hermite:init=gelu,tails=linear",)
-# For time, one DiTAC variant only: each costs ~46 s on the quick preset (11.5 s/epoch vs
-# GELU's 5 s) and the default run must stay within 10 minutes. The other two explicitly:
+# For time, one DiTAC variant only: each costs ~40 s on the quick preset (9.3-11.8 s/epoch
+# vs GELU's 4.6-7.2 s) and the default run must stay within 10 minutes. The other two:
 #   --acts "gelu;ditac:lut=2048;leaky_ditac:lut=2048;ge_ditac:lut=2048"
 EXCLUDED_FROM_DEFAULT: tuple[str, ...] = ("leaky_ditac", "ge_ditac")
 

@@ -69,7 +69,7 @@ class DiTAC(LearnableActivation):
             (x~ = x outside the table), so the error against exact mode is at most half a
             grid step times max |T' - 1| and x~ = x outside [a, b] as in exact mode. Backward
             straight-through with the exact T'(u_r) (ops/cpab.py ``cpab_lut_op``). Speed on
-            the CPU, (16, 256, 768) fp32, 2 cores, fwd+bwd against GELU's: LUT 2.4-3.1x with
+            the CPU, (16, 256, 768) fp32, 2 cores, fwd+bwd against GELU's: LUT 2.4-3.4x with
             theta fixed, 3.0-3.7x when theta changes every call; exact mode 13-18x (both are
             fused C kernels, ops/native/cpab.c). Per channel the LUT flows C x n grid points
             whenever theta changes (768 channels at n = 2048: 0.3-0.5 s per fwd+bwd), while
