@@ -9,7 +9,7 @@ PIP    := $(VENV)/bin/pip
 PIN    := -c constraints.txt
 ARGS   ?=
 
-.PHONY: setup data browser test test-fast main bench-ops lint clean
+.PHONY: setup data browser compiler test test-fast main bench-ops lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -38,13 +38,22 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-test: setup data browser
+# a C compiler for the native CPU kernels (ops/native/, built on first use; without one the
+# ops fall back to PyTorch, and the tests that check the native path would fail)
+compiler:
+	@if ! command -v cc >/dev/null && ! command -v gcc >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq gcc libc6-dev; \
+	fi
+
+test: setup data browser compiler
 	$(PY) -m pytest -q $(ARGS)
 
-test-fast: setup
+test-fast: setup compiler
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
-main: setup data
+main: setup data compiler
 	$(VENV)/bin/learnact bench autoencoder $(ARGS)
 
 bench-ops: setup
