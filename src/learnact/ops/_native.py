@@ -1,12 +1,14 @@
 """Native CPU kernels (internal): plain C built on first use with the system compiler.
 
-The sources in ``ops/native/`` include no PyTorch or Python headers, so a build takes well
-under a second and does not depend on the installed torch's ABI (the fragility of extensions
-compiled against torch at import). The shared library is cached per source, compiler and flags
-under ``$LEARNACT_CACHE`` (default ``~/.cache/learnact``), written atomically (several
-processes may build at once), and called through ctypes on data pointers; ctypes releases the
-GIL, so one contiguous element range per thread runs in parallel on a small thread pool sized
-by ``torch.get_num_threads()``.
+The sources in ``ops/native/`` include no PyTorch or Python headers, so a build takes a few
+seconds once per machine (cpab.c: ~4 s with GCC 12) and does not depend on the installed
+torch's ABI (the fragility of extensions compiled against torch at import). The shared library
+is cached per source, compiler, flags and CPU under ``$LEARNACT_CACHE`` (default
+``~/.cache/learnact``), written atomically (several processes may build at once), and called
+through ctypes on data pointers. Threads: where torch runs GNU OpenMP (its Linux builds) the
+kernels are built with -fopenmp and share torch's OpenMP pool (same libgomp by soname);
+otherwise one contiguous element range per thread runs on a small Python thread pool (ctypes
+releases the GIL), sized by ``torch.get_num_threads()``.
 
 Without a compiler, or with ``LEARNACT_NATIVE=0``, :func:`library` returns None and the ops
 keep their PyTorch paths (which also serve CUDA and every dtype the kernels do not cover).
@@ -112,6 +114,8 @@ def _build(name: str) -> Path:
     if out.exists():
         return out
     out_dir.mkdir(parents=True, exist_ok=True)
+    log.info("building native CPU kernels %s with %s (once per machine, a few seconds)",
+             src.name, cc)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
     os.close(fd)
     try:

@@ -9,7 +9,7 @@
  *
  * One pass over memory each way, where eager PyTorch needs ~10 (index, gather, gate, product)
  * and inductor's CPU code reads the table with a scalar loop. Plain C with no PyTorch headers:
- * it builds in well under a second with the system compiler (ops/_native.py), and is called
+ * it builds in a few seconds with the system compiler (ops/_native.py), and is called
  * through ctypes on data pointers, one contiguous element range per thread.
  *
  * Bins (same rule as the PyTorch path): v = off + k x, clamped to [0, n + 1.5], truncated,
