@@ -530,7 +530,7 @@ def test_native_lut_kernel_matches_pytorch_path(gate, dtype, channels, channel_d
         return y.detach(), gx, gt
 
     y1, gx1, gt1 = run()
-    monkeypatch.setattr(ops, "_native_lut", lambda xx: False)
+    monkeypatch.setattr(ops, "_native_ok", lambda xx: False)
     y0, gx0, gt0 = run()
     tol = 1e-12 if dtype == torch.float64 else 4e-7
     same = ((y1 - y0).abs() <= tol * (1 + y0.abs())) & ((gx1 - gx0).abs() <= tol * 10 * (1 + gx0.abs()))
@@ -678,3 +678,32 @@ def test_native_grid_matches_pytorch_grid(channels, monkeypatch) -> None:
     assert J1.numel() == 0
     assert torch.allclose(T1, T0, atol=1e-14) and torch.allclose(dT1, dT0, atol=1e-12)
     assert torch.allclose(g1, g0, rtol=1e-10, atol=1e-12)
+
+
+def test_native_python_pool_path_equals_openmp_path(monkeypatch) -> None:
+    """Without OpenMP (e.g. macOS builds) the kernels run per part on a Python thread pool,
+    each part on its own histogram block: same values and sums as the OpenMP launch."""
+    from learnact.ops import _native
+    from learnact.ops import cpab as ops
+
+    lib = _native.library()
+    x = torch.randn(100_000, generator=torch.Generator().manual_seed(5)) * 1.5
+    g = torch.randn_like(x)
+    _, table, dtable = _lut_case(None, None, torch.float32)
+    D, S = ops._lut_tables(table.detach(), dtable, -0.5, 2.0, torch.float32)
+    largs = (1, x.numel(), 64 / 2.5, 1.5 + 0.5 * 64 / 2.5, 0, 0.01)
+    a2, b2, tau2 = learnact.create("ditac")._tables()
+    tb = ops._Tables(a2.detach(), b2.detach(), tau2.detach(), 1.0, torch.float32)
+    fargs = (tb.a, tb.b, tb.P, tb.stop, 1, x.numel(), 1.0, -0.5, 2.0, 0, 0.01)
+
+    def run():
+        return (ops.lut_apply(x, D, *largs), *ops.lut_apply_backward(x, g, D, S, *largs, True),
+                ops.flow_apply(x, *fargs), *ops.flow_apply_backward(x, g, *fargs, True))
+
+    assert len(_native.parallel_ranges(x.numel(), 2)) == 2
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    with_omp = run()
+    monkeypatch.setattr(lib, "openmp", False)
+    pool = run()
+    for a, b in zip(with_omp, pool):
+        assert torch.allclose(a.double(), b.double(), rtol=1e-12, atol=1e-9)

@@ -17,6 +17,7 @@ keep their PyTorch paths (which also serve CUDA and every dtype the kernels do n
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -29,10 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["library", "parallel_ranges", "run_parallel", "split"]
+__all__ = ["launch", "library", "parallel_ranges", "run_parallel", "split"]
 
 _SOURCES = Path(__file__).resolve().parent / "native"
 # -fno-trapping-math: the kernels compute both sides of a select (e.g. a series and the full
@@ -105,9 +107,10 @@ def _build(name: str) -> Path:
     version = subprocess.run([cc, "--version"], capture_output=True, text=True,
                              check=False).stdout
     flags = _FLAGS + (_GCC_FLAGS if "Free Software Foundation" in version else ())
+    omp = ("-fopenmp",) if _torch_libgomp() else ()
     key = hashlib.sha256()
-    for part in (src.read_bytes(), repr((cc, version.splitlines()[:1], flags, _NATIVE,
-                                         _torch_libgomp(), _cpu_fingerprint())).encode()):
+    for part in (src.read_bytes(), repr((cc, version.splitlines()[:1], flags, _NATIVE, omp,
+                                         _cpu_fingerprint())).encode()):
         key.update(part)
     out_dir = _cache_dir()
     out = out_dir / f"{name}-{key.hexdigest()[:16]}.so"
@@ -120,7 +123,6 @@ def _build(name: str) -> Path:
     os.close(fd)
     try:
         err = ""
-        omp = ("-fopenmp",) if _torch_libgomp() else ()
         # without -march=native or OpenMP it still builds (and runs on the Python pool)
         for extra in dict.fromkeys((_NATIVE + omp, omp, _NATIVE, ())):
             res = subprocess.run([cc, *flags, *extra, "-o", tmp, str(src), "-lm"],
@@ -219,3 +221,25 @@ def run_parallel(calls: list) -> None:
     calls[0]()
     for f in futures:
         f.result()
+
+
+def launch(lib: ctypes.CDLL, name: str, dtype: torch.dtype, head: tuple, numel: int,
+           tail: tuple, hist: Tensor | None = None, hist_arg: bool = False) -> None:
+    """Run kernel ``name`` over ``numel`` elements in the parts of :func:`split`:
+    ``<name>_par_<f32|f64>(*head, [hist], numel, step, *tail)`` once, on torch's OpenMP
+    threads, when the library was built with OpenMP; else ``<name>_<f32|f64>(*head,
+    [hist part], start, end, *tail)`` per part on the Python pool. ``hist_arg``: the kernel
+    takes a float64 accumulator pointer after ``head`` (NULL when ``hist`` is None); part i
+    owns block i of ``hist``'s ``parts`` equal blocks."""
+    suf = "f32" if dtype == torch.float32 else "f64"
+    parts, step = split(numel)
+    base = None if hist is None else hist.data_ptr()
+    if lib.openmp:
+        getattr(lib, f"{name}_par_{suf}")(*head, *((base,) if hist_arg else ()), numel, step,
+                                          *tail)
+        return
+    fn = getattr(lib, f"{name}_{suf}")
+    block = 0 if hist is None else hist.numel() // parts * hist.element_size()
+    run_parallel([functools.partial(
+        fn, *head, *((None if base is None else base + i * block,) if hist_arg else ()), s, e,
+        *tail) for i, (s, e) in enumerate(parallel_ranges(numel))])

@@ -57,7 +57,6 @@ loop (its fused forward alone measured 5.9x GELU's). CUDA and other dtypes, or
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 from collections import OrderedDict
@@ -573,10 +572,11 @@ def _trajectory_grads(xp: Tensor, gp: Tensor, ch: Tensor | None, tb: _Tables, cf
 # _trajectory and _table_terms per element, window and gate included), for windowed inputs
 # moving forward in time (DiTAC's case); the PyTorch paths stay for the rest and as fallback.
 def _native_flow(xx: Tensor, lo, t: float) -> bool:
-    return lo is not None and t > 0 and _native_lut(xx)
+    return lo is not None and t > 0 and _native_ok(xx)
 
 
-def _flow_layout(xx: Tensor, channel_dim: int | None, channels: int) -> tuple[int, int]:
+def _native_layout(xx: Tensor, channel_dim: int | None, channels: int) -> tuple[int, int]:
+    """(C, R) of the kernels' (B, C, R) view of x: element i's channel is (i / R) % C."""
     if channel_dim is None:
         return 1, max(1, xx.numel())
     d = canonical_dim(xx.ndim, channel_dim)
@@ -586,27 +586,17 @@ def _flow_layout(xx: Tensor, channel_dim: int | None, channels: int) -> tuple[in
 def _run_flow(x: Tensor, g: Tensor | None, A: Tensor, B: Tensor, P: Tensor, stop: Tensor,
               channels: int, inner: int, t: float, lo: float, hi: float, gate: int,
               alpha: float, want_tables: bool) -> tuple[Tensor, Tensor]:
-    lib = _native.library()
     out = torch.empty_like(x)
     n = A.numel() // (2 * channels)
-    parts, step = _native.split(x.numel())
+    parts, _ = _native.split(x.numel())
     size = channels * 2 * n * 2 + channels * 2 * (n + 1)
     copies = 8  # LA_COPIES in cpab.c: interleaved histogram copies per thread
     hist = torch.zeros((parts * copies, size) if want_tables else (1, 0), dtype=torch.float64)
-    hp = hist.data_ptr() if want_tables else None
-    gp = None if g is None else g.data_ptr()
-    args = (A.data_ptr(), B.data_ptr(), P.data_ptr(), stop.data_ptr(), channels, inner, n, t,
-            lo, hi, gate, alpha)
-    if lib.openmp:
-        _native_fn(lib, "la_flow_par", x.dtype)(x.data_ptr(), gp, out.data_ptr(), hp,
-                                                x.numel(), step, *args)
-    else:
-        fn = _native_fn(lib, "la_flow", x.dtype)
-        row = copies * size * hist.element_size()
-        _native.run_parallel([
-            functools.partial(fn, x.data_ptr(), gp, out.data_ptr(),
-                              None if hp is None else hp + i * row, s, e, *args)
-            for i, (s, e) in enumerate(_native.parallel_ranges(x.numel()))])
+    _native.launch(_native.library(), "la_flow", x.dtype,
+                   (x.data_ptr(), None if g is None else g.data_ptr(), out.data_ptr()),
+                   x.numel(), (A.data_ptr(), B.data_ptr(), P.data_ptr(), stop.data_ptr(),
+                               channels, inner, n, t, lo, hi, gate, alpha),
+                   hist=hist if want_tables else None, hist_arg=True)
     return out, hist.sum(0)
 
 
@@ -653,7 +643,7 @@ def _flow_table_grads(hist: Tensor, tb: _Tables) -> tuple[Tensor, Tensor, Tensor
 def _flow_native_args(x: Tensor, xx: Tensor, tb: _Tables, channel_dim, cfg) -> tuple:
     t, lo, hi, gate, alpha, _ = cfg
     _channel_ids(x, channel_dim, tb.channels)  # checks the channel count
-    return (tb.a, tb.b, tb.P, tb.stop, *_flow_layout(xx, channel_dim, tb.channels), t, lo, hi,
+    return (tb.a, tb.b, tb.P, tb.stop, *_native_layout(xx, channel_dim, tb.channels), t, lo, hi,
             _GATE_ID[gate], alpha)
 
 
@@ -856,9 +846,14 @@ def native_grid(a2: Tensor, t: float = 1.0) -> bool:
     return a2.device.type == "cpu" and t > 0 and _native_library_loaded()
 
 
-def _grid_native_args(tb: _Tables, n: int, t: float) -> tuple:
-    # window [0, 1] and the identity gate: the kernel's x~ is T(u) itself
-    return (tb.a, tb.b, tb.P, tb.stop, tb.channels, n, t, 0.0, 1.0, _GATE_ID["identity"], 0.0)
+def _grid_native(a2: Tensor, b2: Tensor, tau2: Tensor, n: int,
+                 t: float) -> tuple[Tensor, tuple, _Tables]:
+    """(the grid points u, contiguous; flow_apply's arguments after u; the tables) for the
+    native grid: window [0, 1] and the identity gate, so the kernel's x~ is T(u) itself."""
+    u, _ = _grid(a2, n)
+    tb = _Tables(a2, b2, tau2, t, torch.float64)
+    return (u.contiguous(), (tb.a, tb.b, tb.P, tb.stop, tb.channels, n, t, 0.0, 1.0,
+                             _GATE_ID["identity"], 0.0), tb)
 
 
 def grid_jacobian_fits(a2: Tensor, n: int) -> bool:
@@ -882,15 +877,14 @@ def cpab_grid(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float,
         if hit is not None:
             _GRID_MEMO.move_to_end(key)
     if hit is None:
-        u, ch = _grid(a2, n)
-        tb = _Tables(a2, b2, tau2, t, torch.float64)
         if not jacobian and native_grid(a2, t):  # the exact kernel on the grid points
-            uc = u.contiguous()
-            args = _grid_native_args(tb, n, t)
+            uc, args, _ = _grid_native(a2, b2, tau2, n, t)
             T = flow_apply(uc, *args)
             dT = flow_apply_backward(uc, torch.ones_like(uc), *args, False)[0]
             hit = (T, dT, a2.new_empty(0, dtype=torch.float64))
         else:
+            u, ch = _grid(a2, n)
+            tb = _Tables(a2, b2, tau2, t, torch.float64)
             T, p = _trajectory(u, ch, tb, t, want_grad=True)
             J = _table_jacobian(p, tb) if jacobian else a2.new_empty(0, dtype=torch.float64)
             hit = (T, p["dTdu"], J)
@@ -917,11 +911,8 @@ def _cpab_grid_backward(ctx, gT, gD, gJ):
     if J.numel():
         Ga, Gb, Gt = torch.einsum("...n,...nk->...k", gT.to(J.dtype), J).chunk(3, -1)
     elif native_grid(a2, ctx.t):
-        u, _ = _grid(a2, ctx.n)
-        uc = u.contiguous()
-        tb = _Tables(a2, b2, tau2, ctx.t, torch.float64)
-        hist = flow_apply_backward(uc, gT.to(torch.float64).contiguous(),
-                                   *_grid_native_args(tb, ctx.n, ctx.t), True)[1]
+        uc, args, tb = _grid_native(a2, b2, tau2, ctx.n, ctx.t)
+        hist = flow_apply_backward(uc, gT.to(torch.float64).contiguous(), *args, True)[1]
         Ga, Gb, Gt = (G.reshape(a2.shape) for G in _flow_table_grads(hist, tb))
     else:
         u, ch = _grid(a2, ctx.n)
@@ -969,26 +960,16 @@ def _native_library_loaded() -> bool:
     return _native.library() is not None
 
 
-def _native_lut(xx: Tensor) -> bool:
+def _native_ok(xx: Tensor) -> bool:
     return (xx.device.type == "cpu" and xx.dtype in (torch.float32, torch.float64)
             and _native_library_loaded())
 
 
 def _lut_layout(xx: Tensor, channel_dim: int | None, channels: int, n: int, lo: float,
                 hi: float) -> tuple[int, int, float, float]:
-    """(channels C, inner length R of the (B, C, R) layout, k, off): the kernels' bin rule is
-    v = off + k x as in _lut_index."""
-    if channel_dim is None:
-        inner = max(1, xx.numel())
-    else:
-        d = canonical_dim(xx.ndim, channel_dim)
-        inner = math.prod(xx.shape[d + 1:])
+    """(C, R, k, off): the kernels' layout and bin rule v = off + k x (as in _lut_index)."""
     k = (n - 1) / (hi - lo)
-    return channels, inner, k, 1.5 - lo * k
-
-
-def _native_fn(lib, name: str, dtype: torch.dtype):
-    return getattr(lib, f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
+    return (*_native_layout(xx, channel_dim, channels), k, 1.5 - lo * k)
 
 
 @torch.library.custom_op("learnact::lut_apply", mutates_args=())
@@ -996,18 +977,10 @@ def lut_apply(x: Tensor, D: Tensor, channels: int, inner: int, k: float, off: fl
               alpha: float) -> Tensor:
     """(x + D[bin(x)]) s(x) by the native kernel; x contiguous CPU float32/float64, D the
     padded displacement table in x's dtype ((C (n + 2),))."""
-    lib = _native.library()
     out = torch.empty_like(x)
-    nb = D.numel() // channels
-    args = (D.data_ptr(), nb, channels, inner, k, off, gate, alpha)
-    if lib.openmp:  # torch's own OpenMP threads
-        parts, step = _native.split(x.numel())
-        _native_fn(lib, "la_lut_fwd_par", x.dtype)(x.data_ptr(), out.data_ptr(), x.numel(),
-                                                   step, *args)
-        return out
-    fn = _native_fn(lib, "la_lut_fwd", x.dtype)
-    _native.run_parallel([functools.partial(fn, x.data_ptr(), out.data_ptr(), s, e, *args)
-                          for s, e in _native.parallel_ranges(x.numel())])
+    _native.launch(_native.library(), "la_lut_fwd", x.dtype, (x.data_ptr(), out.data_ptr()),
+                   x.numel(), (D.data_ptr(), D.numel() // channels, channels, inner, k, off,
+                               gate, alpha))
     return out
 
 
@@ -1022,24 +995,14 @@ def lut_apply_backward(x: Tensor, g: Tensor, D: Tensor, S: Tensor, channels: int
                        want_table: bool) -> tuple[Tensor, Tensor]:
     """(dL/dx, per-bin sums of g s(x) in float64 (empty unless ``want_table``)) by the native
     kernel; each thread adds into its own row of bins."""
-    lib = _native.library()
     gx = torch.empty_like(x)
-    nb = D.numel() // channels
-    parts, step = _native.split(x.numel())
+    parts, _ = _native.split(x.numel())
     # each part's row: C (n + 2) bins and the kernel's 16 spare slots
     hist = torch.zeros((parts, D.numel() + 16) if want_table else (1, 16), dtype=torch.float64)
-    hp = hist.data_ptr() if want_table else None
-    args = (D.data_ptr(), S.data_ptr(), nb, channels, inner, k, off, gate, alpha)
-    if lib.openmp:  # torch's own OpenMP threads
-        _native_fn(lib, "la_lut_bwd_par", x.dtype)(x.data_ptr(), g.data_ptr(), gx.data_ptr(),
-                                                   hp, x.numel(), step, *args)
-    else:
-        fn = _native_fn(lib, "la_lut_bwd", x.dtype)
-        row = (D.numel() + 16) * hist.element_size()
-        _native.run_parallel([
-            functools.partial(fn, x.data_ptr(), g.data_ptr(), gx.data_ptr(),
-                              None if hp is None else hp + i * row, s, e, *args)
-            for i, (s, e) in enumerate(_native.parallel_ranges(x.numel()))])
+    _native.launch(_native.library(), "la_lut_bwd", x.dtype,
+                   (x.data_ptr(), g.data_ptr(), gx.data_ptr()), x.numel(),
+                   (D.data_ptr(), S.data_ptr(), D.numel() // channels, channels, inner, k, off,
+                    gate, alpha), hist=hist if want_table else None, hist_arg=True)
     return gx, hist[:, :-16].sum(0)
 
 
@@ -1059,7 +1022,7 @@ class _CPABLut(torch.autograd.Function):
         ctx.cfg = (lo, hi, gate, alpha, channel_dim, table.shape, table.dtype)
         n = table.shape[-1]
         channels = 1 if table.ndim == 1 else table.shape[0]
-        if _native_lut(xx):
+        if _native_ok(xx):
             _channel_ids(x, channel_dim, channels)  # checks the channel count
             out = lut_apply(xx.contiguous(), D, *_lut_layout(xx, channel_dim, channels, n, lo,
                                                               hi), _GATE_ID[gate], alpha)
@@ -1081,7 +1044,7 @@ class _CPABLut(torch.autograd.Function):
         n = table_shape[-1]
         channels = 1 if len(table_shape) == 1 else table_shape[0]
         want_table = ctx.needs_input_grad[1]
-        if _native_lut(xx):
+        if _native_ok(xx):
             gx, hist = lut_apply_backward(
                 xx.contiguous(), g.contiguous(), D, S,
                 *_lut_layout(xx, channel_dim, channels, n, lo, hi), _GATE_ID[gate], alpha,
