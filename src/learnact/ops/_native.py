@@ -49,7 +49,7 @@ _GCC_FLAGS = ("-fno-tree-pre", "-fno-tree-sink")
 # CPU has them (GCC's Intel tunings default to 256: the GELU gate measured 1.3x slower)
 _NATIVE = ("-march=native",) + (("-mprefer-vector-width=512",)
                                 if platform.machine() in ("x86_64", "AMD64") else ())
-_ABI = 3
+_ABI = 4
 _lock = threading.Lock()
 _libs: dict[str, ctypes.CDLL | None] = {}
 _pool: ThreadPoolExecutor | None = None
@@ -167,6 +167,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.la_lut_abi.restype = ctypes.c_int
     lib.la_openmp.restype = ctypes.c_int
     lib.openmp = bool(lib.la_openmp())
+    lib.lut_spare = int(lib.la_lut_spare())  # accumulator layout constants of the C source
+    lib.flow_copies = int(lib.la_flow_copies())
 
 
 def library(name: str = "cpab") -> ctypes.CDLL | None:

@@ -588,11 +588,13 @@ def _run_flow(x: Tensor, g: Tensor | None, A: Tensor, B: Tensor, P: Tensor, stop
               alpha: float, want_tables: bool) -> tuple[Tensor, Tensor]:
     out = torch.empty_like(x)
     n = A.numel() // (2 * channels)
+    lib = _native.library()
     parts, _ = _native.split(x.numel())
     size = channels * 2 * n * 2 + channels * 2 * (n + 1)
-    copies = 8  # LA_COPIES in cpab.c: interleaved histogram copies per thread
-    hist = torch.zeros((parts * copies, size) if want_tables else (1, 0), dtype=torch.float64)
-    _native.launch(_native.library(), "la_flow", x.dtype,
+    # per part: lib.flow_copies interleaved copies of [(dL/da, dL/db) pairs | D]
+    hist = torch.zeros((parts * lib.flow_copies, size) if want_tables else (1, 0),
+                       dtype=torch.float64)
+    _native.launch(lib, "la_flow", x.dtype,
                    (x.data_ptr(), None if g is None else g.data_ptr(), out.data_ptr()),
                    x.numel(), (A.data_ptr(), B.data_ptr(), P.data_ptr(), stop.data_ptr(),
                                channels, inner, n, t, lo, hi, gate, alpha),
@@ -995,15 +997,18 @@ def lut_apply_backward(x: Tensor, g: Tensor, D: Tensor, S: Tensor, channels: int
                        want_table: bool) -> tuple[Tensor, Tensor]:
     """(dL/dx, per-bin sums of g s(x) in float64 (empty unless ``want_table``)) by the native
     kernel; each thread adds into its own row of bins."""
+    lib = _native.library()
     gx = torch.empty_like(x)
     parts, _ = _native.split(x.numel())
-    # each part's row: C (n + 2) bins and the kernel's 16 spare slots
-    hist = torch.zeros((parts, D.numel() + 16) if want_table else (1, 16), dtype=torch.float64)
-    _native.launch(_native.library(), "la_lut_bwd", x.dtype,
+    # each part's row: C (n + 2) bins and the kernel's spare slots for the outside bins
+    spare = lib.lut_spare
+    hist = torch.zeros((parts, D.numel() + spare) if want_table else (1, spare),
+                       dtype=torch.float64)
+    _native.launch(lib, "la_lut_bwd", x.dtype,
                    (x.data_ptr(), g.data_ptr(), gx.data_ptr()), x.numel(),
                    (D.data_ptr(), S.data_ptr(), D.numel() // channels, channels, inner, k, off,
                     gate, alpha), hist=hist if want_table else None, hist_arg=True)
-    return gx, hist[:, :-16].sum(0)
+    return gx, hist[:, :-spare].sum(0)
 
 
 @lut_apply_backward.register_fake

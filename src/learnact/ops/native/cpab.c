@@ -3,8 +3,8 @@
  *
  * Forward, per element: r = bin(x), x~ = x + D[r], out = x~ s(x).
  * Backward: w = g s(x), gx = w S[r] + g s'(x) x~, and hist[r] += w (the table's gradient).
- * hist is C nb + 16 long: the outside bins' sums are not needed, and a third of normal inputs
- * fall there, so their adds go round-robin to 16 spare slots at the end instead (adds to one
+ * hist is C nb + LA_SPARE (16) long: the outside bins' sums are not needed, and a third of normal inputs
+ * fall there, so their adds go round-robin to the spare slots at the end instead (adds to one
  * slot in a row wait on each other: the GELU-gated backward measured 1.2x slower with them).
  *
  * One pass over memory each way, where eager PyTorch needs ~10 (index, gather, gate, product)
@@ -30,6 +30,7 @@
 
 #define LA_BLOCK 256
 #define LA_COPIES 8 /* histogram copies per thread in the exact-mode backward */
+#define LA_SPARE 16 /* spare histogram slots after the LUT bins (outside-bin adds) */
 
 /* the per-element helpers must inline into each clone (a call would run the default ISA) */
 #if defined(__GNUC__)
@@ -156,7 +157,7 @@ static LA_INLINE int64_t segment(int64_t i, int64_t end, int64_t C, int64_t R, i
             T w = g[j] * s;                                                                   \
             gx[j] = w * Sc[r] + g[j] * ds * (xv + Dc[r]);                                     \
             int32_t rb = r - (int32_t)j * step; /* the bin within the row */                  \
-            ib[j] = (rb == 0) | (rb == top) ? spare + ((int32_t)j & 15) : r;                   \
+            ib[j] = (rb == 0) | (rb == top) ? spare + ((int32_t)j & (LA_SPARE - 1)) : r;     \
             wb[j] = w;                                                                        \
         }                                                                                     \
     }                                                                                         \
@@ -195,7 +196,7 @@ static LA_INLINE int64_t segment(int64_t i, int64_t end, int64_t C, int64_t R, i
             int64_t len = segment(i, end, C, R, nb, &c, &step);                               \
             if (len > LA_BLOCK) len = LA_BLOCK;                                               \
             const T *Dc = D + c * nb, *Sc = S + c * nb;                                       \
-            int32_t spare = (int32_t)((C - c) * nb); /* the 16 spare slots after all rows */  \
+            int32_t spare = (int32_t)((C - c) * nb); /* the spare slots after all rows */       \
             if (gate == GATE_GELU)                                                            \
                 bwd_seg_##SUF(x + i, g + i, gx + i, ib, wb, len, Dc, Sc, step, top, spare, k, off,   \
                               GATE_GELU, alpha);                                              \
@@ -481,7 +482,7 @@ LA_FLOW_DEFINE(f64, double, gate_d, E_d, dE_d, L_d, dL_d, 2.2250738585072014e-30
 /* Whole-tensor entry points: parts of `step` elements, one per OpenMP thread when built with
  * -fopenmp against the libgomp PyTorch already loaded (same soname, so the same runtime and
  * thread pool: a second pool would fight torch's spinning workers for the cores). Part p adds
- * into hist row p (rows of C nb + 16). */
+ * into hist row p (rows of C nb + LA_SPARE). */
 #define LA_DEFINE_PAR(SUF, T)                                                                 \
     void la_lut_fwd_par_##SUF(const T *x, T *out, int64_t numel, int64_t step, const T *D,    \
                               int64_t nb, int64_t C, int64_t R, T k, T off, int32_t gate,     \
@@ -500,8 +501,8 @@ LA_FLOW_DEFINE(f64, double, gate_d, E_d, dE_d, L_d, dL_d, 2.2250738585072014e-30
         _Pragma("omp parallel for schedule(static) if (parts > 1)")                           \
         for (int64_t p = 0; p < parts; ++p) {                                                 \
             int64_t e = (p + 1) * step < numel ? (p + 1) * step : numel;                      \
-            la_lut_bwd_##SUF(x, g, gx, hist ? hist + p * (C * nb + 16) : hist, p * step, e,   \
-                             D, S, nb, C, R, k, off, gate, alpha);                            \
+            la_lut_bwd_##SUF(x, g, gx, hist ? hist + p * (C * nb + LA_SPARE) : hist,          \
+                             p * step, e, D, S, nb, C, R, k, off, gate, alpha);               \
         }                                                                                     \
     }
 
@@ -517,5 +518,9 @@ int la_openmp(void) {
 #endif
 }
 
+/* the accumulator layout constants, for the caller's allocations */
+int la_lut_spare(void) { return LA_SPARE; }
+int la_flow_copies(void) { return LA_COPIES; }
+
 /* ABI check for the loader: bump when a signature changes */
-int la_lut_abi(void) { return 3; }
+int la_lut_abi(void) { return 4; }
