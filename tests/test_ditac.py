@@ -707,3 +707,69 @@ def test_native_python_pool_path_equals_openmp_path(monkeypatch) -> None:
     pool = run()
     for a, b in zip(with_omp, pool):
         assert torch.allclose(a.double(), b.double(), rtol=1e-12, atol=1e-9)
+
+
+def _cpu_has_avx512f() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return any(ln.startswith("flags") and " avx512f" in ln for ln in f)
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("gate", ["gelu", "silu", "leaky_relu", "identity"])
+@pytest.mark.parametrize("cells,zero,scale", [(1, False, 2.0), (2, True, 3.0), (7, False, 4.0),
+                                              (10, True, 2.0), (15, True, 2.0), (16, True, 2.0)])
+def test_native_register_table_kernel(gate: str, cells: int, zero: bool, scale: float) -> None:
+    """float32, one shared table of <= 15 cells: the register-table kernel (tables in vector
+    registers, compressed histogram terms) gives the generic kernel's values, dL/dx and table
+    sums, and both are within float32 rounding of the float64 kernel; tails shorter than a
+    vector, left-moving fields and open boundaries included (16 cells: the generic kernel)."""
+    from learnact.ops import _native
+    from learnact.ops import cpab as ops
+
+    lib = _native.library()
+    assert lib is not None
+    if _cpu_has_avx512f():  # built on x86-64 with AVX-512 and GCC: CI runs it
+        assert lib.la_flow_vec() == 1
+    B = cpab.cpa_basis(cells, zero)
+    gen = torch.Generator().manual_seed(cells)
+    theta = (torch.randn(B.shape[1], generator=gen, dtype=torch.float64) * scale).requires_grad_()
+    a2, b2, tau2 = cpab.flow_tables(theta, B)
+    gid = ops._GATE_ID[gate]
+
+    def theta_grad(hist: torch.Tensor, tb) -> torch.Tensor:
+        # the table sums as dL/dtheta (endpoints of zero-velocity boundaries move terms between
+        # the two rows' tables with rounding; dL/dtheta is what training sees)
+        grads = [G.reshape(v.shape) for G, v in zip(ops._flow_table_grads(hist, tb), (a2, b2, tau2))]
+        fin = [torch.where(torch.isfinite(v), G, torch.zeros_like(G)) for G, v in
+               zip(grads, (a2, b2, tau2))]
+        return torch.autograd.grad((a2, b2, tau2), theta, fin, retain_graph=True)[0]
+
+    for m in (7, 3029):  # one short tail; several blocks with a tail of 13
+        x = torch.randn(m, generator=gen) * 1.5
+        x[:3] = torch.tensor([-0.5, 2.0, 0.75])  # the window's ends and a knot
+        g = torch.randn(m, generator=gen)
+        results = {}
+        for dtype, vec in ((torch.float32, 1), (torch.float32, 0), (torch.float64, 0)):
+            tb = ops._Tables(a2, b2, tau2, 1.0, dtype)
+            args = (tb.a, tb.b, tb.P, tb.stop, 1, m, 1.0, -0.5, 2.0, gid, 0.1)
+            try:
+                lib.la_flow_vec_set(vec)
+                xx, gg = x.to(dtype), g.to(dtype)
+                y = ops.flow_apply(xx, *args)
+                gx, hist = ops.flow_apply_backward(xx, gg, *args, True)
+            finally:
+                lib.la_flow_vec_set(1)
+            results[dtype, vec] = (y, gx, hist, theta_grad(hist, tb))
+        (y, gx, h, gt), (y0, gx0, h0, _), (y64, gx64, _, gt64) = (
+            results[torch.float32, 1], results[torch.float32, 0], results[torch.float64, 0])
+        assert torch.allclose(y, y0, rtol=1e-6, atol=1e-6)
+        assert torch.allclose(gx, gx0, rtol=1e-5, atol=1e-5)
+        assert torch.allclose(h, h0, rtol=1e-9, atol=1e-9 * float(h0.abs().max()))
+        assert float((y.double() - y64).abs().max()) < 2e-6 * (1 + float(y64.abs().max()))
+        # dL/dx holds v(T)/v(x): large where v(x) is small, float32-relative there
+        assert bool(((gx.double() - gx64).abs() <= 1e-4 * (1 + gx64.abs())).all())
+        # float32 per-element terms (stiff fields: cancellations in dT/dtau): ~1e-5 of the
+        # largest component measured with 15 cells, 2e-6 with DiTAC's default 10
+        assert float((gt - gt64).abs().max()) < 1e-4 * float(gt64.abs().max())

@@ -41,55 +41,126 @@
 
 enum { GATE_GELU = 0, GATE_LEAKY_RELU = 1, GATE_SILU = 2, GATE_IDENTITY = 3 };
 
-/* exp(x) in float: 2^n p(r), r = x - n ln2 in two parts, p the degree-7 minimax polynomial of
- * the Cephes library; arguments clamped to [-87, 88] (NaN -> -87: callers never need NaN
- * from here, their products carry the input's NaN). */
-static LA_INLINE float la_expf(float x) {
-    x = x > -87.0f ? x : -87.0f;
-    x = x < 88.0f ? x : 88.0f;
-    float t = x * 1.44269504088896341f + 0.5f;
-    int32_t n = (int32_t)t;
-    float fn = (float)n;
-    int32_t down = fn > t;
-    n -= down;
-    fn -= (float)down;
-    float r = x - fn * 0.693359375f - fn * -2.12194440e-4f;
-    float z = r * r;
-    float p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
-                 + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f) * z
-              + r + 1.0f;
-    int32_t bits = (n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
-/* s(x) and s'(x) of the gate, float. GELU: s = erfc(-x/sqrt2)/2 with erfc(z) ~ q(t) e^{-z^2},
- * t = 1/(1 + p z), q of degree 5 (Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7 in erf, the
- * formula PyTorch's own vectorised float32 erf uses); e^{-z^2} = e^{-x^2/2} is also s'(x)
- * sqrt(2 pi), so one exp serves both. */
-static LA_INLINE void gate_f(float x, int32_t gate, float alpha, float *s, float *ds) {
-    if (gate == GATE_GELU) {
-        float z = (x < 0.0f ? -x : x) * 0.70710678118654752f;
-        float t = 1.0f / (1.0f + 0.3275911f * z);
-        float q = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f
-                  + t * (-1.453152027f + t * 1.061405429f))));
-        float E = la_expf(-0.5f * x * x);
-        float e = 0.5f * q * E;
-        *s = x < 0.0f ? e : 1.0f - e;
-        *ds = E * 0.39894228040143268f;
-    } else if (gate == GATE_SILU) {
-        float sg = 1.0f / (1.0f + la_expf(-x));
-        *s = sg;
-        *ds = sg * (1.0f - sg);
-    } else if (gate == GATE_LEAKY_RELU) {
-        *s = x > 0.0f ? 1.0f : alpha;
-        *ds = 0.0f;
-    } else {
-        *s = 1.0f;
-        *ds = 0.0f;
+/* Float math, written once (LA_F32_MATH) for scalars, which the compiler vectorises in the
+ * loops below, and for GCC vectors (the register-table exact kernel further down): F the float
+ * type, I the matching int32 type (a comparison gives an I: 0/1 for scalars, 0/-1 lanes for
+ * vectors), SELF a select, ONE a comparison as 0/1, AS_I/AS_F bit casts, F2I (truncating)
+ * and I2F conversions.
+ *
+ * expf: 2^n p(r), r = x - n ln2 in two parts, p the degree-7 minimax polynomial of the Cephes
+ * library; arguments clamped to [-87, 88] (NaN -> -87: callers never need NaN from here, their
+ * products carry the input's NaN).
+ * logf (normal x > 0): Cephes logf (mantissa in [sqrt(1/2), sqrt(2)), degree-8 polynomial,
+ * exponent added in two parts).
+ * gate: s(x) and s'(x). GELU: s = erfc(-x/sqrt2)/2 with erfc(z) ~ q(t) e^{-z^2}, t = 1/(1 + p z),
+ * q of degree 5 (Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7 in erf, the formula PyTorch's
+ * own vectorised float32 erf uses); e^{-z^2} = e^{-x^2/2} is also s'(x) sqrt(2 pi), so one exp
+ * serves both.
+ * E(z) = expm1(z)/z, E'(z) = (e^z (z - 1) + 1)/z^2 (series below |z| = 0.5), L(z) = log1p(z)/z
+ * by Kahan's log(u)/(u - 1), u = 1 + z, and L'(z) (series below |z| = 0.05). */
+#define LA_F32_MATH(SUF, F, I, SELF, ONE, AS_I, AS_F, F2I, I2F)                               \
+    static LA_INLINE F la_expf##SUF(F x) {                                                   \
+        x = SELF(x > -87.0f, x, -87.0f);                                                     \
+        x = SELF(x < 88.0f, x, 88.0f);                                                       \
+        F t = x * 1.44269504088896341f + 0.5f;                                               \
+        I n = F2I(t);                                                                        \
+        F fn = I2F(n);                                                                       \
+        I down = fn > t;                                                                     \
+        n -= ONE(down);                                                                      \
+        fn -= I2F(ONE(down));                                                                \
+        F r = x - fn * 0.693359375f - fn * -2.12194440e-4f;                                  \
+        F z = r * r;                                                                         \
+        F p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r      \
+                 + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f) * z     \
+              + r + 1.0f;                                                                    \
+        return p * AS_F((n + 127) << 23);                                                    \
+    }                                                                                        \
+    static LA_INLINE F la_logf##SUF(F x) {                                                   \
+        I bits = AS_I(x);                                                                    \
+        I e = ((bits >> 23) & 0xff) - 126;                                                   \
+        F m = AS_F((bits & (int32_t)0x807fffff) | 0x3f000000);                               \
+        I lt = m < 0.70710678118654752f;                                                     \
+        e -= ONE(lt);                                                                        \
+        m = SELF(lt, m + m - 1.0f, m - 1.0f);                                                \
+        F z = m * m;                                                                         \
+        F y = ((((((((7.0376836292e-2f * m - 1.1514610310e-1f) * m + 1.1676998740e-1f) * m   \
+                   - 1.2420140846e-1f) * m + 1.4249322787e-1f) * m - 1.6668057665e-1f) * m   \
+                   + 2.0000714765e-1f) * m - 2.4999993993e-1f) * m + 3.3333331174e-1f) * m * z;  \
+        F fe = I2F(e);                                                                       \
+        y += -2.12194440e-4f * fe;                                                           \
+        y += -0.5f * z;                                                                      \
+        return m + y + 0.693359375f * fe;                                                    \
+    }                                                                                        \
+    static LA_INLINE void gate_f##SUF(F x, int32_t gate, float alpha, F *s, F *ds) {         \
+        if (gate == GATE_GELU) {                                                             \
+            F z = SELF(x < 0.0f, -x, x) * 0.70710678118654752f;                              \
+            F t = 1.0f / (1.0f + 0.3275911f * z);                                            \
+            F q = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f                 \
+                  + t * (-1.453152027f + t * 1.061405429f))));                               \
+            F E = la_expf##SUF(-0.5f * x * x);                                               \
+            F e = 0.5f * q * E;                                                              \
+            *s = SELF(x < 0.0f, e, 1.0f - e);                                                \
+            *ds = E * 0.39894228040143268f;                                                  \
+        } else if (gate == GATE_SILU) {                                                      \
+            F sg = 1.0f / (1.0f + la_expf##SUF(-x));                                         \
+            *s = sg;                                                                         \
+            *ds = sg * (1.0f - sg);                                                          \
+        } else if (gate == GATE_LEAKY_RELU) {                                                \
+            *s = SELF(x > 0.0f, 1.0f, alpha);                                                \
+            *ds = SELF(x > 0.0f, 0.0f, 0.0f);                                                \
+        } else {                                                                             \
+            *s = SELF(x > 0.0f, 1.0f, 1.0f);                                                 \
+            *ds = SELF(x > 0.0f, 0.0f, 0.0f);                                                \
+        }                                                                                    \
+    }                                                                                        \
+    static LA_INLINE F E_f##SUF(F z) {                                                       \
+        F p = 1.0f + z * (1.0f / 2 + z * (1.0f / 6 + z * (1.0f / 24 + z * (1.0f / 120        \
+              + z * (1.0f / 720 + z * (1.0f / 5040 + z * (1.0f / 40320 + z / 362880.0f)))))));  \
+        I small = SELF(z < 0.0f, -z, z) < 0.5f;                                              \
+        F zs = SELF(small, 1.0f, z);                                                         \
+        F f = (la_expf##SUF(zs) - 1.0f) / zs; /* both sides computed: no branch */          \
+        return SELF(small, p, f);                                                            \
+    }                                                                                        \
+    static LA_INLINE F dE_f##SUF(F z) {                                                      \
+        F p = 1.0f / 2 + z * (1.0f / 3 + z * (1.0f / 8 + z * (1.0f / 30 + z * (1.0f / 144    \
+              + z * (1.0f / 840 + z * (1.0f / 5760 + z * (1.0f / 45360 + z / 403200.0f)))))));  \
+        I small = SELF(z < 0.0f, -z, z) < 0.5f;                                              \
+        F zs = SELF(small, 1.0f, z);                                                         \
+        F f = (la_expf##SUF(zs) * (zs - 1.0f) + 1.0f) / (zs * zs);                           \
+        return SELF(small, p, f);                                                            \
+    }                                                                                        \
+    static LA_INLINE F L_f##SUF(F z) {                                                       \
+        F u = 1.0f + z;                                                                      \
+        F d = u - 1.0f;                                                                      \
+        I zero = d == 0.0f;                                                                  \
+        F ds = SELF(zero, 1.0f, d);                                                          \
+        F f = la_logf##SUF(u) / ds;                                                          \
+        return SELF(zero, 1.0f, f);                                                          \
+    }                                                                                        \
+    static LA_INLINE F dL_f##SUF(F z) {                                                      \
+        F p = -1.0f / 2 + z * (2.0f / 3 + z * (-3.0f / 4 + z * (4.0f / 5 + z * (-5.0f / 6    \
+              + z * (6.0f / 7)))));                                                          \
+        I small = SELF(z < 0.0f, -z, z) < 0.05f;                                             \
+        F zs = SELF(small, 1.0f, z);                                                         \
+        F f = (zs / (1.0f + zs) - zs * L_f##SUF(zs)) / (zs * zs);                            \
+        return SELF(small, p, f);                                                            \
     }
+
+static LA_INLINE int32_t la_as_i(float x) {
+    int32_t i;
+    memcpy(&i, &x, sizeof i);
+    return i;
 }
+static LA_INLINE float la_as_f(int32_t i) {
+    float x;
+    memcpy(&x, &i, sizeof x);
+    return x;
+}
+#define LA_SEL(m, a, b) ((m) ? (a) : (b))
+#define LA_F2I(x) ((int32_t)(x))
+#define LA_I2F(i) ((float)(i))
+#define LA_ONE(m) (m)
+LA_F32_MATH(, float, int32_t, LA_SEL, LA_ONE, la_as_i, la_as_f, LA_F2I, LA_I2F)
 
 static LA_INLINE void gate_d(double x, int32_t gate, double alpha, double *s, double *ds) {
     if (gate == GATE_GELU) {
@@ -233,59 +304,6 @@ LA_DEFINE(f64, double, gate_d)
  * float32: E, L, E', L' by polynomials and Kahan's log1p(z)/z = log(u)/(u - 1), u = 1 + z;
  * float64: libm with the PyTorch path's series thresholds. */
 
-/* log(x) in float for normal x > 0: Cephes logf (mantissa in [sqrt(1/2), sqrt(2)), degree-8
- * polynomial, exponent added in two parts) */
-static LA_INLINE float la_logf(float x) {
-    int32_t bits;
-    memcpy(&bits, &x, sizeof bits);
-    int32_t e = ((bits >> 23) & 0xff) - 126;
-    bits = (bits & (int32_t)0x807fffff) | 0x3f000000;
-    float m;
-    memcpy(&m, &bits, sizeof m);
-    int32_t lt = m < 0.70710678118654752f;
-    e -= lt;
-    m = lt ? m + m - 1.0f : m - 1.0f;
-    float z = m * m;
-    float y = ((((((((7.0376836292e-2f * m - 1.1514610310e-1f) * m + 1.1676998740e-1f) * m
-               - 1.2420140846e-1f) * m + 1.4249322787e-1f) * m - 1.6668057665e-1f) * m
-               + 2.0000714765e-1f) * m - 2.4999993993e-1f) * m + 3.3333331174e-1f) * m * z;
-    float fe = (float)e;
-    y += -2.12194440e-4f * fe;
-    y += -0.5f * z;
-    return m + y + 0.693359375f * fe;
-}
-
-/* E(z) = expm1(z)/z, E'(z) = (e^z (z - 1) + 1)/z^2, L(z) = log1p(z)/z, L'(z) */
-static LA_INLINE float E_f(float z) {
-    float p = 1.0f + z * (1.0f / 2 + z * (1.0f / 6 + z * (1.0f / 24 + z * (1.0f / 120
-              + z * (1.0f / 720 + z * (1.0f / 5040 + z * (1.0f / 40320 + z / 362880.0f)))))));
-    float az = z < 0 ? -z : z;
-    float zs = az < 0.5f ? 1.0f : z;
-    float f = (la_expf(zs) - 1.0f) / zs;
-    return az < 0.5f ? p : f;
-}
-static LA_INLINE float dE_f(float z) {
-    float p = 1.0f / 2 + z * (1.0f / 3 + z * (1.0f / 8 + z * (1.0f / 30 + z * (1.0f / 144
-              + z * (1.0f / 840 + z * (1.0f / 5760 + z * (1.0f / 45360 + z / 403200.0f)))))));
-    float az = z < 0 ? -z : z;
-    float zs = az < 0.5f ? 1.0f : z;
-    float f = (la_expf(zs) * (zs - 1.0f) + 1.0f) / (zs * zs);
-    return az < 0.5f ? p : f;
-}
-static LA_INLINE float L_f(float z) {
-    float u = 1.0f + z;
-    float d = u - 1.0f;
-    float ds = d == 0.0f ? 1.0f : d;
-    return d == 0.0f ? 1.0f : la_logf(u) / ds;
-}
-static LA_INLINE float dL_f(float z) {
-    float p = -1.0f / 2 + z * (2.0f / 3 + z * (-3.0f / 4 + z * (4.0f / 5 + z * (-5.0f / 6
-              + z * (6.0f / 7)))));
-    float az = z < 0 ? -z : z;
-    float zs = az < 0.05f ? 1.0f : z;
-    float f = (zs / (1.0f + zs) - zs * L_f(zs)) / (zs * zs);
-    return az < 0.05f ? p : f;
-}
 static LA_INLINE double E_d(double z) {
     return fabs(z) < 1e-4 ? 1.0 + z * (0.5 + z / 6.0) : expm1(z) / z;
 }
@@ -303,7 +321,311 @@ static LA_INLINE double dL_d(double z) {
                           : (z / (1.0 + z) - log1p(z)) / (z * z);
 }
 
-#define LA_FLOW_DEFINE(SUF, T, GATE, EF, DEF, LF, DLF, TINY, ZMAX, ZAMAX)                    \
+/* The exact-mode backward's histogram adds for one block: per element, (dL/da, dL/db) of the
+ * last cell (i_m) and of the first (i_0), and the crossing-time difference +h at knot i_k, -h at
+ * knot i_g. LA_COPIES interleaved copies: with ~2N bins per channel, neighbours often hit the
+ * same bin, and adds to one address wait on each other. */
+#define LA_HIST_DEFINE(SUF, T)                                                                \
+    static LA_INLINE void flow_hist_##SUF(                                                    \
+        double *restrict hist, int64_t hrow, int32_t n, int64_t len,                          \
+        const int32_t *restrict i_m, const int32_t *restrict i_0, const int32_t *restrict i_k,\
+        const int32_t *restrict i_g, const T *restrict w_am, const T *restrict w_bm,          \
+        const T *restrict w_a0, const T *restrict w_b0, const T *restrict w_h) {              \
+        int64_t hsize = 3 * hrow + hrow / n; /* 2 C 2N + C 2 (N + 1) */                       \
+        for (int64_t j = 0; j < len; ++j) {                                                   \
+            double *hab = hist + (j & (LA_COPIES - 1)) * hsize, *hd = hab + 2 * hrow;         \
+            double *pm = hab + 2 * i_m[j], *p0 = hab + 2 * i_0[j];                             \
+            pm[0] += (double)w_am[j]; /* (dL/da, dL/db) pairs: one 16-byte add each */        \
+            pm[1] += (double)w_bm[j];                                                         \
+            p0[0] += (double)w_a0[j];                                                         \
+            p0[1] += (double)w_b0[j];                                                         \
+            hd[i_k[j]] += (double)w_h[j];                                                     \
+            hd[i_g[j]] -= (double)w_h[j];                                                     \
+        }                                                                                     \
+    }
+LA_HIST_DEFINE(f32, float)
+LA_HIST_DEFINE(f64, double)
+#define la_flow_none_f64(...) 0 /* float64 has no register-table kernel */
+
+/* ---------------------------------------------------------------------------------------
+ * Exact mode, float32 with one shared table of at most LA_VEC_CELLS cells: the same formulas
+ * per 16 lanes in GCC vector types, every table held in registers (a row of A, B, P or stop
+ * fits one 16-lane vector; a lookup of the right or the left row is one two-table permute,
+ * vpermt2ps, where the loops above pay a memory gather each), the search for the last knot as
+ * four fixed branch-free steps in registers, and all three phases in one pass without the
+ * block buffers. Built where GCC targets AVX-512 (elsewhere the generic loops run). */
+#define LA_VEC_CELLS 15
+#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
+#define LA_VEC 1
+#include <immintrin.h>
+typedef float la_vf __attribute__((vector_size(64)));
+typedef int32_t la_vi __attribute__((vector_size(64)));
+/* selects by a comparison mask (0/-1 lanes); "- (la_vf){}" broadcasts a scalar and keeps the
+ * value of every float, -0 included */
+#define LA_VSELF(m, a, b) ((la_vf)(((la_vi)((a) - (la_vf){}) & (m)) | ((la_vi)((b) - (la_vf){}) & ~(m))))
+#define LA_VSELI(m, a, b) ((((a) + (la_vi){}) & (m)) | (((b) + (la_vi){}) & ~(m)))
+#define LA_VONE(m) (-(m))
+#define LA_VAS_I(x) ((la_vi)(x))
+#define LA_VAS_F(i) ((la_vf)(i))
+#define LA_VF2I(x) __builtin_convertvector((x), la_vi)
+#define LA_VI2F(i) __builtin_convertvector((i), la_vf)
+LA_F32_MATH(_v, la_vf, la_vi, LA_VSELF, LA_VONE, LA_VAS_I, LA_VAS_F, LA_VF2I, LA_VI2F)
+/* lane i reads R[idx_i] (the right-moving row) or L[idx_i] (the left row, where left_i) */
+#define LA_LUT2(R, L, idx, left) __builtin_shuffle((R), (L), (idx) | ((left) & 16))
+
+typedef struct {
+    la_vf Ar, Al, Br, Bl, Pr, Pl; /* rows of the field (a, b) and of the knot times P */
+    la_vi Sr, Sl;                 /* stop */
+} la_vtab;
+
+/* 16 lanes of flow_block_f32 (same formulas and selects): out = x~ s(x) or, with bwd, dL/dx,
+ * and the histogram terms w[5] (dL/da_m, dL/db_m, dL/da_0, dL/db_0, h) at bins id[0..3], with
+ * id[4], id[5] the lanes whose terms can be nonzero (the others' are exactly 0) */
+static LA_INLINE la_vf flow_vec16(la_vf xv, la_vf gv, const la_vtab *tb, int32_t n, float t,
+                                  float lo, float hi, int32_t gate, float alpha, int32_t bwd,
+                                  la_vf *w, la_vi *id) {
+    const float inv = 1.0f / (hi - lo), invn = 1.0f / (float)n, fn = (float)n;
+    la_vi ins = (xv >= lo) & (xv <= hi);
+    la_vf u = LA_VSELF(ins, (xv - lo) * inv, 0.0f);
+    la_vf fc = u * fn;
+    fc = LA_VSELF(fc > 0.0f, fc, 0.0f);
+    la_vi c0 = LA_VF2I(fc);
+    c0 = LA_VSELI(c0 < n - 1, c0, n - 1);
+    la_vf a0 = __builtin_shuffle(tb->Ar, c0), b0 = __builtin_shuffle(tb->Br, c0);
+    la_vf v = a0 * u + b0;
+    la_vi left = v < 0.0f;
+    la_vf xf = LA_VSELF(left, 1.0f - u, u);
+    la_vi cl = LA_VSELI(left, n - 1 - c0, c0);
+    /* the mirror's cell n - 1 - c0: a' = a, b' = -(a + b) (functional/cpab.py) */
+    la_vf af = a0, bf = LA_VSELF(left, -(a0 + b0), b0);
+    la_vf vf = af * xf + bf;
+    la_vf e = LA_VI2F(cl + 1) * invn;
+    la_vf dl = e - xf;
+    la_vf ve = af * e + bf;
+    la_vi can = (vf > 1.17549435e-38f) & (cl < n - 1) & (ve > 0.0f);
+    la_vf sv = LA_VSELF(can, vf, 1.0f);
+    la_vf z = LA_VSELF(can, af * dl / sv, 0.0f);
+    z = LA_VSELF(z < 1e30f, z, 1e30f);
+    la_vf Lz = L_f_v(z);
+    la_vf t0 = LA_VSELF(can, dl / sv * Lz, (float)INFINITY);
+    la_vi cross = t0 < t;
+    la_vi k1 = LA_VSELI(cross, cl + 1, cl);
+    la_vf t1 = LA_VSELF(cross, t - t0, t);
+    la_vf pk = LA_LUT2(tb->Pr, tb->Pl, k1, left);
+    la_vf tg = pk + t1;
+    /* the last knot with P <= tg (P rises along a row; P[0] = 0 <= tg): steps 8, 4, 2, 1 */
+    la_vi pos = (la_vi){};
+    for (int32_t step = 8; step > 0; step >>= 1) {
+        la_vi cand = pos + step;
+        la_vi ok = (cand <= n) & (LA_LUT2(tb->Pr, tb->Pl, LA_VSELI(cand < n, cand, n), left) <= tg);
+        pos = LA_VSELI(ok, cand, pos);
+    }
+    la_vi st = LA_LUT2(tb->Sr, tb->Sl, k1, left);
+    la_vi m = LA_VSELI(cross, LA_VSELI(pos < st, pos, st), cl);
+    la_vf tm = LA_VSELF(cross, t1 - (LA_LUT2(tb->Pr, tb->Pl, m, left) - pk), t1);
+    tm = LA_VSELF(tm > 0.0f, tm, 0.0f);
+    la_vf xm = LA_VSELF(cross, LA_VI2F(m) * invn, xf);
+    la_vf am = LA_LUT2(tb->Ar, tb->Al, m, left), bm = LA_LUT2(tb->Br, tb->Bl, m, left);
+    la_vf vm = am * xm + bm;
+    la_vf za = tm * am;
+    za = LA_VSELF(za < 80.7f, za, 80.7f);
+    la_vf Em = E_f_v(za);
+    la_vf wv = tm * Em * vm;
+    la_vf psi = xm + wv;
+    la_vf Tv = LA_VSELF(left, 1.0f - psi, psi);
+    la_vf xt = LA_VSELF(ins, lo + (hi - lo) * Tv, xv);
+    la_vf sg, dsg;
+    gate_f_v(xv, gate, alpha, &sg, &dsg);
+    if (!bwd)
+        return xt * sg;
+    la_vf psit = vm + am * wv;
+    la_vf dTdu = LA_VSELF(cross, psit / sv, 1.0f + za * Em);
+    la_vf gxt = gv * sg;
+    la_vf gx = gxt * LA_VSELF(ins, dTdu, 1.0f) + gv * xt * dsg;
+    la_vf gT = LA_VSELF(ins, gxt * (hi - lo), 0.0f);
+    la_vf gf = LA_VSELF(left, -gT, gT);
+    la_vf h = LA_VSELF(cross, -gf * psit, 0.0f);
+    la_vf dtb = -dl / (sv * ve);
+    la_vf dta = (dl / sv) * (dl / sv) * dL_f_v(z) + xf * dtb;
+    w[0] = gf * (tm * tm * dE_f_v(za) * vm + xm * tm * Em);
+    w[1] = gf * tm * Em;
+    w[2] = LA_VSELF(cross, h * dta, 0.0f);
+    w[3] = LA_VSELF(cross, h * dtb, 0.0f);
+    w[4] = h;
+    la_vi nl = left & n, kl = left & (n + 1);
+    id[0] = m + nl;  /* the last cell in its row */
+    id[1] = cl + nl; /* the first */
+    id[2] = kl + k1; /* knots: row * (n + 1) + k */
+    id[3] = kl + m;
+    id[4] = ins;         /* lanes with nonzero terms: inside the window ... */
+    id[5] = ins & cross; /* ... and, for the first cell's and the knots' terms, crossing */
+    return gx;
+}
+
+/* The block's histogram terms, only of the lanes that have any (compressed, vcompressps):
+ * outside the window every term is 0 (dx~/dtheta = 0), and without a crossing so are the first
+ * cell's and the knots' terms; a third of normal inputs lie outside DiTAC's window and many
+ * inside stay in their cell, so the adds drop ~2.5x. */
+typedef struct {
+    float w_am[LA_BLOCK + 16], w_bm[LA_BLOCK + 16], w_a0[LA_BLOCK + 16], w_b0[LA_BLOCK + 16];
+    float w_h[LA_BLOCK + 16];
+    int32_t i_m[LA_BLOCK + 16], i_0[LA_BLOCK + 16], i_k[LA_BLOCK + 16], i_g[LA_BLOCK + 16];
+    int32_t nm, nc; /* lanes kept: inside; crossing */
+} la_vhist;
+
+static LA_INLINE void la_vkeep_f(float *dst, __mmask16 k, la_vf v) {
+    _mm512_storeu_ps(dst, _mm512_maskz_compress_ps(k, (__m512)v));
+}
+static LA_INLINE void la_vkeep_i(int32_t *dst, __mmask16 k, la_vi v) {
+    _mm512_storeu_si512(dst, _mm512_maskz_compress_epi32(k, (__m512i)v));
+}
+
+static LA_INLINE void flow_vec_keep(la_vhist *hb, const la_vf *w, const la_vi *id) {
+    __mmask16 km = _mm512_test_epi32_mask((__m512i)id[4], (__m512i)id[4]);
+    __mmask16 kc = _mm512_test_epi32_mask((__m512i)id[5], (__m512i)id[5]);
+    la_vkeep_f(hb->w_am + hb->nm, km, w[0]);
+    la_vkeep_f(hb->w_bm + hb->nm, km, w[1]);
+    la_vkeep_i(hb->i_m + hb->nm, km, id[0]);
+    hb->nm += __builtin_popcount(km);
+    la_vkeep_f(hb->w_a0 + hb->nc, kc, w[2]);
+    la_vkeep_f(hb->w_b0 + hb->nc, kc, w[3]);
+    la_vkeep_f(hb->w_h + hb->nc, kc, w[4]);
+    la_vkeep_i(hb->i_0 + hb->nc, kc, id[1]);
+    la_vkeep_i(hb->i_k + hb->nc, kc, id[2]);
+    la_vkeep_i(hb->i_g + hb->nc, kc, id[3]);
+    hb->nc += __builtin_popcount(kc);
+}
+
+/* adds the kept terms into hist (layout and LA_COPIES copies as flow_hist_f32) */
+static LA_INLINE void flow_vec_hist(double *restrict hist, int32_t n, const la_vhist *hb) {
+    int64_t hrow = 2 * n, hsize = 2 * hrow + 2 * (n + 1); /* [(a, b) pairs | D] */
+    for (int32_t j = 0; j < hb->nm; ++j) {
+        double *pm = hist + (j & (LA_COPIES - 1)) * hsize + 2 * hb->i_m[j];
+        pm[0] += (double)hb->w_am[j];
+        pm[1] += (double)hb->w_bm[j];
+    }
+    for (int32_t j = 0; j < hb->nc; ++j) {
+        double *hab = hist + (j & (LA_COPIES - 1)) * hsize, *hd = hab + 2 * hrow;
+        double *p0 = hab + 2 * hb->i_0[j];
+        p0[0] += (double)hb->w_a0[j];
+        p0[1] += (double)hb->w_b0[j];
+        hd[hb->i_k[j]] += (double)hb->w_h[j];
+        hd[hb->i_g[j]] -= (double)hb->w_h[j];
+    }
+}
+
+/* One block: two independent vectors per step (one chain of ~250 cycles of latency per
+ * vector — divisions, log, exp, dependent lookups — left the core idle; built with GCC's
+ * pre-allocation scheduling, the two chains interleave: 1.5x), then a tail of one vector
+ * with zeroed extra lanes (computed, never stored or added). */
+static LA_INLINE void flow_vec_block(const float *restrict x, const float *restrict g,
+                                     float *restrict out, double *restrict hist, int64_t len,
+                                     const la_vtab *tb, int32_t n, float t, float lo, float hi,
+                                     int32_t gate, float alpha, int32_t bwd) {
+    la_vhist hb;
+    hb.nm = hb.nc = 0;
+    int32_t keep = bwd && hist;
+    int64_t j = 0;
+    for (; j + 32 <= len; j += 32) {
+        la_vf x0, x1, g0 = {0}, g1 = {0}, w0[5], w1[5];
+        la_vi d0[6], d1[6];
+        memcpy(&x0, x + j, sizeof x0);
+        memcpy(&x1, x + j + 16, sizeof x1);
+        if (bwd) {
+            memcpy(&g0, g + j, sizeof g0);
+            memcpy(&g1, g + j + 16, sizeof g1);
+        }
+        la_vf r0 = flow_vec16(x0, g0, tb, n, t, lo, hi, gate, alpha, bwd, w0, d0);
+        la_vf r1 = flow_vec16(x1, g1, tb, n, t, lo, hi, gate, alpha, bwd, w1, d1);
+        memcpy(out + j, &r0, sizeof r0);
+        memcpy(out + j + 16, &r1, sizeof r1);
+        if (keep) {
+            flow_vec_keep(&hb, w0, d0);
+            flow_vec_keep(&hb, w1, d1);
+        }
+    }
+    for (; j < len; j += 16) {
+        la_vf xv = {0}, gv = {0}, w[5];
+        la_vi id[6];
+        int64_t cnt = len - j < 16 ? len - j : 16;
+        memcpy(&xv, x + j, cnt * sizeof(float));
+        if (bwd)
+            memcpy(&gv, g + j, cnt * sizeof(float));
+        la_vf res = flow_vec16(xv, gv, tb, n, t, lo, hi, gate, alpha, bwd, w, id);
+        memcpy(out + j, &res, cnt * sizeof(float));
+        if (keep) {
+            __mmask16 tail = (__mmask16)((1u << cnt) - 1); /* lanes past the end: none */
+            id[4] &= (la_vi)_mm512_movm_epi32(tail);
+            id[5] &= (la_vi)_mm512_movm_epi32(tail);
+            flow_vec_keep(&hb, w, id);
+        }
+    }
+    if (keep)
+        flow_vec_hist(hist, n, &hb);
+}
+
+#define LA_VEC_CALL(G, BWD)                                                                   \
+    flow_vec_block(x + i, g ? g + i : g, out + i, hist, len, &tb, n, t, lo, hi, G, alpha, BWD)
+#endif
+
+static int32_t la_vec_on = 1;
+
+/* Runs la_flow_f32's work on the register-table kernel and returns 1 where it applies (one
+ * shared table, n <= LA_VEC_CELLS, built for it and not switched off); else returns 0. */
+static int la_flow_vec_f32(const float *x, const float *g, float *out, double *hist,
+                           int64_t start, int64_t end, const float *A, const float *B,
+                           const float *P, const int32_t *stop, int64_t C, int32_t n, float t,
+                           float lo, float hi, int32_t gate, float alpha) {
+#ifdef LA_VEC
+    if (C != 1 || n > LA_VEC_CELLS || !la_vec_on)
+        return 0;
+    la_vtab tb;
+    float buf[6][16] = {{0}};
+    int32_t sbuf[2][16] = {{0}};
+    for (int32_t k = 0; k < n; ++k) {
+        buf[0][k] = A[k], buf[1][k] = A[n + k], buf[2][k] = B[k], buf[3][k] = B[n + k];
+        sbuf[0][k] = stop[k], sbuf[1][k] = stop[n + k];
+    }
+    for (int32_t k = 0; k <= n; ++k)
+        buf[4][k] = P[k], buf[5][k] = P[n + 1 + k];
+    memcpy(&tb.Ar, buf[0], 64), memcpy(&tb.Al, buf[1], 64), memcpy(&tb.Br, buf[2], 64);
+    memcpy(&tb.Bl, buf[3], 64), memcpy(&tb.Pr, buf[4], 64), memcpy(&tb.Pl, buf[5], 64);
+    memcpy(&tb.Sr, sbuf[0], 64), memcpy(&tb.Sl, sbuf[1], 64);
+    for (int64_t i = start; i < end;) {
+        int64_t len = end - i < LA_BLOCK ? end - i : LA_BLOCK;
+        /* literal gate and direction, as in la_flow_f32 */
+        if (g) {
+            if (gate == GATE_GELU) LA_VEC_CALL(GATE_GELU, 1);
+            else if (gate == GATE_SILU) LA_VEC_CALL(GATE_SILU, 1);
+            else if (gate == GATE_LEAKY_RELU) LA_VEC_CALL(GATE_LEAKY_RELU, 1);
+            else LA_VEC_CALL(GATE_IDENTITY, 1);
+        } else {
+            if (gate == GATE_GELU) LA_VEC_CALL(GATE_GELU, 0);
+            else if (gate == GATE_SILU) LA_VEC_CALL(GATE_SILU, 0);
+            else if (gate == GATE_LEAKY_RELU) LA_VEC_CALL(GATE_LEAKY_RELU, 0);
+            else LA_VEC_CALL(GATE_IDENTITY, 0);
+        }
+        i += len;
+    }
+    return 1;
+#else
+    (void)x, (void)g, (void)out, (void)hist, (void)start, (void)end, (void)A, (void)B, (void)P;
+    (void)stop, (void)C, (void)n, (void)t, (void)lo, (void)hi, (void)gate, (void)alpha;
+    return 0;
+#endif
+}
+
+/* whether the register-table kernel is built (1) and used (set_... 0 turns it off: tests) */
+int la_flow_vec(void) {
+#ifdef LA_VEC
+    return la_vec_on;
+#else
+    return 0;
+#endif
+}
+void la_flow_vec_set(int on) { la_vec_on = on != 0; }
+
+#define LA_FLOW_DEFINE(SUF, T, GATE, EF, DEF, LF, DLF, TINY, ZMAX, ZAMAX, FAST)                    \
     static LA_INLINE void flow_block_##SUF(                                                   \
         const T *restrict x, const T *restrict g, T *restrict out, double *restrict hist,     \
         int64_t len, int32_t c, int32_t cstep, const T *restrict A, const T *restrict B,      \
@@ -411,26 +733,15 @@ static LA_INLINE double dL_d(double z) {
         /* results go through a local buffer: stores through `out` inside the gather-heavy   \
            loop made GCC assume they may alias the tables ("bad data dependence", scalar) */  \
         for (int64_t j = 0; j < len; ++j) out[j] = b_res[j];                                  \
-        if (bwd && hist) {                                                                    \
-            /* LA_COPIES interleaved copies: with ~2N bins per channel, neighbours often hit  \
-               the same bin, and adds to one address wait on each other */                    \
-            int64_t hsize = 3 * hrow + hrow / n; /* 2 C 2N + C 2 (N + 1) */                   \
-            for (int64_t j = 0; j < len; ++j) {                                               \
-                double *hab = hist + (j & (LA_COPIES - 1)) * hsize, *hd = hab + 2 * hrow;     \
-                double *pm = hab + 2 * i_m[j], *p0 = hab + 2 * i_0[j];                         \
-                pm[0] += (double)w_am[j]; /* (dL/da, dL/db) pairs: one 16-byte add each */    \
-                pm[1] += (double)w_bm[j];                                                     \
-                p0[0] += (double)w_a0[j];                                                     \
-                p0[1] += (double)w_b0[j];                                                     \
-                hd[i_k[j]] += (double)w_h[j];                                                 \
-                hd[i_g[j]] -= (double)w_h[j];                                                 \
-            }                                                                                 \
-        }                                                                                     \
+        if (bwd && hist)                                                                      \
+            flow_hist_##SUF(hist, hrow, n, len, i_m, i_0, i_k, i_g, w_am, w_bm, w_a0, w_b0, w_h);  \
     }                                                                                         \
     void la_flow_##SUF(const T *x, const T *g, T *out, double *hist, int64_t start,           \
                        int64_t end, const T *A, const T *B, const T *P, const int32_t *stop,   \
                        int64_t C, int64_t R, int32_t n, T t, T lo, T hi, int32_t gate,         \
                        T alpha) {                                                              \
+        if (FAST(x, g, out, hist, start, end, A, B, P, stop, C, n, t, lo, hi, gate, alpha))   \
+            return;                                                                           \
         int32_t nsteps = 1;                                                                   \
         while ((1 << nsteps) < n + 1) ++nsteps;                                               \
         int64_t hrow = C * 2 * n; /* dL/dA and dL/dB rows; D is C 2 (n + 1) long */          \
@@ -475,9 +786,10 @@ static LA_INLINE double dL_d(double z) {
     flow_block_f64(x + i, g ? g + i : g, out + i, hist, len, (int32_t)c, cstep, A, B, P, stop,  \
                    n, nsteps, t, lo, hi, G, alpha, BWD, hrow)
 
-LA_FLOW_DEFINE(f32, float, gate_f, E_f, dE_f, L_f, dL_f, 1.17549435e-38f, 1e30f, 80.7f)
+LA_FLOW_DEFINE(f32, float, gate_f, E_f, dE_f, L_f, dL_f, 1.17549435e-38f, 1e30f, 80.7f,
+               la_flow_vec_f32)
 LA_FLOW_DEFINE(f64, double, gate_d, E_d, dE_d, L_d, dL_d, 2.2250738585072014e-308, 1e300,
-               701.7)
+               701.7, la_flow_none_f64)
 
 /* Whole-tensor entry points: parts of `step` elements, one per OpenMP thread when built with
  * -fopenmp against the libgomp PyTorch already loaded (same soname, so the same runtime and
@@ -523,4 +835,4 @@ int la_lut_spare(void) { return LA_SPARE; }
 int la_flow_copies(void) { return LA_COPIES; }
 
 /* ABI check for the loader: bump when a signature changes */
-int la_lut_abi(void) { return 4; }
+int la_lut_abi(void) { return 5; }
