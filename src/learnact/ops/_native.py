@@ -51,7 +51,7 @@ _GCC_FLAGS = ("-fno-tree-pre", "-fno-tree-sink", "-fschedule-insns", "-fsched-pr
 # CPU has them (GCC's Intel tunings default to 256: the GELU gate measured 1.3x slower)
 _NATIVE = ("-march=native",) + (("-mprefer-vector-width=512",)
                                 if platform.machine() in ("x86_64", "AMD64") else ())
-_ABI = 5
+_ABI = 6
 _lock = threading.Lock()
 _libs: dict[str, ctypes.CDLL | None] = {}
 _pool: ThreadPoolExecutor | None = None
@@ -174,6 +174,11 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.openmp = bool(lib.la_openmp())
     lib.lut_spare = int(lib.la_lut_spare())  # accumulator layout constants of the C source
     lib.flow_copies = int(lib.la_flow_copies())
+    # doubles between two threads' histograms (padded: no shared cache-line pairs)
+    lib.la_lut_stride.argtypes = [_I64]
+    lib.la_lut_stride.restype = _I64
+    lib.la_flow_stride.argtypes = [_I64, _I32]
+    lib.la_flow_stride.restype = _I64
 
 
 def library(name: str = "cpab") -> ctypes.CDLL | None:

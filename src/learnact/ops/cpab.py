@@ -591,15 +591,18 @@ def _run_flow(x: Tensor, g: Tensor | None, A: Tensor, B: Tensor, P: Tensor, stop
     lib = _native.library()
     parts, _ = _native.split(x.numel())
     size = channels * 2 * n * 2 + channels * 2 * (n + 1)
-    # per part: lib.flow_copies interleaved copies of [(dL/da, dL/db) pairs | D]
-    hist = torch.zeros((parts * lib.flow_copies, size) if want_tables else (1, 0),
+    # per part (rows lib.la_flow_stride apart): lib.flow_copies interleaved copies of
+    # [(dL/da, dL/db) pairs | D]
+    hist = torch.zeros((parts, lib.la_flow_stride(channels, n)) if want_tables else (1, 0),
                        dtype=torch.float64)
     _native.launch(lib, "la_flow", x.dtype,
                    (x.data_ptr(), None if g is None else g.data_ptr(), out.data_ptr()),
                    x.numel(), (A.data_ptr(), B.data_ptr(), P.data_ptr(), stop.data_ptr(),
                                channels, inner, n, t, lo, hi, gate, alpha),
                    hist=hist if want_tables else None, hist_arg=True)
-    return out, hist.sum(0)
+    if not want_tables:
+        return out, hist.new_empty(0)
+    return out, hist[:, :lib.flow_copies * size].reshape(-1, size).sum(0)
 
 
 @torch.library.custom_op("learnact::flow_apply", mutates_args=())
@@ -1000,15 +1003,15 @@ def lut_apply_backward(x: Tensor, g: Tensor, D: Tensor, S: Tensor, channels: int
     lib = _native.library()
     gx = torch.empty_like(x)
     parts, _ = _native.split(x.numel())
-    # each part's row: C (n + 2) bins and the kernel's spare slots for the outside bins
-    spare = lib.lut_spare
-    hist = torch.zeros((parts, D.numel() + spare) if want_table else (1, spare),
+    # each part's row (lib.la_lut_stride apart): C (n + 2) bins and the kernel's spare slots
+    # for the outside bins
+    hist = torch.zeros((parts, lib.la_lut_stride(D.numel())) if want_table else (1, 0),
                        dtype=torch.float64)
     _native.launch(lib, "la_lut_bwd", x.dtype,
                    (x.data_ptr(), g.data_ptr(), gx.data_ptr()), x.numel(),
                    (D.data_ptr(), S.data_ptr(), D.numel() // channels, channels, inner, k, off,
                     gate, alpha), hist=hist if want_table else None, hist_arg=True)
-    return gx, hist[:, :-spare].sum(0)
+    return gx, hist[:, :D.numel()].sum(0)
 
 
 @lut_apply_backward.register_fake

@@ -56,8 +56,9 @@ enum { GATE_GELU = 0, GATE_LEAKY_RELU = 1, GATE_SILU = 2, GATE_IDENTITY = 3 };
  * q of degree 5 (Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7 in erf, the formula PyTorch's
  * own vectorised float32 erf uses); e^{-z^2} = e^{-x^2/2} is also s'(x) sqrt(2 pi), so one exp
  * serves both.
- * E(z) = expm1(z)/z, E'(z) = (e^z (z - 1) + 1)/z^2 (series below |z| = 0.5), L(z) = log1p(z)/z
- * by Kahan's log(u)/(u - 1), u = 1 + z, and L'(z) (series below |z| = 0.05). */
+ * E(z) = expm1(z)/z, E'(z) = (e^z (z - 1) + 1)/z^2 = (E (z - 1) + 1)/z (series below |z| =
+ * 0.5), L(z) = log1p(z)/z by Kahan's log(u)/(u - 1), u = 1 + z, and L'(z) = (1/u - L)/z (series
+ * below |z| = 0.05); E' and L' take E and L (at the same z) from their caller. */
 #define LA_F32_MATH(SUF, F, I, SELF, ONE, AS_I, AS_F, F2I, I2F)                               \
     static LA_INLINE F la_expf##SUF(F x) {                                                   \
         x = SELF(x > -87.0f, x, -87.0f);                                                     \
@@ -121,12 +122,12 @@ enum { GATE_GELU = 0, GATE_LEAKY_RELU = 1, GATE_SILU = 2, GATE_IDENTITY = 3 };
         F f = (la_expf##SUF(zs) - 1.0f) / zs; /* both sides computed: no branch */          \
         return SELF(small, p, f);                                                            \
     }                                                                                        \
-    static LA_INLINE F dE_f##SUF(F z) {                                                      \
+    static LA_INLINE F dE_f##SUF(F z, F E) { /* E = E(z): e^z = 1 + z E, no second exp */  \
         F p = 1.0f / 2 + z * (1.0f / 3 + z * (1.0f / 8 + z * (1.0f / 30 + z * (1.0f / 144    \
               + z * (1.0f / 840 + z * (1.0f / 5760 + z * (1.0f / 45360 + z / 403200.0f)))))));  \
         I small = SELF(z < 0.0f, -z, z) < 0.5f;                                              \
         F zs = SELF(small, 1.0f, z);                                                         \
-        F f = (la_expf##SUF(zs) * (zs - 1.0f) + 1.0f) / (zs * zs);                           \
+        F f = (E * (zs - 1.0f) + 1.0f) / zs;                                                 \
         return SELF(small, p, f);                                                            \
     }                                                                                        \
     static LA_INLINE F L_f##SUF(F z) {                                                       \
@@ -137,12 +138,13 @@ enum { GATE_GELU = 0, GATE_LEAKY_RELU = 1, GATE_SILU = 2, GATE_IDENTITY = 3 };
         F f = la_logf##SUF(u) / ds;                                                          \
         return SELF(zero, 1.0f, f);                                                          \
     }                                                                                        \
-    static LA_INLINE F dL_f##SUF(F z) {                                                      \
+    static LA_INLINE F dL_f##SUF(F z, F L) { /* L = L(z): log1p(z) = z L, no second log */ \
         F p = -1.0f / 2 + z * (2.0f / 3 + z * (-3.0f / 4 + z * (4.0f / 5 + z * (-5.0f / 6    \
               + z * (6.0f / 7)))));                                                          \
         I small = SELF(z < 0.0f, -z, z) < 0.05f;                                             \
         F zs = SELF(small, 1.0f, z);                                                         \
-        F f = (zs / (1.0f + zs) - zs * L_f##SUF(zs)) / (zs * zs);                            \
+        F u = 1.0f + zs;                                                                     \
+        F f = (1.0f - L * u) / (u * zs);                                                     \
         return SELF(small, p, f);                                                            \
     }
 
@@ -307,18 +309,18 @@ LA_DEFINE(f64, double, gate_d)
 static LA_INLINE double E_d(double z) {
     return fabs(z) < 1e-4 ? 1.0 + z * (0.5 + z / 6.0) : expm1(z) / z;
 }
-static LA_INLINE double dE_d(double z) {
+static LA_INLINE double dE_d(double z, double E) {
     return fabs(z) < 0.05 ? 1.0 / 2 + z * (1.0 / 3 + z * (1.0 / 8 + z * (1.0 / 30 + z * (1.0 / 144
                             + z / 840.0))))
-                          : (exp(z) * (z - 1.0) + 1.0) / (z * z);
+                          : (E * (z - 1.0) + 1.0) / z;
 }
 static LA_INLINE double L_d(double z) {
     return fabs(z) < 1e-4 ? 1.0 + z * (-0.5 + z / 3.0) : log1p(z) / z;
 }
-static LA_INLINE double dL_d(double z) {
+static LA_INLINE double dL_d(double z, double L) {
     return fabs(z) < 0.05 ? -1.0 / 2 + z * (2.0 / 3 + z * (-3.0 / 4 + z * (4.0 / 5 + z * (-5.0 / 6
                             + z * (6.0 / 7)))))
-                          : (z / (1.0 + z) - log1p(z)) / (z * z);
+                          : (1.0 / (1.0 + z) - L) / z;
 }
 
 /* The exact-mode backward's histogram adds for one block: per element, (dL/da, dL/db) of the
@@ -347,13 +349,21 @@ LA_HIST_DEFINE(f32, float)
 LA_HIST_DEFINE(f64, double)
 #define la_flow_none_f64(...) 0 /* float64 has no register-table kernel */
 
+/* Doubles from one part's histogram to the next (the caller allocates parts x stride): the
+ * part's accumulators rounded up to 128 bytes, plus 128 bytes, so that no two threads write
+ * into one pair of adjacent cache lines (the adjacent-line prefetcher moves lines in pairs:
+ * with the parts back to back the exact-mode backward's adds ran 2.5x slower on 2 threads). */
+static int64_t la_part_stride(int64_t used) { return (used + 15) / 16 * 16 + 16; }
+int64_t la_lut_stride(int64_t bins);
+int64_t la_flow_stride(int64_t C, int32_t n);
+
+
 /* ---------------------------------------------------------------------------------------
  * Exact mode, float32 with one shared table of at most LA_VEC_CELLS cells: the same formulas
  * per 16 lanes in GCC vector types, every table held in registers (a row of A, B, P or stop
  * fits one 16-lane vector; a lookup of the right or the left row is one two-table permute,
  * vpermt2ps, where the loops above pay a memory gather each), the search for the last knot as
- * four fixed branch-free steps in registers, and all three phases in one pass without the
- * block buffers. Built where GCC targets AVX-512 (elsewhere the generic loops run). */
+ * a branch-free count, and all three phases in one pass without the block buffers. Built where GCC targets AVX-512 (elsewhere the generic loops run). */
 #define LA_VEC_CELLS 15
 #if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
 #define LA_VEC 1
@@ -376,17 +386,18 @@ LA_F32_MATH(_v, la_vf, la_vi, LA_VSELF, LA_VONE, LA_VAS_I, LA_VAS_F, LA_VF2I, LA
 typedef struct {
     la_vf Ar, Al, Br, Bl, Pr, Pl; /* rows of the field (a, b) and of the knot times P */
     la_vi Sr, Sl;                 /* stop */
+    float pr[16], pl[16];         /* P's rows as scalars */
 } la_vtab;
 
-/* 16 lanes of flow_block_f32 (same formulas and selects): out = x~ s(x) or, with bwd, dL/dx,
- * and the histogram terms w[5] (dL/da_m, dL/db_m, dL/da_0, dL/db_0, h) at bins id[0..3], with
- * id[4], id[5] the lanes whose terms can be nonzero (the others' are exactly 0) */
-static LA_INLINE la_vf flow_vec16(la_vf xv, la_vf gv, const la_vtab *tb, int32_t n, float t,
-                                  float lo, float hi, int32_t gate, float alpha, int32_t bwd,
-                                  la_vf *w, la_vi *id) {
+/* The flow of 16 lanes inside the window (flow_block_f32's formulas and selects): returns x~
+ * and, with bwd, dx~/dx in *dxt and the histogram terms of the upstream gradients gs (=
+ * dL/dx~): w[5] (dL/da_m, dL/db_m, dL/da_0, dL/db_0, h) at bins id[0..3], id[4] the crossing
+ * lanes (the others' dL/da_0, dL/db_0 and h are exactly 0). */
+static LA_INLINE la_vf flow_vec16(la_vf xv, la_vf gs, const la_vtab *tb, int32_t n, float t,
+                                  float lo, float hi, int32_t bwd, la_vf *dxt, la_vf *w,
+                                  la_vi *id) {
     const float inv = 1.0f / (hi - lo), invn = 1.0f / (float)n, fn = (float)n;
-    la_vi ins = (xv >= lo) & (xv <= hi);
-    la_vf u = LA_VSELF(ins, (xv - lo) * inv, 0.0f);
+    la_vf u = (xv - lo) * inv;
     la_vf fc = u * fn;
     fc = LA_VSELF(fc > 0.0f, fc, 0.0f);
     la_vi c0 = LA_VF2I(fc);
@@ -404,22 +415,21 @@ static LA_INLINE la_vf flow_vec16(la_vf xv, la_vf gv, const la_vtab *tb, int32_t
     la_vf ve = af * e + bf;
     la_vi can = (vf > 1.17549435e-38f) & (cl < n - 1) & (ve > 0.0f);
     la_vf sv = LA_VSELF(can, vf, 1.0f);
-    la_vf z = LA_VSELF(can, af * dl / sv, 0.0f);
+    la_vf q = dl / sv;
+    la_vf z = LA_VSELF(can, af * q, 0.0f);
     z = LA_VSELF(z < 1e30f, z, 1e30f);
     la_vf Lz = L_f_v(z);
-    la_vf t0 = LA_VSELF(can, dl / sv * Lz, (float)INFINITY);
+    la_vf t0 = LA_VSELF(can, q * Lz, (float)INFINITY);
     la_vi cross = t0 < t;
     la_vi k1 = LA_VSELI(cross, cl + 1, cl);
     la_vf t1 = LA_VSELF(cross, t - t0, t);
     la_vf pk = LA_LUT2(tb->Pr, tb->Pl, k1, left);
     la_vf tg = pk + t1;
-    /* the last knot with P <= tg (P rises along a row; P[0] = 0 <= tg): steps 8, 4, 2, 1 */
+    /* the last knot with P <= tg (P rises along a row; P[0] = 0 <= tg): a count of knots
+       1..n below the target, n independent compares (a binary search chains its lookups) */
     la_vi pos = (la_vi){};
-    for (int32_t step = 8; step > 0; step >>= 1) {
-        la_vi cand = pos + step;
-        la_vi ok = (cand <= n) & (LA_LUT2(tb->Pr, tb->Pl, LA_VSELI(cand < n, cand, n), left) <= tg);
-        pos = LA_VSELI(ok, cand, pos);
-    }
+    for (int32_t q = 1; q <= n; ++q)
+        pos -= LA_VSELF(left, tb->pl[q], tb->pr[q]) <= tg;
     la_vi st = LA_LUT2(tb->Sr, tb->Sl, k1, left);
     la_vi m = LA_VSELI(cross, LA_VSELI(pos < st, pos, st), cl);
     la_vf tm = LA_VSELF(cross, t1 - (LA_LUT2(tb->Pr, tb->Pl, m, left) - pk), t1);
@@ -433,21 +443,17 @@ static LA_INLINE la_vf flow_vec16(la_vf xv, la_vf gv, const la_vtab *tb, int32_t
     la_vf wv = tm * Em * vm;
     la_vf psi = xm + wv;
     la_vf Tv = LA_VSELF(left, 1.0f - psi, psi);
-    la_vf xt = LA_VSELF(ins, lo + (hi - lo) * Tv, xv);
-    la_vf sg, dsg;
-    gate_f_v(xv, gate, alpha, &sg, &dsg);
+    la_vf xt = lo + (hi - lo) * Tv;
     if (!bwd)
-        return xt * sg;
+        return xt;
     la_vf psit = vm + am * wv;
-    la_vf dTdu = LA_VSELF(cross, psit / sv, 1.0f + za * Em);
-    la_vf gxt = gv * sg;
-    la_vf gx = gxt * LA_VSELF(ins, dTdu, 1.0f) + gv * xt * dsg;
-    la_vf gT = LA_VSELF(ins, gxt * (hi - lo), 0.0f);
+    *dxt = LA_VSELF(cross, psit / sv, 1.0f + za * Em);
+    la_vf gT = gs * (hi - lo);
     la_vf gf = LA_VSELF(left, -gT, gT);
     la_vf h = LA_VSELF(cross, -gf * psit, 0.0f);
-    la_vf dtb = -dl / (sv * ve);
-    la_vf dta = (dl / sv) * (dl / sv) * dL_f_v(z) + xf * dtb;
-    w[0] = gf * (tm * tm * dE_f_v(za) * vm + xm * tm * Em);
+    la_vf dtb = -q / ve;
+    la_vf dta = q * q * dL_f_v(z, Lz) + xf * dtb;
+    w[0] = gf * (tm * tm * dE_f_v(za, Em) * vm + xm * tm * Em);
     w[1] = gf * tm * Em;
     w[2] = LA_VSELF(cross, h * dta, 0.0f);
     w[3] = LA_VSELF(cross, h * dtb, 0.0f);
@@ -457,108 +463,140 @@ static LA_INLINE la_vf flow_vec16(la_vf xv, la_vf gv, const la_vtab *tb, int32_t
     id[1] = cl + nl; /* the first */
     id[2] = kl + k1; /* knots: row * (n + 1) + k */
     id[3] = kl + m;
-    id[4] = ins;         /* lanes with nonzero terms: inside the window ... */
-    id[5] = ins & cross; /* ... and, for the first cell's and the knots' terms, crossing */
-    return gx;
+    id[4] = cross;
+    return xt;
 }
 
-/* The block's histogram terms, only of the lanes that have any (compressed, vcompressps):
- * outside the window every term is 0 (dx~/dtheta = 0), and without a crossing so are the first
- * cell's and the knots' terms; a third of normal inputs lie outside DiTAC's window and many
- * inside stay in their cell, so the adds drop ~2.5x. */
+/* The block's histogram terms (of lanes inside the window: outside, dx~/dtheta = 0), the first
+ * cell's and the knots' terms only of crossing lanes (the others' are 0), compressed
+ * (vcompressps). The (dL/da, dL/db) terms are kept as adjacent pairs, added to their adjacent
+ * bins by one 128-bit float64 add each. */
 typedef struct {
-    float w_am[LA_BLOCK + 16], w_bm[LA_BLOCK + 16], w_a0[LA_BLOCK + 16], w_b0[LA_BLOCK + 16];
-    float w_h[LA_BLOCK + 16];
+    float pm[2 * LA_BLOCK + 32], p0[2 * LA_BLOCK + 32]; /* (dL/da, dL/db): last, first cell */
+    float h[LA_BLOCK + 16];
     int32_t i_m[LA_BLOCK + 16], i_0[LA_BLOCK + 16], i_k[LA_BLOCK + 16], i_g[LA_BLOCK + 16];
     int32_t nm, nc; /* lanes kept: inside; crossing */
 } la_vhist;
 
-static LA_INLINE void la_vkeep_f(float *dst, __mmask16 k, la_vf v) {
-    _mm512_storeu_ps(dst, _mm512_maskz_compress_ps(k, (__m512)v));
-}
 static LA_INLINE void la_vkeep_i(int32_t *dst, __mmask16 k, la_vi v) {
     _mm512_storeu_si512(dst, _mm512_maskz_compress_epi32(k, (__m512i)v));
 }
+/* the kept lanes of a and b as pairs (a_0, b_0, a_1, b_1, ...) */
+static LA_INLINE void la_vkeep_pairs(float *dst, __mmask16 k, la_vf a, la_vf b) {
+    const la_vi lo = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+    la_vf ca = (la_vf)_mm512_maskz_compress_ps(k, (__m512)a);
+    la_vf cb = (la_vf)_mm512_maskz_compress_ps(k, (__m512)b);
+    la_vf p1 = __builtin_shuffle(ca, cb, lo), p2 = __builtin_shuffle(ca, cb, lo + 8);
+    memcpy(dst, &p1, sizeof p1);
+    memcpy(dst + 16, &p2, sizeof p2);
+}
 
-static LA_INLINE void flow_vec_keep(la_vhist *hb, const la_vf *w, const la_vi *id) {
-    __mmask16 km = _mm512_test_epi32_mask((__m512i)id[4], (__m512i)id[4]);
-    __mmask16 kc = _mm512_test_epi32_mask((__m512i)id[5], (__m512i)id[5]);
-    la_vkeep_f(hb->w_am + hb->nm, km, w[0]);
-    la_vkeep_f(hb->w_bm + hb->nm, km, w[1]);
+/* keeps the terms of lanes km (the valid ones), the crossing ones' second part too */
+static LA_INLINE void flow_vec_keep(la_vhist *hb, __mmask16 km, const la_vf *w, const la_vi *id) {
+    __mmask16 kc = km & _mm512_test_epi32_mask((__m512i)id[4], (__m512i)id[4]);
+    la_vkeep_pairs(hb->pm + 2 * hb->nm, km, w[0], w[1]);
     la_vkeep_i(hb->i_m + hb->nm, km, id[0]);
     hb->nm += __builtin_popcount(km);
-    la_vkeep_f(hb->w_a0 + hb->nc, kc, w[2]);
-    la_vkeep_f(hb->w_b0 + hb->nc, kc, w[3]);
-    la_vkeep_f(hb->w_h + hb->nc, kc, w[4]);
+    la_vkeep_pairs(hb->p0 + 2 * hb->nc, kc, w[2], w[3]);
+    _mm512_storeu_ps(hb->h + hb->nc, _mm512_maskz_compress_ps(kc, (__m512)w[4]));
     la_vkeep_i(hb->i_0 + hb->nc, kc, id[1]);
     la_vkeep_i(hb->i_k + hb->nc, kc, id[2]);
     la_vkeep_i(hb->i_g + hb->nc, kc, id[3]);
     hb->nc += __builtin_popcount(kc);
 }
 
+static LA_INLINE void la_add_pair(double *dst, const float *pair) {
+    __m128d v = _mm_cvtps_pd(_mm_castpd_ps(_mm_load_sd((const double *)pair)));
+    _mm_storeu_pd(dst, _mm_add_pd(_mm_loadu_pd(dst), v));
+}
+
 /* adds the kept terms into hist (layout and LA_COPIES copies as flow_hist_f32) */
 static LA_INLINE void flow_vec_hist(double *restrict hist, int32_t n, const la_vhist *hb) {
     int64_t hrow = 2 * n, hsize = 2 * hrow + 2 * (n + 1); /* [(a, b) pairs | D] */
-    for (int32_t j = 0; j < hb->nm; ++j) {
-        double *pm = hist + (j & (LA_COPIES - 1)) * hsize + 2 * hb->i_m[j];
-        pm[0] += (double)hb->w_am[j];
-        pm[1] += (double)hb->w_bm[j];
-    }
+    for (int32_t j = 0; j < hb->nm; ++j)
+        la_add_pair(hist + (j & (LA_COPIES - 1)) * hsize + 2 * hb->i_m[j], hb->pm + 2 * j);
     for (int32_t j = 0; j < hb->nc; ++j) {
         double *hab = hist + (j & (LA_COPIES - 1)) * hsize, *hd = hab + 2 * hrow;
-        double *p0 = hab + 2 * hb->i_0[j];
-        p0[0] += (double)hb->w_a0[j];
-        p0[1] += (double)hb->w_b0[j];
-        hd[hb->i_k[j]] += (double)hb->w_h[j];
-        hd[hb->i_g[j]] -= (double)hb->w_h[j];
+        la_add_pair(hab + 2 * hb->i_0[j], hb->p0 + 2 * j);
+        hd[hb->i_k[j]] += (double)hb->h[j];
+        hd[hb->i_g[j]] -= (double)hb->h[j];
     }
 }
 
-/* One block: two independent vectors per step (one chain of ~250 cycles of latency per
- * vector — divisions, log, exp, dependent lookups — left the core idle; built with GCC's
- * pre-allocation scheduling, the two chains interleave: 1.5x), then a tail of one vector
- * with zeroed extra lanes (computed, never stored or added). */
+static LA_INLINE __mmask16 la_first(int64_t cnt) { /* lanes 0 .. cnt - 1 (cnt <= 16) */
+    return (__mmask16)((1u << cnt) - 1u);
+}
+
+/* One block in three passes. 1: the gate of every lane, and the lanes inside the window
+ * compressed into xin (with g s(x) into gin): a third of normal inputs lie outside DiTAC's
+ * window, where x~ = x, and the flow skips them. 2: the flow on the dense lanes, two
+ * independent vectors per step (one chain has ~250 cycles of latency — divisions, log, exp,
+ * dependent lookups — that left the core idle; GCC's pre-allocation scheduling interleaves
+ * the two: 1.5x). 3: x~ (and dx~/dx) expanded back to their lanes, the outputs. A tail
+ * shorter than a vector runs with its extra lanes masked off. */
 static LA_INLINE void flow_vec_block(const float *restrict x, const float *restrict g,
                                      float *restrict out, double *restrict hist, int64_t len,
                                      const la_vtab *tb, int32_t n, float t, float lo, float hi,
                                      int32_t gate, float alpha, int32_t bwd) {
+    float s_[LA_BLOCK], ds_[LA_BLOCK];
+    float xin[LA_BLOCK + 32], gin[LA_BLOCK + 32], tin[LA_BLOCK + 32], din[LA_BLOCK + 32];
+    __mmask16 kin[LA_BLOCK / 16];
+    int64_t nin = 0;
+    for (int64_t j = 0; j < len; j += 16) { /* pass 1 */
+        __mmask16 kl = la_first(len - j < 16 ? len - j : 16);
+        la_vf xv = (la_vf)_mm512_maskz_loadu_ps(kl, x + j), gv = {0}, sg, dsg;
+        gate_f_v(xv, gate, alpha, &sg, &dsg);
+        memcpy(s_ + j, &sg, sizeof sg);
+        if (bwd) {
+            gv = (la_vf)_mm512_maskz_loadu_ps(kl, g + j);
+            memcpy(ds_ + j, &dsg, sizeof dsg);
+        }
+        __mmask16 k = kl & _mm512_cmp_ps_mask((__m512)xv, _mm512_set1_ps(lo), _CMP_GE_OQ)
+                      & _mm512_cmp_ps_mask((__m512)xv, _mm512_set1_ps(hi), _CMP_LE_OQ);
+        kin[j / 16] = k;
+        _mm512_storeu_ps(xin + nin, _mm512_maskz_compress_ps(k, (__m512)xv));
+        if (bwd)
+            _mm512_storeu_ps(gin + nin, _mm512_maskz_compress_ps(k, (__m512)(gv * sg)));
+        nin += __builtin_popcount(k);
+    }
+    for (int64_t j = nin; j < nin + 32; ++j) /* padding: a valid point, no gradient */
+        xin[j] = lo, gin[j] = 0.0f;
     la_vhist hb;
     hb.nm = hb.nc = 0;
     int32_t keep = bwd && hist;
-    int64_t j = 0;
-    for (; j + 32 <= len; j += 32) {
-        la_vf x0, x1, g0 = {0}, g1 = {0}, w0[5], w1[5];
-        la_vi d0[6], d1[6];
-        memcpy(&x0, x + j, sizeof x0);
-        memcpy(&x1, x + j + 16, sizeof x1);
-        if (bwd) {
-            memcpy(&g0, g + j, sizeof g0);
-            memcpy(&g1, g + j + 16, sizeof g1);
-        }
-        la_vf r0 = flow_vec16(x0, g0, tb, n, t, lo, hi, gate, alpha, bwd, w0, d0);
-        la_vf r1 = flow_vec16(x1, g1, tb, n, t, lo, hi, gate, alpha, bwd, w1, d1);
-        memcpy(out + j, &r0, sizeof r0);
-        memcpy(out + j + 16, &r1, sizeof r1);
+    for (int64_t j = 0; j < nin; j += 32) { /* pass 2 */
+        la_vf x0, x1, g0, g1, e0 = {0}, e1 = {0}, w0[5], w1[5];
+        la_vi d0[5], d1[5];
+        memcpy(&x0, xin + j, sizeof x0), memcpy(&x1, xin + j + 16, sizeof x1);
+        memcpy(&g0, gin + j, sizeof g0), memcpy(&g1, gin + j + 16, sizeof g1);
+        la_vf t0 = flow_vec16(x0, g0, tb, n, t, lo, hi, bwd, &e0, w0, d0);
+        la_vf t1 = flow_vec16(x1, g1, tb, n, t, lo, hi, bwd, &e1, w1, d1);
+        memcpy(tin + j, &t0, sizeof t0), memcpy(tin + j + 16, &t1, sizeof t1);
+        if (bwd)
+            memcpy(din + j, &e0, sizeof e0), memcpy(din + j + 16, &e1, sizeof e1);
         if (keep) {
-            flow_vec_keep(&hb, w0, d0);
-            flow_vec_keep(&hb, w1, d1);
+            flow_vec_keep(&hb, la_first(nin - j < 16 ? nin - j : 16), w0, d0);
+            if (nin - j > 16)
+                flow_vec_keep(&hb, la_first(nin - j - 16 < 16 ? nin - j - 16 : 16), w1, d1);
         }
     }
-    for (; j < len; j += 16) {
-        la_vf xv = {0}, gv = {0}, w[5];
-        la_vi id[6];
-        int64_t cnt = len - j < 16 ? len - j : 16;
-        memcpy(&xv, x + j, cnt * sizeof(float));
-        if (bwd)
-            memcpy(&gv, g + j, cnt * sizeof(float));
-        la_vf res = flow_vec16(xv, gv, tb, n, t, lo, hi, gate, alpha, bwd, w, id);
-        memcpy(out + j, &res, cnt * sizeof(float));
-        if (keep) {
-            __mmask16 tail = (__mmask16)((1u << cnt) - 1); /* lanes past the end: none */
-            id[4] &= (la_vi)_mm512_movm_epi32(tail);
-            id[5] &= (la_vi)_mm512_movm_epi32(tail);
-            flow_vec_keep(&hb, w, id);
+    int64_t c = 0;
+    for (int64_t j = 0; j < len; j += 16) { /* pass 3 */
+        __mmask16 kl = la_first(len - j < 16 ? len - j : 16), k = kin[j / 16];
+        la_vf xv = (la_vf)_mm512_maskz_loadu_ps(kl, x + j), sg, res;
+        memcpy(&sg, s_ + j, sizeof sg);
+        la_vf xt = (la_vf)_mm512_mask_expand_ps((__m512)xv, k, _mm512_loadu_ps(tin + c));
+        if (bwd) {
+            la_vf gv = (la_vf)_mm512_maskz_loadu_ps(kl, g + j), dsg;
+            memcpy(&dsg, ds_ + j, sizeof dsg);
+            la_vf dx = (la_vf)_mm512_mask_expand_ps(_mm512_set1_ps(1.0f), k,
+                                                    _mm512_loadu_ps(din + c));
+            res = gv * sg * dx + gv * xt * dsg;
+        } else {
+            res = xt * sg;
         }
+        _mm512_mask_storeu_ps(out + j, kl, (__m512)res);
+        c += __builtin_popcount(k);
     }
     if (keep)
         flow_vec_hist(hist, n, &hb);
@@ -591,6 +629,7 @@ static int la_flow_vec_f32(const float *x, const float *g, float *out, double *h
     memcpy(&tb.Ar, buf[0], 64), memcpy(&tb.Al, buf[1], 64), memcpy(&tb.Br, buf[2], 64);
     memcpy(&tb.Bl, buf[3], 64), memcpy(&tb.Pr, buf[4], 64), memcpy(&tb.Pl, buf[5], 64);
     memcpy(&tb.Sr, sbuf[0], 64), memcpy(&tb.Sl, sbuf[1], 64);
+    memcpy(tb.pr, buf[4], 64), memcpy(tb.pl, buf[5], 64);
     for (int64_t i = start; i < end;) {
         int64_t len = end - i < LA_BLOCK ? end - i : LA_BLOCK;
         /* literal gate and direction, as in la_flow_f32 */
@@ -631,8 +670,8 @@ void la_flow_vec_set(int on) { la_vec_on = on != 0; }
         int64_t len, int32_t c, int32_t cstep, const T *restrict A, const T *restrict B,      \
         const T *restrict P, const int32_t *restrict stop, int32_t n, int32_t nsteps, T t,    \
         T lo, T hi, int32_t gate, T alpha, int32_t bwd, int64_t hrow) {                        \
-        T b_xf[LA_BLOCK], b_t1[LA_BLOCK], b_tg[LA_BLOCK], b_sv[LA_BLOCK], b_dl[LA_BLOCK];     \
-        T b_ve[LA_BLOCK], b_z[LA_BLOCK], b_res[LA_BLOCK], b_pk[LA_BLOCK];                     \
+        T b_xf[LA_BLOCK], b_t1[LA_BLOCK], b_tg[LA_BLOCK], b_sv[LA_BLOCK], b_q[LA_BLOCK];      \
+        T b_ve[LA_BLOCK], b_z[LA_BLOCK], b_L[LA_BLOCK], b_res[LA_BLOCK], b_pk[LA_BLOCK];      \
         int32_t b_cl[LA_BLOCK], b_cell[LA_BLOCK], b_fl[LA_BLOCK], b_k1[LA_BLOCK];             \
         int32_t b_row[LA_BLOCK], b_lo[LA_BLOCK], b_hi[LA_BLOCK];                              \
         int32_t i_m[LA_BLOCK], i_0[LA_BLOCK], i_k[LA_BLOCK], i_g[LA_BLOCK];                    \
@@ -663,9 +702,11 @@ void la_flow_vec_set(int on) { la_vec_on = on != 0; }
             T ve = af * e + bf;                                                               \
             int32_t can = (vf > (T)TINY) & (cl < n - 1) & (ve > (T)0);                        \
             T sv = can ? vf : (T)1;                                                           \
-            T z = can ? af * dl / sv : (T)0;                                                  \
+            T q = dl / sv;                                                                    \
+            T z = can ? af * q : (T)0;                                                        \
             z = z < (T)ZMAX ? z : (T)ZMAX;                                                    \
-            T t0 = can ? dl / sv * LF(z) : (T)INFINITY;                                       \
+            T Lz = LF(z);                                                                     \
+            T t0 = can ? q * Lz : (T)INFINITY;                                                \
             int32_t cross = t0 < t;                                                           \
             int32_t row = ch * 2 + left;                                                      \
             int32_t k1 = cross ? cl + 1 : cl;                                                 \
@@ -673,7 +714,8 @@ void la_flow_vec_set(int on) { la_vec_on = on != 0; }
             T pk = P[row * np1 + k1];                                                         \
             b_tg[j] = pk + t1;                                                                \
             b_pk[j] = pk;                                                                     \
-            b_xf[j] = xf; b_t1[j] = t1; b_sv[j] = sv; b_dl[j] = dl; b_ve[j] = ve; b_z[j] = z;  \
+            b_xf[j] = xf; b_t1[j] = t1; b_sv[j] = sv; b_q[j] = q; b_ve[j] = ve; b_z[j] = z;  \
+            b_L[j] = Lz;  \
             b_cl[j] = cl; b_cell[j] = cell; b_k1[j] = k1; b_row[j] = row;                      \
             b_fl[j] = left | (cross << 1) | (ins << 2);                                       \
             b_lo[j] = 0; b_hi[j] = n;                                                         \
@@ -719,12 +761,12 @@ void la_flow_vec_set(int on) { la_vec_on = on != 0; }
             b_res[j] = gxt * (ins ? dTdu : (T)1) + gj * xt * dsg;                             \
             T gT = ins ? gxt * (hi - lo) : (T)0;                                              \
             T gf = left ? -gT : gT;                                                           \
-            T sv = b_sv[j], dl = b_dl[j];                                                     \
+            T q = b_q[j]; /* (e - x)/v(x) */                                                  \
             T h = cross ? -gf * psit : (T)0;                                                  \
-            T dtb = -dl / (sv * b_ve[j]);                                                     \
-            T dta = (dl / sv) * (dl / sv) * DLF(b_z[j]) + b_xf[j] * dtb;                      \
+            T dtb = -q / b_ve[j];                                                             \
+            T dta = q * q * DLF(b_z[j], b_L[j]) + b_xf[j] * dtb;                              \
             w_bm[j] = gf * tm * Em;                                                           \
-            w_am[j] = gf * (tm * tm * DEF(za) * vm + xm * tm * Em);                           \
+            w_am[j] = gf * (tm * tm * DEF(za, Em) * vm + xm * tm * Em);                       \
             w_a0[j] = cross ? h * dta : (T)0;                                                 \
             w_b0[j] = cross ? h * dtb : (T)0;                                                 \
             w_h[j] = h;                                                                       \
@@ -770,7 +812,7 @@ void la_flow_vec_set(int on) { la_vec_on = on != 0; }
                            const int32_t *stop, int64_t C, int64_t R, int32_t n, T t, T lo,    \
                            T hi, int32_t gate, T alpha) {                                      \
         int64_t parts = (numel + step - 1) / step;                                            \
-        int64_t hsize = LA_COPIES * (C * 2 * n * 2 + C * 2 * (n + 1));                        \
+        int64_t hsize = la_flow_stride(C, n);                                                 \
         _Pragma("omp parallel for schedule(static) if (parts > 1)")                           \
         for (int64_t p = 0; p < parts; ++p) {                                                 \
             int64_t e = (p + 1) * step < numel ? (p + 1) * step : numel;                      \
@@ -794,7 +836,7 @@ LA_FLOW_DEFINE(f64, double, gate_d, E_d, dE_d, L_d, dL_d, 2.2250738585072014e-30
 /* Whole-tensor entry points: parts of `step` elements, one per OpenMP thread when built with
  * -fopenmp against the libgomp PyTorch already loaded (same soname, so the same runtime and
  * thread pool: a second pool would fight torch's spinning workers for the cores). Part p adds
- * into hist row p (rows of C nb + LA_SPARE). */
+ * into hist row p (rows la_lut_stride(C nb) apart). */
 #define LA_DEFINE_PAR(SUF, T)                                                                 \
     void la_lut_fwd_par_##SUF(const T *x, T *out, int64_t numel, int64_t step, const T *D,    \
                               int64_t nb, int64_t C, int64_t R, T k, T off, int32_t gate,     \
@@ -813,7 +855,7 @@ LA_FLOW_DEFINE(f64, double, gate_d, E_d, dE_d, L_d, dL_d, 2.2250738585072014e-30
         _Pragma("omp parallel for schedule(static) if (parts > 1)")                           \
         for (int64_t p = 0; p < parts; ++p) {                                                 \
             int64_t e = (p + 1) * step < numel ? (p + 1) * step : numel;                      \
-            la_lut_bwd_##SUF(x, g, gx, hist ? hist + p * (C * nb + LA_SPARE) : hist,          \
+            la_lut_bwd_##SUF(x, g, gx, hist ? hist + p * la_lut_stride(C * nb) : hist,          \
                              p * step, e, D, S, nb, C, R, k, off, gate, alpha);               \
         }                                                                                     \
     }
@@ -832,7 +874,11 @@ int la_openmp(void) {
 
 /* the accumulator layout constants, for the caller's allocations */
 int la_lut_spare(void) { return LA_SPARE; }
+int64_t la_lut_stride(int64_t bins) { return la_part_stride(bins + LA_SPARE); }
 int la_flow_copies(void) { return LA_COPIES; }
+int64_t la_flow_stride(int64_t C, int32_t n) {
+    return la_part_stride(LA_COPIES * (C * 2 * n * 2 + C * 2 * (n + 1)));
+}
 
 /* ABI check for the loader: bump when a signature changes */
-int la_lut_abi(void) { return 5; }
+int la_lut_abi(void) { return 6; }
