@@ -506,19 +506,33 @@ def _lut_case(channels, channel_dim, dtype, seed=0):
 
 
 @pytest.mark.parametrize("gate", ["gelu", "silu", "leaky_relu", "identity"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("channels,channel_dim", [(None, None), (6, 1), (6, -1)])
-def test_native_lut_kernel_matches_pytorch_path(gate, dtype, channels, channel_dim,
+@pytest.mark.parametrize("dtype,vec", [(torch.float32, 1), (torch.float32, 0),
+                                       (torch.float64, 1)])
+@pytest.mark.parametrize("channels,channel_dim", [(None, None), (6, 1), (6, -1), (20, -1)])
+def test_native_lut_kernel_matches_pytorch_path(gate, dtype, vec, channels, channel_dim,
                                                 monkeypatch) -> None:
     """The fused C kernels (ops/native/cpab.c) against the op's PyTorch path: values, dL/dx
-    and the table's gradient, shared and per channel (channels first and last), every gate.
+    and the table's gradient, shared and per channel (channels first and last), every gate,
+    float32 on the AVX-512 segments (vec=1, where built) and on the generic loops (vec=0).
     float64 must agree to rounding; float32's gate polynomials to ~1e-7 relative. A rare
     element may sit on a bin edge where the two paths round v = off + k x differently."""
     from learnact.ops import _native
+
+    lib = None
+    if os.environ.get("LEARNACT_NATIVE", "1") != "0":
+        lib = _native.library()
+        assert lib is not None  # CI has a C compiler: never test only fallback
+        lib.la_flow_vec_set(vec)
+    try:
+        _lut_kernel_vs_pytorch(gate, dtype, channels, channel_dim, monkeypatch)
+    finally:
+        if lib is not None:
+            lib.la_flow_vec_set(1)
+
+
+def _lut_kernel_vs_pytorch(gate, dtype, channels, channel_dim, monkeypatch) -> None:
     from learnact.ops import cpab as ops
 
-    if os.environ.get("LEARNACT_NATIVE", "1") != "0":
-        assert _native.library() is not None  # CI has a C compiler: never test only fallback
     x, table, dtable = _lut_case(channels, channel_dim, dtype)
     w = torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
     kw = dict(lo=-0.5, hi=2.0, gate=gate, alpha=0.1, channel_dim=channel_dim)

@@ -45,6 +45,7 @@
 #define LA_VEC 1
 #include <immintrin.h>
 #endif
+static int32_t la_vec_on = 1; /* the AVX-512 paths, if built (la_flow_vec_set: tests) */
 
 enum { GATE_GELU = 0, GATE_LEAKY_RELU = 1, GATE_SILU = 2, GATE_IDENTITY = 3 };
 
@@ -182,6 +183,40 @@ static LA_INLINE float la_as_f(int32_t i) {
 #define LA_ONE(m) (m)
 LA_F32_MATH(, float, int32_t, LA_SEL, LA_ONE, la_as_i, la_as_f, LA_F2I, LA_I2F, la_expf)
 
+/* the same math on 16-lane GCC vectors (AVX-512 paths only) */
+#ifdef LA_VEC
+typedef float la_vf __attribute__((vector_size(64)));
+typedef int32_t la_vi __attribute__((vector_size(64)));
+/* selects by a comparison mask (0/-1 lanes); "- (la_vf){}" broadcasts a scalar and keeps the
+ * value of every float, -0 included */
+#define LA_VSELF(m, a, b) ((la_vf)(((la_vi)((a) - (la_vf){}) & (m)) | ((la_vi)((b) - (la_vf){}) & ~(m))))
+#define LA_VSELI(m, a, b) ((((a) + (la_vi){}) & (m)) | (((b) + (la_vi){}) & ~(m)))
+#define LA_VONE(m) (-(m))
+#define LA_VAS_I(x) ((la_vi)(x))
+#define LA_VAS_F(i) ((la_vf)(i))
+#define LA_VF2I(x) __builtin_convertvector((x), la_vi)
+#define LA_VI2F(i) __builtin_convertvector((i), la_vf)
+/* expf with AVX-512's rounding and scaling (vrndscaleps, vscalefps): the same reduction and
+ * polynomial in ~14 operations instead of ~20 (the gate's exp is most of its cost) */
+static LA_INLINE la_vf la_expf_vx(la_vf xv) {
+    __m512 x = _mm512_max_ps((__m512)xv, _mm512_set1_ps(-87.0f)); /* NaN -> -87 as la_expf */
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    la_vf rv = (la_vf)r;
+    la_vf p = (((((1.9875691500e-4f * rv + 1.3981999507e-3f) * rv + 8.3334519073e-3f) * rv
+                 + 4.1665795894e-2f) * rv + 1.6666665459e-1f) * rv + 5.0000001201e-1f)
+              * (rv * rv) + rv + 1.0f;
+    return (la_vf)_mm512_scalef_ps((__m512)p, n);
+}
+LA_F32_MATH(_v, la_vf, la_vi, LA_VSELF, LA_VONE, LA_VAS_I, LA_VAS_F, LA_VF2I, LA_VI2F, la_expf_vx)
+static LA_INLINE __mmask16 la_first(int64_t cnt) { /* lanes 0 .. cnt - 1 (cnt <= 16) */
+    return (__mmask16)((1u << cnt) - 1u);
+}
+#endif
+
 static LA_INLINE void gate_d(double x, int32_t gate, double alpha, double *s, double *ds) {
     if (gate == GATE_GELU) {
         *s = 0.5 * erfc(-x * 0.70710678118654752);
@@ -257,10 +292,71 @@ static LA_INLINE void lut_hist_f64(double *restrict h, const int32_t *restrict i
     (void)limit;
 }
 
+#ifdef LA_VEC
+/* The lookup kernels' float32 segments on 16-lane vectors: the same bins and formulas as
+ * fwd_seg/bwd_seg below, the gate's exp by la_expf_vx */
+static const la_vi la_lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static LA_INLINE la_vi lut_bin_v(la_vf xv, float k, float off, int32_t top) {
+    la_vf v = off + k * xv;
+    v = LA_VSELF(v > 0.0f, v, 0.0f); /* NaN -> bin 0, as LA_BIN */
+    v = LA_VSELF(v < (float)top + 0.5f, v, (float)top + 0.5f);
+    la_vi r = LA_VF2I(v);
+    return LA_VSELI(r < top, r, top);
+}
+static LA_INLINE int lut_fwd_vec(const float *restrict x, float *restrict out, int64_t len,
+                                 const float *restrict Dc, int32_t step, int32_t top, float k,
+                                 float off, int32_t gate, float alpha) {
+    if (!la_vec_on)
+        return 0;
+    for (int64_t j = 0; j < len; j += 16) {
+        __mmask16 kl = la_first(len - j < 16 ? len - j : 16);
+        la_vf xv = (la_vf)_mm512_maskz_loadu_ps(kl, x + j), s, ds;
+        la_vi r = lut_bin_v(xv, k, off, top) + (la_lane + (int32_t)j) * step;
+        la_vf D = (la_vf)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), kl, (__m512i)r, Dc, 4);
+        gate_f_v(xv, gate, alpha, &s, &ds);
+        _mm512_mask_storeu_ps(out + j, kl, (__m512)((xv + D) * s));
+    }
+    return 1;
+}
+static LA_INLINE int lut_bwd_vec(const float *restrict x, const float *restrict g,
+                                 float *restrict gx, int32_t *restrict ib, float *restrict wb,
+                                 int64_t len, const float *restrict Dc,
+                                 const float *restrict Sc, int32_t step, int32_t top,
+                                 int32_t spare, float k, float off, int32_t gate, float alpha) {
+    if (!la_vec_on)
+        return 0;
+    for (int64_t j = 0; j < len; j += 16) { /* j + 16 <= LA_BLOCK: ib, wb take whole vectors */
+        __mmask16 kl = la_first(len - j < 16 ? len - j : 16);
+        la_vf xv = (la_vf)_mm512_maskz_loadu_ps(kl, x + j), s, ds;
+        la_vf gv = (la_vf)_mm512_maskz_loadu_ps(kl, g + j);
+        la_vi lj = la_lane + (int32_t)j;
+        la_vi rb = lut_bin_v(xv, k, off, top), r = rb + lj * step;
+        la_vf D = (la_vf)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), kl, (__m512i)r, Dc, 4);
+        la_vf S = (la_vf)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), kl, (__m512i)r, Sc, 4);
+        gate_f_v(xv, gate, alpha, &s, &ds);
+        la_vf w = gv * s;
+        _mm512_mask_storeu_ps(gx + j, kl, (__m512)(w * S + gv * ds * (xv + D)));
+        la_vi iv = LA_VSELI((rb == 0) | (rb == top), spare + (lj & (LA_SPARE - 1)), r);
+        memcpy(ib + j, &iv, sizeof iv);
+        memcpy(wb + j, &w, sizeof w);
+    }
+    return 1;
+}
+#define la_lut_fwd_fast_f32 lut_fwd_vec
+#define la_lut_bwd_fast_f32 lut_bwd_vec
+#else
+#define la_lut_fwd_fast_f32(...) 0
+#define la_lut_bwd_fast_f32(...) 0
+#endif
+#define la_lut_fwd_fast_f64(...) 0 /* float64: the generic loops */
+#define la_lut_bwd_fast_f64(...) 0
+
 #define LA_DEFINE(SUF, T, GATE)                                                               \
     static LA_INLINE void fwd_seg_##SUF(const T *restrict x, T *restrict out, int64_t len,        \
                                      const T *restrict Dc, int32_t step, int32_t top, T k,     \
                                      T off, int32_t gate, T alpha) {                           \
+        if (la_lut_fwd_fast_##SUF(x, out, len, Dc, step, top, k, off, gate, alpha))           \
+            return;                                                                           \
         for (int64_t j = 0; j < len; ++j) {                                                   \
             T xv = x[j], s, ds;                                                               \
             int32_t r = LA_BIN(T, xv, k, off, top) + (int32_t)j * step;                       \
@@ -273,6 +369,9 @@ static LA_INLINE void lut_hist_f64(double *restrict h, const int32_t *restrict i
                                      int64_t len, const T *restrict Dc, const T *restrict Sc, \
                                      int32_t step, int32_t top, int32_t spare, T k, T off,     \
                                      int32_t gate, T alpha) {                                  \
+        if (la_lut_bwd_fast_##SUF(x, g, gx, ib, wb, len, Dc, Sc, step, top, spare, k, off,    \
+                                  gate, alpha))                                               \
+            return;                                                                           \
         for (int64_t j = 0; j < len; ++j) {                                                   \
             T xv = x[j], s, ds;                                                               \
             int32_t r = LA_BIN(T, xv, k, off, top) + (int32_t)j * step;                       \
@@ -414,33 +513,6 @@ int64_t la_flow_stride(int64_t C, int32_t n);
  * a branch-free count, and all three phases in one pass without the block buffers. Built where GCC targets AVX-512 (elsewhere the generic loops run). */
 #define LA_VEC_CELLS 15
 #ifdef LA_VEC
-typedef float la_vf __attribute__((vector_size(64)));
-typedef int32_t la_vi __attribute__((vector_size(64)));
-/* selects by a comparison mask (0/-1 lanes); "- (la_vf){}" broadcasts a scalar and keeps the
- * value of every float, -0 included */
-#define LA_VSELF(m, a, b) ((la_vf)(((la_vi)((a) - (la_vf){}) & (m)) | ((la_vi)((b) - (la_vf){}) & ~(m))))
-#define LA_VSELI(m, a, b) ((((a) + (la_vi){}) & (m)) | (((b) + (la_vi){}) & ~(m)))
-#define LA_VONE(m) (-(m))
-#define LA_VAS_I(x) ((la_vi)(x))
-#define LA_VAS_F(i) ((la_vf)(i))
-#define LA_VF2I(x) __builtin_convertvector((x), la_vi)
-#define LA_VI2F(i) __builtin_convertvector((i), la_vf)
-/* expf with AVX-512's rounding and scaling (vrndscaleps, vscalefps): the same reduction and
- * polynomial in ~14 operations instead of ~20 (the gate's exp is most of its cost) */
-static LA_INLINE la_vf la_expf_vx(la_vf xv) {
-    __m512 x = _mm512_max_ps((__m512)xv, _mm512_set1_ps(-87.0f)); /* NaN -> -87 as la_expf */
-    x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    la_vf rv = (la_vf)r;
-    la_vf p = (((((1.9875691500e-4f * rv + 1.3981999507e-3f) * rv + 8.3334519073e-3f) * rv
-                 + 4.1665795894e-2f) * rv + 1.6666665459e-1f) * rv + 5.0000001201e-1f)
-              * (rv * rv) + rv + 1.0f;
-    return (la_vf)_mm512_scalef_ps((__m512)p, n);
-}
-LA_F32_MATH(_v, la_vf, la_vi, LA_VSELF, LA_VONE, LA_VAS_I, LA_VAS_F, LA_VF2I, LA_VI2F, la_expf_vx)
 /* lane i reads R[idx_i] (the right-moving row) or L[idx_i] (the left row, where left_i) */
 #define LA_LUT2(R, L, idx, left) __builtin_shuffle((R), (L), (idx) | ((left) & 16))
 
@@ -584,10 +656,6 @@ static LA_INLINE void flow_vec_hist(double *restrict hist, int32_t n, const la_v
     }
 }
 
-static LA_INLINE __mmask16 la_first(int64_t cnt) { /* lanes 0 .. cnt - 1 (cnt <= 16) */
-    return (__mmask16)((1u << cnt) - 1u);
-}
-
 /* One block in three passes. 1: the gate of every lane, and the lanes inside the window
  * compressed into xin (with g s(x) into gin): a third of normal inputs lie outside DiTAC's
  * window, where x~ = x, and the flow skips them. 2: the flow on the dense lanes, two
@@ -667,8 +735,6 @@ static LA_INLINE void flow_vec_block(const float *restrict x, const float *restr
     flow_vec_block(x + i, g ? g + i : g, out + i, hist, len, &tb, n, t, lo, hi, G, alpha, BWD)
 #endif
 
-static int32_t la_vec_on = 1;
-
 /* Runs la_flow_f32's work on the register-table kernel and returns 1 where it applies (one
  * shared table, n <= LA_VEC_CELLS, built for it and not switched off); else returns 0. */
 static int la_flow_vec_f32(const float *x, const float *g, float *out, double *hist,
@@ -715,7 +781,8 @@ static int la_flow_vec_f32(const float *x, const float *g, float *out, double *h
 #endif
 }
 
-/* whether the register-table kernel is built (1) and used (set_... 0 turns it off: tests) */
+/* whether the AVX-512 paths (the register-table exact kernel, the vector lookup segments) are
+ * built (1) and used (la_flow_vec_set(0) turns them off: tests) */
 int la_flow_vec(void) {
 #ifdef LA_VEC
     return la_vec_on;
