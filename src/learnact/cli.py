@@ -77,7 +77,7 @@ def _cmd_bench_ops(args: argparse.Namespace) -> int:
                          dtype=getattr(torch, args.dtype), device=args.device, runs=args.runs,
                          backends=args.backends.split(","), threads=args.threads,
                          progress=not args.quiet, timing=args.timing,
-                         step_params=args.step_params)
+                         step_params=args.step_params, malloc=args.malloc)
     if args.csv:
         write_csv(rows, args.csv)
     print(markdown_table(rows))
@@ -99,6 +99,9 @@ def _add_bench_ops(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step-params", action="store_true",
                    help="move the parameters in place before every op run (the training-step "
                         "cost: tables derived from parameters are rebuilt)")
+    p.add_argument("--malloc", default="steady", choices=["steady", "default"],
+                   help="steady (default): glibc keeps freed memory, so fresh outputs' page "
+                        "faults do not decide the medians (GELU and ops alike); default: as is")
     p.add_argument("--csv", default=None, help="append rows to this CSV")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_bench_ops)
