@@ -661,6 +661,7 @@ class _CPABFlow(torch.autograd.Function):
         xx = x.to(dtype)
         tb = _Tables(a2, b2, tau2, t, dtype)
         if _native_flow(xx, lo, t):
+            ctx.tables = tb  # a few floats per cell: the backward's kernel call reuses them
             out = flow_apply(xx.contiguous(), *_flow_native_args(x, xx, tb, channel_dim,
                                                                  ctx.cfg))
             return out.reshape(x.shape).to(x.dtype)
@@ -685,7 +686,7 @@ class _CPABFlow(torch.autograd.Function):
         xx, g = x.to(dtype), gy.to(dtype)
         want_tables = any(ctx.needs_input_grad[1:4])
         if _native_flow(xx, lo, t):
-            tb = _Tables(a2, b2, tau2, t, dtype)
+            tb = getattr(ctx, "tables", None) or _Tables(a2, b2, tau2, t, dtype)
             gx, hist = flow_apply_backward(xx.contiguous(), g.contiguous(), *_flow_native_args(
                 x, xx, tb, channel_dim, ctx.cfg), want_tables)
             grads = [None, None, None]
