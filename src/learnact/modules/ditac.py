@@ -69,12 +69,12 @@ class DiTAC(LearnableActivation):
             (x~ = x outside the table), so the error against exact mode is at most half a
             grid step times max |T' - 1| and x~ = x outside [a, b] as in exact mode. Backward
             straight-through with the exact T'(u_r) (ops/cpab.py ``cpab_lut_op``). Speed on
-            the CPU, (16, 256, 768) fp32, 2 cores, fwd+bwd against GELU's: LUT 2.4-3.4x with
-            theta fixed, 3.0-3.7x when theta changes every call; exact mode 13-18x (both are
-            fused C kernels, ops/native/cpab.c). Per channel the LUT flows C x n grid points
-            whenever theta changes (768 channels at n = 2048: 0.17 s per fwd+bwd, 0.10 s with
-            theta fixed), while exact mode stays ~20x GELU (43 ms): with many channels use
-            exact mode.
+            the CPU, (16, 256, 768) fp32, 2 cores, fwd+bwd against GELU's: LUT 2.5-2.8x
+            (theta fixed or changed every call), exact mode 7.9-9.8x (both fused C kernels,
+            ops/native/cpab.c; float32 with one theta of <= 15 cells on AVX-512 takes the
+            register-table kernels). Per channel the LUT flows C x n grid points whenever
+            theta changes (768 channels at n = 2048: 79 ms per fwd+bwd), while exact mode
+            stays ~17x GELU (37 ms): with many channels use exact mode.
         lambda_reg, lambda_smooth, lambda_var, kernel: the prior ``prior_loss()`` =
             lambda_reg theta^T P theta, P = (B^T K B + eps I)^-1 with the released code's kernel
             (``"released"``: exp(-2|d|/l) (lambda_var D)^2; or ``"exponential"``,

@@ -172,8 +172,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.la_flow_vec_set.restype = None
     lib.la_openmp.restype = ctypes.c_int
     lib.openmp = bool(lib.la_openmp())
-    lib.lut_spare = int(lib.la_lut_spare())  # accumulator layout constants of the C source
-    lib.flow_copies = int(lib.la_flow_copies())
+    lib.flow_copies = int(lib.la_flow_copies())  # accumulator layout constant of the C source
     # doubles between two threads' histograms (padded: no shared cache-line pairs)
     lib.la_lut_stride.argtypes = [_I64]
     lib.la_lut_stride.restype = _I64

@@ -32,7 +32,7 @@ The op fuses DiTAC's input window and gate: for x in [lo, hi], x~ = lo + (hi - l
 On the CPU (float32/float64, windowed, t > 0: DiTAC's case) the whole per-element
 computation above, window and gate included, is one fused C kernel each way
 (ops/native/cpab.c ``la_flow_*``; custom ops ``learnact::flow_apply``/``flow_apply_backward``,
-called by eager and compiled code alike): 95x -> ~13-18x GELU fwd+bwd. Without it (no C
+called by eager and compiled code alike): 95x -> ~8-10x GELU fwd+bwd. Without it (no C
 compiler, ``LEARNACT_NATIVE=0``), large CPU eager inputs take an *anchored* closed form
 instead of the per-element trajectory, forward and backward: see the section "anchored
 forward" below (~3x faster than the trajectory; the elements it does not cover take the

@@ -3,9 +3,11 @@
  *
  * Forward, per element: r = bin(x), x~ = x + D[r], out = x~ s(x).
  * Backward: w = g s(x), gx = w S[r] + g s'(x) x~, and hist[r] += w (the table's gradient).
- * hist is C nb + LA_SPARE (16) long: the outside bins' sums are not needed, and a third of normal inputs
- * fall there, so their adds go round-robin to the spare slots at the end instead (adds to one
- * slot in a row wait on each other: the GELU-gated backward measured 1.2x slower with them).
+ * hist holds C nb bins and LA_SPARE (16) spare slots per thread (la_lut_stride apart): the
+ * outside bins' sums are not needed, and a third of normal inputs fall there, so their adds go
+ * round-robin to the spare slots instead (adds to one slot in a row wait on each other: the
+ * GELU-gated backward measured 1.2x slower with them), or are dropped before the adds
+ * (AVX-512).
  *
  * One pass over memory each way, where eager PyTorch needs ~10 (index, gather, gate, product)
  * and inductor's CPU code reads the table with a scalar loop. Plain C with no PyTorch headers:
@@ -23,6 +25,7 @@
  *
  * float32 gates use the polynomials below (no libm call, so the loops vectorise; GELU's s
  * within 1e-7 like PyTorch's float32 erf); float64 uses libm (for tests and gradcheck).
+ * (LA_VEC sections are x86-64 specific; everything else is portable C.)
  */
 #include <math.h>
 #include <stdint.h>
@@ -39,8 +42,9 @@
 #define LA_INLINE inline
 #endif
 
-/* AVX-512 paths (GCC vectors and intrinsics): the register-table exact kernel and the
- * compressed histogram adds; elsewhere the generic loops run */
+/* AVX-512 paths (GCC vectors and intrinsics): the lookup kernel's float32 segments, the
+ * register-table exact kernel and the compressed histogram adds; elsewhere, and for float64,
+ * the generic loops run (tests run both: la_flow_vec_set) */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
 #define LA_VEC 1
 #include <immintrin.h>
@@ -447,11 +451,13 @@ LA_DEFINE(f64, double, gate_d)
  * (N + 1): cumulative knot-to-knot times per row), stop (C 2N, int32). Work goes in blocks of
  * LA_BLOCK elements through three vectorised phases (up to the search target; the binary
  * search, one vector loop per step; the last cell, T and the gate), so no loop body holds an
- * inner loop. Backward adds per element into hist = [(dL/dA, dL/dB) pairs (C 2N x 2) |
- * time differences D (C 2 (N + 1))], LA_COPIES copies per thread; the caller adds them and
- * turns D into the crossing times' gradient by a cumulative sum.
- * float32: E, L, E', L' by polynomials and Kahan's log1p(z)/z = log(u)/(u - 1), u = 1 + z;
- * float64: libm with the PyTorch path's series thresholds. */
+ * inner loop (float32 with one shared table of <= 15 cells on AVX-512: the register-table
+ * kernel below instead). Backward adds per element into hist = [(dL/dA, dL/dB) pairs (C 2N x
+ * 2) | time differences D (C 2 (N + 1))], LA_COPIES copies per thread (threads
+ * la_flow_stride apart); the caller adds them and turns D into the crossing times' gradient
+ * by a cumulative sum.
+ * float32: E, L, E', L' as in LA_F32_MATH; float64: libm with the PyTorch path's series
+ * thresholds. */
 
 static LA_INLINE double E_d(double z) {
     return fabs(z) < 1e-4 ? 1.0 + z * (0.5 + z / 6.0) : expm1(z) / z;
@@ -1001,7 +1007,6 @@ int la_openmp(void) {
 }
 
 /* the accumulator layout constants, for the caller's allocations */
-int la_lut_spare(void) { return LA_SPARE; }
 int64_t la_lut_stride(int64_t bins) { return la_part_stride(bins + LA_SPARE); }
 int la_flow_copies(void) { return LA_COPIES; }
 int64_t la_flow_stride(int64_t C, int32_t n) {
