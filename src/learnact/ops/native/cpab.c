@@ -68,25 +68,31 @@ enum { GATE_GELU = 0, GATE_LEAKY_RELU = 1, GATE_SILU = 2, GATE_IDENTITY = 3 };
  * q of degree 5 (Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7 in erf, the formula PyTorch's
  * own vectorised float32 erf uses); e^{-z^2} = e^{-x^2/2} is also s'(x) sqrt(2 pi), so one exp
  * serves both.
- * E(z) = expm1(z)/z with expm1 = 2^n (e^r - 1) + (2^n - 1) on expf's reduction (no cancellation
- * near 0, no series), E'(z) = (e^z (z - 1) + 1)/z^2 = (E (z - 1) + 1)/z (series below |z| = 0.5), L(z) = log1p(z)/z by Kahan's log(u)/(u - 1), u = 1 + z, and L'(z) = (1/u - L)/z (series
- * below |z| = 0.05); E' and L' take E and L (at the same z) from their caller. */
+ * E(z) = expm1(z)/z with expm1 = 2^n (e^r - 1) + (2^n - 1) on expf's reduction (no
+ * cancellation near 0, no series), E'(z) = (e^z (z - 1) + 1)/z^2 = (E (z - 1) + 1)/z (series
+ * below |z| = 0.5), L(z) = log1p(z)/z by Kahan's log(u)/(u - 1), u = 1 + z, and L'(z) =
+ * (1/u - L)/z (series below |z| = 0.05); E' and L' take E and L (at the same z) from their
+ * caller. */
 #define LA_F32_MATH(SUF, F, I, SELF, ONE, AS_I, AS_F, F2I, I2F, EXPF)                         \
-    static LA_INLINE F la_expf##SUF(F x) {                                                   \
+    /* e^x = 2^n (1 + em): n = floor(x / ln2 + 1/2), em = e^r - 1 (returned, *np = n) */   \
+    static LA_INLINE F la_exp_parts##SUF(F x, I *np) {                                       \
         x = SELF(x > -87.0f, x, -87.0f);                                                     \
         x = SELF(x < 88.0f, x, 88.0f);                                                       \
         F t = x * 1.44269504088896341f + 0.5f;                                               \
         I n = F2I(t);                                                                        \
         F fn = I2F(n);                                                                       \
         I down = fn > t;                                                                     \
-        n -= ONE(down);                                                                      \
+        *np = n - ONE(down);                                                                 \
         fn -= I2F(ONE(down));                                                                \
         F r = x - fn * 0.693359375f - fn * -2.12194440e-4f;                                  \
-        F z = r * r;                                                                         \
-        F p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r      \
-                 + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f) * z     \
-              + r + 1.0f;                                                                    \
-        return p * AS_F((n + 127) << 23);                                                    \
+        return (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r     \
+                  + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f)        \
+               * (r * r) + r;                                                                \
+    }                                                                                        \
+    static LA_INLINE F la_expf##SUF(F x) {                                                   \
+        I n;                                                                                 \
+        F em = la_exp_parts##SUF(x, &n);                                                     \
+        return (em + 1.0f) * AS_F((n + 127) << 23);                                          \
     }                                                                                        \
     static LA_INLINE F la_logf##SUF(F x) {                                                   \
         I bits = AS_I(x);                                                                    \
@@ -127,18 +133,8 @@ enum { GATE_GELU = 0, GATE_LEAKY_RELU = 1, GATE_SILU = 2, GATE_IDENTITY = 3 };
         }                                                                                    \
     }                                                                                        \
     static LA_INLINE F E_f##SUF(F z) {                                                       \
-        F x = SELF(z > -87.0f, z, -87.0f);                                                   \
-        x = SELF(x < 88.0f, x, 88.0f);                                                       \
-        F t = x * 1.44269504088896341f + 0.5f;                                               \
-        I n = F2I(t);                                                                        \
-        F fn = I2F(n);                                                                       \
-        I down = fn > t;                                                                     \
-        n -= ONE(down);                                                                      \
-        fn -= I2F(ONE(down));                                                                \
-        F r = x - fn * 0.693359375f - fn * -2.12194440e-4f;                                  \
-        F em = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r     \
-                  + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f) * (r * r) \
-               + r;                                                                          \
+        I n;                                                                                 \
+        F em = la_exp_parts##SUF(z, &n);                                                     \
         F sc = AS_F((n + 127) << 23);                                                        \
         F m1 = sc * em + (sc - 1.0f);                                                        \
         I zero = z == 0.0f;                                                                  \
@@ -715,6 +711,8 @@ static LA_INLINE void flow_vec_block(const float *restrict x, const float *restr
                 flow_vec_keep(&hb, la_first(nin - j - 16 < 16 ? nin - j - 16 : 16), w1, d1);
         }
     }
+    for (int64_t j = nin; j < nin + 16; ++j) /* pass 3 reads whole vectors from c <= nin */
+        tin[j] = 0.0f, din[j] = 1.0f;
     int64_t c = 0;
     for (int64_t j = 0; j < len; j += 16) { /* pass 3 */
         __mmask16 kl = la_first(len - j < 16 ? len - j : 16), k = kin[j / 16];
