@@ -563,8 +563,8 @@ static LA_INLINE la_vf flow_vec16(la_vf xv, la_vf gs, const la_vtab *tb, int32_t
     /* the last knot with P <= tg (P rises along a row; P[0] = 0 <= tg): a count of knots
        1..n below the target, n independent compares (a binary search chains its lookups) */
     la_vi pos = (la_vi){};
-    for (int32_t q = 1; q <= n; ++q)
-        pos -= LA_VSELF(left, tb->pl[q], tb->pr[q]) <= tg;
+    for (int32_t k = 1; k <= n; ++k)
+        pos -= LA_VSELF(left, tb->pl[k], tb->pr[k]) <= tg;
     la_vi st = LA_LUT2(tb->Sr, tb->Sl, k1, left);
     la_vi m = LA_VSELI(cross, LA_VSELI(pos < st, pos, st), cl);
     la_vf tm = LA_VSELF(cross, t1 - (LA_LUT2(tb->Pr, tb->Pl, m, left) - pk), t1);
