@@ -686,7 +686,7 @@ class _CPABFlow(torch.autograd.Function):
         xx, g = x.to(dtype), gy.to(dtype)
         want_tables = any(ctx.needs_input_grad[1:4])
         if _native_flow(xx, lo, t):
-            tb = getattr(ctx, "tables", None) or _Tables(a2, b2, tau2, t, dtype)
+            tb = ctx.tables  # the forward took this path too (same dtype and device)
             gx, hist = flow_apply_backward(xx.contiguous(), g.contiguous(), *_flow_native_args(
                 x, xx, tb, channel_dim, ctx.cfg), want_tables)
             grads = [None, None, None]

@@ -53,6 +53,16 @@ static int32_t la_vec_on = 1; /* the AVX-512 paths, if built (la_flow_vec_set: t
 
 enum { GATE_GELU = 0, GATE_LEAKY_RELU = 1, GATE_SILU = 2, GATE_IDENTITY = 3 };
 
+/* CALL(G, ...) with the runtime gate as a literal: each call inlines to a loop body of its own
+ * (straight-line code, no gate test per element) */
+#define LA_BY_GATE(CALL, ...)                                                                  \
+    do {                                                                                       \
+        if (gate == GATE_GELU) CALL(GATE_GELU, __VA_ARGS__);                                   \
+        else if (gate == GATE_SILU) CALL(GATE_SILU, __VA_ARGS__);                              \
+        else if (gate == GATE_LEAKY_RELU) CALL(GATE_LEAKY_RELU, __VA_ARGS__);                  \
+        else CALL(GATE_IDENTITY, __VA_ARGS__);                                                 \
+    } while (0)
+
 /* Float math, written once (LA_F32_MATH) for scalars, which the compiler vectorises in the
  * loops below, and for GCC vectors (the register-table exact kernel further down): F the float
  * type, I the matching int32 type (a comparison gives an I: 0/1 for scalars, 0/-1 lanes for
@@ -215,6 +225,13 @@ LA_F32_MATH(_v, la_vf, la_vi, LA_VSELF, LA_VONE, LA_VAS_I, LA_VAS_F, LA_VF2I, LA
 static LA_INLINE __mmask16 la_first(int64_t cnt) { /* lanes 0 .. cnt - 1 (cnt <= 16) */
     return (__mmask16)((1u << cnt) - 1u);
 }
+/* the lanes k of v, packed, stored at dst (16 slots written) */
+static LA_INLINE void la_vkeep_f(float *dst, __mmask16 k, la_vf v) {
+    _mm512_storeu_ps(dst, _mm512_maskz_compress_ps(k, (__m512)v));
+}
+static LA_INLINE void la_vkeep_i(int32_t *dst, __mmask16 k, la_vi v) {
+    _mm512_storeu_si512(dst, _mm512_maskz_compress_epi32(k, (__m512i)v));
+}
 #endif
 
 static LA_INLINE void gate_d(double x, int32_t gate, double alpha, double *s, double *ds) {
@@ -270,10 +287,12 @@ static LA_INLINE void lut_hist_f32(double *restrict h, const int32_t *restrict i
     float kwb[LA_BLOCK + 16];
     int64_t k = 0, j = 0;
     for (; j + 16 <= len; j += 16) {
-        __m512i iv = _mm512_loadu_si512(ib + j);
-        __mmask16 m = _mm512_cmplt_epi32_mask(iv, _mm512_set1_epi32(limit));
-        _mm512_storeu_si512(kib + k, _mm512_maskz_compress_epi32(m, iv));
-        _mm512_storeu_ps(kwb + k, _mm512_maskz_compress_ps(m, _mm512_loadu_ps(wb + j)));
+        la_vi iv;
+        la_vf wv;
+        memcpy(&iv, ib + j, sizeof iv), memcpy(&wv, wb + j, sizeof wv);
+        __mmask16 m = _mm512_cmplt_epi32_mask((__m512i)iv, _mm512_set1_epi32(limit));
+        la_vkeep_i(kib + k, m, iv);
+        la_vkeep_f(kwb + k, m, wv);
         k += __builtin_popcount(m);
     }
     for (; j < len; ++j) {
@@ -392,16 +411,7 @@ static LA_INLINE int lut_bwd_vec(const float *restrict x, const float *restrict 
             int32_t step;                                                                     \
             int64_t len = segment(i, end, C, R, nb, &c, &step);                               \
             const T *Dc = D + c * nb;                                                         \
-            if (gate == GATE_GELU)                                                            \
-                fwd_seg_##SUF(x + i, out + i, len, Dc, step, top, k, off, GATE_GELU, alpha);  \
-            else if (gate == GATE_SILU)                                                       \
-                fwd_seg_##SUF(x + i, out + i, len, Dc, step, top, k, off, GATE_SILU, alpha);  \
-            else if (gate == GATE_LEAKY_RELU)                                                 \
-                fwd_seg_##SUF(x + i, out + i, len, Dc, step, top, k, off, GATE_LEAKY_RELU,    \
-                              alpha);                                                         \
-            else                                                                              \
-                fwd_seg_##SUF(x + i, out + i, len, Dc, step, top, k, off, GATE_IDENTITY,      \
-                              alpha);                                                         \
+            LA_BY_GATE(LA_LUT_FWD_CALL_##SUF, 0);                                             \
             i += len;                                                                         \
         }                                                                                     \
     }                                                                                         \
@@ -419,23 +429,19 @@ static LA_INLINE int lut_bwd_vec(const float *restrict x, const float *restrict 
             if (len > LA_BLOCK) len = LA_BLOCK;                                               \
             const T *Dc = D + c * nb, *Sc = S + c * nb;                                       \
             int32_t spare = (int32_t)((C - c) * nb); /* the spare slots after all rows */       \
-            if (gate == GATE_GELU)                                                            \
-                bwd_seg_##SUF(x + i, g + i, gx + i, ib, wb, len, Dc, Sc, step, top, spare, k, off,   \
-                              GATE_GELU, alpha);                                              \
-            else if (gate == GATE_SILU)                                                       \
-                bwd_seg_##SUF(x + i, g + i, gx + i, ib, wb, len, Dc, Sc, step, top, spare, k, off,   \
-                              GATE_SILU, alpha);                                              \
-            else if (gate == GATE_LEAKY_RELU)                                                 \
-                bwd_seg_##SUF(x + i, g + i, gx + i, ib, wb, len, Dc, Sc, step, top, spare, k, off,   \
-                              GATE_LEAKY_RELU, alpha);                                        \
-            else                                                                              \
-                bwd_seg_##SUF(x + i, g + i, gx + i, ib, wb, len, Dc, Sc, step, top, spare, k, off,   \
-                              GATE_IDENTITY, alpha);                                          \
+            LA_BY_GATE(LA_LUT_BWD_CALL_##SUF, 0);                                             \
             if (hist)                                                                         \
                 lut_hist_##SUF(hist + c * nb, ib, wb, len, spare);                            \
             i += len;                                                                         \
         }                                                                                     \
     }
+
+#define LA_LUT_FWD_CALL_f32(G, _) fwd_seg_f32(x + i, out + i, len, Dc, step, top, k, off, G, alpha)
+#define LA_LUT_FWD_CALL_f64(G, _) fwd_seg_f64(x + i, out + i, len, Dc, step, top, k, off, G, alpha)
+#define LA_LUT_BWD_CALL_f32(G, _)                                                              \
+    bwd_seg_f32(x + i, g + i, gx + i, ib, wb, len, Dc, Sc, step, top, spare, k, off, G, alpha)
+#define LA_LUT_BWD_CALL_f64(G, _)                                                              \
+    bwd_seg_f64(x + i, g + i, gx + i, ib, wb, len, Dc, Sc, step, top, spare, k, off, G, alpha)
 
 LA_DEFINE(f32, float, gate_f)
 LA_DEFINE(f64, double, gate_d)
@@ -521,7 +527,6 @@ int64_t la_flow_stride(int64_t C, int32_t n);
 typedef struct {
     la_vf Ar, Al, Br, Bl, Pr, Pl; /* rows of the field (a, b) and of the knot times P */
     la_vi Sr, Sl;                 /* stop */
-    float pr[16], pl[16];         /* P's rows as scalars */
 } la_vtab;
 
 /* The flow of 16 lanes inside the window (flow_block_f32's formulas and selects): returns x~
@@ -564,7 +569,7 @@ static LA_INLINE la_vf flow_vec16(la_vf xv, la_vf gs, const la_vtab *tb, int32_t
        1..n below the target, n independent compares (a binary search chains its lookups) */
     la_vi pos = (la_vi){};
     for (int32_t k = 1; k <= n; ++k)
-        pos -= LA_VSELF(left, tb->pl[k], tb->pr[k]) <= tg;
+        pos -= LA_VSELF(left, tb->Pl[k], tb->Pr[k]) <= tg;
     la_vi st = LA_LUT2(tb->Sr, tb->Sl, k1, left);
     la_vi m = LA_VSELI(cross, LA_VSELI(pos < st, pos, st), cl);
     la_vf tm = LA_VSELF(cross, t1 - (LA_LUT2(tb->Pr, tb->Pl, m, left) - pk), t1);
@@ -613,9 +618,6 @@ typedef struct {
     int32_t nm, nc; /* lanes kept: inside; crossing */
 } la_vhist;
 
-static LA_INLINE void la_vkeep_i(int32_t *dst, __mmask16 k, la_vi v) {
-    _mm512_storeu_si512(dst, _mm512_maskz_compress_epi32(k, (__m512i)v));
-}
 /* the kept lanes of a and b as pairs (a_0, b_0, a_1, b_1, ...) */
 static LA_INLINE void la_vkeep_pairs(float *dst, __mmask16 k, la_vf a, la_vf b) {
     const la_vi lo = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
@@ -633,7 +635,7 @@ static LA_INLINE void flow_vec_keep(la_vhist *hb, __mmask16 km, const la_vf *w, 
     la_vkeep_i(hb->i_m + hb->nm, km, id[0]);
     hb->nm += __builtin_popcount(km);
     la_vkeep_pairs(hb->p0 + 2 * hb->nc, kc, w[2], w[3]);
-    _mm512_storeu_ps(hb->h + hb->nc, _mm512_maskz_compress_ps(kc, (__m512)w[4]));
+    la_vkeep_f(hb->h + hb->nc, kc, w[4]);
     la_vkeep_i(hb->i_0 + hb->nc, kc, id[1]);
     la_vkeep_i(hb->i_k + hb->nc, kc, id[2]);
     la_vkeep_i(hb->i_g + hb->nc, kc, id[3]);
@@ -685,9 +687,9 @@ static LA_INLINE void flow_vec_block(const float *restrict x, const float *restr
         __mmask16 k = kl & _mm512_cmp_ps_mask((__m512)xv, _mm512_set1_ps(lo), _CMP_GE_OQ)
                       & _mm512_cmp_ps_mask((__m512)xv, _mm512_set1_ps(hi), _CMP_LE_OQ);
         kin[j / 16] = k;
-        _mm512_storeu_ps(xin + nin, _mm512_maskz_compress_ps(k, (__m512)xv));
+        la_vkeep_f(xin + nin, k, xv);
         if (bwd)
-            _mm512_storeu_ps(gin + nin, _mm512_maskz_compress_ps(k, (__m512)(gv * sg)));
+            la_vkeep_f(gin + nin, k, gv * sg);
         nin += __builtin_popcount(k);
     }
     for (int64_t j = nin; j < nin + 32; ++j) /* padding: a valid point, no gradient */
@@ -737,15 +739,13 @@ static LA_INLINE void flow_vec_block(const float *restrict x, const float *restr
 
 #define LA_VEC_CALL(G, BWD)                                                                   \
     flow_vec_block(x + i, g ? g + i : g, out + i, hist, len, &tb, n, t, lo, hi, G, alpha, BWD)
-#endif
 
 /* Runs la_flow_f32's work on the register-table kernel and returns 1 where it applies (one
- * shared table, n <= LA_VEC_CELLS, built for it and not switched off); else returns 0. */
+ * shared table, n <= LA_VEC_CELLS, not switched off); else returns 0. */
 static int la_flow_vec_f32(const float *x, const float *g, float *out, double *hist,
                            int64_t start, int64_t end, const float *A, const float *B,
                            const float *P, const int32_t *stop, int64_t C, int32_t n, float t,
                            float lo, float hi, int32_t gate, float alpha) {
-#ifdef LA_VEC
     if (C != 1 || n > LA_VEC_CELLS || !la_vec_on)
         return 0;
     la_vtab tb;
@@ -760,30 +760,19 @@ static int la_flow_vec_f32(const float *x, const float *g, float *out, double *h
     memcpy(&tb.Ar, buf[0], 64), memcpy(&tb.Al, buf[1], 64), memcpy(&tb.Br, buf[2], 64);
     memcpy(&tb.Bl, buf[3], 64), memcpy(&tb.Pr, buf[4], 64), memcpy(&tb.Pl, buf[5], 64);
     memcpy(&tb.Sr, sbuf[0], 64), memcpy(&tb.Sl, sbuf[1], 64);
-    memcpy(tb.pr, buf[4], 64), memcpy(tb.pl, buf[5], 64);
     for (int64_t i = start; i < end;) {
         int64_t len = end - i < LA_BLOCK ? end - i : LA_BLOCK;
-        /* literal gate and direction, as in la_flow_f32 */
-        if (g) {
-            if (gate == GATE_GELU) LA_VEC_CALL(GATE_GELU, 1);
-            else if (gate == GATE_SILU) LA_VEC_CALL(GATE_SILU, 1);
-            else if (gate == GATE_LEAKY_RELU) LA_VEC_CALL(GATE_LEAKY_RELU, 1);
-            else LA_VEC_CALL(GATE_IDENTITY, 1);
-        } else {
-            if (gate == GATE_GELU) LA_VEC_CALL(GATE_GELU, 0);
-            else if (gate == GATE_SILU) LA_VEC_CALL(GATE_SILU, 0);
-            else if (gate == GATE_LEAKY_RELU) LA_VEC_CALL(GATE_LEAKY_RELU, 0);
-            else LA_VEC_CALL(GATE_IDENTITY, 0);
-        }
+        if (g) /* literal gate and direction, as in la_flow_f32 */
+            LA_BY_GATE(LA_VEC_CALL, 1);
+        else
+            LA_BY_GATE(LA_VEC_CALL, 0);
         i += len;
     }
     return 1;
-#else
-    (void)x, (void)g, (void)out, (void)hist, (void)start, (void)end, (void)A, (void)B, (void)P;
-    (void)stop, (void)C, (void)n, (void)t, (void)lo, (void)hi, (void)gate, (void)alpha;
-    return 0;
-#endif
 }
+#else
+#define la_flow_vec_f32(...) 0
+#endif
 
 /* whether the AVX-512 paths (the register-table exact kernel, the vector lookup segments) are
  * built (1) and used (la_flow_vec_set(0) turns them off: tests) */
@@ -924,18 +913,11 @@ void la_flow_vec_set(int on) { la_vec_on = on != 0; }
             int32_t cstep;                                                                    \
             int64_t len = segment(i, end, C, R, 1, &c, &cstep);                               \
             if (len > LA_BLOCK) len = LA_BLOCK;                                               \
-            /* literal gate and direction: each call inlines to straight-line loop bodies */  \
-            if (g) {                                                                          \
-                if (gate == GATE_GELU) LA_FLOW_CALL_##SUF(GATE_GELU, 1);                      \
-                else if (gate == GATE_SILU) LA_FLOW_CALL_##SUF(GATE_SILU, 1);                 \
-                else if (gate == GATE_LEAKY_RELU) LA_FLOW_CALL_##SUF(GATE_LEAKY_RELU, 1);     \
-                else LA_FLOW_CALL_##SUF(GATE_IDENTITY, 1);                                    \
-            } else {                                                                          \
-                if (gate == GATE_GELU) LA_FLOW_CALL_##SUF(GATE_GELU, 0);                      \
-                else if (gate == GATE_SILU) LA_FLOW_CALL_##SUF(GATE_SILU, 0);                 \
-                else if (gate == GATE_LEAKY_RELU) LA_FLOW_CALL_##SUF(GATE_LEAKY_RELU, 0);     \
-                else LA_FLOW_CALL_##SUF(GATE_IDENTITY, 0);                                    \
-            }                                                                                 \
+            /* literal gate and direction: straight-line loop bodies */                       \
+            if (g)                                                                            \
+                LA_BY_GATE(LA_FLOW_CALL_##SUF, 1);                                            \
+            else                                                                              \
+                LA_BY_GATE(LA_FLOW_CALL_##SUF, 0);                                            \
             i += len;                                                                         \
         }                                                                                     \
     }                                                                                         \
