@@ -22,30 +22,25 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 
 setup: $(VENV)/.installed
 
-# Fashion-MNIST ships as a Debian package (IDX files under /usr/share/datasets/fashion-mnist)
-data:
-	@if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then \
+# apt-get install $(1) unless the shell test $(2) succeeds (sudo when not root)
+apt_unless = if ! ( $(2) ); then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(1); \
 	fi
+
+# Fashion-MNIST ships as a Debian package (IDX files under /usr/share/datasets/fashion-mnist)
+data:
+	@$(call apt_unless,dataset-fashion-mnist,[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ])
 
 # headless browser for the atlas page test (Debian chromium + chromium-driver, driven by selenium)
 browser:
-	@if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
-	fi
+	@$(call apt_unless,chromium chromium-driver,command -v chromedriver >/dev/null && command -v chromium >/dev/null)
 
 # a C compiler for the native CPU kernels (ops/native/, built on first use; without one the
 # ops fall back to PyTorch, and the tests that check the native path would fail)
 compiler:
-	@if ! command -v cc >/dev/null && ! command -v gcc >/dev/null; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq gcc libc6-dev; \
-	fi
+	@$(call apt_unless,gcc libc6-dev,command -v cc >/dev/null || command -v gcc >/dev/null)
 
 test: setup data browser compiler
 	$(PY) -m pytest -q $(ARGS)
