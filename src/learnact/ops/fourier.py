@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._tensor import compute_dtype, use_fast_cpu_path
 from ..functional.fourier import fourier, fourier_backward
-from ._chunks import as_bcr, axpy, cast_grads, coefficient_getter, scalar_tensor, slices
+from ._chunks import as_bcr, axpy, coefficient_getter, scalar_tensor, slices
+from ._library import FamilyOp, Param
 
-__all__ = ["fourier_op", "FourierFunction"]
+__all__ = ["fourier_op", "op"]
 
 
 def _forward_cpu(x: Tensor, params: tuple[Tensor, ...], channel_dim: int,
@@ -87,35 +87,16 @@ def _backward_cpu(x: Tensor, params: tuple[Tensor, ...], grad: Tensor, channel_d
     return gx.reshape(x.shape), gb, ga, -ampd * gxsin, ampd * gsin
 
 
-class FourierFunction(torch.autograd.Function):
-    """f(x) = a_0 + sum_k c_k cos(w_k x - phi_k); saves (x, params) only."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, bias: Tensor, amp: Tensor, freq: Tensor, phase: Tensor,  # type: ignore[override]
-                channel_dim: int) -> Tensor:
-        ctx.save_for_backward(x, bias, amp, freq, phase)
-        ctx.channel_dim = channel_dim
-        params = (bias, amp, freq, phase)
-        dtype = compute_dtype(x, *params)
-        if use_fast_cpu_path(x):
-            y = _forward_cpu(x, params, channel_dim, dtype)
-        else:
-            y = fourier(x.to(dtype), *(t.to(dtype) for t in params), channel_dim=channel_dim)
-        return y.to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        x, *params = ctx.saved_tensors
-        dtype = compute_dtype(x, *params)
-        if use_fast_cpu_path(x):
-            grads = _backward_cpu(x, tuple(params), grad, ctx.channel_dim, dtype)
-        else:
-            grads = fourier_backward(x.to(dtype), *(t.to(dtype) for t in params),
-                                     grad=grad.to(dtype), channel_dim=ctx.channel_dim)
-        return (*cast_grads(ctx.needs_input_grad, grads, (x, *params)), None)
+# the op: learnact::fourier / fourier_backward (ops/_library.py)
+op = FamilyOp(
+    "fourier", [Param("bias"), Param("amplitude"), Param("frequency"), Param("phase")],
+    fourier, fourier_backward,
+    cpu_forward=lambda x, *ps: _forward_cpu(x, ps[:-1], ps[-1], x.dtype),
+    cpu_backward=lambda x, *ps: _backward_cpu(x, ps[:-2], ps[-2], ps[-1], x.dtype),
+)
 
 
 def fourier_op(x: Tensor, bias: Tensor, amplitude: Tensor, frequency: Tensor, phase: Tensor,
                channel_dim: int = 1) -> Tensor:
     """Fused Fourier activation; parameter shapes as in :func:`learnact.functional.fourier.fourier`."""
-    return FourierFunction.apply(x, bias, amplitude, frequency, phase, channel_dim)
+    return op(x, bias, amplitude, frequency, phase, channel_dim=channel_dim)

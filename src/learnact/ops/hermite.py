@@ -1,7 +1,7 @@
 r"""Fused Hermite op: saves only the input and the coefficients, recomputes in backward.
 
-Reads top to bottom: CPU eager kernels (chunked, in-place), then the autograd.Function, then
-the public entry point. Math lives in :mod:`learnact.functional.hermite`.
+Reads top to bottom: CPU eager kernels (chunked, in-place), then the custom op (reference
+and kernels per device, ops/_library.py), then the public entry point. Math lives in :mod:`learnact.functional.hermite`.
 
 Derivatives: with h_k = He_k/k!, df/dx = sum_{k>=1} c_k h_{k-1} and df/dc_k = h_k.
 
@@ -18,11 +18,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._tensor import compute_dtype, use_fast_cpu_path
 from ..functional.hermite import hermite, hermite_backward
+from ._library import FamilyOp, Param
 from ._chunks import as_bcr, axpy, coefficient_getter, scalar_tensor, slices
 
-__all__ = ["hermite_op", "HermiteFunction"]
+__all__ = ["hermite_op", "op"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,9 +60,10 @@ def _bounds(lo: Tensor | None, hi: Tensor | None, dtype: torch.dtype):
 
 
 def _forward_cpu(x: Tensor, coeffs: Tensor, lo: Tensor | None, hi: Tensor | None,
-                 channel_dim: int, dtype: torch.dtype) -> Tensor:
+                 channel_dim: int) -> Tensor:
+    dtype = x.dtype
     per_channel = coeffs.ndim == 2
-    x3 = as_bcr(x.to(dtype), channel_dim, per_channel)
+    x3 = as_bcr(x, channel_dim, per_channel)
     out = torch.empty_like(x3)
     d = coeffs.shape[-1] - 1
     c = coefficient_getter(coeffs, dtype)
@@ -82,10 +83,11 @@ def _forward_cpu(x: Tensor, coeffs: Tensor, lo: Tensor | None, hi: Tensor | None
 
 
 def _backward_cpu(x: Tensor, coeffs: Tensor, lo: Tensor | None, hi: Tensor | None,
-                  grad: Tensor, channel_dim: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+                  grad: Tensor, channel_dim: int) -> tuple[Tensor, Tensor]:
+    dtype = x.dtype
     per_channel = coeffs.ndim == 2
-    x3 = as_bcr(x.to(dtype), channel_dim, per_channel)
-    g3 = as_bcr(grad.to(dtype), channel_dim, per_channel)
+    x3 = as_bcr(x, channel_dim, per_channel)
+    g3 = as_bcr(grad, channel_dim, per_channel)
     gx = torch.empty_like(x3)
     d = coeffs.shape[-1] - 1
     c = coefficient_getter(coeffs, dtype)
@@ -137,43 +139,17 @@ def _backward_cpu(x: Tensor, coeffs: Tensor, lo: Tensor | None, hi: Tensor | Non
 
 
 # --------------------------------------------------------------------------------------------
-# autograd.Function
+# the op: learnact::hermite / hermite_backward (ops/_library.py)
 # --------------------------------------------------------------------------------------------
 
-
-class HermiteFunction(torch.autograd.Function):
-    """f(x) = sum_k c_k He_k(x)/k! (optional linear tails); saves (x, coeffs, lo, hi) only."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, coeffs: Tensor, lo: Tensor | None, hi: Tensor | None,  # type: ignore[override]
-                channel_dim: int) -> Tensor:
-        ctx.save_for_backward(x, coeffs, lo, hi)
-        ctx.channel_dim = channel_dim
-        dtype = compute_dtype(x, coeffs)
-        if use_fast_cpu_path(x):
-            y = _forward_cpu(x, coeffs, lo, hi, channel_dim, dtype)
-        else:
-            y = hermite(x.to(dtype), coeffs.to(dtype), channel_dim, *_cast(lo, hi, dtype))
-        return y.to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        x, coeffs, lo, hi = ctx.saved_tensors
-        dtype = compute_dtype(x, coeffs)
-        if use_fast_cpu_path(x):
-            gx, gc = _backward_cpu(x, coeffs, lo, hi, grad, ctx.channel_dim, dtype)
-        else:
-            gx, gc = hermite_backward(x.to(dtype), coeffs.to(dtype), grad.to(dtype),
-                                      ctx.channel_dim, *_cast(lo, hi, dtype))
-        gx = gx.to(x.dtype) if ctx.needs_input_grad[0] else None
-        gc = gc.to(coeffs.dtype) if ctx.needs_input_grad[1] else None
-        return gx, gc, None, None, None
-
-
-def _cast(lo: Tensor | None, hi: Tensor | None, dtype: torch.dtype):
-    if lo is None or hi is None:
-        return None, None
-    return lo.to(dtype), hi.to(dtype)
+op = FamilyOp(
+    "hermite",
+    [Param("coeffs"), Param("lo", differentiable=False, optional=True),
+     Param("hi", differentiable=False, optional=True)],
+    lambda x, c, lo, hi, cd: hermite(x, c, cd, lo, hi),
+    lambda x, c, lo, hi, grad, cd: hermite_backward(x, c, grad, cd, lo, hi),
+    cpu_forward=_forward_cpu, cpu_backward=_backward_cpu,
+)
 
 
 def hermite_op(x: Tensor, coeffs: Tensor, channel_dim: int = 1, lo: Tensor | None = None,
@@ -182,4 +158,4 @@ def hermite_op(x: Tensor, coeffs: Tensor, channel_dim: int = 1, lo: Tensor | Non
 
     With ``lo``/``hi`` (shape () or (C,)), f continues C1-linearly outside [lo, hi].
     """
-    return HermiteFunction.apply(x, coeffs, lo, hi, channel_dim)
+    return op(x, coeffs, lo, hi, channel_dim=channel_dim)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..functional.rational import rational, rational_backward
-from ._plain import plain_function
+from ._plain import plain_op
 
-__all__ = ["rational_op", "RationalFunction"]
+__all__ = ["rational_op", "op"]
 
-RationalFunction = plain_function("RationalFunction", rational, rational_backward)
+# learnact::rational / rational_backward: reference + chunked CPU kernels (ops/_plain.py)
+op = plain_op("rational", ("num", "den", "scale", "offset"), rational, rational_backward)
 
 
 def rational_op(x: Tensor, num: Tensor, den: Tensor, scale: Tensor, offset: Tensor,
                 channel_dim: int = 1) -> Tensor:
     """scale P(x) / (1 + |A(x)|) + offset; num (n+1,) or (C, n+1), den (m,) or (C, m)."""
-    return RationalFunction.apply(channel_dim, x, num, den, scale, offset)
+    return op(x, num, den, scale, offset, channel_dim=channel_dim)

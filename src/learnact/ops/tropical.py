@@ -13,16 +13,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._tensor import compute_dtype, use_fast_cpu_path
 from ..functional.tropical import (
     tropical,
     tropical_backward,
     tropical_rational,
     tropical_rational_backward,
 )
-from ._chunks import as_bcr, axpy, cast_grads, coefficient_getter, scalar_tensor, slices
+from ._chunks import as_bcr, axpy, coefficient_getter, scalar_tensor, slices
+from ._library import FamilyOp, Param
 
-__all__ = ["tropical_op", "tropical_rational_op", "TropicalFunction", "TropicalRationalFunction"]
+__all__ = ["tropical_op", "tropical_rational_op", "op", "rational_op"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,88 +132,50 @@ def _backward_cpu(x: Tensor, envelopes: list[tuple[Tensor, Tensor]], scale: Tens
 
 
 # --------------------------------------------------------------------------------------------
-# autograd.Functions
+# the ops: learnact::tropical(_backward), learnact::tropical_rational(_backward)
 # --------------------------------------------------------------------------------------------
 
 
-class TropicalFunction(torch.autograd.Function):
-    """f = scale * max_k(s_k x + c_k) + offset with fixed slopes; saves (x, params) only."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, slopes: Tensor, coeffs: Tensor, scale: Tensor,  # type: ignore[override]
-                offset: Tensor, channel_dim: int) -> Tensor:
-        ctx.save_for_backward(x, slopes, coeffs, scale, offset)
-        ctx.channel_dim = channel_dim
-        params = (slopes, coeffs, scale, offset)
-        dtype = compute_dtype(x, coeffs, scale, offset)
-        if use_fast_cpu_path(x):
-            y = _forward_cpu(x, [(slopes, coeffs)], scale, offset, channel_dim, dtype)
-        else:
-            y = tropical(x.to(dtype), *(t.to(dtype) for t in params), channel_dim=channel_dim)
-        return y.to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        x, slopes, coeffs, scale, offset = ctx.saved_tensors
-        dtype = compute_dtype(x, coeffs, scale, offset)
-        if use_fast_cpu_path(x):
-            gx, envs, gsc, gof = _backward_cpu(x, [(slopes, coeffs)], scale, grad,
-                                               ctx.channel_dim, dtype, need_slopes=False)
-            gc = envs[0][1]
-        else:
-            gx, gc, gsc, gof = tropical_backward(
-                x.to(dtype), slopes.to(dtype), coeffs.to(dtype), scale.to(dtype),
-                offset.to(dtype), grad.to(dtype), ctx.channel_dim)
-        n = ctx.needs_input_grad
-        return (gx.to(x.dtype) if n[0] else None, None,
-                gc.to(coeffs.dtype) if n[2] else None,
-                gsc.to(scale.dtype) if n[3] else None,
-                gof.to(offset.dtype) if n[4] else None, None)
+def _tropical_cpu_backward(x, slopes, coeffs, scale, offset, grad, channel_dim):
+    gx, envs, gsc, gof = _backward_cpu(x, [(slopes, coeffs)], scale, grad, channel_dim, x.dtype,
+                                       need_slopes=False)
+    return gx, envs[0][1], gsc, gof
 
 
-class TropicalRationalFunction(torch.autograd.Function):
-    """f = scale * (P(x) - Q(x)) + offset, P, Q max-plus polynomials; saves (x, params) only."""
+def _rational_cpu_backward(x, ns, nc, ds, dc, scale, offset, grad, channel_dim):
+    gx, envs, gsc, gof = _backward_cpu(x, [(ns, nc), (ds, dc)], scale, grad, channel_dim,
+                                       x.dtype, need_slopes=True)
+    return gx, envs[0][0], envs[0][1], envs[1][0], envs[1][1], gsc, gof
 
-    @staticmethod
-    def forward(ctx, x: Tensor, num_slopes: Tensor, num_coeffs: Tensor,  # type: ignore[override]
-                den_slopes: Tensor, den_coeffs: Tensor, scale: Tensor, offset: Tensor,
-                channel_dim: int) -> Tensor:
-        params = (num_slopes, num_coeffs, den_slopes, den_coeffs, scale, offset)
-        ctx.save_for_backward(x, *params)
-        ctx.channel_dim = channel_dim
-        dtype = compute_dtype(x, *params)
-        if use_fast_cpu_path(x):
-            y = _forward_cpu(x, [(num_slopes, num_coeffs), (den_slopes, den_coeffs)], scale,
-                             offset, channel_dim, dtype)
-        else:
-            y = tropical_rational(x.to(dtype), *(t.to(dtype) for t in params),
-                                  channel_dim=channel_dim)
-        return y.to(x.dtype)
 
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        x, *params = ctx.saved_tensors
-        ns, nc, ds, dc, scale, offset = params
-        dtype = compute_dtype(x, *params)
-        if use_fast_cpu_path(x):
-            gx, envs, gsc, gof = _backward_cpu(x, [(ns, nc), (ds, dc)], scale, grad,
-                                               ctx.channel_dim, dtype, need_slopes=True)
-            grads = (gx, envs[0][0], envs[0][1], envs[1][0], envs[1][1], gsc, gof)
-        else:
-            grads = tropical_rational_backward(x.to(dtype), *(t.to(dtype) for t in params),
-                                               grad=grad.to(dtype), channel_dim=ctx.channel_dim)
-        return (*cast_grads(ctx.needs_input_grad, grads, (x, *params)), None)
+op = FamilyOp(
+    "tropical",
+    [Param("slopes", differentiable=False), Param("coeffs"), Param("scale"), Param("offset")],
+    tropical, tropical_backward,
+    cpu_forward=lambda x, sl, co, sc, of, cd: _forward_cpu(x, [(sl, co)], sc, of, cd, x.dtype),
+    cpu_backward=_tropical_cpu_backward,
+)
+
+rational_op = FamilyOp(
+    "tropical_rational",
+    [Param("num_slopes"), Param("num_coeffs"), Param("den_slopes"), Param("den_coeffs"),
+     Param("scale"), Param("offset")],
+    tropical_rational, tropical_rational_backward,
+    cpu_forward=lambda x, ns, nc, ds, dc, sc, of, cd: _forward_cpu(
+        x, [(ns, nc), (ds, dc)], sc, of, cd, x.dtype),
+    cpu_backward=_rational_cpu_backward,
+)
 
 
 def tropical_op(x: Tensor, slopes: Tensor, coeffs: Tensor, scale: Tensor, offset: Tensor,
                 channel_dim: int = 1) -> Tensor:
     """Fused tropical polynomial activation (slopes are not differentiated)."""
-    return TropicalFunction.apply(x, slopes, coeffs, scale, offset, channel_dim)
+    return op(x, slopes, coeffs, scale, offset, channel_dim=channel_dim)
 
 
 def tropical_rational_op(x: Tensor, num_slopes: Tensor, num_coeffs: Tensor, den_slopes: Tensor,
                          den_coeffs: Tensor, scale: Tensor, offset: Tensor,
                          channel_dim: int = 1) -> Tensor:
     """Fused tropical rational activation (all parameters differentiable)."""
-    return TropicalRationalFunction.apply(x, num_slopes, num_coeffs, den_slopes, den_coeffs,
-                                          scale, offset, channel_dim)
+    return rational_op(x, num_slopes, num_coeffs, den_slopes, den_coeffs, scale, offset,
+                       channel_dim=channel_dim)

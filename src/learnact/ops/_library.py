@@ -1,0 +1,205 @@
+r"""One family's op as ``torch.library`` custom ops with kernels per device (internal).
+
+Every family op is two custom ops in the ``learnact`` namespace::
+
+    learnact::<family>(Tensor x, Tensor p1, ..., int channel_dim) -> Tensor
+    learnact::<family>_backward(Tensor grad, Tensor x, Tensor p1, ..., int channel_dim) -> Tensor[]
+
+The backward op returns dL/dx and dL/dp for every differentiable parameter. Both carry a fake
+(meta) implementation, and the forward an autograd registration that saves ``x`` and the
+parameters only and calls the backward op. Kernels are registered **per device**: the
+reference (:mod:`learnact.functional`, plain torch, any device) for every device, the CPU
+kernel (chunked, cache-resident, :mod:`learnact.ops.<family>`) for ``cpu``, and a GPU kernel
+for ``cuda`` once one exists. The dispatcher picks by the input's device, not our ``if``\ s.
+
+* Double backward (``create_graph=True``): the registered backward evaluates the reference
+  backward, which is ordinary differentiable torch code, so ``gradgradcheck`` holds.
+* ``torch.compile`` / ``torch.export``: the op is traced through a plain
+  ``autograd.Function`` over the same reference (``compile="trace"``, the default), so inductor
+  fuses it with its neighbours and an exported program holds standard aten ops only; the
+  Function saves only ``x`` and the parameters as the op does. ``compile="op"`` keeps the opaque
+  custom op in the graph instead (for kernels inductor cannot match).
+* Dtypes: kernels see the compute dtype (fp32 for fp16/bf16 inputs, else the promoted floating
+  dtype) and the wrapper casts back: output in x's dtype, each gradient in its input's dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from .._tensor import compute_dtype
+
+__all__ = ["Param", "FamilyOp", "CPU_KERNEL_MIN", "family_ops"]
+
+#: below this many elements the chunked CPU kernels cost more than the reference's few ops
+CPU_KERNEL_MIN = 4096
+
+_OPS: dict[str, "FamilyOp"] = {}
+
+Forward = Callable[..., Tensor]  # (x, *params, channel_dim) -> y, all in the compute dtype
+Backward = Callable[..., Sequence[Tensor]]  # (x, *params, grad, channel_dim) -> (gx, *gparams)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A tensor argument of a family op: its schema name, whether it gets a gradient, whether
+    it may be None (``Tensor?``, e.g. Hermite's tail bounds)."""
+
+    name: str
+    differentiable: bool = True
+    optional: bool = False
+
+
+class FamilyOp:
+    """A family's forward/backward custom-op pair; call it as ``op(x, *params, channel_dim=1)``.
+
+    Args:
+        name: op name in the ``learnact`` namespace (the family's registry name).
+        params: the tensor parameters in call order.
+        forward, backward: the reference (plain torch, differentiable, any device).
+        cpu_forward, cpu_backward: the CPU kernels (same signatures); inputs below
+            :data:`CPU_KERNEL_MIN` elements take the reference.
+        compile: ``"trace"`` (inductor fuses the reference) or ``"op"`` (opaque kernel).
+    """
+
+    def __init__(self, name: str, params: Sequence[Param], forward: Forward, backward: Backward,
+                 *, cpu_forward: Forward | None = None, cpu_backward: Backward | None = None,
+                 compile: Literal["trace", "op"] = "trace") -> None:
+        self.name = name
+        self.params = tuple(params)
+        self.reference = (forward, backward)
+        self.compile = compile
+        self.kernels: dict[str, tuple[Forward, Backward]] = {}
+        self._define()
+        self.register_kernel(None, forward, backward)
+        if cpu_forward is not None and cpu_backward is not None:
+            self.register_kernel("cpu", cpu_forward, cpu_backward, min_numel=CPU_KERNEL_MIN)
+        self._traced = self._traced_function()
+        _OPS[name] = self
+
+    # -- public -----------------------------------------------------------------------------
+    def __call__(self, x: Tensor, *params: Tensor | None, channel_dim: int = 1) -> Tensor:
+        if len(params) != len(self.params):
+            raise TypeError(f"{self.name} op takes {len(self.params)} parameter tensors "
+                            f"({', '.join(p.name for p in self.params)}), got {len(params)}")
+        if self.compile == "trace" and torch.compiler.is_compiling():
+            return self._traced.apply(channel_dim, x, *params)
+        return self.forward_op(x, *params, channel_dim)
+
+    @property
+    def forward_op(self):
+        return getattr(torch.ops.learnact, self.name)
+
+    @property
+    def backward_op(self):
+        return getattr(torch.ops.learnact, self.name + "_backward")
+
+    def register_kernel(self, device: str | None, forward: Forward, backward: Backward, *,
+                        min_numel: int = 0) -> None:
+        """Register a kernel pair for one device type (None: every device). Kernels receive
+        the compute dtype; inputs under ``min_numel`` elements take the reference."""
+        ref_fwd, ref_bwd = self.reference
+
+        def fwd(x: Tensor, *args):
+            *params, channel_dim = args
+            dtype = compute_dtype(x, *(p for p in params if p is not None))
+            fn = forward if x.numel() >= min_numel else ref_fwd
+            return fn(x.to(dtype), *_cast(params, dtype), channel_dim).to(x.dtype)
+
+        def bwd(grad: Tensor, x: Tensor, *args):
+            *params, channel_dim = args
+            dtype = compute_dtype(x, *(p for p in params if p is not None))
+            fn = backward if x.numel() >= min_numel else ref_bwd
+            grads = fn(x.to(dtype), *_cast(params, dtype), grad.to(dtype), channel_dim)
+            return [g.to(t.dtype) for g, t in zip(grads, (x, *self._differentiable(params)))]
+
+        key = "default" if device is None else device
+        self.kernels[key] = (forward, backward)
+        torch.library.register_kernel(self._qual(), device, fwd)
+        torch.library.register_kernel(self._qual("_backward"), device, bwd)
+
+    # -- registration -------------------------------------------------------------------------
+    def _qual(self, suffix: str = "") -> str:
+        return f"learnact::{self.name}{suffix}"
+
+    def _differentiable(self, params: Sequence) -> list:
+        return [p for p, spec in zip(params, self.params) if spec.differentiable]
+
+    def _define(self) -> None:
+        args = ", ".join(f"Tensor{'?' if p.optional else ''} {p.name}" for p in self.params)
+        torch.library.define(self._qual(), f"(Tensor x, {args}, int channel_dim) -> Tensor")
+        torch.library.define(self._qual("_backward"),
+                             f"(Tensor grad, Tensor x, {args}, int channel_dim) -> Tensor[]")
+
+        def fake_forward(x: Tensor, *args):
+            return torch.empty_like(x)
+
+        def fake_backward(grad: Tensor, x: Tensor, *args):
+            return [torch.empty_like(t) for t in (x, *self._differentiable(args[:-1]))]
+
+        torch.library.register_fake(self._qual(), fake_forward)
+        torch.library.register_fake(self._qual("_backward"), fake_backward)
+        torch.library.register_autograd(self._qual(), self._backward,
+                                        setup_context=self._setup_context)
+
+    @staticmethod
+    def _setup_context(ctx, inputs, output) -> None:
+        x, *params, channel_dim = inputs
+        ctx.save_for_backward(x, *params)
+        ctx.channel_dim = channel_dim
+
+    def _grads(self, grad: Tensor, x: Tensor, params: Sequence[Tensor | None], channel_dim: int,
+               *, via_op: bool) -> list[Tensor]:
+        """[dL/dx, dL/dp for each differentiable p]: the backward op's kernel for this device,
+        or the differentiable reference (double backward, and the traced path)."""
+        if via_op:
+            return list(self.backward_op(grad, x, *params, channel_dim))
+        dtype = compute_dtype(x, *(p for p in params if p is not None))
+        grads = self.reference[1](x.to(dtype), *_cast(params, dtype), grad.to(dtype), channel_dim)
+        return [g.to(t.dtype) for g, t in zip(grads, (x, *self._differentiable(params)))]
+
+    def _autograd_outputs(self, needs: Sequence[bool], grads: list[Tensor]) -> list:
+        """Per input (x, *params): its gradient where autograd needs it, else None."""
+        it = iter(grads)
+        out = [next(it)]
+        out += [next(it) if spec.differentiable else None for spec in self.params]
+        return [g if need else None for g, need in zip(out, needs)]
+
+    def _backward(self, ctx, grad: Tensor):
+        x, *params = ctx.saved_tensors
+        # create_graph runs the backward with grad mode on: then the reference, which autograd
+        # can differentiate again
+        grads = self._grads(grad, x, params, ctx.channel_dim, via_op=not torch.is_grad_enabled())
+        return (*self._autograd_outputs(ctx.needs_input_grad, grads), None)
+
+    def _traced_function(self) -> type[torch.autograd.Function]:
+        """The traceable autograd.Function over the reference (the torch.compile path)."""
+        op = self
+
+        def forward(ctx, channel_dim: int, x: Tensor, *params: Tensor | None) -> Tensor:
+            ctx.save_for_backward(x, *params)
+            ctx.channel_dim = channel_dim
+            dtype = compute_dtype(x, *(p for p in params if p is not None))
+            return op.reference[0](x.to(dtype), *_cast(params, dtype), channel_dim).to(x.dtype)
+
+        def backward(ctx, grad: Tensor):
+            x, *params = ctx.saved_tensors
+            grads = op._grads(grad, x, params, ctx.channel_dim, via_op=False)
+            return (None, *op._autograd_outputs(ctx.needs_input_grad[1:], grads))
+
+        return type(f"{self.name.title().replace('_', '')}Traced", (torch.autograd.Function,),
+                    {"forward": staticmethod(forward), "backward": staticmethod(backward)})
+
+
+def family_ops() -> dict[str, FamilyOp]:
+    """Every family op defined so far, by name (the ops package defines them all on import)."""
+    return dict(_OPS)
+
+
+def _cast(params: Sequence[Tensor | None], dtype: torch.dtype) -> list[Tensor | None]:
+    return [None if p is None else p.to(dtype) for p in params]

@@ -1,0 +1,126 @@
+"""The custom-op layer (ops/_library.py): schema, fake kernels, autograd registration, kernels
+per device, double backward, and the torch.compile path, for every family op."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import learnact
+from learnact.ops import CPU_KERNEL_MIN, family_ops
+
+from .conftest import perturb_
+
+# family op -> (module spec, the op's parameter tensors as the module passes them)
+OPS = {
+    "hermite": ("hermite:degree=5,tails=linear", lambda m: (m.coeffs, m.lo, m.hi)),
+    "fourier": ("fourier:degree=3", lambda m: (m.bias, m.amplitude, m.frequency, m.phase)),
+    "tropical": ("tropical:degree=4",
+                 lambda m: (m.slopes.to(m.coeffs.dtype), m.coeffs, m.scale, m.offset)),
+    "tropical_rational": ("tropical_rational:degree=3", lambda m: (
+        m.num_slopes, m.num_coeffs, m.den_slopes, m.den_coeffs, m.scale, m.offset)),
+    "rational": ("rational", lambda m: (m.num, m.den, m.scale, m.offset)),
+    "selu_variation": ("selu_variation", lambda m: tuple(m._params())),
+}
+SIZES = [60, 3 * CPU_KERNEL_MIN]  # the reference, then the CPU kernel
+
+
+def test_every_family_op_is_covered() -> None:
+    assert set(family_ops()) == set(OPS)
+    for op in family_ops().values():
+        assert set(op.kernels) == {"default", "cpu"}
+
+
+def _setup(name: str, channels, numel: int, channel_dim: int = 1):
+    spec, params = OPS[name]
+    act = perturb_(learnact.create(spec, channels=channels, channel_dim=channel_dim).double())
+    shape = (4, 3, numel // 12) if channel_dim == 1 else (4, numel // 12, 3)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    return act, x, params(act)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@pytest.mark.parametrize("channels", [None, 3])
+@pytest.mark.parametrize("numel", SIZES)
+def test_opcheck(name, channels, numel) -> None:
+    """Schema, fake tensor, autograd registration and AOT dispatch (torch.library.opcheck)."""
+    act, x, params = _setup(name, channels, numel)
+    torch.library.opcheck(family_ops()[name].forward_op, (x, *params, act.channel_dim))
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@pytest.mark.parametrize("channels,channel_dim", [(None, 1), (3, 1), (3, -1)])
+def test_cpu_kernel_equals_reference(name, channels, channel_dim) -> None:
+    """Forward and every gradient of the CPU kernel equal the reference kernel's (float64)."""
+    act, x, params = _setup(name, channels, SIZES[1], channel_dim)
+    op = family_ops()[name]
+    fwd_ref, bwd_ref = op.reference
+    fwd_cpu, bwd_cpu = op.kernels["cpu"]
+    g = torch.randn_like(x)
+    ps = [None if p is None else p.detach() for p in params]
+    torch.testing.assert_close(fwd_cpu(x.detach(), *ps, channel_dim),
+                               fwd_ref(x.detach(), *ps, channel_dim), rtol=1e-10, atol=1e-10)
+    for a, b in zip(bwd_cpu(x.detach(), *ps, g, channel_dim), bwd_ref(x.detach(), *ps, g,
+                                                                        channel_dim)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@pytest.mark.parametrize("channels", [None, 3])
+def test_double_backward_equals_autograd_of_reference(name, channels) -> None:
+    """A gradient penalty through the op (create_graph) gives the same parameter gradients as
+    autograd through the reference forward, at the CPU kernel's size."""
+    act, x, params = _setup(name, channels, SIZES[1])
+    op = family_ops()[name]
+    leaves = [p for p in params if p is not None and p.requires_grad]
+
+    def penalty(fn):
+        y = fn(x, *params, act.channel_dim)
+        (gx,) = torch.autograd.grad(y.sin().sum(), x, create_graph=True)
+        return torch.autograd.grad(gx.square().sum(), leaves)
+
+    for a, b in zip(penalty(op.forward_op), penalty(op.reference[0])):
+        assert float(b.abs().max()) > 0
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_gradgradcheck_through_op(name) -> None:
+    act, x, params = _setup(name, 3, 24)
+    op = family_ops()[name]
+    leaves = [p for p in params if p is not None and p.requires_grad]
+    fixed = {i: p for i, p in enumerate(params) if p is None or not p.requires_grad}
+
+    def f(x, *ls):
+        it = iter(ls)
+        ps = [fixed[i] if i in fixed else next(it) for i in range(len(params))]
+        return op.forward_op(x, *ps, act.channel_dim)
+
+    assert torch.autograd.gradgradcheck(f, (x, *leaves))
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_meta_device_shapes(name) -> None:
+    """The fake kernels give shapes and dtypes without data (meta device, as in from_pretrained)."""
+    act, x, params = _setup(name, 3, 120)
+    meta = [None if p is None else p.detach().to("meta") for p in params]
+    y = family_ops()[name].forward_op(x.detach().to("meta").float(), *meta, 1)
+    assert y.device.type == "meta" and y.shape == x.shape and y.dtype == torch.float32
+
+
+def test_wrong_parameter_count_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="hermite op takes 3 parameter tensors"):
+        family_ops()["hermite"](torch.randn(3), torch.randn(4))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_compile_traces_the_reference(name) -> None:
+    """Under torch.compile the op is traced (inductor fuses it): the captured graph holds no
+    learnact custom op and no graph break."""
+    act, x, _ = _setup(name, 3, 120)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(act)(x)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+    code = "\n".join(g.code for g in explanation.graphs)
+    assert "learnact" not in code
