@@ -62,3 +62,14 @@ def test_base_and_moments() -> None:
 def test_bad_input(spec: str, pattern: str) -> None:
     with pytest.raises(ValueError, match=pattern):
         learnact.create(spec)
+
+
+@pytest.mark.parametrize("kind", ["value", "gradient"])
+def test_nan_stays_local(kind) -> None:
+    """A NaN input gives NaN at its own place only (it used to index the lattice with an
+    undefined integer cast and raise IndexError)."""
+    act = learnact.create(f"perlin:kind={kind}")
+    x = torch.tensor([-4.0, float("nan"), 0.3, 5.0])
+    y = act(x)
+    assert torch.isnan(y[1]) and torch.isfinite(y[[0, 2, 3]]).all()
+    assert torch.equal(y[[0, 2, 3]], act(x[[0, 2, 3]]))

@@ -34,7 +34,8 @@ def make_lattices(resolution: int, octaves: int, seed: int, kind: str) -> list[T
 
 def _noise(u: Tensor, lattice: Tensor, kind: str) -> Tensor:
     n = lattice.shape[0] - 1
-    i = torch.floor(u).clamp(0, n - 1)
+    # NaN inputs read cell 0 and stay NaN through t (an index cast of NaN is undefined)
+    i = torch.nan_to_num(torch.floor(u), nan=0.0).clamp(0, n - 1)
     t = u - i
     idx = i.long()
     a = lattice[idx]
