@@ -5,18 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from learnact.modules import FAMILIES
+from learnact.registry import spec_kwargs
+
 torch.set_num_threads(2)
 
-# (registry spec, keyword arguments) of every learnable family at a small degree
-LEARNABLE = [
-    ("hermite", {"degree": 5}),
-    ("fourier", {"degree": 4}),
-    ("tropical", {"degree": 4}),
-    ("tropical_rational", {"degree": 3}),
-    ("selu_variation", {}),
-    ("rational", {"num_degree": 3, "den_degree": 2}),
-    ("ditac", {"cells": 5}),
-]
+# (registry name, keyword arguments) of every learnable family at a small degree: each family
+# declares its own (``test_specs`` on the class, read from the registration list), so a new
+# family joins every shared property test; tests/test_registry.py checks none is missing
+LEARNABLE = [spec_kwargs(spec) for cls in FAMILIES for spec in cls.test_specs]
 
 
 @pytest.fixture(autouse=True)

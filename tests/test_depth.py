@@ -28,7 +28,7 @@ class Block(nn.Module):
 
 
 # families with a unit-moment init (DiTAC has only "prior"/"zeros": GELU-like, no unit init)
-UNIT = [(n, kw) for n, kw in LEARNABLE if n != "ditac"]
+UNIT = [(n, kw) for n, kw in LEARNABLE if "unit" in type(learnact.create(n, **kw)).inits]
 
 
 @pytest.mark.parametrize("name,kw", UNIT + [("hermite", {"degree": 16}),

@@ -98,3 +98,41 @@ def test_register_custom_family() -> None:
     assert "test_square_act" in learnact.available()
     with pytest.raises(ValueError, match="already registered"):
         learnact.register("test_square_act")(Square)
+
+
+def _subclasses(cls: type) -> set[type]:
+    out = set()
+    for sub in cls.__subclasses__():
+        out |= {sub} | _subclasses(sub)
+    return out
+
+
+def test_every_family_class_is_registered_and_tested() -> None:
+    """The 'add a family' checklist (CONTRIBUTING.md), checked: every LearnableActivation
+    subclass in learnact.modules is in the explicit registration list, reachable by its
+    ``family`` name, and declares test specs, so it runs every shared property test."""
+    from learnact.modules import FAMILIES
+    from learnact.modules.base import LearnableActivation
+
+    from .conftest import LEARNABLE
+
+    ours = {c for c in _subclasses(LearnableActivation) if c.__module__.startswith("learnact.")}
+    assert ours == set(FAMILIES), f"missing from modules.FAMILIES: {ours - set(FAMILIES)}"
+    tested = {name for name, _ in LEARNABLE}
+    for cls in FAMILIES:
+        assert type(learnact.create(cls.family)) is cls
+        if cls.learnable_by_default:
+            assert cls.test_specs, f"{cls.__name__} declares no test_specs"
+            assert cls.family in tested
+        for spec in cls.test_specs + cls.main_job_specs:
+            assert type(learnact.create(spec)) is cls, spec
+    # every registry name with trainable parameters by default is a tested family (or torch's)
+    assert set(learnact.available(learnable=True)) - tested == {"prelu"}
+
+
+def test_spec_kwargs_are_typed() -> None:
+    from learnact.registry import spec_kwargs
+
+    assert spec_kwargs("PAU:num_degree=3") == ("rational", {"num_degree": 3})
+    with pytest.raises(ValueError, match="expected an integer"):
+        spec_kwargs("hermite:degree=8.5")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import learnact
 from learnact.speed import OpRow, benchmark_ops, flops_per_element, markdown_table, write_csv
 
 
@@ -19,7 +20,9 @@ def test_benchmark_rows_and_csv(tmp_path: Path) -> None:
     for r in rows:
         assert r.fwd_ms_p50 > 0 and r.full_ms_p50 > 0 and r.gelu_full_ms_p50 > 0
         assert r.saved_ratio_to_input >= 1.0 and r.saved_ratio_to_input < 1.01
-        assert r.flops_per_element == flops_per_element(r.family, r.degree)[0]
+        assert r.flops_per_element == flops_per_element(learnact.create(r.spec))[0]
+    # the analytic counts: Clenshaw 4 per step + 3 at the end, 3 per tropical line + 2
+    assert [r.flops_per_element for r in rows] == [4 * 2 + 3, 3 * 3 + 2]
     path = write_csv(rows, tmp_path / "ops.csv")
     write_csv(rows[:1], path)  # appends without a second header
     with open(path) as fh:

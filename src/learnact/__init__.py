@@ -1,13 +1,14 @@
 """learnact: learnable activation functions for PyTorch.
 
 Every family in one place, exact math, variance-preserving init, fused kernels.
-See README.md for the tour and DESIGN.md (beside the repository) for the contract.
+See README.md for the tour and docs/design.md for the layout and the op and family contracts.
 """
 
 from . import functional, integrations, ops
 from .expand import Polynomial, expand
 from .fit import FitReport, fit
-from .init import GaussianMoments, moments, second_moments, variance_map_slope
+from .kinds import is_activation, is_learnable_activation
+from .moments import GaussianMoments, moments, second_moments, variance_map_slope
 from .modules import (
     Cantor,
     Cantor2,
@@ -46,6 +47,8 @@ __all__ = [
     "param_groups",
     "activation_parameters",
     "regularization",
+    "is_activation",
+    "is_learnable_activation",
     "LearnableActivation",
     "Hermite",
     "Fourier",

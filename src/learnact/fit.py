@@ -33,11 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .functional import hermite as FH
 from .modules.base import LearnableActivation
-from .modules.fourier import Fourier
-from .modules.hermite import Hermite
-from .modules.tropical import Tropical
 from .registry import create
 
 log = logging.getLogger(__name__)
@@ -161,7 +157,7 @@ def domain_points(domain: Any, *, sigma: float = 1.0, points: int | None = None,
 # ------------------------------------------------------------------------------------------
 
 
-def _weighted_lstsq(cols_f: Tensor, cols_d: Tensor, y: Tensor, dy: Tensor, w: Tensor,
+def weighted_lstsq(cols_f: Tensor, cols_d: Tensor, y: Tensor, dy: Tensor, w: Tensor,
                     dw: float) -> Tensor:
     """argmin_c sum_i w_i [(F c - y)_i^2 + dw (D c - dy)_i^2] by QR least squares (float64)."""
     sw = torch.sqrt(w).unsqueeze(1)
@@ -175,58 +171,6 @@ def _weighted_lstsq(cols_f: Tensor, cols_d: Tensor, y: Tensor, dy: Tensor, w: Te
     scale = A.norm(dim=0).clamp_min(1e-300)
     sol = torch.linalg.lstsq(A / scale, B, driver="gels").solution[:, 0]
     return sol / scale
-
-
-def _hermite_columns(x: Tensor, degree: int, lo: float | None, hi: float | None
-                     ) -> tuple[Tensor, Tensor]:
-    xb = x if lo is None or hi is None else x.clamp(lo, hi)
-    basis = FH.hermite_basis(xb, degree)
-    dcols = [torch.zeros_like(x)] + basis[:-1]
-    if lo is None or hi is None:
-        fcols = basis
-    else:
-        delta = x - xb
-        fcols = [basis[0]] + [basis[k] + basis[k - 1] * delta for k in range(1, degree + 1)]
-    return torch.stack(fcols, 1), torch.stack(dcols, 1)
-
-
-def _fit_hermite(act: Hermite, x: Tensor, y: Tensor, dy: Tensor, w: Tensor, dw: float,
-                 channel: int | None) -> None:
-    lo = hi = None
-    if act.tails == "linear":
-        lo_t, hi_t = act._bounds64()
-        assert lo_t is not None and hi_t is not None
-        lo = float(lo_t if lo_t.ndim == 0 else lo_t[channel or 0])
-        hi = float(hi_t if hi_t.ndim == 0 else hi_t[channel or 0])
-    F, D = _hermite_columns(x, act.degree, lo, hi)
-    c = _weighted_lstsq(F, D, y, dy, w, dw)
-    with torch.no_grad():
-        if channel is None:
-            act.coeffs.copy_(c.to(act.coeffs.dtype).expand_as(act.coeffs))
-        else:
-            act.coeffs[channel].copy_(c.to(act.coeffs.dtype))
-
-
-def _fit_fourier(act: Fourier, x: Tensor, y: Tensor, dy: Tensor, w: Tensor, dw: float,
-                 channel: int | None) -> None:
-    freq = act.frequency.detach().to(torch.float64).cpu()
-    freq = freq if freq.ndim == 1 else freq[channel or 0]
-    wx = x.unsqueeze(1) * freq
-    cos, sin = torch.cos(wx), torch.sin(wx)
-    F = torch.cat([torch.ones_like(x).unsqueeze(1), cos, sin], 1)
-    D = torch.cat([torch.zeros_like(x).unsqueeze(1), -freq * sin, freq * cos], 1)
-    sol = _weighted_lstsq(F, D, y, dy, w, dw)
-    d = freq.numel()
-    a, b = sol[1:1 + d], sol[1 + d:]
-    params = {"bias": sol[0], "amplitude": torch.sqrt(a * a + b * b),
-              "phase": torch.atan2(b, a)}
-    with torch.no_grad():
-        for name, v in params.items():
-            p = getattr(act, name)
-            if channel is None:
-                p.copy_(v.to(p.dtype).expand_as(p))
-            else:
-                p[channel].copy_(v.to(p.dtype))
 
 
 # ------------------------------------------------------------------------------------------
@@ -245,34 +189,6 @@ def _evaluate(act: nn.Module, x: Tensor, channel: int | None) -> tuple[Tensor, T
     return _target_value_and_derivative(_module_fn(act), x)
 
 
-def _tropical_start(act: Tropical, x: Tensor, y: Tensor, dy: Tensor, w: Tensor,
-                    channel: int | None) -> None:
-    """Tangent-line start: line k touches the target where target' = alpha k.
-
-    alpha = (max target') / d over the bulk of the domain (weights above 1e-4 of the peak), so
-    the fixed integer slopes span the target's slopes; c_k = target(x_k)/alpha - k x_k. The
-    envelope of tangents is the best convex minorant one can build from them; L-BFGS refines.
-    """
-    bulk = w > 1e-4 * w.max()
-    xb, yb, db = x[bulk], y[bulk], dy[bulk]
-    d = act.degree
-    top = float(db.max())
-    if not top > 0:
-        return
-    alpha = top / d
-    c = torch.empty(d + 1, dtype=torch.float64)
-    for k in range(d + 1):
-        j = int(torch.argmin((db - alpha * k).abs() + 1e-9 * xb.abs()))
-        c[k] = yb[j] / alpha - k * xb[j]
-    with torch.no_grad():
-        for name, v in (("coeffs", c), ("scale", torch.tensor(alpha)), ("offset", torch.tensor(0.0))):
-            p = getattr(act, name)
-            if channel is None:
-                p.copy_(v.to(p.dtype).expand_as(p))
-            else:
-                p[channel].copy_(v.to(p.dtype))
-
-
 def _objective(act: nn.Module, x: Tensor, y: Tensor, dy: Tensor, w: Tensor, dw: float,
                channel: int | None) -> float:
     f, df = _evaluate(act, x, channel)
@@ -283,8 +199,8 @@ def _fit_generic(act: nn.Module, x: Tensor, y: Tensor, dy: Tensor, w: Tensor, dw
                  channel: int | None, steps: int, seed: int) -> str:
     torch.manual_seed(seed)
     method = "lbfgs"
-    if isinstance(act, Tropical):
-        _tropical_start(act, x, y, dy, w, channel)
+    if isinstance(act, LearnableActivation):
+        act.fit_start(x, y, dy, w, channel)
     has_affine = isinstance(getattr(act, "scale", None), Tensor) and isinstance(
         getattr(act, "offset", None), Tensor)
     if has_affine:  # closed-form output scale/offset first: f = s g + t is linear in (s, t)
@@ -294,7 +210,7 @@ def _fit_generic(act: nn.Module, x: Tensor, y: Tensor, dy: Tensor, w: Tensor, dw
         g, dg = (f - t0) / s0, df / s0
         F = torch.stack([g, torch.ones_like(g)], 1)
         D = torch.stack([dg, torch.zeros_like(dg)], 1)
-        s, t = _weighted_lstsq(F, D, y, dy, w, dw).tolist()
+        s, t = weighted_lstsq(F, D, y, dy, w, dw).tolist()
         with torch.no_grad():
             for name, v in (("scale", s), ("offset", t)):
                 p = getattr(act, name)
@@ -388,22 +304,22 @@ def fit(act: nn.Module, target: Any, *, domain: Any = "normal", derivative_weigh
         x, w, desc = domain_points(dom, sigma=sigma, points=points, max_points=max_points,
                                    seed=seed)
         y, dy = _target_value_and_derivative(fn, x)
-        if isinstance(act, Hermite):
-            _fit_hermite(act, x, y, dy, w, derivative_weight, ch)
-            method = "closed-form weighted least squares (QR)"
-        elif isinstance(act, Fourier):
-            _fit_fourier(act, x, y, dy, w, derivative_weight, ch)
-            method = "closed-form weighted least squares (QR), frequencies held"
-            if steps > 0 and act.frequency.requires_grad:
+        closed = (act.closed_form_fit(x, y, dy, w, derivative_weight, ch)
+                  if isinstance(act, LearnableActivation) else None)
+        if closed is None:
+            method = _fit_generic(act, x, y, dy, w, derivative_weight, ch, steps, seed)
+        else:
+            method = closed
+            held = [getattr(act, n) for n in act.closed_form_held]
+            if steps > 0 and any(p.requires_grad for p in held):
+                # refine the held parameters too; kept only where that lowers the error
                 before = _objective(act, x, y, dy, w, derivative_weight, ch)
                 snapshot = copy.deepcopy(act.state_dict())
                 _fit_generic(act, x, y, dy, w, derivative_weight, ch, steps, seed)
                 if _objective(act, x, y, dy, w, derivative_weight, ch) < before:
-                    method += " + lbfgs on all (frequencies too)"
+                    method += " + lbfgs on all (" + ", ".join(act.closed_form_held) + " too)"
                 else:
                     act.load_state_dict(snapshot)
-        else:
-            method = _fit_generic(act, x, y, dy, w, derivative_weight, ch, steps, seed)
         f, df = _evaluate(act, x, ch)
         e, de = (f - y).abs(), (df - dy).abs()
         rms, drms = float(torch.sqrt((w * e * e).sum())), float(torch.sqrt((w * de * de).sum()))

@@ -115,9 +115,8 @@ def moments(act: nn.Module | Callable[[Tensor], Tensor]) -> GaussianMoments:
     from .modules.base import LearnableActivation
 
     if isinstance(act, LearnableActivation):
-        closed = getattr(act, "_closed_form_moments", None)
-        if closed is not None:
-            m = closed()
+        m = act.closed_form_moments()
+        if m is not None:
             if not all(bool(torch.isfinite(torch.as_tensor(v)).all()) for v in
                        (m.mean, m.second, m.deriv_second, m.vprime)):
                 raise ValueError(f"{type(act).__name__} has non-finite parameters: its Gaussian "

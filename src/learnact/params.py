@@ -5,23 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .kinds import is_learnable_activation
+
 __all__ = ["activation_parameters", "param_groups", "regularization"]
-
-_TORCH_LEARNABLE = (nn.PReLU,)
-
-
-def _is_activation(m: nn.Module) -> bool:
-    from .modules.base import LearnableActivation
-
-    return isinstance(m, (LearnableActivation, *_TORCH_LEARNABLE))
-
 
 def activation_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Parameters owned by learnable activation modules (learnact families and nn.PReLU)."""
     seen: set[int] = set()
     out = []
     for m in model.modules():
-        if _is_activation(m):
+        if is_learnable_activation(m):
             for p in m.parameters():
                 if id(p) not in seen:
                     seen.add(id(p))

@@ -20,7 +20,8 @@ from torch import nn
 
 from ._validate import suggest
 
-__all__ = ["register", "create", "available", "parse_spec", "lookup", "is_learnable_name"]
+__all__ = ["register", "create", "available", "parse_spec", "spec_kwargs", "lookup",
+           "is_learnable_name"]
 
 T = TypeVar("T")
 
@@ -127,12 +128,9 @@ def create(spec: Any, **overrides: Any) -> nn.Module:
         return spec
     if isinstance(spec, type) and issubclass(spec, nn.Module):
         return spec(**overrides)
-    name, raw = parse_spec(spec)
+    name, kwargs = spec_kwargs(spec)
     entry = lookup(name)
     params = _signature(entry.signature_of)
-    kwargs: dict[str, Any] = {}
-    for key, text in raw.items():
-        kwargs[key] = _parse_value(entry.name, key, text, params)
     for key, value in overrides.items():
         if key not in params and key not in entry.ignores:
             _unknown(entry.name, key, params)
@@ -140,6 +138,16 @@ def create(spec: Any, **overrides: Any) -> nn.Module:
     for key in entry.ignores:
         kwargs.pop(key, None)
     return entry.factory(**kwargs)
+
+
+def spec_kwargs(spec: str) -> tuple[str, dict[str, Any]]:
+    """The registry name and the typed keyword arguments of a spec string:
+    ``spec_kwargs("hermite:degree=8")`` -> ``("hermite", {"degree": 8})``."""
+    name, raw = parse_spec(spec)
+    entry = lookup(name)
+    params = _signature(entry.signature_of)
+    return entry.name, {key: _parse_value(entry.name, key, text, params)
+                        for key, text in raw.items()}
 
 
 def _signature(fn: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:

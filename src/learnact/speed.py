@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
+from .modules.base import LearnableActivation
 from .registry import create, parse_spec
 
 log = logging.getLogger(__name__)
@@ -76,23 +77,13 @@ class OpRow:
     malloc: str = "default"  # or "steady" (see steady_malloc)
 
 
-def flops_per_element(family: str, degree: int) -> tuple[int, int]:
-    """Forward arithmetic operations and transcendental calls per element (analytic count)."""
-    d = degree
-    if family == "hermite":  # Clenshaw: 2 mul + 2 add per step, 3 at the end
-        return 4 * max(d - 1, 0) + 3, 0
-    if family == "fourier":  # per term: mul, sub, mul-add (2); bias add
-        return 4 * d + 1, d
-    if family == "tropical":  # per line: mul, add, max; then scale and offset
-        return 3 * (d + 1) + 2, 0
-    if family == "tropical_rational":
-        return 6 * (d + 1) + 3, 0
-    if family == "gelu":  # x * 0.5 * (1 + erf(x / sqrt(2)))
+def flops_per_element(act: nn.Module) -> tuple[int, int]:
+    """Forward arithmetic operations and transcendental calls per element (analytic count):
+    the family's own hook (``LearnableActivation.flops_per_element``); GELU's for reference."""
+    if isinstance(act, LearnableActivation):
+        return act.flops_per_element()
+    if isinstance(act, nn.GELU):  # x * 0.5 * (1 + erf(x / sqrt(2)))
         return 4, 1
-    if family == "selu_variation":  # where, mul/add chains on both branches
-        return 12, 2
-    if family == "rational":  # Horner 5 + 4, abs, div, affine
-        return 2 * 5 + 2 * 4 + 5, 0
     return 0, 0
 
 
@@ -248,7 +239,7 @@ def benchmark_ops(specs: Iterable[str] = DEFAULT_SPECS, shape: tuple[int, ...] =
             g_b = statistics.median(gb) * 1e3
             saved = _saved_bytes(act, x)  # eager graph: what autograd keeps for backward
             degree = int(getattr(act, "degree", 0))
-            fl, tr = flops_per_element(fam, degree)
+            fl, tr = flops_per_element(act)
             rows.append(OpRow(
                 timestamp=_dt.datetime.now().isoformat(timespec="seconds"),
                 torch_version=torch.__version__, device=_device_name(dev),

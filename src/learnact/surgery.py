@@ -37,46 +37,13 @@ from torch import Tensor, nn
 
 from .fit import FitReport
 from .fit import fit as _fit
+from .kinds import HF_ACTIVATIONS, TIMM_ACTIVATIONS, TORCH_ACTIVATIONS, is_activation
 from .modules.base import LearnableActivation
-from .modules.classical import Sin
 from .registry import create, parse_spec
 
 log = logging.getLogger(__name__)
 
 __all__ = ["replace_activations", "restore", "SurgeryReport", "SurgeryEntry", "find_activations"]
-
-TORCH_ACTIVATIONS: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Mish, nn.ELU, nn.SELU, nn.CELU, nn.LeakyReLU,
-    nn.PReLU, nn.RReLU, nn.Softplus, nn.Tanh, nn.Sigmoid, nn.Hardswish, nn.Hardsigmoid,
-    nn.Hardtanh, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink,
-)
-# transformers.activations and timm.layers.activations classes, by class name
-HF_ACTIVATIONS = frozenset({
-    "GELUActivation", "NewGELUActivation", "FastGELUActivation", "QuickGELUActivation",
-    "ClippedGELUActivation", "AccurateGELUActivation", "PytorchGELUTanh", "GELUTanh",
-    "SiLUActivation", "MishActivation", "ReLUSquaredActivation", "LaplaceActivation",
-    "LinearActivation", "XIELUActivation",
-})
-TIMM_ACTIVATIONS = frozenset({
-    "GELU", "GELUTanh", "QuickGELU", "Swish", "SwishMe", "SwishAuto", "Mish", "MishMe",
-    "MishAuto", "HardSwish", "HardSwishMe", "HardSwishAuto", "HardSigmoid", "HardSigmoidMe",
-    "HardMish", "HardMishMe", "Sigmoid", "Tanh", "PReLU", "GELUTanhApprox",
-})
-
-
-def _is_activation(module: nn.Module) -> bool:
-    if isinstance(module, (LearnableActivation, Sin)):
-        return True
-    if isinstance(module, TORCH_ACTIVATIONS):
-        return True
-    name = type(module).__name__
-    mod = type(module).__module__
-    if mod.startswith("transformers") and name in HF_ACTIVATIONS:
-        return True
-    if mod.startswith("timm") and name in TIMM_ACTIVATIONS:
-        return True
-    return False
-
 
 TargetSpec = Any  # "auto" | iterable of class names / path globs | callable(path, module) -> bool
 
@@ -96,7 +63,7 @@ def find_activations(model: nn.Module, targets: TargetSpec = "auto") -> list[tup
     else:
         raise TypeError("targets must be 'auto', a class name / path glob, a list of them, or a "
                         f"callable(path, module) -> bool; got {type(targets).__name__}")
-    return [(p, m) for p, m in model.named_modules() if p and _is_activation(m) and keep(p, m)]
+    return [(p, m) for p, m in model.named_modules() if p and is_activation(m) and keep(p, m)]
 
 
 @dataclass

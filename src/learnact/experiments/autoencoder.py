@@ -34,7 +34,8 @@ from torch import Tensor, nn
 
 from ..data.fashion_mnist import load_fashion_mnist
 from ..params import activation_parameters, param_groups
-from ..registry import available, create, parse_spec
+from ..modules import FAMILIES
+from ..registry import create, parse_spec
 from .common import (Dist, RunDir, model_filename, progress, save_model, seed_everything,
                      setup_distributed, teardown_distributed)
 
@@ -46,26 +47,12 @@ __all__ = ["AutoencoderConfig", "PRESETS", "build_autoencoder", "run_autoencoder
 CLASSICAL_DEFAULT = ("identity", "relu", "gelu", "silu", "tanh", "sigmoid", "rrelu")
 
 
-# Families whose default is a pure polynomial get linear tails here: this network feeds its
-# activations un-normalised, heavy-tailed inputs (|x| up to ~200 after a few steps), and a
-# degree-8 polynomial of those overflows within the first epoch (measured: NaN at step ~200).
-# DiTAC runs with its lookup table (the released code's own training path; exact mode costs
-# ~4x more per epoch here).
-_DEFAULT_OPTIONS = {"hermite": "hermite:tails=linear", "ditac": "ditac:lut=2048"}
-# ... and the init shape matters as much: the published Hermite shape is ~exp(x - 1/2)
-# (sum_k He_k/k! is its generating function at t = 1); the GELU-shaped unit init is listed too.
-_EXTRA = ("hermite:init=gelu,tails=linear",)
-# For time, one DiTAC variant only: each costs ~40 s on the quick preset (9.3-11.8 s/epoch
-# vs GELU's 4.6-7.2 s) and the default run must stay within 10 minutes. The other two:
-#   --acts "gelu;ditac:lut=2048;leaky_ditac:lut=2048;ge_ditac:lut=2048"
-EXCLUDED_FROM_DEFAULT: tuple[str, ...] = ("leaky_ditac", "ge_ditac")
-
-
 def default_acts() -> list[str]:
-    """The classical baselines plus every learnable family registered now (default inits)."""
-    learnable = [_DEFAULT_OPTIONS.get(n, n) for n in available(learnable=True)
-                 if n != "prelu" and n not in EXCLUDED_FROM_DEFAULT]
-    return list(CLASSICAL_DEFAULT) + ["prelu"] + learnable + list(_EXTRA)
+    """The classical baselines plus the main-job specs of every registered learnable family
+    (each family declares its own: ``main_job_specs``, e.g. Hermite with linear tails, since
+    this network feeds its activations un-normalised, heavy-tailed inputs)."""
+    learnable = [spec for cls in FAMILIES for spec in cls.main_job_specs]
+    return list(CLASSICAL_DEFAULT) + ["prelu"] + learnable
 
 
 @dataclass
@@ -397,13 +384,6 @@ def _run(cfg: AutoencoderConfig, d: Dist, resume: str | None) -> Path | None:
     write_autoencoder_report(run, results)
     log.info("wrote %s", run.path)
     return run.path
-
-
-def parse_list(text: str | None, conv: Callable[[str], Any] = str) -> list[Any] | None:
-    """'a,b,c' -> [conv(a), ...]; specs keep their own commas inside ':...'."""
-    if text is None:
-        return None
-    return [conv(t.strip()) for t in text.split(",") if t.strip()]
 
 
 def split_specs(text: str) -> list[str]:

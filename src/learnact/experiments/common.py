@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Dist", "setup_distributed", "RunDir", "seed_everything", "progress", "is_finite",
+__all__ = ["Dist", "setup_distributed", "RunDir", "seed_everything", "progress",
            "check_writable", "resolve_device", "save_model", "load_model", "model_filename"]
 
 
@@ -108,10 +108,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-def is_finite(v: float) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def check_writable(path: str | os.PathLike) -> Path:

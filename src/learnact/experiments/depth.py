@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..init import moments
+from ..moments import moments
 from ..registry import create, lookup, parse_spec
 from .common import RunDir, progress, seed_everything
 

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from .._tensor import canonical_dim
 from .._validate import check_channels, check_int
+from ..moments import GaussianMoments
 
 __all__ = ["LearnableActivation"]
 
@@ -23,14 +24,30 @@ class LearnableActivation(nn.Module):
     Subclasses implement :meth:`forward`, :meth:`reset_parameters` and
     :meth:`function_and_derivative` (a float64 evaluation used for exact moments and fitting),
     and may override :meth:`kinks` (points where f' jumps, for piecewise quadrature).
+
+    **Family hooks** (docs/design.md, "The family contract"): what the rest of the library
+    needs to know about a family is declared here, on the class, and read by name - never
+    found out by ``isinstance``: the class attributes below, and the methods
+    :meth:`closed_form_moments` (moments.py), :meth:`closed_form_fit` and :meth:`fit_start`
+    (fit.py), :meth:`flops_per_element` (speed.py). Defaults mean "none": quadrature,
+    a generic L-BFGS fit, no flop count.
     """
 
     #: registry name of the family (set by subclasses)
     family: ClassVar[str] = ""
+    #: other registry names of the family
+    aliases: ClassVar[tuple[str, ...]] = ()
     #: init names this family accepts; the first is the default
     inits: ClassVar[tuple[str, ...]] = ("unit",)
     #: whether a default-constructed module has trainable parameters (registry "learnable")
     learnable_by_default: ClassVar[bool] = True
+    #: specs with which the family joins the main job's default list (empty: it does not)
+    main_job_specs: ClassVar[tuple[str, ...]] = ()
+    #: small specs that the shared property tests (tests/test_common.py, ...) run
+    test_specs: ClassVar[tuple[str, ...]] = ()
+    #: parameters that :meth:`closed_form_fit` holds fixed (fit refines them by L-BFGS when
+    #: they are trainable and that lowers the error)
+    closed_form_held: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, channels: int | None = None, channel_dim: int = 1) -> None:
         super().__init__()
@@ -66,6 +83,14 @@ class LearnableActivation(nn.Module):
             t = getattr(self, name)
             t.copy_(torch.as_tensor(value).to(t.dtype).expand_as(t))
 
+    @torch.no_grad()
+    def _set_fitted(self, values: dict[str, Tensor], channel: int | None) -> None:
+        """Copy fitted float64 values into every channel (channel None) or one channel."""
+        for name, value in values.items():
+            t = getattr(self, name)
+            target = t if channel is None or t.ndim == 0 else t[channel]
+            target.copy_(torch.as_tensor(value).to(t.dtype).expand_as(target))
+
     # -- exact moments --------------------------------------------------------------------
     def function_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """(f(z), f'(z)) in float64 for 1-D z; shape (n,) shared or (C, n) per channel."""
@@ -75,9 +100,30 @@ class LearnableActivation(nn.Module):
         """Points where f' may jump (of one channel, or the union), or None if f is smooth."""
         return None
 
+    def closed_form_moments(self) -> GaussianMoments | None:
+        """Exact moments in closed form, or None (then moments.py integrates
+        :meth:`function_and_derivative` by quadrature)."""
+        return None
+
+    def closed_form_fit(self, x: Tensor, y: Tensor, dy: Tensor, w: Tensor,
+                        derivative_weight: float, channel: int | None) -> str | None:
+        """Fit (one channel of) the module to target values y and slopes dy at the float64
+        points x with weights w, in closed form, in place; return the method's description,
+        or None if the family has no closed form (then fit.py runs L-BFGS)."""
+        return None
+
+    def fit_start(self, x: Tensor, y: Tensor, dy: Tensor, w: Tensor,
+                  channel: int | None) -> None:
+        """Move the parameters to a good start for the generic (L-BFGS) fit; default: none."""
+
+    def flops_per_element(self) -> tuple[int, int]:
+        """(arithmetic operations, transcendental calls) per element of the forward, counted
+        analytically for the benchmark table; (0, 0) where not counted."""
+        return 0, 0
+
     def second_moments(self):
         """(E[f^2], E[f'^2]) under N(0, 1), exact; see :func:`learnact.second_moments`."""
-        from ..init import second_moments
+        from ..moments import second_moments
 
         return second_moments(self)
 

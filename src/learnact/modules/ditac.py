@@ -13,7 +13,6 @@ from ..functional import cpab
 from ..ops.cpab import (GATES, cpab_grid, cpab_lut_op, cpab_op, grid_jacobian_fits,
                          native_grid)
 from ..ops.cpab import _gate as gate_and_slope
-from ..registry import register
 from .base import LearnableActivation
 
 __all__ = ["DiTAC", "LeakyDiTAC", "GEDiTAC"]
@@ -37,7 +36,6 @@ class _ReleasedPrior(torch.autograd.Function):
         return d * g + 2.0 * ctx.lam * theta * colsum.to(theta), None, None
 
 
-@register("ditac")
 class DiTAC(LearnableActivation):
     r"""DiTAC: a CPAB diffeomorphism T_theta of the input on [a, b], gated like GELU.
 
@@ -93,6 +91,10 @@ class DiTAC(LearnableActivation):
 
     family = "ditac"
     inits = ("prior", "zeros")
+    # the lookup table: the released code's training path (exact mode costs ~4x more per epoch
+    # in the main job's network)
+    main_job_specs = ("ditac:lut=2048",)
+    test_specs = ("ditac:cells=5",)
 
     def __init__(self, a: float = -0.5, b: float = 2.0, cells: int = 10,
                  channels: int | None = None, channel_dim: int = 1, init: str = "prior",
@@ -233,13 +235,15 @@ class DiTAC(LearnableActivation):
                 f"init={self.init!r}, gate={self.gate!r}, warp={self.warp!r}{lut}")
 
 
-@register("leaky_ditac")
 class LeakyDiTAC(DiTAC):
     r"""Leaky-DiTAC (our definition): f(x) = x~ s(x) with the leaky-ReLU gate s = 1 (x > 0),
     alpha (x <= 0). Documented as ours: the paper's exact formula was not at hand. See
     :class:`DiTAC` for every argument."""
 
     family = "leaky_ditac"
+    # for time, one DiTAC variant in the main job (each costs ~40 s on the quick preset)
+    main_job_specs = ()
+    test_specs = ("leaky_ditac:cells=5",)
 
     def __init__(self, a: float = -0.5, b: float = 2.0, cells: int = 10,
                  channels: int | None = None, channel_dim: int = 1, init: str = "prior",
@@ -250,13 +254,14 @@ class LeakyDiTAC(DiTAC):
                          lambda_smooth, lambda_var, kernel, alpha, prior)
 
 
-@register("ge_ditac")
 class GEDiTAC(DiTAC):
     r"""GE-DiTAC (our reading of the paper's variant; the released code lists a transform on
     [0, b] with GELU elsewhere): x~ = T on [0, b], f = x~ Phi(x), so f = GELU for x < 0.
     Documented as a reading, not the paper's text. See :class:`DiTAC` for the arguments."""
 
     family = "ge_ditac"
+    main_job_specs = ()
+    test_specs = ("ge_ditac:cells=5",)
 
     def __init__(self, a: float = 0.0, b: float = 2.0, cells: int = 10,
                  channels: int | None = None, channel_dim: int = 1, init: str = "prior",

@@ -7,9 +7,8 @@ from torch import Tensor, nn
 
 from .._validate import check_choice, check_int
 from ..functional import fourier as F
-from ..init import gaussian_expectations, unit_scale_offset
+from ..moments import gaussian_expectations, unit_scale_offset
 from ..ops.fourier import fourier_op
-from ..registry import register
 from .base import LearnableActivation
 
 __all__ = ["Fourier"]
@@ -17,7 +16,6 @@ __all__ = ["Fourier"]
 MAX_DEGREE = 64
 
 
-@register("fourier")
 class Fourier(LearnableActivation):
     r"""Learnable truncated Fourier series activation.
 
@@ -42,6 +40,9 @@ class Fourier(LearnableActivation):
 
     family = "fourier"
     inits = ("unit", "paper", "published")
+    main_job_specs = ("fourier",)
+    test_specs = ("fourier:degree=4",)
+    closed_form_held = ("frequency",)
 
     def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = 1,
                  init: str = "unit") -> None:
@@ -86,6 +87,29 @@ class Fourier(LearnableActivation):
         p = self._params64()
         return (self._eval64(lambda x, cd: F.fourier(x, *p, channel_dim=cd), z),
                 self._eval64(lambda x, cd: F.fourier_derivative(x, *p, channel_dim=cd), z))
+
+    def closed_form_fit(self, x: Tensor, y: Tensor, dy: Tensor, w: Tensor,
+                        derivative_weight: float, channel: int | None) -> str:
+        """With the frequencies held, c cos(w x - phi) = a cos(w x) + b sin(w x) is linear in
+        (a, b): weighted least squares on value and derivative, then c = |(a, b)|,
+        phi = atan2(b, a)."""
+        from ..fit import weighted_lstsq
+
+        freq = self.frequency.detach().to(torch.float64).cpu()
+        freq = freq if freq.ndim == 1 else freq[channel or 0]
+        wx = x.unsqueeze(1) * freq
+        cos, sin = torch.cos(wx), torch.sin(wx)
+        cols = torch.cat([torch.ones_like(x).unsqueeze(1), cos, sin], 1)
+        dcols = torch.cat([torch.zeros_like(x).unsqueeze(1), -freq * sin, freq * cos], 1)
+        sol = weighted_lstsq(cols, dcols, y, dy, w, derivative_weight)
+        a, b = sol[1:1 + self.degree], sol[1 + self.degree:]
+        self._set_fitted({"bias": sol[0], "amplitude": torch.sqrt(a * a + b * b),
+                          "phase": torch.atan2(b, a)}, channel)
+        return "closed-form weighted least squares (QR), frequencies held"
+
+    def flops_per_element(self) -> tuple[int, int]:
+        # per term: mul, sub, mul-add (2); the bias add; one cos per term
+        return 4 * self.degree + 1, self.degree
 
     def extra_repr(self) -> str:
         return f"degree={self.degree}, {self._channel_repr()}, init={self.init!r}"

@@ -10,7 +10,6 @@ from torch import Tensor, nn
 from .._validate import check_choice, check_int
 from ..functional import rational as F
 from ..ops.rational import rational_op
-from ..registry import register
 from .base import LearnableActivation
 
 __all__ = ["Rational"]
@@ -84,7 +83,6 @@ def _fit_coefficients(num_degree: int, den_degree: int,
             (act.scale.item(), act.offset.item()))
 
 
-@register("rational", aliases=("pau",))
 class Rational(LearnableActivation):
     r"""Rational (Padé) activation with the safe denominator (no poles).
 
@@ -108,6 +106,9 @@ class Rational(LearnableActivation):
 
     family = "rational"
     inits = ("paper", "published", "leaky_relu", "gelu", "unit")
+    aliases = ("pau",)
+    main_job_specs = ("rational",)
+    test_specs = ("rational:num_degree=3,den_degree=2",)
 
     def __init__(self, num_degree: int = 5, den_degree: int = 4, channels: int | None = None,
                  channel_dim: int = 1, init: str = "paper") -> None:
@@ -130,7 +131,7 @@ class Rational(LearnableActivation):
         self.scale.fill_(s)
         self.offset.fill_(t)
         if self.init == "unit":
-            from ..init import moments, unit_scale_offset
+            from ..moments import moments, unit_scale_offset
 
             shared = Rational(self.num_degree, self.den_degree, init="_raw").double()
             for name in ("num", "den", "scale", "offset"):
@@ -151,6 +152,10 @@ class Rational(LearnableActivation):
         return (self._eval64(lambda x, cd: F.rational(x, *p, channel_dim=cd), z),
                 self._eval64(lambda x, cd: F.rational_backward(
                     x, *p, grad=torch.ones_like(x), channel_dim=cd)[0], z))
+
+    def flops_per_element(self) -> tuple[int, int]:
+        # two Horner chains (mul + add per step), abs, add, div, scale and offset
+        return 2 * self.num_degree + 2 * self.den_degree + 5, 0
 
     def extra_repr(self) -> str:
         return (f"num_degree={self.num_degree}, den_degree={self.den_degree}, "

@@ -7,15 +7,13 @@ from torch import Tensor, nn
 
 from .._validate import check_choice
 from ..functional import selu_variation as F
-from ..init import gaussian_expectations, unit_scale_offset
+from ..moments import gaussian_expectations, unit_scale_offset
 from ..ops.selu_variation import selu_variation_op
-from ..registry import register
 from .base import LearnableActivation
 
 __all__ = ["SELUVariation"]
 
 
-@register("selu_variation")
 class SELUVariation(LearnableActivation):
     r"""Learnable SELU variation: SELU with a sinusoidal term on the negative side.
 
@@ -44,6 +42,8 @@ class SELUVariation(LearnableActivation):
 
     family = "selu_variation"
     inits = ("paper", "published", "unit")
+    main_job_specs = ("selu_variation",)
+    test_specs = ("selu_variation",)
 
     def __init__(self, channels: int | None = None, channel_dim: int = 1,
                  init: str = "paper") -> None:
@@ -95,6 +95,10 @@ class SELUVariation(LearnableActivation):
 
     def kinks(self, channel: int | None = None) -> Tensor:
         return torch.tensor([0.0], dtype=torch.float64)
+
+    def flops_per_element(self) -> tuple[int, int]:
+        # where, mul/add chains on both branches; exp and sin
+        return 12, 2
 
     def extra_repr(self) -> str:
         return f"{self._channel_repr()}, init={self.init!r}"

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from .._validate import check_float, check_int
 from ..functional import surrogate as S
 from ..ops.surrogate import surrogate_op
-from ..registry import create, register
+from ..registry import create
 
 __all__ = ["Surrogate", "Staircase", "Cantor", "Cantor2", "NoisyDerivative", "LeftRight"]
 
@@ -39,7 +39,6 @@ class Surrogate(nn.Module):
         return surrogate_op(x, self.fn, lambda x, g: g * d(x))
 
 
-@register("staircase")
 class Staircase(nn.Module):
     r"""Hard staircase forward, smooth-staircase derivative backward.
 
@@ -68,7 +67,6 @@ class Staircase(nn.Module):
         return f"steps={self.steps}, width={self.width:g}, sharpness={self.sharpness:g}"
 
 
-@register("cantor")
 class Cantor(nn.Module):
     r"""Depth-n Cantor staircase forward; backward 0 everywhere (its derivative a.e.).
 
@@ -98,7 +96,6 @@ class Cantor(nn.Module):
         return f"depth={self.depth}, lo={self.lo:g}, hi={self.hi:g}"
 
 
-@register("cantor2")
 class Cantor2(Cantor):
     r"""The Cantor staircase forward of :class:`Cantor`; backward: derivative 1 (grad passes).
 
@@ -108,7 +105,6 @@ class Cantor2(Cantor):
     declared = 1.0
 
 
-@register("noisy")
 class NoisyDerivative(nn.Module):
     r"""Forward untouched; in training, the derivative is multiplied by noise U(lower, upper).
 
@@ -146,7 +142,6 @@ class NoisyDerivative(nn.Module):
         return f"base={self.base!r}, lower={self.lower:g}, upper={self.upper:g}"
 
 
-@register("left_right")
 class LeftRight(nn.Module):
     r"""One-sided-derivative backward chosen by the sign of the upstream gradient.
 

@@ -10,9 +10,8 @@ from torch import Tensor, nn
 from .._tensor import column
 from .._validate import check_choice, check_int
 from ..functional import tropical as F
-from ..init import gaussian_expectations, unit_scale_offset
+from ..moments import gaussian_expectations, unit_scale_offset
 from ..ops.tropical import tropical_op, tropical_rational_op
-from ..registry import register
 from .base import LearnableActivation
 
 __all__ = ["Tropical", "TropicalRational"]
@@ -20,7 +19,6 @@ __all__ = ["Tropical", "TropicalRational"]
 MAX_DEGREE = 64
 
 
-@register("tropical")
 class Tropical(LearnableActivation):
     r"""Learnable tropical (max-plus) polynomial activation.
 
@@ -45,6 +43,8 @@ class Tropical(LearnableActivation):
 
     family = "tropical"
     inits = ("unit", "paper", "published")
+    main_job_specs = ("tropical",)
+    test_specs = ("tropical:degree=4",)
 
     def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = 1,
                  init: str = "unit") -> None:
@@ -101,11 +101,36 @@ class Tropical(LearnableActivation):
         rows = range(c.shape[0]) if channel is None else [channel]
         return torch.unique(torch.cat([F.envelope_kinks(s, c[i]) for i in rows]))
 
+    def fit_start(self, x: Tensor, y: Tensor, dy: Tensor, w: Tensor,
+                  channel: int | None) -> None:
+        """Tangent-line start: line k touches the target where target' = alpha k.
+
+        alpha = (max target') / d over the bulk of the domain (weights above 1e-4 of the peak),
+        so the fixed integer slopes span the target's slopes; c_k = target(x_k)/alpha - k x_k.
+        The envelope of tangents is the best convex minorant one can build from them; L-BFGS
+        refines.
+        """
+        bulk = w > 1e-4 * w.max()
+        xb, yb, db = x[bulk], y[bulk], dy[bulk]
+        top = float(db.max())
+        if not top > 0:
+            return
+        alpha = top / self.degree
+        c = torch.empty(self.degree + 1, dtype=torch.float64)
+        for k in range(self.degree + 1):
+            j = int(torch.argmin((db - alpha * k).abs() + 1e-9 * xb.abs()))
+            c[k] = yb[j] / alpha - k * xb[j]
+        self._set_fitted({"coeffs": c, "scale": torch.tensor(alpha),
+                          "offset": torch.tensor(0.0)}, channel)
+
+    def flops_per_element(self) -> tuple[int, int]:
+        # per line: mul, add, max; then scale and offset
+        return 3 * (self.degree + 1) + 2, 0
+
     def extra_repr(self) -> str:
         return f"degree={self.degree}, {self._channel_repr()}, init={self.init!r}"
 
 
-@register("tropical_rational")
 class TropicalRational(LearnableActivation):
     r"""Learnable tropical rational activation: a difference of two max-plus polynomials.
 
@@ -130,6 +155,8 @@ class TropicalRational(LearnableActivation):
 
     family = "tropical_rational"
     inits = ("unit", "paper", "published")
+    main_job_specs = ("tropical_rational",)
+    test_specs = ("tropical_rational:degree=3",)
 
     def __init__(self, degree: int = 4, channels: int | None = None, channel_dim: int = 1,
                  init: str = "unit") -> None:
@@ -200,6 +227,9 @@ class TropicalRational(LearnableActivation):
         rows = range(a.shape[0]) if channel is None else [channel]
         return torch.unique(torch.cat([torch.cat([F.envelope_kinks(p[i], a[i]),
                                                   F.envelope_kinks(q[i], b[i])]) for i in rows]))
+
+    def flops_per_element(self) -> tuple[int, int]:
+        return 6 * (self.degree + 1) + 3, 0
 
     def extra_repr(self) -> str:
         return f"degree={self.degree}, {self._channel_repr()}, init={self.init!r}"

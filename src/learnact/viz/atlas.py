@@ -56,7 +56,7 @@ def _check(model: nn.Module) -> nn.Sequential:
 @torch.no_grad()
 def atlas(model: nn.Module, lo: float = -2.0, hi: float = 2.0, res: int = 96) -> list[AtlasLayer]:
     """Every module's output over the res x res grid of [lo, hi]^2 (see module docstring)."""
-    from ..surgery import _is_activation
+    from ..kinds import is_activation
 
     seq = _check(model)
     p = next(seq.parameters())
@@ -65,7 +65,7 @@ def atlas(model: nn.Module, lo: float = -2.0, hi: float = 2.0, res: int = 96) ->
     for i, m in enumerate(seq):
         h = m(h)
         last = i == len(seq) - 1
-        kind = "out" if last else ("post" if _is_activation(m) else "pre")
+        kind = "out" if last else ("post" if is_activation(m) else "pre")
         vals = h.detach().float().cpu().numpy().T.reshape(-1, res, res)
         out.append(AtlasLayer(f"{i}:{type(m).__name__}", kind, vals))
     return out

@@ -33,9 +33,9 @@ def _named(acts: Acts) -> list[tuple[str, nn.Module]]:
 
 
 def _is_act(m: nn.Module) -> bool:
-    from ..surgery import _is_activation
+    from ..kinds import is_activation
 
-    return _is_activation(m)
+    return is_activation(m)
 
 
 def activation_curves(act: nn.Module, z: Tensor, max_channels: int = 8
