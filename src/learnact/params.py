@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from .kinds import is_learnable_activation
 
-__all__ = ["activation_parameters", "param_groups", "regularization"]
+__all__ = ["activation_parameters", "param_groups", "regularization", "with_prior"]
 
 def activation_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Parameters owned by learnable activation modules (learnact families and nn.PReLU)."""
@@ -58,3 +58,13 @@ def regularization(model: nn.Module) -> Tensor:
         p = next(model.parameters(), None)
         return torch.zeros((), device=p.device if p is not None else None)
     return total
+
+
+def with_prior(loss: Tensor, model: nn.Module, enabled: bool = True, scale: float = 1.0) -> Tensor:
+    """The training objective: ``loss + scale * regularization(model)`` (``loss`` itself when
+    ``enabled`` is False). Every experiment trains on this, so DiTAC's smoothness prior, an
+    explicit loss by design, is applied; ``scale`` spreads it over gradient-accumulation
+    micro-steps. For families without a prior it adds an exact 0."""
+    if not enabled:
+        return loss
+    return loss + scale * regularization(model)

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.fashion_mnist import load_fashion_mnist
-from ..params import activation_parameters, param_groups
+from ..params import activation_parameters, param_groups, with_prior
+from .args import split_specs
 from ..modules import FAMILIES
 from ..registry import create, parse_spec
 from .common import (Dist, RunDir, model_filename, progress, save_model, seed_everything,
@@ -71,6 +72,7 @@ class AutoencoderConfig:
     optimizer: str = "adam"       # adam | adamw | sgd
     weight_decay: float = 0.0     # on the network weights; activation parameters never decay
     loss: str = "mse"             # mse | bce
+    prior: bool = True            # add learnact.regularization(model) (DiTAC's prior) to the loss
     seeds: list[int] = field(default_factory=lambda: [0])
     per_channel: bool = False     # learnable activations with one parameter set per channel
     widths: list[int] | None = None   # sweep C (loss vs parameter count)
@@ -284,7 +286,7 @@ def train_one(cfg: AutoencoderConfig, spec: str, seed: int, width: int, lr: floa
             y = net(xb)
             loss = loss_fn(y, xb)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            with_prior(loss, model, cfg.prior).backward()
             opt.step()
             tot += loss.detach().double()
             cnt += 1
@@ -384,21 +386,6 @@ def _run(cfg: AutoencoderConfig, d: Dist, resume: str | None) -> Path | None:
     write_autoencoder_report(run, results)
     log.info("wrote %s", run.path)
     return run.path
-
-
-def split_specs(text: str) -> list[str]:
-    """Split a comma list of registry specs; ``;`` separates specs that contain commas."""
-    if ";" in text:
-        return [t.strip() for t in text.split(";") if t.strip()]
-    out: list[str] = []
-    for tok in (t.strip() for t in text.split(",")):
-        if not tok:
-            continue
-        if "=" in tok and ":" not in tok and out:
-            out[-1] += "," + tok  # continuation: key=value of the previous spec
-        else:
-            out.append(tok)
-    return out
 
 
 

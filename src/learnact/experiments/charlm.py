@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import create
+from .args import add_prior_flag, ints, limit, split_specs
 from .common import Dist, RunDir
 from .trainer import (TRAINER_ACTS, OptimConfig, RunOptions, Task, configure, launch,
                       print_summary, run_comparison)
@@ -342,11 +343,8 @@ def write_report(run: RunDir, results: dict[str, Any]) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from .autoencoder import split_specs
-    from .cli import _ints
-
     cfg = make_config(args.preset, acts=split_specs(args.acts) if args.acts else None,
-                      seeds=_ints(args.seeds) if args.seeds else None, text=args.text,
+                      seeds=ints(args.seeds) if args.seeds else None, text=args.text,
                       data_bin=args.data_bin, vocab_size=args.vocab_size,
                       max_chars=args.max_chars, steps=args.steps, lr=args.lr,
                       eval_every=args.eval_every, batch_size=args.batch_size,
@@ -355,6 +353,7 @@ def _cmd(args: argparse.Namespace) -> int:
                       compile=args.compile or None, stop_after=args.stop_after,
                       device=args.device, threads=args.threads, out=args.out,
                       check_sync=args.check_sync or None, record=args.record or None,
+                      prior=False if args.no_prior else None,
                       quiet=args.quiet or None)
     path = run_charlm(cfg, resume=args.resume)
     print_summary(path)
@@ -393,4 +392,5 @@ def add_subcommand(train: argparse._SubParsersAction) -> None:
                    help="histograms of activation inputs and loss derivatives per evaluation "
                         "interval (learnact plot sampling RUN_DIR)")
     p.add_argument("--quiet", action="store_true")
+    add_prior_flag(p)
     p.set_defaults(func=_cmd)

@@ -4,27 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from .autoencoder import PRESETS, make_config, run_autoencoder, split_specs
+from .args import add_prior_flag, floats, ints, limit, split_specs
+from .autoencoder import PRESETS, make_config, run_autoencoder
 
 __all__ = ["add_subcommands"]
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _limit(text: str) -> int | None:
-    return None if text.lower() in ("none", "all", "0") else int(text)
 
 
 def _cmd_autoencoder(args: argparse.Namespace) -> int:
@@ -36,7 +19,7 @@ def _cmd_autoencoder(args: argparse.Namespace) -> int:
         per_channel=args.per_channel or None, widths=args.widths, lrs=args.lrs,
         target_loss=args.target_loss, data_dir=args.data_dir, device=args.device,
         threads=args.threads, out=args.out, quiet=args.quiet or None, record=args.record or None,
-        record_every=args.record_every)
+        record_every=args.record_every, prior=False if args.no_prior else None)
     path = run_autoencoder(cfg, resume=args.resume)
     if path is not None:
         print(f"results: {path}/results.json\nfigure:  {path}/loss.png\nsummary: {path}/summary.md")
@@ -51,18 +34,18 @@ def add_subcommands(bench: argparse._SubParsersAction) -> None:
                    "and every learnable family); use ';' between specs that contain commas")
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS))
     p.add_argument("--epochs", type=int)
-    p.add_argument("--seeds", type=_ints, help="e.g. 0,1,2")
+    p.add_argument("--seeds", type=ints, help="e.g. 0,1,2")
     p.add_argument("--channels", type=int, help="hidden conv width C")
     p.add_argument("--latent", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--loss", choices=["mse", "bce"])
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
-    p.add_argument("--train-limit", type=_limit, help="number of training images (all: none)")
-    p.add_argument("--test-limit", type=_limit)
+    p.add_argument("--train-limit", type=limit, help="number of training images (all: none)")
+    p.add_argument("--test-limit", type=limit)
     p.add_argument("--per-channel", action="store_true", help="per-channel activation parameters")
-    p.add_argument("--widths", type=_ints, help="sweep C, e.g. 8,16,32 (loss vs parameters)")
-    p.add_argument("--lrs", type=_floats, help="sweep the learning rate, e.g. 5e-4,2e-3,8e-3")
+    p.add_argument("--widths", type=ints, help="sweep C, e.g. 8,16,32 (loss vs parameters)")
+    p.add_argument("--lrs", type=floats, help="sweep the learning rate, e.g. 5e-4,2e-3,8e-3")
     p.add_argument("--target-loss", type=float, help="for the epochs-to-target column")
     p.add_argument("--data-dir", help="directory with the Fashion-MNIST IDX files")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
@@ -74,6 +57,7 @@ def add_subcommands(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--record-every", type=int, default=None,
                    help="record one training batch in N (default 8: <= 15%% overhead)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_prior_flag(p)
     p.set_defaults(func=_cmd_autoencoder)
     from .depth import add_subcommand as _depth
     from .toy2d import add_subcommand as _toy

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .charlm import make_activation
+from .args import add_prior_flag, ints, limit, split_specs
 from .common import Dist, RunDir
 from .trainer import (TRAINER_ACTS, OptimConfig, RunOptions, Task, configure, launch,
                       print_summary, run_comparison)
@@ -211,18 +212,16 @@ def write_report(run: RunDir, results: dict[str, Any]) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from .autoencoder import split_specs
-    from .cli import _ints, _limit
-
     cfg = make_config(args.preset, acts=split_specs(args.acts) if args.acts else None,
-                      seeds=_ints(args.seeds) if args.seeds else None, epochs=args.epochs,
+                      seeds=ints(args.seeds) if args.seeds else None, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr,
-                      train_limit=_limit(args.train_limit) if args.train_limit else None,
+                      train_limit=limit(args.train_limit) if args.train_limit else None,
                       data_dir=args.data_dir, compile=args.compile or None,
                       stop_after=args.stop_after, device=args.device, threads=args.threads,
                       out=args.out, check_sync=args.check_sync or None, record=args.record or None,
+                      prior=False if args.no_prior else None,
                       quiet=args.quiet or None)
-    if args.train_limit and _limit(args.train_limit) is None:
+    if args.train_limit and limit(args.train_limit) is None:
         cfg.train_limit = None
     path = run_convnext(cfg, resume=args.resume)
     print_summary(path)
@@ -251,4 +250,5 @@ def add_subcommand(train: argparse._SubParsersAction) -> None:
                    help="histograms of activation inputs and loss derivatives per evaluation "
                         "interval (learnact plot sampling RUN_DIR)")
     p.add_argument("--quiet", action="store_true")
+    add_prior_flag(p)
     p.set_defaults(func=_cmd)

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..params import activation_parameters, param_groups
+from ..params import activation_parameters, param_groups, with_prior
 from ..registry import available, create
-from .autoencoder import split_specs
+from .args import add_prior_flag, ints, split_specs
 from .common import RunDir, model_filename, progress, save_model, seed_everything
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class Toy2dConfig:
     task: str = "both"                 # both | gmm | regression
     acts: list[str] = field(default_factory=default_toy_acts)
     seeds: list[int] = field(default_factory=lambda: [0])
+    prior: bool = True                 # add learnact.regularization(model) to the loss
     # GMM classification
     components: int = 8
     classes: int = 3
@@ -205,7 +206,7 @@ def _train_gmm(cfg: Toy2dConfig, spec: str, seed: int, data: dict[str, Tensor]) 
             diverged = True
             break
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with_prior(loss, model, cfg.prior).backward()
         opt.step()
     with torch.no_grad():
         acc = float((model(data["xte"]).argmax(1) == data["yte"]).float().mean())
@@ -235,7 +236,7 @@ def _train_regression(cfg: Toy2dConfig, spec: str, seed: int, data: dict[str, Te
             diverged = True
             break
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with_prior(loss, model, cfg.prior).backward()
         opt.step()
     with torch.no_grad():
         pred = model(data["xreg"])
@@ -384,14 +385,13 @@ def _table(runs: list[dict[str, Any]], key: str, higher: bool):
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from .cli import _ints
-
     cfg = make_config(task=args.task, acts=split_specs(args.acts) if args.acts else None,
-                      seeds=_ints(args.seeds) if args.seeds else None,
+                      seeds=ints(args.seeds) if args.seeds else None,
                       gmm_steps=args.gmm_steps, reg_steps=args.reg_steps,
                       fourier_features=args.fourier_features, threads=args.threads,
                       out=args.out, quiet=args.quiet or None,
-                      per_channel=False if args.shared else None)
+                      per_channel=False if args.shared else None,
+                      prior=False if args.no_prior else None)
     path = run_toy2d(cfg)
     print(f"results: {path}/results.json\nsummary: {path}/summary.md")
     return 0
@@ -409,4 +409,5 @@ def add_subcommand(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--out")
     p.add_argument("--quiet", action="store_true")
+    add_prior_flag(p)
     p.set_defaults(func=_cmd)

@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ..params import with_prior
 from .common import (Dist, RunDir, model_filename, progress, save_model, seed_everything,
                      setup_distributed, teardown_distributed)
 
@@ -81,6 +82,7 @@ class RunOptions:
     record: bool = False          # activation-input / loss-derivative histograms (viz.Recorder)
     record_every: int = 8         # ... of one training batch in this many
     quiet: bool = False
+    prior: bool = True            # add learnact.regularization(model) (DiTAC's prior) to the loss
 
 
 @dataclass
@@ -127,10 +129,12 @@ def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return [f"{k}: checkpoint {b.get(k)!r} vs now {a.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
 
 
-def _run_config(task: Task, spec: str, seed: int, o: OptimConfig, world: int) -> dict[str, Any]:
+def _run_config(task: Task, spec: str, seed: int, o: OptimConfig, world: int,
+                prior: bool) -> dict[str, Any]:
     """What a checkpoint must match to be resumed (run-time switches excluded)."""
     optim = {k: v for k, v in asdict(o).items() if k not in ("stop_after", "compile", "amp")}
-    return {"task": task.name, **task.config, "act": spec, "seed": seed, "world": world, **optim}
+    return {"task": task.name, **task.config, "act": spec, "seed": seed, "world": world,
+            "prior": prior, **optim}
 
 
 def load_checkpoint(path: Path, run_config: dict[str, Any]) -> dict[str, Any]:
@@ -152,19 +156,21 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
               ckpt: Path | None = None, resume: bool = False, bar: Any = None,
-              check_sync: bool = False, record_every: int = 0) -> dict[str, Any]:
+              check_sync: bool = False, record_every: int = 0, prior: bool = True
+              ) -> dict[str, Any]:
     """Train ``task`` with activation ``spec``; returns the run record (history, final metrics).
 
     ``ckpt``: checkpoint file (rank 0 writes it at every evaluation); ``resume``: continue from it.
     ``record_every`` > 0: a :class:`learnact.viz.Recorder` (one training batch in that many)
     keeps activation-input and loss-derivative histograms per evaluation interval
     (``record["recorder"]``; an interval plays the role of an epoch).
+    ``prior``: train on the loss plus ``learnact.regularization(model)`` (DiTAC's prior).
     """
     o.validate()
     seed_everything(seed)
     model = task.build(spec).to(d.device)
     opt = _optimizer(model, o, d.device)
-    run_config = _run_config(task, spec, seed, o, d.world)
+    run_config = _run_config(task, spec, seed, o, d.world, prior)
     record: dict[str, Any] = {"act": spec, "seed": seed, "evals": [], "train_loss": [],
                               "params": sum(p.numel() for p in model.parameters()),
                               "diverged": False, "seconds": 0.0}
@@ -205,8 +211,9 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
             sync = contextlib.nullcontext() if (last or not d.enabled) else net.no_sync()
             with sync, amp:
                 loss = task.loss(net, x, y) / o.grad_accum
+                objective = with_prior(loss, model, prior, 1.0 / o.grad_accum)
             with sync:
-                loss.backward()
+                objective.backward()
             total += float(loss.detach())
         if not math.isfinite(total):
             record["diverged"] = True
@@ -324,7 +331,8 @@ def run_comparison(task: Task, cfg: Any, d: Dist, resume: str | None, results: d
             name = model_filename(spec, s=seed)
             rec = train_one(task, spec, seed, cfg.optim, d, path / "checkpoints" / name,
                             resume=bool(resume), bar=bar, check_sync=cfg.check_sync,
-                            record_every=cfg.record_every if cfg.record else 0)
+                            record_every=cfg.record_every if cfg.record else 0,
+                            prior=cfg.prior)
             model = rec.pop("_model")
             if after_train is not None and d.main:
                 after_train(model, rec)
