@@ -103,3 +103,17 @@ def test_steady_malloc_reuses_memory_and_labels_rows() -> None:
     assert ("steady malloc" in markdown_table(rows)) == applied
     with pytest.raises(ValueError, match="malloc"):
         benchmark_ops(["ditac:lut=16"], malloc="jemalloc")
+
+
+def test_backends_are_validated() -> None:
+    """'both' means eager and compile; an unknown name is an error (it used to run eager under
+    the label 'both')."""
+    from learnact.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["bench", "ops", "--backends", "both"]).backends == ["eager", "compile"]
+    assert parse(["bench", "ops", "--backends", "compile"]).backends == ["compile"]
+    with pytest.raises(SystemExit):
+        parse(["bench", "ops", "--backends", "banana"])
+    with pytest.raises(ValueError, match="eager"):
+        benchmark_ops(["relu"], backends=["both"], progress=False)

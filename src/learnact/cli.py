@@ -75,7 +75,7 @@ def _cmd_bench_ops(args: argparse.Namespace) -> int:
     shape = tuple(int(s) for s in args.shape.split("x"))
     rows = benchmark_ops(args.specs or DEFAULT_SPECS, shape=shape,
                          dtype=getattr(torch, args.dtype), device=args.device, runs=args.runs,
-                         backends=args.backends.split(","), threads=args.threads,
+                         backends=args.backends, threads=args.threads,
                          progress=not args.quiet, timing=args.timing,
                          step_params=args.step_params, malloc=args.malloc)
     if args.csv:
@@ -91,7 +91,8 @@ def _add_bench_ops(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--runs", type=int, default=25, help="timed runs per row (median reported)")
-    p.add_argument("--backends", default="eager,compile", help="eager, compile or both")
+    p.add_argument("--backends", default="eager,compile", type=_backends,
+                   help="comma list of eager and compile, or both (default: eager,compile)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--timing", default="interleaved", choices=["interleaved", "blocks"],
                    help="alternate GELU and op runs, or time each in a block of its own "
@@ -105,6 +106,16 @@ def _add_bench_ops(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", default=None, help="append rows to this CSV")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_bench_ops)
+
+
+def _backends(text: str) -> list[str]:
+    """"eager", "compile", "eager,compile" or "both" (an argparse type)."""
+    names = ["eager", "compile"] if text.strip() == "both" else [
+        t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in ("eager", "compile")]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"backends are eager and/or compile (or both), got {text!r}")
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -171,6 +171,8 @@ def benchmark_ops(specs: Iterable[str] = DEFAULT_SPECS, shape: tuple[int, ...] =
     rows: list[OpRow] = []
     specs = list(specs)
     backends = list(backends)
+    if not backends or any(b not in ("eager", "compile") for b in backends):
+        raise ValueError(f"backends must be 'eager' and/or 'compile', got {backends}")
     try:
         from tqdm import tqdm
 
