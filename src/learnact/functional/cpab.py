@@ -18,12 +18,13 @@ inverse map).
 
 Two implementations of the same flow:
 
-* :func:`integrate` (fast, the one modules use): a point that leaves its first cell enters a
+* ``learnact.ops.cpab.integrate`` (fast; the op layer, so that this file stays pure math with
+  no dependency on the ops): a point that leaves its first cell enters a
   knot, and from a knot on the trajectory depends on theta only. So the knot-to-knot crossing
   times tau_j are tabulated once per call (:func:`flow_tables`, O(N)), left-moving points are
   mirrored (x -> 1 - x) so that every point moves right, and the cell a point ends in is found by
   one binary search in the cumulative crossing times: no loop over cells per element. Its op
-  (ops/cpab.py) has an analytic backward that saves the input only: dT/dx = v(T)/v(x)
+  (ops/cpab/flow.py) has an analytic backward that saves the input only: dT/dx = v(T)/v(x)
   (e^{t a} when the point stays in its cell), and dT/d(a, b, tau) reduced over elements; autograd
   carries tau's gradient to (a, b) and theta through the small tables.
 * :func:`integrate_stepwise` (reference): the cell-by-cell loop (at most N crossings,
@@ -39,8 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["constraint_matrix", "cpa_basis", "velocity", "flow_tables", "integrate",
-           "integrate_stepwise", "prior_covariance", "init_covariance"]
+__all__ = ["constraint_matrix", "cpa_basis", "velocity", "flow_tables", "integrate_stepwise", "prior_covariance", "init_covariance"]
 
 
 def constraint_matrix(cells: int, zero_boundary: bool = True, lo: float = 0.0,
@@ -142,20 +142,6 @@ def flow_tables(theta: Tensor, basis: Tensor, t: float = 1.0) -> tuple[Tensor, T
     tau = torch.where(ok, _log1p_over(z) / (n * safe_v0), torch.full_like(v0, float("inf")))
     tau = torch.where(tau <= t, tau, torch.full_like(tau, float("inf")))
     return a2, b2, tau
-
-
-def integrate(x: Tensor, theta: Tensor, basis: Tensor, t: float = 1.0) -> Tensor:
-    """T(x) = phi(x, t) for x in [0, 1] (closed form; analytic backward saving x only).
-
-    theta (d,) with x of any shape, or theta (C, d) with x (C, M) (one field per channel).
-    Computed in x's precision (float32 for half inputs); the small tables in theta's.
-    Points outside [0, 1] move with the first/last cell's affine field.
-    """
-    from ..ops.cpab import cpab_op
-
-    a2, b2, tau2 = flow_tables(theta, basis, t)
-    per_channel = theta.ndim == 2
-    return cpab_op(x, a2, b2, tau2, t=abs(t), channel_dim=0 if per_channel else None)
 
 
 def integrate_stepwise(x: Tensor, theta: Tensor, basis: Tensor, t: float = 1.0) -> Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -10,9 +11,8 @@ from torch import Tensor, nn
 from .._tensor import canonical_dim
 from .._validate import check_choice, check_float, check_int
 from ..functional import cpab
-from ..ops.cpab import (GATES, cpab_grid, cpab_lut_op, cpab_op, grid_jacobian_fits,
-                         native_grid)
-from ..ops.cpab import _gate as gate_and_slope
+from ..ops.cpab import GATES, ditac_op
+from ..ops.cpab import gate as ditac_gate
 from .base import LearnableActivation
 
 __all__ = ["DiTAC", "LeakyDiTAC", "GEDiTAC"]
@@ -50,29 +50,28 @@ class DiTAC(LearnableActivation):
     integrated in closed form (functional/cpab.py); theta in R^(cells-1) (or (C, cells-1)).
 
     Args:
-        a, b: the warped interval (default -0.5, 2.0; a < b).
+        a, b: the warped interval (default ``default_a``, 2.0: -0.5 for DiTAC and Leaky-DiTAC,
+            0 for GE-DiTAC; a < b).
         cells: N_P >= 1 (default 10).
         channels, channel_dim: one theta shared, or one per channel.
         init: ``"prior"`` (default): one draw from the released code's init covariance (difw's,
             length scale 5, output variance 2, on the cell centres), from torch's generator;
             ``"zeros"``: exactly GELU.
-        gate: ``"gelu"`` (DiTAC), ``"leaky_relu"`` (s = 1 for x > 0, ``alpha`` else: our
+        gate: ``"gelu"`` (DiTAC's default, ``default_gate``), ``"leaky_relu"`` (s = 1 for x > 0, ``alpha`` else: our
             Leaky-DiTAC), ``"silu"`` (s = sigmoid), ``"identity"`` (s = 1).
         warp: ``"input"`` (x~ s(x), the paper's DiTAC) or ``"output"`` (T applied to the base
             activation x s(x) on [a, b]).
         lut: None (exact) or n >= 2: the released code's training path, n = 2048. T is
             tabulated on an n-point grid of [a, b], rebuilt whenever theta's values change
-            (memoised by those values, so never stale: ops/cpab.py ``cpab_grid``) and read as
+            (memoised by those values, so never stale: ops/cpab/lut.py ``cpab_grid``) and read as
             a displacement: x~ = x + (b - a)(T(u_r) - u_r) for the grid point u_r nearest to x
             (x~ = x outside the table), so the error against exact mode is at most half a
             grid step times max |T' - 1| and x~ = x outside [a, b] as in exact mode. Backward
-            straight-through with the exact T'(u_r) (ops/cpab.py ``cpab_lut_op``). Speed on
-            the CPU, (16, 256, 768) fp32, 2 cores, fwd+bwd against GELU's: LUT 2.5-2.8x
-            (theta fixed or changed every call), exact mode 7.9-9.8x (both fused C kernels,
-            ops/native/cpab.c; float32 with one theta of <= 15 cells on AVX-512 takes the
-            register-table kernels). Per channel the LUT flows C x n grid points whenever
-            theta changes (768 channels at n = 2048: 79 ms per fwd+bwd), while exact mode
-            stays ~17x GELU (37 ms): with many channels use exact mode.
+            straight-through with the exact T'(u_r) (ops/cpab/lut.py ``cpab_lut_op``). Both
+            modes run fused C kernels on the CPU (ops/native/cpab.c). The LUT is the faster
+            one with shared theta; per channel it flows C x n grid points whenever theta
+            changes, so with many channels use exact mode (speeds: benchmarks/RESULTS.md,
+            "DiTAC").
         lambda_reg, lambda_smooth, lambda_var, kernel: the prior ``prior_loss()`` =
             lambda_reg theta^T P theta, P = (B^T K B + eps I)^-1 with the released code's kernel
             (``"released"``: exp(-2|d|/l) (lambda_var D)^2; or ``"exponential"``,
@@ -91,24 +90,27 @@ class DiTAC(LearnableActivation):
 
     family = "ditac"
     inits = ("prior", "zeros")
+    #: the variants differ in these defaults only (LeakyDiTAC: the gate; GEDiTAC: a)
+    default_a: ClassVar[float] = -0.5
+    default_gate: ClassVar[str] = "gelu"
     # the lookup table: the released code's training path (exact mode costs ~4x more per epoch
     # in the main job's network)
     main_job_specs = ("ditac:lut=2048",)
     test_specs = ("ditac:cells=5",)
 
-    def __init__(self, a: float = -0.5, b: float = 2.0, cells: int = 10,
+    def __init__(self, a: float | None = None, b: float = 2.0, cells: int = 10,
                  channels: int | None = None, channel_dim: int = 1, init: str = "prior",
-                 gate: str = "gelu", warp: str = "input", lut: int | None = None,
+                 gate: str | None = None, warp: str = "input", lut: int | None = None,
                  lambda_reg: float = 0.1, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
                  kernel: str = "released", alpha: float = 0.01, prior: str = "explicit") -> None:
         super().__init__(channels, channel_dim)
-        self.a = check_float("a", a)
+        self.a = check_float("a", self.default_a if a is None else a)
         self.b = check_float("b", b)
         if not self.a < self.b:
             raise ValueError(f"DiTAC needs a < b, got a={a}, b={b}")
         self.cells = check_int("cells", cells, 1, 1024)
         self.init = check_choice("init", init, self.inits)
-        self.gate = check_choice("gate", gate, GATES)
+        self.gate = check_choice("gate", self.default_gate if gate is None else gate, GATES)
         self.warp = check_choice("warp", warp, ("input", "output"))
         self.lut = None if lut is None else check_int("lut", lut, 2)
         self.lambda_reg = check_float("lambda_reg", lambda_reg, 0.0)
@@ -157,17 +159,8 @@ class DiTAC(LearnableActivation):
 
     def _warped(self, x: Tensor, gate: str) -> Tensor:
         """x~(x) s(x) for the given gate, exact or LUT, fused in one op."""
-        a2, b2, tau2 = self._tables()
-        if self.lut is None:
-            return cpab_op(x, a2, b2, tau2, lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
-                           channel_dim=self._cd())
-        # the grid's Jacobian makes the backward one contraction (if small enough; the native
-        # grid needs none: its backward is one kernel call)
-        jac = (torch.is_grad_enabled() and self.theta.requires_grad
-               and grid_jacobian_fits(a2, self.lut) and not native_grid(a2))
-        table, dtable, _ = cpab_grid(a2, b2, tau2, self.lut, 1.0, jac)  # differentiable in theta
-        return cpab_lut_op(x, table, dtable, lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
-                           channel_dim=self._cd())
+        return ditac_op(x, *self._tables(), lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
+                        channel_dim=self._cd(), lut=self.lut)
 
     def transform(self, x: Tensor) -> Tensor:
         """x~: T_theta on [a, b] (mapped to [0, 1]), identity outside."""
@@ -193,8 +186,7 @@ class DiTAC(LearnableActivation):
         return v.to(x.dtype)
 
     def _gate(self, x: Tensor) -> Tensor:
-        s, _ = gate_and_slope(x, self.gate, self.alpha)
-        return s
+        return ditac_gate(x, self.gate, self.alpha)
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
@@ -244,14 +236,7 @@ class LeakyDiTAC(DiTAC):
     # for time, one DiTAC variant in the main job (each costs ~40 s on the quick preset)
     main_job_specs = ()
     test_specs = ("leaky_ditac:cells=5",)
-
-    def __init__(self, a: float = -0.5, b: float = 2.0, cells: int = 10,
-                 channels: int | None = None, channel_dim: int = 1, init: str = "prior",
-                 gate: str = "leaky_relu", warp: str = "input", lut: int | None = None,
-                 lambda_reg: float = 0.1, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
-                 kernel: str = "released", alpha: float = 0.01, prior: str = "explicit") -> None:
-        super().__init__(a, b, cells, channels, channel_dim, init, gate, warp, lut, lambda_reg,
-                         lambda_smooth, lambda_var, kernel, alpha, prior)
+    default_gate = "leaky_relu"
 
 
 class GEDiTAC(DiTAC):
@@ -262,11 +247,4 @@ class GEDiTAC(DiTAC):
     family = "ge_ditac"
     main_job_specs = ()
     test_specs = ("ge_ditac:cells=5",)
-
-    def __init__(self, a: float = 0.0, b: float = 2.0, cells: int = 10,
-                 channels: int | None = None, channel_dim: int = 1, init: str = "prior",
-                 gate: str = "gelu", warp: str = "input", lut: int | None = None,
-                 lambda_reg: float = 0.1, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
-                 kernel: str = "released", alpha: float = 0.01, prior: str = "explicit") -> None:
-        super().__init__(a, b, cells, channels, channel_dim, init, gate, warp, lut, lambda_reg,
-                         lambda_smooth, lambda_var, kernel, alpha, prior)
+    default_a = 0.0

@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -51,7 +52,6 @@ _GCC_FLAGS = ("-fno-tree-pre", "-fno-tree-sink", "-fschedule-insns", "-fsched-pr
 # CPU has them (GCC's Intel tunings default to 256: the GELU gate measured 1.3x slower)
 _NATIVE = ("-march=native",) + (("-mprefer-vector-width=512",)
                                 if platform.machine() in ("x86_64", "AMD64") else ())
-_ABI = 6
 _lock = threading.Lock()
 _libs: dict[str, ctypes.CDLL | None] = {}
 _pool: ThreadPoolExecutor | None = None
@@ -99,6 +99,14 @@ def _torch_libgomp() -> bool:
             return any("libgomp" in ln for ln in f)
     except OSError:
         return False
+
+
+def _abi(name: str) -> int:
+    """The ABI number the C source declares (``#define LA_ABI n``): the one constant."""
+    m = re.search(r"^#define LA_ABI (\d+)$", (_SOURCES / f"{name}.c").read_text(), re.M)
+    if m is None:
+        raise RuntimeError(f"{name}.c declares no LA_ABI")
+    return int(m.group(1))
 
 
 def _build(name: str) -> Path:
@@ -166,7 +174,7 @@ def _declare(lib: ctypes.CDLL) -> None:
             fn.argtypes = [_P, _P, _P, _P, _I64, _I64, _P, _P, _P, _P, _I64, _I64, _I32, real,
                            real, real, _I32, real]
             fn.restype = None
-    lib.la_lut_abi.restype = ctypes.c_int
+    lib.la_abi.restype = ctypes.c_int
     lib.la_flow_vec.restype = ctypes.c_int  # the register-table exact kernel: built and on
     lib.la_flow_vec_set.argtypes = [ctypes.c_int]
     lib.la_flow_vec_set.restype = None
@@ -190,8 +198,8 @@ def library(name: str = "cpab") -> ctypes.CDLL | None:
             try:
                 lib = ctypes.CDLL(str(_build(name)))
                 _declare(lib)
-                if lib.la_lut_abi() != _ABI:
-                    raise RuntimeError(f"{name}: ABI {lib.la_lut_abi()}, expected {_ABI}")
+                if lib.la_abi() != _abi(name):
+                    raise RuntimeError(f"{name}: ABI {lib.la_abi()}, expected {_abi(name)}")
                 _libs[name] = lib
             except (OSError, RuntimeError, AttributeError) as exc:
                 log.warning("native CPU kernels unavailable, using the PyTorch path: %s", exc)

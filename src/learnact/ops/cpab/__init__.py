@@ -1,0 +1,53 @@
+"""DiTAC's ops: the exact CPAB flow (flow.py) and the lookup-table mode (lut.py: the grid op
+and the table-read op), on shared per-element math (common.py) and the native CPU kernels
+(ops/native/cpab.c, built and loaded by ops/_native.py).
+
+The module (modules/ditac.py) calls :func:`ditac_op` and :func:`gate` only.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ...functional.cpab import flow_tables
+
+from .common import GATES, binsum, gate_and_slope
+from .flow import cpab_op
+from .lut import cpab_grid, cpab_lut_op, grid_jacobian_fits, lut_tables, native_grid
+
+__all__ = ["ditac_op", "integrate", "gate", "cpab_op", "cpab_lut_op", "cpab_grid", "lut_tables", "binsum",
+           "grid_jacobian_fits", "native_grid", "GATES"]
+
+
+def ditac_op(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, *, lo: float, hi: float,
+             gate: str = "identity", alpha: float = 0.01, channel_dim: int | None = None,
+             lut: int | None = None) -> Tensor:
+    """x~(x) s(x): the CPAB flow of the tables on [lo, hi] (identity outside) times the gate,
+    exactly (``lut=None``, :func:`cpab_op`) or through an ``lut``-point table
+    (:func:`lut_tables` + :func:`cpab_lut_op`, straight-through backward)."""
+    if lut is None:
+        return cpab_op(x, a2, b2, tau2, lo=lo, hi=hi, gate=gate, alpha=alpha,
+                       channel_dim=channel_dim)
+    table, dtable = lut_tables(a2, b2, tau2, lut)
+    return cpab_lut_op(x, table, dtable, lo=lo, hi=hi, gate=gate, alpha=alpha,
+                       channel_dim=channel_dim)
+
+
+def gate(x: Tensor, name: str, alpha: float = 0.01) -> Tensor:
+    """DiTAC's gate s(x): ``gelu`` (Phi), ``silu`` (sigmoid), ``leaky_relu`` (1 or alpha) or
+    ``identity`` (1), in x's dtype (plain torch, differentiable)."""
+    if name not in GATES:
+        raise ValueError(f"gate must be one of {GATES}, got {name!r}")
+    return gate_and_slope(x, name, alpha, False)[0]
+
+
+def integrate(x: Tensor, theta: Tensor, basis: Tensor, t: float = 1.0) -> Tensor:
+    """T(x) = phi(x, t) for x in [0, 1] by the closed-form flow op (analytic backward saving x
+    only); the reference is :func:`learnact.functional.cpab.integrate_stepwise`.
+
+    theta (d,) with x of any shape, or theta (C, d) with x (C, M) (one field per channel).
+    Computed in x's precision (float32 for half inputs); the small tables in theta's. Points
+    outside [0, 1] move with the first/last cell's affine field.
+    """
+    a2, b2, tau2 = flow_tables(theta, basis, t)
+    return cpab_op(x, a2, b2, tau2, t=abs(t), channel_dim=0 if theta.ndim == 2 else None)

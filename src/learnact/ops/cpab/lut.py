@@ -1,0 +1,336 @@
+r"""DiTAC's lookup-table mode (``cpab_grid`` + ``cpab_lut_op``): the grid op computes T, dT/du and the
+Jacobian dT/d(tables) on the n grid points in one eager pass (an opaque custom op, so that
+torch.compile materialises the table; its backward is one contraction with that Jacobian);
+the per-element op is then one bin index, one or two table reads and the gate. The table is
+read as a displacement x + (hi - lo)(T(u_r) - u_r), padded with an outside bin at each end
+(displacement 0, slope 1), so no in-window mask is computed; its gradient is a histogram of
+the upstream gradient per bin (``binsum``: private rows per thread). The grid op memoises its
+result by the tables' values (rebuilt exactly when theta changes).
+
+On the CPU (float32/float64) the per-element LUT work is one fused C kernel each way
+(ops/native/cpab.c, built on first use by ops/_native.py; opaque custom ops
+``learnact::lut_apply``/``lut_apply_backward``, so torch.compile calls them too): eager
+PyTorch needed ~10 passes per element, and inductor's CPU code reads the table with a scalar
+loop (its fused forward alone measured 5.9x GELU's). CUDA and other dtypes, or
+``LEARNACT_NATIVE=0``, take the PyTorch path, which inductor turns into Triton on a GPU.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from ..._tensor import compute_dtype
+from .. import _native
+from .common import (_GATE_ID, GATES, _backward_pieces, _BinAcc, _channel_ids, _forward_pieces,
+                     _native_library_loaded, _native_layout, _native_ok, _table_grads,
+                     _table_jacobian, _Tables, _take, _trajectory, gate_and_slope)
+from .flow import _flow_table_grads, flow_apply, flow_apply_backward
+
+__all__ = ["cpab_grid", "cpab_lut_op", "lut_tables", "native_grid", "grid_jacobian_fits"]
+
+
+
+# -- lookup-table mode ------------------------------------------------------------------------
+# The table T(grid) and dT/du(grid) come from one opaque custom op: traced as one node, so
+# inductor materialises the n-point table instead of inlining the whole flow into every
+# element's lookup (it did: the compiled LUT then recomputed the flow per element, 12x GELU).
+def _grid(a2: Tensor, n: int) -> tuple[Tensor, Tensor | None]:
+    u = torch.linspace(0.0, 1.0, n, dtype=torch.float64, device=a2.device)
+    if a2.ndim == 1:
+        return u, None
+    return u.expand(a2.shape[0], n), torch.arange(a2.shape[0], device=a2.device,
+                                                  dtype=torch.int32)[:, None]
+
+
+# The grid is a pure function of (tables, n, t): a memo keyed by the tables' *values* makes
+# "rebuilt when theta changes" literal — nothing that writes theta (an optimiser step,
+# load_state_dict, p.data.copy_) can leave it stale, and repeated calls with unchanged theta
+# (inference, several calls per step, benchmarks) skip the ~1 ms eager flow. Least recently
+# used entries go beyond _GRID_MEMO_BYTES (a shared-theta entry with its Jacobian is ~1 MB).
+_GRID_MEMO: OrderedDict[tuple, tuple[Tensor, Tensor, Tensor]] = OrderedDict()
+_GRID_MEMO_BYTES = 256 << 20
+_GRID_LOCK = threading.Lock()
+
+
+def _grid_key(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float, jacobian: bool) -> tuple:
+    vals = torch.cat([a2.reshape(-1), b2.reshape(-1), tau2.reshape(-1)]).detach()
+    return (n, t, jacobian, str(a2.device), a2.dtype, tuple(a2.shape),
+            vals.to("cpu", torch.float64).numpy().tobytes())
+
+
+def _grid_remember(key: tuple, out: tuple[Tensor, ...]) -> None:
+    size = sum(o.numel() * o.element_size() for o in out)
+    if size > _GRID_MEMO_BYTES // 4:
+        return  # per-channel tables with many channels: not worth holding
+    with _GRID_LOCK:
+        _GRID_MEMO[key] = tuple(o.detach() for o in out)
+        total = sum(o.numel() * o.element_size() for v in _GRID_MEMO.values() for o in v)
+        while total > _GRID_MEMO_BYTES and len(_GRID_MEMO) > 1:
+            _, old = _GRID_MEMO.popitem(last=False)
+            total -= sum(o.numel() * o.element_size() for o in old)
+
+
+def native_grid(a2: Tensor, t: float = 1.0) -> bool:
+    """Whether cpab_grid runs on the native exact kernel (CPU tables, t > 0): the grid's T and
+    dT/du are then one kernel call each, and its backward one more (the kernel's own table
+    gradients), with no Jacobian to build or keep: ask for ``jacobian=False`` then."""
+    return a2.device.type == "cpu" and t > 0 and _native_library_loaded()
+
+
+def _grid_native(a2: Tensor, b2: Tensor, tau2: Tensor, n: int,
+                 t: float) -> tuple[Tensor, tuple, _Tables]:
+    """(the grid points u, contiguous; flow_apply's arguments after u; the tables) for the
+    native grid: window [0, 1] and the identity gate, so the kernel's x~ is T(u) itself."""
+    u, _ = _grid(a2, n)
+    tb = _Tables(a2, b2, tau2, t, torch.float64)
+    return (u.contiguous(), (tb.a, tb.b, tb.P, tb.stop, tb.channels, n, t, 0.0, 1.0,
+                             _GATE_ID["identity"], 0.0), tb)
+
+
+def grid_jacobian_fits(a2: Tensor, n: int) -> bool:
+    """Whether cpab_grid's Jacobian (C x n x 6N floats) is small enough to keep (<= 4M
+    entries); above it the grid op's backward recomputes the trajectory instead."""
+    return a2.numel() * 3 * n <= 1 << 22
+
+
+@torch.library.custom_op("learnact::cpab_grid", mutates_args=())
+def cpab_grid(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float,
+              jacobian: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """(T(u), dT/du, J) in float64 on the uniform grid u_i = i/(n-1), i < n ((n,) for shared
+    tables, (C, n) per channel). Differentiable w.r.t. the tables through T only (dT/du is the
+    lookup mode's straight-through derivative, a constant to autograd). J = dT/d(a2, b2, tau2)
+    per grid point ((..., n, 6N)) if ``jacobian``, else empty: computed here with the forward's
+    pieces, the backward is then one contraction; without it the backward recomputes the
+    trajectory (use that when C n 6N is large: per channel, J would be C x n x 6N floats)."""
+    key = _grid_key(a2, b2, tau2, n, t, jacobian)
+    with _GRID_LOCK:
+        hit = _GRID_MEMO.get(key)
+        if hit is not None:
+            _GRID_MEMO.move_to_end(key)
+    if hit is None:
+        if not jacobian and native_grid(a2, t):  # the exact kernel on the grid points
+            uc, args, _ = _grid_native(a2, b2, tau2, n, t)
+            T = flow_apply(uc, *args)
+            dT = flow_apply_backward(uc, torch.ones_like(uc), *args, False)[0]
+            hit = (T, dT, a2.new_empty(0, dtype=torch.float64))
+        else:
+            u, ch = _grid(a2, n)
+            tb = _Tables(a2, b2, tau2, t, torch.float64)
+            T, p = _trajectory(u, ch, tb, t, want_grad=True)
+            J = _table_jacobian(p, tb) if jacobian else a2.new_empty(0, dtype=torch.float64)
+            hit = (T, p["dTdu"], J)
+        _grid_remember(key, hit)
+    return tuple(h.clone() for h in hit)  # custom-op outputs are fresh tensors
+
+
+@cpab_grid.register_fake
+def _(a2, b2, tau2, n, t, jacobian):
+    shape = (n,) if a2.ndim == 1 else (a2.shape[0], n)
+    J = (shape + (3 * a2.shape[-1],)) if jacobian else (0,)
+    f64 = torch.float64
+    return a2.new_empty(shape, dtype=f64), a2.new_empty(shape, dtype=f64), a2.new_empty(J, dtype=f64)
+
+
+def _cpab_grid_setup(ctx, inputs, output) -> None:
+    a2, b2, tau2, n, t, jacobian = inputs
+    ctx.save_for_backward(output[2], a2, b2, tau2)
+    ctx.n, ctx.t = n, t
+
+
+def _cpab_grid_backward(ctx, gT, gD, gJ):
+    J, a2, b2, tau2 = ctx.saved_tensors
+    if J.numel():
+        Ga, Gb, Gt = torch.einsum("...n,...nk->...k", gT.to(J.dtype), J).chunk(3, -1)
+    elif native_grid(a2, ctx.t):
+        uc, args, tb = _grid_native(a2, b2, tau2, ctx.n, ctx.t)
+        hist = flow_apply_backward(uc, gT.to(torch.float64).contiguous(), *args, True)[1]
+        Ga, Gb, Gt = (G.reshape(a2.shape) for G in _flow_table_grads(hist, tb))
+    else:
+        u, ch = _grid(a2, ctx.n)
+        tb = _Tables(a2, b2, tau2, ctx.t, torch.float64)
+        _, p = _trajectory(u, ch, tb, ctx.t, want_grad=True)
+        Ga, Gb, Gt = (G.reshape(a2.shape) for G in _table_grads(gT.to(torch.float64), p, tb))
+    return (Ga.to(a2.dtype), Gb.to(b2.dtype), Gt.to(tau2.dtype), None, None, None)
+
+
+cpab_grid.register_autograd(_cpab_grid_backward, setup_context=_cpab_grid_setup)
+
+
+def lut_tables(a2: Tensor, b2: Tensor, tau2: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """(T(u_i), dT/du(u_i)) on the n-point grid, differentiable in the tables through T, with
+    the cheapest backward this call allows: the native grid needs no Jacobian (its backward is
+    one kernel call); elsewhere the Jacobian is kept when a gradient is wanted and it fits
+    (then the backward is one contraction)."""
+    jac = (torch.is_grad_enabled() and any(t.requires_grad for t in (a2, b2, tau2))
+           and grid_jacobian_fits(a2, n) and not native_grid(a2))
+    table, dtable, _ = cpab_grid(a2, b2, tau2, n, 1.0, jac)
+    return table, dtable
+
+
+def _lut_tables(table: Tensor, dtable: Tensor, lo: float, hi: float, dtype: torch.dtype):
+    """Flattened lookup tables with one outside bin at each end, (C, n + 2) -> (C (n + 2),):
+    D = (hi - lo)(table - grid) (0 outside) and the slope dtable (1 outside)."""
+    n = table.shape[-1]
+    grid = torch.linspace(0.0, 1.0, n, dtype=table.dtype, device=table.device)
+    D = (table.detach() - grid) * (hi - lo)
+    pad = D.new_zeros(D.shape[:-1] + (1,))
+    D = torch.cat([pad, D, pad], -1).to(dtype).reshape(-1)
+    S = torch.cat([pad + 1.0, dtable.detach().to(pad.dtype), pad + 1.0], -1)
+    return D, S.to(dtype).reshape(-1)
+
+
+def _lut_index(xx: Tensor, ch: Tensor | None, n: int, lo: float, hi: float) -> Tensor:
+    """int32 bin of every element: floor((x - lo)(n - 1)/(hi - lo) + 1/2) + 1 in 1..n inside
+    the table, 0 / n + 1 outside it. The float clamp keeps the int conversion in range; NaN
+    (the one value it passes) lands in a bin by the int clamp, and x~ = x + D stays NaN.
+    (int32: converting to int64 costs 4x more on the CPU, and index_select takes either.)"""
+    k = (n - 1) / (hi - lo)
+    r = torch.add(torch.tensor(1.5 - lo * k, dtype=xx.dtype, device=xx.device), xx, alpha=k)
+    idx = r.clamp_(0.0, n + 1.5).to(torch.int32).clamp_(0, n + 1)
+    return idx if ch is None else idx + ch * (n + 2)
+
+
+def _lut_layout(xx: Tensor, channel_dim: int | None, channels: int, n: int, lo: float,
+                hi: float) -> tuple[int, int, float, float]:
+    """(C, R, k, off): the kernels' layout and bin rule v = off + k x (as in _lut_index)."""
+    k = (n - 1) / (hi - lo)
+    return (*_native_layout(xx, channel_dim, channels), k, 1.5 - lo * k)
+
+
+@torch.library.custom_op("learnact::lut_apply", mutates_args=())
+def lut_apply(x: Tensor, D: Tensor, channels: int, inner: int, k: float, off: float, gate: int,
+              alpha: float) -> Tensor:
+    """(x + D[bin(x)]) s(x) by the native kernel; x contiguous CPU float32/float64, D the
+    padded displacement table in x's dtype ((C (n + 2),))."""
+    out = torch.empty_like(x)
+    _native.launch(_native.library(), "la_lut_fwd", x.dtype, (x.data_ptr(), out.data_ptr()),
+                   x.numel(), (D.data_ptr(), D.numel() // channels, channels, inner, k, off,
+                               gate, alpha))
+    return out
+
+
+@lut_apply.register_fake
+def _(x, D, channels, inner, k, off, gate, alpha):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("learnact::lut_apply_backward", mutates_args=())
+def lut_apply_backward(x: Tensor, g: Tensor, D: Tensor, S: Tensor, channels: int, inner: int,
+                       k: float, off: float, gate: int, alpha: float,
+                       want_table: bool) -> tuple[Tensor, Tensor]:
+    """(dL/dx, per-bin sums of g s(x) in float64 (empty unless ``want_table``)) by the native
+    kernel; each thread adds into its own row of bins."""
+    lib = _native.library()
+    gx = torch.empty_like(x)
+    parts, _ = _native.split(x.numel())
+    # each part's row (lib.la_lut_stride apart): C (n + 2) bins and the kernel's spare slots
+    # for the outside bins
+    hist = torch.zeros((parts, lib.la_lut_stride(D.numel())) if want_table else (1, 0),
+                       dtype=torch.float64)
+    _native.launch(lib, "la_lut_bwd", x.dtype,
+                   (x.data_ptr(), g.data_ptr(), gx.data_ptr()), x.numel(),
+                   (D.data_ptr(), S.data_ptr(), D.numel() // channels, channels, inner, k, off,
+                    gate, alpha), hist=hist if want_table else None, hist_arg=True)
+    return gx, hist[:, :D.numel()].sum(0)
+
+
+@lut_apply_backward.register_fake
+def _(x, g, D, S, channels, inner, k, off, gate, alpha, want_table):
+    return torch.empty_like(x), x.new_empty((D.numel() if want_table else 0,),
+                                            dtype=torch.float64)
+
+
+class _CPABLut(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, table, dtable, lo, hi, gate, alpha, channel_dim):
+        dtype = compute_dtype(x)
+        xx = x.to(dtype)
+        D, S = _lut_tables(table, dtable, lo, hi, dtype)
+        ctx.save_for_backward(x, D, S)  # table-sized, built once per call
+        ctx.cfg = (lo, hi, gate, alpha, channel_dim, table.shape, table.dtype)
+        n = table.shape[-1]
+        channels = 1 if table.ndim == 1 else table.shape[0]
+        if _native_ok(xx):
+            _channel_ids(x, channel_dim, channels)  # checks the channel count
+            out = lut_apply(xx.contiguous(), D, *_lut_layout(xx, channel_dim, channels, n, lo,
+                                                              hi), _GATE_ID[gate], alpha)
+            return out.reshape(x.shape).to(x.dtype)
+
+        def piece(xp: Tensor, ch: Tensor | None):
+            xt = _take(D, _lut_index(xp, ch, n, lo, hi)).add_(xp)
+            return xt, gate_and_slope(xp, gate, alpha, False)[0]
+
+        return _forward_pieces(x, xx, channel_dim, channels, piece)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):
+        x, D, S = ctx.saved_tensors
+        lo, hi, gate, alpha, channel_dim, table_shape, table_dtype = ctx.cfg
+        dtype = compute_dtype(x)
+        xx, g = x.to(dtype), gy.to(dtype)
+        n = table_shape[-1]
+        channels = 1 if len(table_shape) == 1 else table_shape[0]
+        want_table = ctx.needs_input_grad[1]
+        if _native_ok(xx):
+            gx, hist = lut_apply_backward(
+                xx.contiguous(), g.contiguous(), D, S,
+                *_lut_layout(xx, channel_dim, channels, n, lo, hi), _GATE_ID[gate], alpha,
+                want_table)
+            gx = gx.reshape(x.shape).to(x.dtype)
+            gtab = None
+            if want_table:
+                G = hist.reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
+                gtab = G.reshape(table_shape).to(table_dtype)
+            return gx, gtab, None, None, None, None, None, None
+        acc = _BinAcc(D.numel(), dtype, x.device) if want_table else None
+
+        def piece(xp: Tensor, gp: Tensor, ch: Tensor | None):
+            idx = _lut_index(xp, ch, n, lo, hi)
+            s, ds = gate_and_slope(xp, gate, alpha, True)
+            gxt = gp * s
+            gx = gxt * _take(S, idx)
+            if ds is not None:  # + g x~ s'(x)
+                gx.addcmul_(gp * ds, _take(D, idx).add_(xp))
+            if acc is not None:
+                acc.add(idx, gxt)
+            return gx, None
+
+        gx, _ = _backward_pieces(x, xx, g, channel_dim, channels, piece)
+        gtab = None
+        if acc is not None:  # d x~/d table = (hi - lo); drop the two outside bins
+            G = acc.total().reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
+            gtab = G.reshape(table_shape).to(table_dtype)
+        return gx, gtab, None, None, None, None, None, None
+
+
+def cpab_lut_op(x: Tensor, table: Tensor, dtable: Tensor, *, lo: float, hi: float,
+                gate: str = "identity", alpha: float = 0.01,
+                channel_dim: int | None = None) -> Tensor:
+    """DiTAC's lookup-table mode, output x~ s(x), with the table read as a displacement:
+
+        r = floor((x - lo)(n - 1)/(hi - lo) + 1/2),  x~ = x + (hi - lo)(table[r] - r/(n - 1))
+
+    for 0 <= r < n (the grid point nearest to x), x~ = x otherwise. For a table T(u_r) of a
+    map fixing 0 and 1 (DiTAC's T) x~ equals x outside [lo, hi] and its error against the
+    exact lo + (hi - lo) T((x - lo)/(hi - lo)) is at most half a grid step times max |T' - 1|
+    (a nearest-value lookup's is half a step times max T'), with no in-window mask to compute.
+    Backward straight-through: dx~/dx = dtable[r] (1 outside); table's gradient is (hi - lo)
+    times the sum of the upstream gradients that looked it up. table, dtable: (n,), or (C, n)
+    with ``channel_dim``. CPU float32/float64 run the fused native kernels (float32 GELU/SiLU
+    gates by polynomials within ~1e-7, like PyTorch's own vectorised erf); otherwise PyTorch
+    ops."""
+    if gate not in GATES:
+        raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
+    if not lo < hi:
+        raise ValueError(f"need lo < hi, got lo={lo}, hi={hi}")
+    if table.shape[-1] < 2 or dtable.shape != table.shape:
+        raise ValueError(f"table and dtable need the same shape (..., n >= 2), got "
+                         f"{tuple(table.shape)} and {tuple(dtable.shape)}")
+    return _CPABLut.apply(x, table, dtable, float(lo), float(hi), gate, float(alpha),
+                          channel_dim)
