@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -42,3 +43,16 @@ def test_regularization_sums_prior_losses() -> None:
     model = nn.Sequential(WithPrior(2.0), nn.Linear(2, 2), WithPrior(3.0))
     assert learnact.regularization(model).item() == 13.0
     assert learnact.regularization(nn.Linear(2, 2)).item() == 0.0
+
+
+def test_param_groups_matrices_only_decay() -> None:
+    """decay="matrices" (the trainers' rule): 2-D weights decay; biases, norm gains and
+    activation parameters do not."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), learnact.create("hermite:degree=3"))
+    groups = learnact.param_groups(model, weight_decay=0.1, decay="matrices")
+    by_decay = [(g["weight_decay"], {id(p) for p in g["params"]}) for g in groups]
+    assert by_decay == [(0.1, {id(model[0].weight)}),
+                        (0.0, {id(model[0].bias), id(model[1].weight), id(model[1].bias)}),
+                        (0.0, {id(model[2].coeffs)})]
+    with pytest.raises(ValueError, match="decay must be"):
+        learnact.param_groups(model, decay="some")

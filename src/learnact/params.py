@@ -22,22 +22,30 @@ def activation_parameters(model: nn.Module) -> list[nn.Parameter]:
     return out
 
 
-def param_groups(model: nn.Module, lr: float | None = None, weight_decay: float = 0.0
-                 ) -> list[dict]:
-    """Two optimiser groups: everything else (with ``weight_decay``) and activation parameters.
+def param_groups(model: nn.Module, lr: float | None = None, weight_decay: float = 0.0,
+                 decay: str = "all") -> list[dict]:
+    """Optimiser groups: the parameters that decay, those that do not, and the activation
+    parameters (every experiment builds its optimiser from these: one rule in one place).
 
     The activation group never gets weight decay: decay pulls polynomial coefficients towards
     the zero function (and a tropical envelope towards a constant), not towards a simple
-    activation. ``lr`` (if given) is set on the activation group only. Empty groups are left
-    out. Use as ``torch.optim.AdamW(learnact.param_groups(model, lr=1e-3, weight_decay=0.05),
-    lr=3e-4)``.
+    activation. ``lr`` (if given) is set on the activation group only. ``decay``: ``"all"``
+    (every other parameter decays) or ``"matrices"`` (only those with >= 2 dimensions, as in
+    nanoGPT: biases and norm gains do not). Empty groups are left out. Use as
+    ``torch.optim.AdamW(learnact.param_groups(model, lr=1e-3, weight_decay=0.05), lr=3e-4)``.
     """
+    if decay not in ("all", "matrices"):
+        raise ValueError(f"decay must be 'all' or 'matrices', got {decay!r}")
     acts = activation_parameters(model)
     ids = {id(p) for p in acts}
     rest = [p for p in model.parameters() if id(p) not in ids]
+    decays = [p for p in rest if decay == "all" or p.ndim >= 2]
+    kept = [p for p in rest if not (decay == "all" or p.ndim >= 2)]
     groups: list[dict] = []
-    if rest:
-        groups.append({"params": rest, "weight_decay": weight_decay})
+    if decays:
+        groups.append({"params": decays, "weight_decay": weight_decay})
+    if kept:
+        groups.append({"params": kept, "weight_decay": 0.0})
     if acts:
         g: dict = {"params": acts, "weight_decay": 0.0}
         if lr is not None:

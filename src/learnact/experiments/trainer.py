@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..params import with_prior
+from ..params import param_groups, with_prior
 from .common import (Dist, RunDir, model_filename, progress, save_model, seed_everything,
                      setup_distributed, teardown_distributed)
 
@@ -105,19 +105,10 @@ def lr_at(step: int, o: OptimConfig) -> float:
 
 
 def _optimizer(model: nn.Module, o: OptimConfig, device: torch.device) -> torch.optim.Optimizer:
-    from ..params import activation_parameters
-
-    # activation parameters never get weight decay (see learnact.param_groups); 2-D weights do
-    decay, no_decay = [], []
-    act_ids = {id(p) for p in activation_parameters(model)}
-    for p in model.parameters():
-        if not p.requires_grad:
-            continue
-        (decay if p.ndim >= 2 and id(p) not in act_ids else no_decay).append(p)
+    # learnact.param_groups: activation parameters never decay; of the rest only 2-D weights
+    groups = param_groups(model, weight_decay=o.weight_decay, decay="matrices")
     fused = device.type == "cuda"
-    return torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=o.lr,
-                             betas=(0.9, o.beta2), fused=fused or None)
+    return torch.optim.AdamW(groups, lr=o.lr, betas=(0.9, o.beta2), fused=fused or None)
 
 
 def _micro_seed(seed: int, step: int, micro: int, rank: int) -> int:

@@ -35,12 +35,13 @@ Two implementations of the same flow:
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["constraint_matrix", "cpa_basis", "velocity", "flow_tables", "integrate_stepwise", "prior_covariance", "init_covariance"]
+__all__ = ["constraint_matrix", "cpa_basis", "velocity", "flow_tables", "FlowTables", "integrate_stepwise", "prior_covariance", "init_covariance"]
 
 
 def constraint_matrix(cells: int, zero_boundary: bool = True, lo: float = 0.0,
@@ -118,10 +119,20 @@ def _log1p_over(z: Tensor) -> Tensor:
     return torch.where(small, 1.0 - 0.5 * z, torch.log1p(zs) / zs)
 
 
-def flow_tables(theta: Tensor, basis: Tensor, t: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+class FlowTables(NamedTuple):
+    """The flow's per-cell tables (each (..., 2N)): the field's slopes ``a`` and intercepts
+    ``b`` (cells 0..N-1, then the mirrored field), and the knot-to-knot crossing times
+    ``tau``; unpacks as ``a2, b2, tau2``."""
+
+    a: Tensor
+    b: Tensor
+    tau: Tensor
+
+
+def flow_tables(theta: Tensor, basis: Tensor, t: float = 1.0) -> FlowTables:
     """Per-cell tables of the flow at time |t|, differentiable w.r.t. theta (float64 advised).
 
-    Returns (a2, b2, tau2), each (..., 2N): cells 0..N-1 of the field (of -v when t < 0), then
+    Returns :class:`FlowTables` (a2, b2, tau2), each (..., 2N): cells 0..N-1 of the field (of -v when t < 0), then
     the mirrored field v'(y) = -v(1 - y) (a'_{N-1-j} = a_j, b'_{N-1-j} = -(a_j + b_j)), in which
     left-moving points move right. tau2[j] is the time to cross cell j from its left knot to its
     right knot (inf when v <= 0 at either knot, in the last cell, or when it exceeds |t|: such
@@ -141,7 +152,7 @@ def flow_tables(theta: Tensor, basis: Tensor, t: float = 1.0) -> tuple[Tensor, T
     z = torch.where(ok, a2 / (n * safe_v0), torch.zeros_like(v0))
     tau = torch.where(ok, _log1p_over(z) / (n * safe_v0), torch.full_like(v0, float("inf")))
     tau = torch.where(tau <= t, tau, torch.full_like(tau, float("inf")))
-    return a2, b2, tau
+    return FlowTables(a2, b2, tau)
 
 
 def integrate_stepwise(x: Tensor, theta: Tensor, basis: Tensor, t: float = 1.0) -> Tensor:

@@ -8,6 +8,7 @@ their ops from these. Notation: functional/cpab.py and flow.py's docstring.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -377,10 +378,21 @@ def _forward_pieces(x: Tensor, xx: Tensor, channel_dim: int | None, channels: in
     return map_chunks(x3, piece)[0].reshape(x.shape).to(x.dtype)
 
 
-def _trajectory_grads(xp: Tensor, gp: Tensor, ch: Tensor | None, tb: _Tables, cfg: tuple,
+class FlowConfig(NamedTuple):
+    """The exact op's non-tensor arguments, as its autograd context keeps them."""
+
+    t: float
+    lo: float | None
+    hi: float | None
+    gate: str
+    alpha: float
+    channel_dim: int | None
+
+
+def _trajectory_grads(xp: Tensor, gp: Tensor, ch: Tensor | None, tb: _Tables, cfg: FlowConfig,
                       want_tables: bool) -> tuple[Tensor, tuple[Tensor, ...] | None]:
     """dL/dx and the per-table sums (or None) by the full trajectory, for any set of elements."""
-    t, lo, hi, gate, alpha, _ = cfg
+    t, lo, hi, gate, alpha = cfg.t, cfg.lo, cfg.hi, cfg.gate, cfg.alpha
     xt, s, ds, inside, p = _run(xp, tb, ch, t, lo, hi, gate, alpha, want_grad=True)
     gxt = gp * s
     dxt = p["dTdu"] if inside is None else _sel(inside, p["dTdu"], 1.0)

@@ -46,7 +46,7 @@ from torch.autograd.function import once_differentiable
 
 from ..._tensor import compute_dtype
 from .. import _native
-from .common import (_GATE_ID, GATES, _backward_pieces, _channel_ids, _forward_pieces,
+from .common import (_GATE_ID, GATES, FlowConfig, _backward_pieces, _channel_ids, _forward_pieces,
                      _native_layout, _native_ok, _run, _Tables, _trajectory_grads)
 
 __all__ = ["cpab_op", "flow_apply", "flow_apply_backward"]
@@ -122,8 +122,8 @@ def _flow_table_grads(hist: Tensor, tb: _Tables) -> tuple[Tensor, Tensor, Tensor
     return Ga, Gb, torch.cumsum(D.reshape(C * 2, n + 1), -1)[:, :n].reshape(-1)
 
 
-def _flow_native_args(x: Tensor, xx: Tensor, tb: _Tables, channel_dim, cfg) -> tuple:
-    t, lo, hi, gate, alpha, _ = cfg
+def _flow_native_args(x: Tensor, xx: Tensor, tb: _Tables, channel_dim, cfg: FlowConfig) -> tuple:
+    t, lo, hi, gate, alpha = cfg.t, cfg.lo, cfg.hi, cfg.gate, cfg.alpha
     _channel_ids(x, channel_dim, tb.channels)  # checks the channel count
     return (tb.a, tb.b, tb.P, tb.stop, *_native_layout(xx, channel_dim, tb.channels), t, lo, hi,
             _GATE_ID[gate], alpha)
@@ -133,7 +133,7 @@ class _CPABFlow(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, a2, b2, tau2, t, lo, hi, gate, alpha, channel_dim):
         ctx.save_for_backward(x, a2, b2, tau2)
-        ctx.cfg = (t, lo, hi, gate, alpha, channel_dim)
+        ctx.cfg = FlowConfig(t, lo, hi, gate, alpha, channel_dim)
         dtype = compute_dtype(x)
         xx = x.to(dtype)
         tb = _Tables(a2, b2, tau2, t, dtype)
@@ -149,7 +149,7 @@ class _CPABFlow(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, gy):
         x, a2, b2, tau2 = ctx.saved_tensors
-        t, lo, hi, gate, alpha, channel_dim = ctx.cfg
+        t, lo, channel_dim = ctx.cfg.t, ctx.cfg.lo, ctx.cfg.channel_dim
         dtype = compute_dtype(x)
         xx, g = x.to(dtype), gy.to(dtype)
         want_tables = any(ctx.needs_input_grad[1:4])

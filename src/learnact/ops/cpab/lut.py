@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -245,6 +246,18 @@ def _(x, g, D, S, channels, inner, k, off, gate, alpha, want_table):
                                             dtype=torch.float64)
 
 
+class LutConfig(NamedTuple):
+    """The table-read op's non-tensor arguments, as its autograd context keeps them."""
+
+    lo: float
+    hi: float
+    gate: str
+    alpha: float
+    channel_dim: int | None
+    table_shape: torch.Size
+    table_dtype: torch.dtype
+
+
 class _CPABLut(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, table, dtable, lo, hi, gate, alpha, channel_dim):
@@ -252,7 +265,7 @@ class _CPABLut(torch.autograd.Function):
         xx = x.to(dtype)
         D, S = _lut_tables(table, dtable, lo, hi, dtype)
         ctx.save_for_backward(x, D, S)  # table-sized, built once per call
-        ctx.cfg = (lo, hi, gate, alpha, channel_dim, table.shape, table.dtype)
+        ctx.cfg = LutConfig(lo, hi, gate, alpha, channel_dim, table.shape, table.dtype)
         n = table.shape[-1]
         channels = 1 if table.ndim == 1 else table.shape[0]
         if _native_ok(xx):
