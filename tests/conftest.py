@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+# The Triton kernels (ops/triton/) run on CPU tensors through Triton's interpreter: it must be
+# on before they load (CI has no GPU; on a GPU machine they compile for the device instead).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from learnact.modules import FAMILIES
 from learnact.registry import spec_kwargs

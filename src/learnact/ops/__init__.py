@@ -6,7 +6,7 @@ DiTAC's flow and lookup-table ops live in cpab.py; surrogate-derivative activati
 surrogate.py (a plain autograd.Function: their derivative is user code, not a kernel).
 """
 
-from ._library import CPU_KERNEL_MIN, FamilyOp, Param, family_ops
+from ._library import BACKENDS, CPU_KERNEL_MIN, FamilyOp, Kernel, Param, backend, family_ops
 from .fourier import fourier_op
 from .hermite import hermite_op
 from .rational import rational_op
@@ -14,4 +14,5 @@ from .selu_variation import selu_variation_op
 from .tropical import tropical_op, tropical_rational_op
 
 __all__ = ["hermite_op", "fourier_op", "tropical_op", "tropical_rational_op", "rational_op",
-           "selu_variation_op", "FamilyOp", "Param", "family_ops", "CPU_KERNEL_MIN"]
+           "selu_variation_op", "FamilyOp", "Kernel", "Param", "family_ops", "backend", "BACKENDS",
+           "CPU_KERNEL_MIN"]

@@ -25,7 +25,12 @@ for ``cuda`` once one exists. The dispatcher picks by the input's device, not ou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import importlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,7 +39,10 @@ from torch import Tensor
 
 from .._tensor import compute_dtype
 
-__all__ = ["Param", "FamilyOp", "CPU_KERNEL_MIN", "family_ops"]
+__all__ = ["Param", "FamilyOp", "Kernel", "CPU_KERNEL_MIN", "family_ops", "backend",
+           "current_backend", "BACKENDS"]
+
+log = logging.getLogger(__name__)
 
 #: below this many elements the chunked CPU kernels cost more than the reference's few ops
 CPU_KERNEL_MIN = 4096
@@ -55,6 +63,86 @@ class Param:
     optional: bool = False
 
 
+@dataclass(frozen=True)
+class Kernel:
+    """One kernel pair of a family op. ``native_dtype`` kernels (Triton) read x and the
+    upstream gradient in their own dtype (fp32 math inside) and return y and dL/dx in x's
+    dtype; the others receive everything in the compute dtype."""
+
+    forward: Forward
+    backward: Backward
+    min_numel: int = 0
+    native_dtype: bool = False
+
+    def run_forward(self, x: Tensor, params: Sequence[Tensor | None], channel_dim: int) -> Tensor:
+        dtype = compute_dtype(x, *(p for p in params if p is not None))
+        if self.native_dtype:
+            return self.forward(x, *_cast(params, dtype), channel_dim)
+        return self.forward(x.to(dtype), *_cast(params, dtype), channel_dim).to(x.dtype)
+
+    def run_backward(self, grad: Tensor, x: Tensor, params: Sequence[Tensor | None],
+                     channel_dim: int) -> Sequence[Tensor]:
+        dtype = compute_dtype(x, *(p for p in params if p is not None))
+        if self.native_dtype:
+            return self.backward(x, *_cast(params, dtype), grad, channel_dim)
+        return self.backward(x.to(dtype), *_cast(params, dtype), grad.to(dtype), channel_dim)
+
+
+BACKENDS = ("auto", "reference", "cpu", "triton")
+_backend: ContextVar[str | None] = ContextVar("learnact_backend", default=None)
+
+
+def current_backend() -> str:
+    """The kernel choice in force: :func:`backend`'s, else ``LEARNACT_BACKEND``, else "auto"
+    (per device: the CPU kernel on CPU, Triton on CUDA where importable, else the reference)."""
+    b = _backend.get()
+    if b is None:
+        b = os.environ.get("LEARNACT_BACKEND", "auto").strip().lower() or "auto"
+        if b not in BACKENDS:
+            raise ValueError(f"LEARNACT_BACKEND must be one of {BACKENDS}, got {b!r}")
+    return b
+
+
+@contextlib.contextmanager
+def backend(name: str) -> Iterator[None]:
+    """Force the family ops' kernels: ``"triton"`` (on CPU tensors too, where
+    ``TRITON_INTERPRET=1`` was set before the first Triton kernel loaded: how CI tests the GPU
+    kernels), ``"reference"`` (the functional math), ``"cpu"`` or ``"auto"``. An op without
+    the forced kernel runs its device's default."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    token = _backend.set(name)
+    try:
+        yield
+    finally:
+        _backend.reset(token)
+
+
+_TRITON_MODULES: dict[str, object] = {}
+
+
+def _import_triton_module(path: str):
+    """ops/triton/<family>.py, or None (logged once) where triton is not importable."""
+    if path not in _TRITON_MODULES:
+        try:
+            _TRITON_MODULES[path] = importlib.import_module(path)
+        except ImportError as exc:
+            log.warning("Triton kernels unavailable (%s): the reference runs instead", exc)
+            _TRITON_MODULES[path] = None
+    return _TRITON_MODULES[path]
+
+
+def _check_devices(name: str, x: Tensor, params: Sequence[Tensor | None]) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} op: x must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} op: x must be a floating-point tensor, got dtype {x.dtype}")
+    for p in params:
+        if p is not None and p.device != x.device:
+            raise ValueError(f"{name} op: the input is on {x.device} but its parameters on "
+                             f"{p.device}; move the module with .to({str(x.device)!r})")
+
+
 class FamilyOp:
     """A family's forward/backward custom-op pair; call it as ``op(x, *params, channel_dim=1)``.
 
@@ -69,16 +157,22 @@ class FamilyOp:
 
     def __init__(self, name: str, params: Sequence[Param], forward: Forward, backward: Backward,
                  *, cpu_forward: Forward | None = None, cpu_backward: Backward | None = None,
-                 compile: Literal["trace", "op"] = "trace") -> None:
+                 triton: str | None = None, compile: Literal["trace", "op"] = "trace") -> None:
         self.name = name
         self.params = tuple(params)
         self.reference = (forward, backward)
         self.compile = compile
-        self.kernels: dict[str, tuple[Forward, Backward]] = {}
-        self._define()
-        self.register_kernel(None, forward, backward)
+        self.kernels: dict[str, Kernel] = {"reference": Kernel(forward, backward)}
         if cpu_forward is not None and cpu_backward is not None:
-            self.register_kernel("cpu", cpu_forward, cpu_backward, min_numel=CPU_KERNEL_MIN)
+            self.kernels["cpu"] = Kernel(cpu_forward, cpu_backward, min_numel=CPU_KERNEL_MIN)
+        self.triton_module = triton  # imported on first use: ops/triton/<family>.py
+        self._define()
+        # kernels per device type: the reference everywhere, then the fused ones
+        self._register_device(None, "reference")
+        if "cpu" in self.kernels:
+            self._register_device("cpu", "cpu")
+        if triton is not None:
+            self._register_device("cuda", "triton")
         self._traced = self._traced_function()
         _OPS[name] = self
 
@@ -87,6 +181,7 @@ class FamilyOp:
         if len(params) != len(self.params):
             raise TypeError(f"{self.name} op takes {len(self.params)} parameter tensors "
                             f"({', '.join(p.name for p in self.params)}), got {len(params)}")
+        _check_devices(self.name, x, params)
         if self.compile == "trace" and torch.compiler.is_compiling():
             return self._traced.apply(channel_dim, x, *params)
         return self.forward_op(x, *params, channel_dim)
@@ -99,31 +194,43 @@ class FamilyOp:
     def backward_op(self):
         return getattr(torch.ops.learnact, self.name + "_backward")
 
-    def register_kernel(self, device: str | None, forward: Forward, backward: Backward, *,
-                        min_numel: int = 0) -> None:
-        """Register a kernel pair for one device type (None: every device). Kernels receive
-        the compute dtype; inputs under ``min_numel`` elements take the reference."""
-        ref_fwd, ref_bwd = self.reference
+    def kernel(self, name: str) -> Kernel | None:
+        """The kernel pair ``name`` ("reference", "cpu", "triton"), or None if this op has
+        none (or triton is not importable here)."""
+        if name == "triton" and name not in self.kernels and self.triton_module is not None:
+            path, _, prefix = self.triton_module.partition(":")
+            mod = _import_triton_module(path)
+            if mod is not None:  # "module:prefix" names <prefix>_forward / <prefix>_backward
+                pre = prefix + "_" if prefix else ""
+                self.kernels["triton"] = Kernel(getattr(mod, pre + "forward"),
+                                                getattr(mod, pre + "backward"), native_dtype=True)
+        return self.kernels.get(name)
 
+    def chosen(self, device_default: str, x: Tensor) -> Kernel:
+        """The kernel a call on x runs: the forced backend (:func:`backend`) where this op has
+        it, else the device's default, else the reference; small CPU inputs: the reference."""
+        forced = current_backend()
+        for name in ((forced,) if forced != "auto" else ()) + (device_default,):
+            k = self.kernel(name)
+            if k is not None and x.numel() >= k.min_numel:
+                return k
+        return self.kernels["reference"]
+
+    # -- registration -------------------------------------------------------------------------
+    def _register_device(self, device: str | None, default: str) -> None:
         def fwd(x: Tensor, *args):
             *params, channel_dim = args
-            dtype = compute_dtype(x, *(p for p in params if p is not None))
-            fn = forward if x.numel() >= min_numel else ref_fwd
-            return fn(x.to(dtype), *_cast(params, dtype), channel_dim).to(x.dtype)
+            return self.chosen(default, x).run_forward(x, params, channel_dim)
 
         def bwd(grad: Tensor, x: Tensor, *args):
             *params, channel_dim = args
-            dtype = compute_dtype(x, *(p for p in params if p is not None))
-            fn = backward if x.numel() >= min_numel else ref_bwd
-            grads = fn(x.to(dtype), *_cast(params, dtype), grad.to(dtype), channel_dim)
+            k = self.chosen(default, x)
+            grads = k.run_backward(grad, x, params, channel_dim)
             return [g.to(t.dtype) for g, t in zip(grads, (x, *self._differentiable(params)))]
 
-        key = "default" if device is None else device
-        self.kernels[key] = (forward, backward)
         torch.library.register_kernel(self._qual(), device, fwd)
         torch.library.register_kernel(self._qual("_backward"), device, bwd)
 
-    # -- registration -------------------------------------------------------------------------
     def _qual(self, suffix: str = "") -> str:
         return f"learnact::{self.name}{suffix}"
 

@@ -93,6 +93,7 @@ op = FamilyOp(
     fourier, fourier_backward,
     cpu_forward=lambda x, *ps: _forward_cpu(x, ps[:-1], ps[-1], x.dtype),
     cpu_backward=lambda x, *ps: _backward_cpu(x, ps[:-2], ps[-2], ps[-1], x.dtype),
+    triton="learnact.ops.triton.fourier",
 )
 
 

@@ -148,7 +148,7 @@ op = FamilyOp(
      Param("hi", differentiable=False, optional=True)],
     lambda x, c, lo, hi, cd: hermite(x, c, cd, lo, hi),
     lambda x, c, lo, hi, grad, cd: hermite_backward(x, c, grad, cd, lo, hi),
-    cpu_forward=_forward_cpu, cpu_backward=_backward_cpu,
+    cpu_forward=_forward_cpu, cpu_backward=_backward_cpu, triton="learnact.ops.triton.hermite",
 )
 
 

@@ -153,7 +153,7 @@ op = FamilyOp(
     [Param("slopes", differentiable=False), Param("coeffs"), Param("scale"), Param("offset")],
     tropical, tropical_backward,
     cpu_forward=lambda x, sl, co, sc, of, cd: _forward_cpu(x, [(sl, co)], sc, of, cd, x.dtype),
-    cpu_backward=_tropical_cpu_backward,
+    cpu_backward=_tropical_cpu_backward, triton="learnact.ops.triton.tropical",
 )
 
 rational_op = FamilyOp(
@@ -163,7 +163,7 @@ rational_op = FamilyOp(
     tropical_rational, tropical_rational_backward,
     cpu_forward=lambda x, ns, nc, ds, dc, sc, of, cd: _forward_cpu(
         x, [(ns, nc), (ds, dc)], sc, of, cd, x.dtype),
-    cpu_backward=_rational_cpu_backward,
+    cpu_backward=_rational_cpu_backward, triton="learnact.ops.triton.tropical:rational",
 )
 
 

@@ -1,0 +1,74 @@
+"""The (B, C, R) tiling every family kernel shares (internal).
+
+x is viewed as a contiguous (B, C, R) tensor: C the channels of per-channel parameters (1 for
+shared ones: the whole tensor is one channel), R the elements after the channel dimension
+(1 for channels-last). A program handles a [BC, BR] tile: BC channels by BR positions of the
+flattened (B, R) axis, at ``(j // R) * C * R + c * R + j % R``, so a tile reads contiguous
+memory along R (NCHW) or along C (channels-last) alike, and its parameter-gradient partial
+sums are per channel (a sum over the tile's axis 1). Grid: (position blocks, channel blocks).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ..._tensor import canonical_dim
+
+__all__ = ["Layout", "layout", "tile_offsets"]
+
+_TILE = 1024  # elements per program (BC * BR)
+
+
+class Layout:
+    """x's (B, C, R) view and the kernel tiling for it."""
+
+    def __init__(self, x: Tensor, channels: int, channel_dim: int) -> None:
+        self.x = x.contiguous()
+        if channels == 1:
+            self.B, self.C, self.R = 1, 1, max(1, x.numel())
+        else:
+            d = canonical_dim(x.ndim, channel_dim)
+            self.B = math.prod(x.shape[:d])
+            self.C = x.shape[d]
+            self.R = math.prod(x.shape[d + 1:])
+            if self.C != channels:
+                raise ValueError(f"input has {self.C} channels along channel_dim={channel_dim}, "
+                                 f"the parameters {channels}")
+        self.N = self.B * self.R  # positions per channel
+        if self.R >= 64 or self.C == 1:
+            self.BC = 1
+        else:  # channels-last-like: tiles across channels
+            self.BC = min(64, triton_next_pow2(self.C))
+        self.BR = _TILE // self.BC
+        self.grid = (max(1, -(-self.N // self.BR)), -(-self.C // self.BC))
+
+    def partials(self, count: int) -> Tensor:
+        """A (position blocks, C, count) fp32 buffer for per-program parameter-gradient sums."""
+        return torch.zeros((self.grid[0], self.C, count), dtype=torch.float32, device=self.x.device)
+
+
+def triton_next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def layout(x: Tensor, per_channel_param: Tensor, channel_dim: int) -> Layout:
+    """The layout for a family whose per-channel parameters have the channel first (a 2-D
+    coefficient table or a 1-D per-channel vector); shared parameters: one channel."""
+    channels = per_channel_param.shape[0] if per_channel_param.ndim >= 1 and (
+        per_channel_param.ndim == 2) else 1
+    return Layout(x, channels, channel_dim)
+
+
+@triton.jit
+def tile_offsets(C, R, N, BC: tl.constexpr, BR: tl.constexpr):
+    """This program's channels c [BC], their mask, the [BC, BR] element offsets and mask."""
+    j = tl.program_id(0) * BR + tl.arange(0, BR)
+    c = tl.program_id(1) * BC + tl.arange(0, BC)
+    off = (j // R)[None, :] * (C * R) + c[:, None] * R + (j % R)[None, :]
+    cm = c < C
+    return c, cm, off, cm[:, None] & (j < N)[None, :]

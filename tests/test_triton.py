@@ -1,0 +1,129 @@
+"""The Triton kernels (ops/triton/) against the float64 reference, run on CPU tensors by
+Triton's interpreter (TRITON_INTERPRET=1, set in conftest before they load): values, dL/dx and
+every parameter gradient; fp32, bf16 and fp16 inputs; shared, per channel, channels-last,
+non-contiguous; sizes that are not multiples of a tile."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+import learnact
+from learnact.ops import _library, backend, family_ops
+
+from .conftest import perturb_
+
+# families with Triton kernels: (spec, its op's parameter tensors as the module passes them)
+TRITON = {"hermite", "fourier", "tropical", "tropical_rational"}
+SPECS = ["hermite:degree=5", "hermite:degree=8,tails=linear,bound=1.5", "hermite:degree=1",
+         "fourier:degree=4", "tropical:degree=4", "tropical:degree=1",
+         "tropical_rational:degree=3"]
+TOL = {torch.float32: 2e-5, torch.bfloat16: 2e-2, torch.float16: 4e-3}
+
+
+def test_every_triton_module_is_tested() -> None:
+    have = {n for n, op in family_ops().items() if op.triton_module is not None}
+    assert have == TRITON
+
+
+def _case(spec: str, channels, channel_dim: int, shape, seed: int = 0):
+    act = perturb_(learnact.create(spec, channels=channels, channel_dim=channel_dim).double(),
+                   seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=torch.float64) * 1.5
+    grad = torch.randn(shape, generator=g, dtype=torch.float64)
+    return act, x, grad
+
+
+def _grads(act, x, grad):
+    x = x.detach().clone().requires_grad_(True)
+    act.zero_grad()
+    y = act(x)
+    y.backward(grad.to(y.dtype))
+    return y.detach(), x.grad, [p.grad.clone() for p in act.parameters()]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("channels,channel_dim,shape", [
+    (None, 1, (3, 5, 67)),            # shared, odd size
+    (5, 1, (2, 5, 7, 9)),             # per channel, NCHW-like (R = 63 < 64: channel tiles)
+    (5, 1, (2, 5, 130)),              # per channel, R >= 64: one channel per tile
+    (6, -1, (4, 9, 6)),               # channels-last
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_triton_matches_float64_reference(spec, channels, channel_dim, shape, dtype) -> None:
+    act, x, grad = _case(spec, channels, channel_dim, shape)
+    y64, gx64, gp64 = _grads(act, x, grad)
+    with backend("triton"):
+        assert family_ops()[act.family].chosen("cpu", x).native_dtype  # Triton really runs
+        y, gx, gp = _grads(act, x.to(dtype), grad)
+    assert y.dtype == dtype and gx.dtype == dtype
+    tol = TOL[dtype]
+    # bf16/fp16: the input is rounded first; compare with the reference at the rounded input
+    if dtype != torch.float32:
+        y64, gx64, gp64 = _grads(act, x.to(dtype).double(), grad.to(dtype).double())
+    scale = lambda t: 1 + t.abs()  # noqa: E731
+    assert ((y.double() - y64).abs() / scale(y64)).max() < tol
+    assert ((gx.double() - gx64).abs() / scale(gx64)).max() < tol
+    for a, b in zip(gp, gp64):
+        assert ((a - b).abs().max() / (1 + b.abs().max())) < tol * 10
+    assert {p.grad is None for p in act.parameters()} == {False}
+
+
+def test_triton_non_contiguous_input() -> None:
+    act, x, grad = _case("hermite:degree=4", 6, -1, (5, 6, 8))
+    xt = x.transpose(1, 2)  # (5, 8, 6), channels last, non-contiguous
+    y64, gx64, gp64 = _grads(act, xt, grad.transpose(1, 2))
+    with backend("triton"):
+        y, gx, gp = _grads(act, xt.float(), grad.transpose(1, 2))
+    assert torch.allclose(y.double(), y64, atol=2e-5, rtol=2e-5)
+    assert torch.allclose(gx.double(), gx64, atol=2e-5, rtol=2e-5)
+    assert torch.allclose(gp[0], gp64[0], atol=2e-4, rtol=2e-5)
+
+
+def test_triton_empty_input() -> None:
+    act = learnact.create("hermite:degree=3")
+    with backend("triton"):
+        x = torch.empty(0, 4, requires_grad=True)
+        y = act(x)
+        y.sum().backward()
+    assert y.shape == (0, 4) and act.coeffs.grad.abs().sum() == 0
+
+
+def test_backend_switch_and_env(monkeypatch) -> None:
+    op = family_ops()["hermite"]
+    x = torch.randn(10_000)
+    assert op.chosen("cpu", x) is op.kernels["cpu"]
+    with backend("reference"):
+        assert op.chosen("cpu", x) is op.kernels["reference"]
+    monkeypatch.setenv("LEARNACT_BACKEND", "triton")
+    assert op.chosen("cpu", x).native_dtype
+    monkeypatch.setenv("LEARNACT_BACKEND", "banana")
+    with pytest.raises(ValueError, match="LEARNACT_BACKEND must be one of"):
+        op.chosen("cpu", x)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        with backend("cuda"):
+            pass
+
+
+def test_without_triton_the_reference_runs(monkeypatch, caplog) -> None:
+    """A machine without triton: the forced Triton backend falls back to the device default
+    with one warning, never an ImportError."""
+    op = family_ops()["hermite"]
+    monkeypatch.setattr(op, "triton_module", "learnact.ops.triton.no_such_module")
+    monkeypatch.delitem(op.kernels, "triton", raising=False)
+    monkeypatch.setattr(_library, "_TRITON_MODULES", {})
+    x = torch.randn(10_000)
+    with caplog.at_level(logging.WARNING), backend("triton"):
+        assert op.chosen("cpu", x) is op.kernels["cpu"]
+    assert "Triton kernels unavailable" in caplog.text
+
+
+def test_parameters_on_another_device_is_a_clear_error() -> None:
+    op = family_ops()["hermite"]
+    with pytest.raises(ValueError, match="the input is on cpu but its parameters on meta"):
+        op(torch.randn(3), torch.randn(4, device="meta"), None, None)
+    with pytest.raises(TypeError, match="floating-point"):
+        op(torch.arange(3), torch.randn(4), None, None)
