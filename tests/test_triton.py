@@ -16,10 +16,11 @@ from learnact.ops import _library, backend, family_ops
 from .conftest import perturb_
 
 # families with Triton kernels: (spec, its op's parameter tensors as the module passes them)
-TRITON = {"hermite", "fourier", "tropical", "tropical_rational"}
+TRITON = {"hermite", "fourier", "tropical", "tropical_rational", "rational", "selu_variation"}
 SPECS = ["hermite:degree=5", "hermite:degree=8,tails=linear,bound=1.5", "hermite:degree=1",
          "fourier:degree=4", "tropical:degree=4", "tropical:degree=1",
-         "tropical_rational:degree=3"]
+         "tropical_rational:degree=3", "rational", "rational:num_degree=2,den_degree=1",
+         "selu_variation"]
 TOL = {torch.float32: 2e-5, torch.bfloat16: 2e-2, torch.float16: 4e-3}
 
 

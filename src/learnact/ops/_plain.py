@@ -18,7 +18,7 @@ __all__ = ["plain_op"]
 
 
 def plain_op(name: str, params: Sequence[str], forward: Callable[..., Tensor],
-             backward: Callable[..., tuple[Tensor, ...]]) -> FamilyOp:
+             backward: Callable[..., tuple[Tensor, ...]], triton: str | None = None) -> FamilyOp:
     """The family op of ``forward(x, *params, channel_dim)`` and
     ``backward(x, *params, grad, channel_dim) -> (gx, *gparams)``, every parameter
     differentiable, with chunked CPU kernels of the same two functions."""
@@ -46,7 +46,7 @@ def plain_op(name: str, params: Sequence[str], forward: Callable[..., Tensor],
         return (gx.reshape(x.shape), *sums)
 
     return FamilyOp(name, [Param(p) for p in params], forward, backward,
-                    cpu_forward=cpu_forward, cpu_backward=cpu_backward)
+                    cpu_forward=cpu_forward, cpu_backward=cpu_backward, triton=triton)
 
 
 def _bcr(x: Tensor, channel_dim: int, params: Sequence[Tensor]) -> Tensor:

@@ -10,7 +10,8 @@ from ._plain import plain_op
 __all__ = ["rational_op", "op"]
 
 # learnact::rational / rational_backward: reference + chunked CPU kernels (ops/_plain.py)
-op = plain_op("rational", ("num", "den", "scale", "offset"), rational, rational_backward)
+op = plain_op("rational", ("num", "den", "scale", "offset"), rational, rational_backward,
+              triton="learnact.ops.triton.rational")
 
 
 def rational_op(x: Tensor, num: Tensor, den: Tensor, scale: Tensor, offset: Tensor,

@@ -11,7 +11,8 @@ __all__ = ["selu_variation_op", "op"]
 
 # learnact::selu_variation / selu_variation_backward (ops/_plain.py)
 op = plain_op("selu_variation", ("lam", "alpha", "beta", "gamma", "omega", "scale", "offset"),
-              selu_variation, selu_variation_backward)
+              selu_variation, selu_variation_backward,
+              triton="learnact.ops.triton.selu_variation")
 
 
 def selu_variation_op(x: Tensor, lam: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor,
