@@ -92,9 +92,11 @@ BACKENDS = ("auto", "reference", "cpu", "triton")
 _backend: ContextVar[str | None] = ContextVar("learnact_backend", default=None)
 
 
+@torch.compiler.assume_constant_result
 def current_backend() -> str:
     """The kernel choice in force: :func:`backend`'s, else ``LEARNACT_BACKEND``, else "auto"
-    (per device: the CPU kernel on CPU, Triton on CUDA where importable, else the reference)."""
+    (per device: the CPU kernel on CPU, Triton on CUDA where importable, else the reference).
+    torch.compile reads it once, when it traces a graph (a constant there)."""
     b = _backend.get()
     if b is None:
         b = os.environ.get("LEARNACT_BACKEND", "auto").strip().lower() or "auto"

@@ -16,6 +16,7 @@ from torch import Tensor
 from ..._tensor import canonical_dim, use_fast_cpu_path
 from .. import _native
 from .._chunks import as_bcr, map_chunks
+from .._library import current_backend
 
 
 GATES = ("gelu", "leaky_relu", "silu", "identity")
@@ -424,5 +425,7 @@ def _native_library_loaded() -> bool:
 
 
 def _native_ok(xx: Tensor) -> bool:
+    """The native C kernels run: CPU float32/float64, built, and not learnact.ops.backend(
+    "reference") (the PyTorch path)."""
     return (xx.device.type == "cpu" and xx.dtype in (torch.float32, torch.float64)
-            and _native_library_loaded())
+            and current_backend() != "reference" and _native_library_loaded())

@@ -11,8 +11,11 @@ On the CPU (float32/float64) the per-element LUT work is one fused C kernel each
 (ops/native/cpab.c, built on first use by ops/_native.py; opaque custom ops
 ``learnact::lut_apply``/``lut_apply_backward``, so torch.compile calls them too): eager
 PyTorch needed ~10 passes per element, and inductor's CPU code reads the table with a scalar
-loop (its fused forward alone measured 5.9x GELU's). CUDA and other dtypes, or
-``LEARNACT_NATIVE=0``, take the PyTorch path, which inductor turns into Triton on a GPU.
+loop (its fused forward alone measured 5.9x GELU's). On CUDA the per-element work is one
+Triton kernel each way (ops/triton/ditac.py; the table's gradient by atomic adds), where
+triton is importable. Other dtypes, ``LEARNACT_NATIVE=0`` or ``learnact.ops.backend(
+"reference")`` take the PyTorch path. (The eager path is not a custom op: under torch.compile
+dynamo traces this Function, and the Triton call is an opaque kernel inside it.)
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from ..._tensor import compute_dtype
 from .. import _native
+from .._library import _import_triton_module, current_backend
 from .common import (_GATE_ID, GATES, _backward_pieces, _BinAcc, _channel_ids, _forward_pieces,
                      _native_library_loaded, _native_layout, _native_ok, _table_grads,
                      _table_jacobian, _Tables, _take, _trajectory, gate_and_slope)
@@ -246,6 +250,18 @@ def _(x, g, D, S, channels, inner, k, off, gate, alpha, want_table):
                                             dtype=torch.float64)
 
 
+def _triton_lut(xx: Tensor):
+    """The Triton LUT kernels (ops/triton/ditac.py) for CUDA tensors, or for any tensor under
+    ``learnact.ops.backend("triton")``, in eager mode; None where triton is not importable or
+    not wanted, and under torch.compile."""
+    forced = current_backend()
+    if forced in ("reference", "cpu") or (xx.device.type != "cuda" and forced != "triton"):
+        return None
+    if torch.compiler.is_compiling():  # traced: the PyTorch path, which inductor fuses
+        return None
+    return _import_triton_module("learnact.ops.triton.ditac")
+
+
 class LutConfig(NamedTuple):
     """The table-read op's non-tensor arguments, as its autograd context keeps them."""
 
@@ -268,6 +284,11 @@ class _CPABLut(torch.autograd.Function):
         ctx.cfg = LutConfig(lo, hi, gate, alpha, channel_dim, table.shape, table.dtype)
         n = table.shape[-1]
         channels = 1 if table.ndim == 1 else table.shape[0]
+        tri = _triton_lut(xx)
+        if tri is not None:
+            _channel_ids(x, channel_dim, channels)  # checks the channel count
+            k, off = _lut_layout(xx, channel_dim, channels, n, lo, hi)[2:]
+            return tri.lut_forward(x, D, channels, channel_dim, k, off, _GATE_ID[gate], alpha)
         if _native_ok(xx):
             _channel_ids(x, channel_dim, channels)  # checks the channel count
             out = lut_apply(xx.contiguous(), D, *_lut_layout(xx, channel_dim, channels, n, lo,
@@ -290,6 +311,16 @@ class _CPABLut(torch.autograd.Function):
         n = table_shape[-1]
         channels = 1 if len(table_shape) == 1 else table_shape[0]
         want_table = ctx.needs_input_grad[1]
+        tri = _triton_lut(xx)
+        if tri is not None:
+            k, off = _lut_layout(xx, channel_dim, channels, n, lo, hi)[2:]
+            gx, hist = tri.lut_backward(x, gy, D, S, channels, channel_dim, k, off,
+                                        _GATE_ID[gate], alpha, want_table)
+            gtab = None
+            if want_table:
+                G = hist.reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
+                gtab = G.reshape(table_shape).to(table_dtype)
+            return gx.to(x.dtype), gtab, None, None, None, None, None, None
         if _native_ok(xx):
             gx, hist = lut_apply_backward(
                 xx.contiguous(), g.contiguous(), D, S,
