@@ -36,7 +36,8 @@ class _Spy:
 
         def spy(loss, model, enabled=True, scale=1.0):
             out = with_prior(loss, model, enabled, scale)
-            self.calls.append((float(out - loss), float(learnact.regularization(model).detach()) * scale
+            self.calls.append((float((out - loss).detach()),
+                               float(learnact.regularization(model).detach()) * scale
                                if enabled else 0.0))
             return out
 

@@ -16,7 +16,7 @@ from torch import Tensor
 from ..._tensor import canonical_dim, use_fast_cpu_path
 from .. import _native
 from .._chunks import as_bcr, map_chunks
-from .._library import current_backend
+from .._library import _import_triton_module, current_backend
 
 
 GATES = ("gelu", "leaky_relu", "silu", "identity")
@@ -422,6 +422,18 @@ _GATE_ID = {g: i for i, g in enumerate(GATES)}  # the C enum's order
 @torch.compiler.assume_constant_result
 def _native_library_loaded() -> bool:
     return _native.library() is not None
+
+
+def _triton_kernels(xx: Tensor):
+    """ops/triton/ditac.py for CUDA tensors, or for any tensor under
+    ``learnact.ops.backend("triton")``, in eager mode; None where triton is not importable or
+    not wanted, and under torch.compile (the PyTorch path is traced: inductor fuses it)."""
+    forced = current_backend()
+    if forced in ("reference", "cpu") or (xx.device.type != "cuda" and forced != "triton"):
+        return None
+    if torch.compiler.is_compiling():
+        return None
+    return _import_triton_module("learnact.ops.triton.ditac")
 
 
 def _native_ok(xx: Tensor) -> bool:

@@ -35,7 +35,9 @@ computation above, window and gate included, is one fused C kernel each way
 (ops/native/cpab.c ``la_flow_*``; custom ops ``learnact::flow_apply``/``flow_apply_backward``,
 called by eager and compiled code alike; speed: benchmarks/RESULTS.md). Without it (no C
 compiler, ``LEARNACT_NATIVE=0``; ops/_native.py warns once) the per-element trajectory
-above runs in PyTorch, chunked on the CPU; CUDA takes it too (inductor compiles it to Triton).
+above runs in PyTorch, chunked on the CPU. On CUDA, in eager mode, one Triton kernel each way
+(ops/triton/ditac.py: the same closed form, the knot search unrolled, the table gradients by
+atomic adds); under torch.compile the PyTorch trajectory is traced and inductor fuses it.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ from torch.autograd.function import once_differentiable
 
 from ..._tensor import compute_dtype
 from .. import _native
-from .common import (_GATE_ID, GATES, FlowConfig, _backward_pieces, _channel_ids, _forward_pieces,
-                     _native_layout, _native_ok, _run, _Tables, _trajectory_grads)
+from .common import (_GATE_ID, GATES, FlowConfig, _backward_pieces, _channel_ids,
+                     _forward_pieces, _native_layout, _native_ok, _run, _Tables,
+                     _trajectory_grads, _triton_kernels)
 
 __all__ = ["cpab_op", "flow_apply", "flow_apply_backward"]
 
@@ -134,6 +137,12 @@ class _CPABFlow(torch.autograd.Function):
     def forward(ctx, x, a2, b2, tau2, t, lo, hi, gate, alpha, channel_dim):
         ctx.save_for_backward(x, a2, b2, tau2)
         ctx.cfg = FlowConfig(t, lo, hi, gate, alpha, channel_dim)
+        tri = _triton_kernels(x) if lo is not None and t > 0 else None
+        if tri is not None:  # reads x in its own dtype
+            tb = _Tables(a2, b2, tau2, t, torch.float32)
+            ctx.tables = tb
+            return tri.flow_forward(x, tb.a, tb.b, tb.P, tb.stop, tb.channels, channel_dim, t,
+                                    lo, hi, _GATE_ID[gate], alpha)
         dtype = compute_dtype(x)
         xx = x.to(dtype)
         tb = _Tables(a2, b2, tau2, t, dtype)
@@ -150,9 +159,20 @@ class _CPABFlow(torch.autograd.Function):
     def backward(ctx, gy):
         x, a2, b2, tau2 = ctx.saved_tensors
         t, lo, channel_dim = ctx.cfg.t, ctx.cfg.lo, ctx.cfg.channel_dim
+        want_tables = any(ctx.needs_input_grad[1:4])
+        tri = _triton_kernels(x) if lo is not None and t > 0 else None
+        if tri is not None:
+            tb = ctx.tables  # the forward took this path too
+            cfg = ctx.cfg
+            gx, tabs = tri.flow_backward(x, gy, tb.a, tb.b, tb.P, tb.stop, tb.channels,
+                                         channel_dim, t, lo, cfg.hi, _GATE_ID[cfg.gate],
+                                         cfg.alpha, want_tables)
+            grads = [None, None, None] if tabs is None else [
+                G.reshape(v.shape).to(v.dtype) for G, v in zip(tabs, (a2, b2, tau2))]
+            return (gx.to(x.dtype) if ctx.needs_input_grad[0] else None, *grads, None, None,
+                    None, None, None, None)
         dtype = compute_dtype(x)
         xx, g = x.to(dtype), gy.to(dtype)
-        want_tables = any(ctx.needs_input_grad[1:4])
         if _native_flow(xx, lo, t):
             tb = ctx.tables  # the forward took this path too (same dtype and device)
             gx, hist = flow_apply_backward(xx.contiguous(), g.contiguous(), *_flow_native_args(

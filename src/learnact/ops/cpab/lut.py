@@ -30,10 +30,10 @@ from torch.autograd.function import once_differentiable
 
 from ..._tensor import compute_dtype
 from .. import _native
-from .._library import _import_triton_module, current_backend
-from .common import (_GATE_ID, GATES, _backward_pieces, _BinAcc, _channel_ids, _forward_pieces,
-                     _native_library_loaded, _native_layout, _native_ok, _table_grads,
-                     _table_jacobian, _Tables, _take, _trajectory, gate_and_slope)
+from .common import (_GATE_ID, GATES, _backward_pieces, _BinAcc, _channel_ids,
+                     _forward_pieces, _native_library_loaded, _native_layout, _native_ok,
+                     _table_grads, _table_jacobian, _Tables, _take, _trajectory,
+                     _triton_kernels, gate_and_slope)
 from .flow import _flow_table_grads, flow_apply, flow_apply_backward
 
 __all__ = ["cpab_grid", "cpab_lut_op", "lut_tables", "native_grid", "grid_jacobian_fits"]
@@ -250,18 +250,6 @@ def _(x, g, D, S, channels, inner, k, off, gate, alpha, want_table):
                                             dtype=torch.float64)
 
 
-def _triton_lut(xx: Tensor):
-    """The Triton LUT kernels (ops/triton/ditac.py) for CUDA tensors, or for any tensor under
-    ``learnact.ops.backend("triton")``, in eager mode; None where triton is not importable or
-    not wanted, and under torch.compile."""
-    forced = current_backend()
-    if forced in ("reference", "cpu") or (xx.device.type != "cuda" and forced != "triton"):
-        return None
-    if torch.compiler.is_compiling():  # traced: the PyTorch path, which inductor fuses
-        return None
-    return _import_triton_module("learnact.ops.triton.ditac")
-
-
 class LutConfig(NamedTuple):
     """The table-read op's non-tensor arguments, as its autograd context keeps them."""
 
@@ -284,7 +272,7 @@ class _CPABLut(torch.autograd.Function):
         ctx.cfg = LutConfig(lo, hi, gate, alpha, channel_dim, table.shape, table.dtype)
         n = table.shape[-1]
         channels = 1 if table.ndim == 1 else table.shape[0]
-        tri = _triton_lut(xx)
+        tri = _triton_kernels(xx)
         if tri is not None:
             _channel_ids(x, channel_dim, channels)  # checks the channel count
             k, off = _lut_layout(xx, channel_dim, channels, n, lo, hi)[2:]
@@ -311,7 +299,7 @@ class _CPABLut(torch.autograd.Function):
         n = table_shape[-1]
         channels = 1 if len(table_shape) == 1 else table_shape[0]
         want_table = ctx.needs_input_grad[1]
-        tri = _triton_lut(xx)
+        tri = _triton_kernels(xx)
         if tri is not None:
             k, off = _lut_layout(xx, channel_dim, channels, n, lo, hi)[2:]
             gx, hist = tri.lut_backward(x, gy, D, S, channels, channel_dim, k, off,
