@@ -9,8 +9,9 @@ The backward op returns dL/dx and dL/dp for every differentiable parameter. Both
 (meta) implementation, and the forward an autograd registration that saves ``x`` and the
 parameters only and calls the backward op. Kernels are registered **per device**: the
 reference (:mod:`learnact.functional`, plain torch, any device) for every device, the CPU
-kernel (chunked, cache-resident, :mod:`learnact.ops.<family>`) for ``cpu``, and a GPU kernel
-for ``cuda`` once one exists. The dispatcher picks by the input's device, not our ``if``\ s.
+kernel (chunked, cache-resident, :mod:`learnact.ops.<family>`) for ``cpu``, and the Triton
+kernel (:mod:`learnact.ops.triton.<family>`) for ``cuda``. The dispatcher picks by the input's
+device, not our ``if``\ s; :func:`backend` (or ``LEARNACT_BACKEND``) forces one kernel.
 
 * Double backward (``create_graph=True``): the registered backward evaluates the reference
   backward, which is ordinary differentiable torch code, so ``gradgradcheck`` holds.
@@ -19,8 +20,9 @@ for ``cuda`` once one exists. The dispatcher picks by the input's device, not ou
   fuses it with its neighbours and an exported program holds standard aten ops only; the
   Function saves only ``x`` and the parameters as the op does. ``compile="op"`` keeps the opaque
   custom op in the graph instead (for kernels inductor cannot match).
-* Dtypes: kernels see the compute dtype (fp32 for fp16/bf16 inputs, else the promoted floating
-  dtype) and the wrapper casts back: output in x's dtype, each gradient in its input's dtype.
+* Dtypes: CPU and reference kernels see the compute dtype (fp32 for fp16/bf16 inputs, else the
+  promoted floating dtype); Triton kernels read x and the gradient in their own dtype (fp32
+  math inside); the op returns y in x's dtype and each gradient in its input's dtype.
 """
 
 from __future__ import annotations
@@ -154,6 +156,9 @@ class FamilyOp:
         forward, backward: the reference (plain torch, differentiable, any device).
         cpu_forward, cpu_backward: the CPU kernels (same signatures); inputs below
             :data:`CPU_KERNEL_MIN` elements take the reference.
+        triton: the module of the Triton kernels (``"learnact.ops.triton.<family>"``, or
+            ``"module:prefix"`` for ``<prefix>_forward``/``<prefix>_backward``), imported on
+            the first call that wants it; the op's cuda kernel.
         compile: ``"trace"`` (inductor fuses the reference) or ``"op"`` (opaque kernel).
     """
 
@@ -162,7 +167,6 @@ class FamilyOp:
                  triton: str | None = None, compile: Literal["trace", "op"] = "trace") -> None:
         self.name = name
         self.params = tuple(params)
-        self.reference = (forward, backward)
         self.compile = compile
         self.kernels: dict[str, Kernel] = {"reference": Kernel(forward, backward)}
         if cpu_forward is not None and cpu_backward is not None:
@@ -187,6 +191,12 @@ class FamilyOp:
         if self.compile == "trace" and torch.compiler.is_compiling():
             return self._traced.apply(channel_dim, x, *params)
         return self.forward_op(x, *params, channel_dim)
+
+    @property
+    def reference(self) -> tuple[Forward, Backward]:
+        """(forward, backward) of the functional reference."""
+        k = self.kernels["reference"]
+        return k.forward, k.backward
 
     @property
     def forward_op(self):
@@ -226,9 +236,8 @@ class FamilyOp:
 
         def bwd(grad: Tensor, x: Tensor, *args):
             *params, channel_dim = args
-            k = self.chosen(default, x)
-            grads = k.run_backward(grad, x, params, channel_dim)
-            return [g.to(t.dtype) for g, t in zip(grads, (x, *self._differentiable(params)))]
+            grads = self.chosen(default, x).run_backward(grad, x, params, channel_dim)
+            return self._in_input_dtypes(grads, x, params)
 
         torch.library.register_kernel(self._qual(), device, fwd)
         torch.library.register_kernel(self._qual("_backward"), device, bwd)
@@ -268,8 +277,12 @@ class FamilyOp:
         or the differentiable reference (double backward, and the traced path)."""
         if via_op:
             return list(self.backward_op(grad, x, *params, channel_dim))
-        dtype = compute_dtype(x, *(p for p in params if p is not None))
-        grads = self.reference[1](x.to(dtype), *_cast(params, dtype), grad.to(dtype), channel_dim)
+        return self._in_input_dtypes(
+            self.kernels["reference"].run_backward(grad, x, params, channel_dim), x, params)
+
+    def _in_input_dtypes(self, grads: Sequence[Tensor], x: Tensor,
+                         params: Sequence[Tensor | None]) -> list[Tensor]:
+        """Each gradient in its input's dtype (dL/dx in x's, dL/dp in p's)."""
         return [g.to(t.dtype) for g, t in zip(grads, (x, *self._differentiable(params)))]
 
     def _autograd_outputs(self, needs: Sequence[bool], grads: list[Tensor]) -> list:
@@ -293,8 +306,7 @@ class FamilyOp:
         def forward(ctx, channel_dim: int, x: Tensor, *params: Tensor | None) -> Tensor:
             ctx.save_for_backward(x, *params)
             ctx.channel_dim = channel_dim
-            dtype = compute_dtype(x, *(p for p in params if p is not None))
-            return op.reference[0](x.to(dtype), *_cast(params, dtype), channel_dim).to(x.dtype)
+            return op.kernels["reference"].run_forward(x, params, channel_dim)
 
         def backward(ctx, grad: Tensor):
             x, *params = ctx.saved_tensors
