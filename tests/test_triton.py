@@ -134,6 +134,22 @@ def test_parameters_on_another_device_is_a_clear_error() -> None:
         op(torch.arange(3), torch.randn(4), None, None)
 
 
+def _ditac_reference_and_triton(act, x, grad, dtype):
+    """(float64 PyTorch path at the dtype-rounded input, the Triton kernels at dtype); checks
+    that each path is the one it claims (no native kernel, Triton really running) and that
+    the Triton outputs keep the input's dtype."""
+    from learnact.ops.cpab import common
+
+    with backend("reference"):
+        assert common._triton_kernels(x) is None and not common._native_ok(x)
+        ref = _grads(act, x.to(dtype).double(), grad.to(dtype).double())
+    with backend("triton"):
+        assert common._triton_kernels(x) is not None
+        out = _grads(act, x.to(dtype), grad)
+    assert out[0].dtype == dtype and out[1].dtype == dtype
+    return ref, out
+
+
 # warp="output" reads the table at x s(x), which the module forms in the input's dtype: in bf16
 # that product is rounded before the table read (2% of bins differ from a float64 product), so
 # it is checked in float32; the kernel's bf16 path is covered by the other specs
@@ -151,15 +167,7 @@ def test_triton_ditac_lut_matches_reference(spec, dtype, channels, channel_dim, 
     """DiTAC's lookup-table op on the Triton kernels (ops/triton/ditac.py) against the float64
     PyTorch path: values, dL/dx and dL/dtheta (the table's histogram by atomic adds)."""
     act, x, grad = _case(spec, channels, channel_dim, shape)
-    from learnact.ops.cpab import lut
-
-    with backend("reference"):  # no native kernel: the float64 PyTorch path
-        assert lut._triton_kernels(x) is None and not lut._native_ok(x)
-        y64, gx64, gp64 = _grads(act, x.to(dtype).double(), grad.to(dtype).double())
-    with backend("triton"):
-        assert lut._triton_kernels(x) is not None  # the Triton kernels really run
-        y, gx, gp = _grads(act, x.to(dtype), grad)
-    assert y.dtype == dtype and gx.dtype == dtype
+    (y64, gx64, gp64), (y, gx, gp) = _ditac_reference_and_triton(act, x, grad, dtype)
     tol = TOL[dtype]
     # a few elements may sit on a bin edge, where float32 and float64 pick neighbouring bins
     close = ((y.double() - y64).abs() <= tol * (1 + y64.abs())).double().mean()
@@ -183,18 +191,10 @@ def test_triton_ditac_exact_flow_matches_reference(spec, dtype, channels, channe
     """DiTAC's exact flow on the Triton kernel (closed form per element, unrolled knot search,
     table gradients by atomic adds) against the float64 PyTorch trajectory: values, dL/dx and
     dL/dtheta, with theta scaled x3 (stiff fields that cross several knots)."""
-    from learnact.ops.cpab import common
-
     act, x, grad = _case(spec, channels, channel_dim, shape)
     with torch.no_grad():
         act.theta.mul_(3.0)
-    with backend("reference"):
-        assert common._triton_kernels(x) is None and not common._native_ok(x)
-        y64, gx64, gp64 = _grads(act, x.to(dtype).double(), grad.to(dtype).double())
-    with backend("triton"):
-        assert common._triton_kernels(x) is not None  # the Triton kernels really run
-        y, gx, gp = _grads(act, x.to(dtype), grad)
-    assert y.dtype == dtype and gx.dtype == dtype
+    (y64, gx64, gp64), (y, gx, gp) = _ditac_reference_and_triton(act, x, grad, dtype)
     tol = TOL[dtype]
     assert ((y.double() - y64).abs() / (1 + y64.abs())).max() < tol
     assert ((gx.double() - gx64).abs() / (1 + gx64.abs())).max() < tol * 20

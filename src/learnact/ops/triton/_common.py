@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..._tensor import canonical_dim
 
-__all__ = ["Layout", "layout", "tile_offsets"]
+__all__ = ["Layout", "layout", "tile_offsets", "tile_xg"]
 
 _TILE = 1024  # elements per program (BC * BR)
 
@@ -72,3 +72,12 @@ def tile_offsets(C, R, N, BC: tl.constexpr, BR: tl.constexpr):
     off = (j // R)[None, :] * (C * R) + c[:, None] * R + (j % R)[None, :]
     cm = c < C
     return c, cm, off, cm[:, None] & (j < N)[None, :]
+
+
+@triton.jit
+def tile_xg(x_ptr, g_ptr, C, R, N, BC: tl.constexpr, BR: tl.constexpr):
+    """A backward program's tile: (channels, their mask, offsets, mask, x and dL/dy in fp32)."""
+    c, cm, off, m = tile_offsets(C, R, N, BC, BR)
+    x = tl.load(x_ptr + off, mask=m, other=0.0).to(tl.float32)
+    g = tl.load(g_ptr + off, mask=m, other=0.0).to(tl.float32)
+    return c, cm, off, m, x, g

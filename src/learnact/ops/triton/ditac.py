@@ -20,7 +20,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import Layout, tile_offsets
+from ._common import Layout, tile_offsets, tile_xg
 
 __all__ = ["lut_forward", "lut_backward", "flow_forward", "flow_backward"]
 
@@ -67,9 +67,7 @@ def _fwd(x_ptr, y_ptr, d_ptr, C, R, N, k, off, alpha, NB: tl.constexpr, GATE: tl
 def _bwd(x_ptr, g_ptr, gx_ptr, hist_ptr, d_ptr, s_ptr, C, R, N, k, off, alpha,
          NB: tl.constexpr, GATE: tl.constexpr, WANT: tl.constexpr, BC: tl.constexpr,
          BR: tl.constexpr):
-    c, cm, offs, m = tile_offsets(C, R, N, BC, BR)
-    x = tl.load(x_ptr + offs, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs, mask=m, other=0.0).to(tl.float32)
+    c, cm, offs, m, x, g = tile_xg(x_ptr, g_ptr, C, R, N, BC, BR)
     b = _bins(x, c, k, off, NB)
     xt = x + tl.load(d_ptr + b, mask=m, other=0.0).to(tl.float32)
     s, ds = _gate(x, alpha, GATE)
@@ -229,9 +227,7 @@ def _flow_fwd(x_ptr, y_ptr, a_ptr, b_ptr, p_ptr, stop_ptr, C, R, N, n, nf, t, lo
 def _flow_bwd(x_ptr, g_ptr, gx_ptr, ga_ptr, gb_ptr, gd_ptr, a_ptr, b_ptr, p_ptr, stop_ptr,
               C, R, N, n, nf, t, lo, hi, alpha, GATE: tl.constexpr, SEARCH: tl.constexpr,
               WANT: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr):
-    c, cm, offs, m = tile_offsets(C, R, N, BC, BR)
-    x = tl.load(x_ptr + offs, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs, mask=m, other=0.0).to(tl.float32)
+    c, cm, offs, m, x, g = tile_xg(x_ptr, g_ptr, C, R, N, BC, BR)
     inside, u = _window(x, lo, hi)
     (T, left, cross, cell, cellm, gk, gm, tm, xm, vm, za, em, w, xf, sv, ve, dl, z,
      am) = _flow(u, tl.where(cm, c, 0), a_ptr, b_ptr, p_ptr, stop_ptr, t, n, nf, SEARCH)

@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import layout, tile_offsets
+from ._common import layout, tile_offsets, tile_xg
 
 __all__ = ["forward", "backward"]
 
@@ -34,9 +34,7 @@ def _fwd(x_ptr, y_ptr, b_ptr, a_ptr, w_ptr, p_ptr, C, R, N, D: tl.constexpr,
 @triton.jit
 def _bwd(x_ptr, g_ptr, gx_ptr, part_ptr, a_ptr, w_ptr, p_ptr, C, R, N, D: tl.constexpr,
          BC: tl.constexpr, BR: tl.constexpr):
-    c, cm, off, m = tile_offsets(C, R, N, BC, BR)
-    x = tl.load(x_ptr + off, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + off, mask=m, other=0.0).to(tl.float32)
+    c, cm, off, m, x, g = tile_xg(x_ptr, g_ptr, C, R, N, BC, BR)
     part = part_ptr + (tl.program_id(0) * C + c) * (1 + 3 * D)
     tl.store(part, tl.sum(g, axis=1), mask=cm)
     gxs = g * x

@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import layout, tile_offsets
+from ._common import layout, tile_offsets, tile_xg
 
 __all__ = ["forward", "backward"]
 
@@ -59,9 +59,7 @@ def _fwd(x_ptr, y_ptr, c_ptr, lo_ptr, hi_ptr, C, R, N, D: tl.constexpr, TAILS: t
 @triton.jit
 def _bwd(x_ptr, g_ptr, gx_ptr, part_ptr, c_ptr, lo_ptr, hi_ptr, C, R, N, D: tl.constexpr,
          TAILS: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr):
-    c, cm, off, m = tile_offsets(C, R, N, BC, BR)
-    x = tl.load(x_ptr + off, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + off, mask=m, other=0.0).to(tl.float32)
+    c, cm, off, m, x, g = tile_xg(x_ptr, g_ptr, C, R, N, BC, BR)
     xc = _clamped(x, lo_ptr, hi_ptr, c, cm, TAILS)
     delta = x - xc
     h_prev = tl.zeros_like(x)  # h_{k-1}

@@ -11,7 +11,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import layout, tile_offsets
+from ._common import layout, tile_offsets, tile_xg
 
 __all__ = ["forward", "backward"]
 
@@ -51,9 +51,7 @@ def _fwd(x_ptr, y_ptr, num_ptr, den_ptr, sc_ptr, of_ptr, C, R, N, NN: tl.constex
 @triton.jit
 def _bwd(x_ptr, g_ptr, gx_ptr, part_ptr, num_ptr, den_ptr, sc_ptr, C, R, N,
          NN: tl.constexpr, ND: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr):
-    c, cm, off, m = tile_offsets(C, R, N, BC, BR)
-    x = tl.load(x_ptr + off, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + off, mask=m, other=0.0).to(tl.float32)
+    c, cm, off, m, x, g = tile_xg(x_ptr, g_ptr, C, R, N, BC, BR)
     sc = tl.load(sc_ptr + c, mask=cm, other=0.0).to(tl.float32)[:, None]
     p, dp, a, da = _pq(x, num_ptr, den_ptr, c, cm, NN, ND)
     inv_q = 1.0 / (1.0 + tl.abs(a))

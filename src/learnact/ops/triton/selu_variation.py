@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import Layout, tile_offsets
+from ._common import Layout, tile_offsets, tile_xg
 
 __all__ = ["forward", "backward"]
 
@@ -38,9 +38,7 @@ def _fwd(x_ptr, y_ptr, la_ptr, al_ptr, be_ptr, ga_ptr, om_ptr, sc_ptr, of_ptr, C
 @triton.jit
 def _bwd(x_ptr, g_ptr, gx_ptr, part_ptr, la_ptr, al_ptr, be_ptr, ga_ptr, om_ptr, sc_ptr,
          C, R, N, BC: tl.constexpr, BR: tl.constexpr):
-    c, cm, off, m = tile_offsets(C, R, N, BC, BR)
-    x = tl.load(x_ptr + off, mask=m, other=0.0).to(tl.float32)
-    gr = tl.load(g_ptr + off, mask=m, other=0.0).to(tl.float32)
+    c, cm, off, m, x, gr = tile_xg(x_ptr, g_ptr, C, R, N, BC, BR)
     la, al, be = _p(la_ptr, c, cm), _p(al_ptr, c, cm), _p(be_ptr, c, cm)
     ga, om = _p(ga_ptr, c, cm), _p(om_ptr, c, cm)
     pos = x > 0

@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import layout, tile_offsets
+from ._common import layout, tile_offsets, tile_xg
 
 __all__ = ["forward", "backward", "rational_forward", "rational_backward"]
 
@@ -70,9 +70,7 @@ def _sums(part, g, x, kbest, sign, cm, K: tl.constexpr, SLOPES: tl.constexpr):
 def _bwd(x_ptr, g_ptr, gx_ptr, part_ptr, ps_ptr, pc_ptr, qs_ptr, qc_ptr, sc_ptr, C, R, N,
          K: tl.constexpr, SC: tl.constexpr, RATIONAL: tl.constexpr, BC: tl.constexpr,
          BR: tl.constexpr):
-    c, cm, off, m = tile_offsets(C, R, N, BC, BR)
-    x = tl.load(x_ptr + off, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + off, mask=m, other=0.0).to(tl.float32)
+    c, cm, off, m, x, g = tile_xg(x_ptr, g_ptr, C, R, N, BC, BR)
     sc = tl.load(sc_ptr + c, mask=cm, other=0.0).to(tl.float32)[:, None]
     gs = g * sc
     # per channel: [P: coeffs K (| slopes K)] [Q: the same] [scale] [offset]
