@@ -199,3 +199,12 @@ def test_triton_ditac_exact_flow_matches_reference(spec, dtype, channels, channe
     assert ((y.double() - y64).abs() / (1 + y64.abs())).max() < tol
     assert ((gx.double() - gx64).abs() / (1 + gx64.abs())).max() < tol * 20
     assert ((gp[0] - gp64[0]).abs().max() / (1 + gp64[0].abs().max())) < tol * 20
+
+
+def test_ditac_tables_on_another_device_is_a_clear_error() -> None:
+    from learnact.ops.cpab import ditac_op
+
+    a2, b2, tau2 = learnact.create("ditac:cells=4")._tables()
+    meta = [t.detach().to("meta") for t in (a2, b2, tau2)]
+    with pytest.raises(ValueError, match="the input is on cpu but theta .* on meta"):
+        ditac_op(torch.randn(5), *meta, lo=-0.5, hi=2.0)

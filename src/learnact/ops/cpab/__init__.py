@@ -25,6 +25,9 @@ def ditac_op(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, *, lo: float, hi: 
     """x~(x) s(x): the CPAB flow of the tables on [lo, hi] (identity outside) times the gate,
     exactly (``lut=None``, :func:`cpab_op`) or through an ``lut``-point table
     (:func:`lut_tables` + :func:`cpab_lut_op`, straight-through backward)."""
+    if a2.device != x.device:
+        raise ValueError(f"DiTAC: the input is on {x.device} but theta (its tables) on "
+                         f"{a2.device}; move the module with .to({str(x.device)!r})")
     if lut is None:
         return cpab_op(x, a2, b2, tau2, lo=lo, hi=hi, gate=gate, alpha=alpha,
                        channel_dim=channel_dim)
