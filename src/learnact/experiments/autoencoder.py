@@ -33,12 +33,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.fashion_mnist import load_fashion_mnist
-from ..params import activation_parameters, param_groups, with_prior
-from .args import split_specs
 from ..modules import FAMILIES
+from ..params import activation_parameters, param_groups, with_prior
 from ..registry import create, parse_spec
+from .args import split_specs
 from .common import (Dist, RunDir, model_filename, progress, save_model, seed_everything,
                      setup_distributed, teardown_distributed)
+from .schema import read_autoencoder_results
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +356,8 @@ def _run(cfg: AutoencoderConfig, d: Dist, resume: str | None) -> Path | None:
     if resume and run is not None:
         prev = run.read_json("results.json")
         if prev:
-            results["runs"] = [r for r in prev.get("runs", [])]
+            read_autoencoder_results(prev, str(run.path / "results.json"))  # checked, or a clear error
+            results["runs"] = list(prev["runs"])
             log.info("resuming %s: %d finished runs kept", out, len(results["runs"]))
     results["runs"] = d.broadcast_object(results["runs"])
     done = {(r["act"], r["seed"], r["width"], r["lr"]) for r in results["runs"]}

@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from .common import RunDir
+from .schema import read_autoencoder_results
 
 __all__ = ["summarise_runs", "write_autoencoder_report", "markdown_rank_table"]
 
@@ -76,6 +77,7 @@ def markdown_rank_table(rows: list[dict[str, Any]], metric_name: str, target_nam
 
 
 def write_autoencoder_report(run: RunDir, results: dict[str, Any]) -> None:
+    read_autoencoder_results(results, str(run.path / "results.json"))  # the schema, checked
     cfg = results["config"]
     runs = results["runs"]
     groups: dict[tuple[int, float], list[dict[str, Any]]] = defaultdict(list)
