@@ -57,11 +57,15 @@ def column(params: Tensor, k: int, ndim: int, channel_dim: int) -> Tensor:
     return channel_view(params[..., k], ndim, channel_dim)
 
 
+#: below this many elements the chunked CPU kernels cost more than a few whole-tensor ops
+FAST_CPU_MIN = 4096
+
+
 def use_fast_cpu_path(x: Tensor) -> bool:
     """The chunked, in-place eager kernels run on CPU, outside tracing, without double backward."""
     return (
         x.device.type == "cpu"
         and not torch.compiler.is_compiling()
         and not torch.is_grad_enabled()
-        and x.numel() >= 4096
+        and x.numel() >= FAST_CPU_MIN
     )

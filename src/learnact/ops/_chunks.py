@@ -82,9 +82,3 @@ def axpy(acc: Tensor, h: Tensor, ck) -> None:
         acc.addcmul_(h, ck)
     else:
         acc.add_(h, alpha=ck)
-
-
-def cast_grads(needs: tuple[bool, ...], grads, ins, first: int = 0) -> tuple:
-    """Each gradient in its input's dtype, None where autograd does not need it."""
-    return tuple(g.to(t.dtype) if needs[first + i] else None
-                 for i, (g, t) in enumerate(zip(grads, ins)))

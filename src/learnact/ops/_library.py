@@ -39,7 +39,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .._tensor import compute_dtype
+from .._tensor import FAST_CPU_MIN, compute_dtype
 
 __all__ = ["Param", "FamilyOp", "Kernel", "CPU_KERNEL_MIN", "family_ops", "backend",
            "current_backend", "BACKENDS"]
@@ -47,7 +47,7 @@ __all__ = ["Param", "FamilyOp", "Kernel", "CPU_KERNEL_MIN", "family_ops", "backe
 log = logging.getLogger(__name__)
 
 #: below this many elements the chunked CPU kernels cost more than the reference's few ops
-CPU_KERNEL_MIN = 4096
+CPU_KERNEL_MIN = FAST_CPU_MIN
 
 _OPS: dict[str, "FamilyOp"] = {}
 

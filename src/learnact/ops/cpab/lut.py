@@ -194,17 +194,23 @@ def _lut_index(xx: Tensor, ch: Tensor | None, n: int, lo: float, hi: float) -> T
     the table, 0 / n + 1 outside it. The float clamp keeps the int conversion in range; NaN
     (the one value it passes) lands in a bin by the int clamp, and x~ = x + D stays NaN.
     (int32: converting to int64 costs 4x more on the CPU, and index_select takes either.)"""
-    k = (n - 1) / (hi - lo)
-    r = torch.add(torch.tensor(1.5 - lo * k, dtype=xx.dtype, device=xx.device), xx, alpha=k)
+    k, off = _bin_rule(n, lo, hi)
+    r = torch.add(torch.tensor(off, dtype=xx.dtype, device=xx.device), xx, alpha=k)
     idx = r.clamp_(0.0, n + 1.5).to(torch.int32).clamp_(0, n + 1)
     return idx if ch is None else idx + ch * (n + 2)
 
 
+def _bin_rule(n: int, lo: float, hi: float) -> tuple[float, float]:
+    """(k, off) of the bin rule v = off + k x: bin floor(v), clamped to 0..n + 1 (every kernel
+    and the PyTorch path use this one rule)."""
+    k = (n - 1) / (hi - lo)
+    return k, 1.5 - lo * k
+
+
 def _lut_layout(xx: Tensor, channel_dim: int | None, channels: int, n: int, lo: float,
                 hi: float) -> tuple[int, int, float, float]:
-    """(C, R, k, off): the kernels' layout and bin rule v = off + k x (as in _lut_index)."""
-    k = (n - 1) / (hi - lo)
-    return (*_native_layout(xx, channel_dim, channels), k, 1.5 - lo * k)
+    """(C, R, k, off): the native kernels' layout and the bin rule."""
+    return (*_native_layout(xx, channel_dim, channels), *_bin_rule(n, lo, hi))
 
 
 @torch.library.custom_op("learnact::lut_apply", mutates_args=())
@@ -275,7 +281,7 @@ class _CPABLut(torch.autograd.Function):
         tri = _triton_kernels(xx)
         if tri is not None:
             _channel_ids(x, channel_dim, channels)  # checks the channel count
-            k, off = _lut_layout(xx, channel_dim, channels, n, lo, hi)[2:]
+            k, off = _bin_rule(n, lo, hi)
             return tri.lut_forward(x, D, channels, channel_dim, k, off, _GATE_ID[gate], alpha)
         if _native_ok(xx):
             _channel_ids(x, channel_dim, channels)  # checks the channel count
@@ -301,7 +307,7 @@ class _CPABLut(torch.autograd.Function):
         want_table = ctx.needs_input_grad[1]
         tri = _triton_kernels(xx)
         if tri is not None:
-            k, off = _lut_layout(xx, channel_dim, channels, n, lo, hi)[2:]
+            k, off = _bin_rule(n, lo, hi)
             gx, hist = tri.lut_backward(x, gy, D, S, channels, channel_dim, k, off,
                                         _GATE_ID[gate], alpha, want_table)
             gtab = None

@@ -43,7 +43,7 @@ class Layout:
         if self.R >= 64 or self.C == 1:
             self.BC = 1
         else:  # channels-last-like: tiles across channels
-            self.BC = min(64, triton_next_pow2(self.C))
+            self.BC = min(64, triton.next_power_of_2(self.C))
         self.BR = _TILE // self.BC
         self.grid = (max(1, -(-self.N // self.BR)), -(-self.C // self.BC))
 
@@ -52,16 +52,10 @@ class Layout:
         return torch.zeros((self.grid[0], self.C, count), dtype=torch.float32, device=self.x.device)
 
 
-def triton_next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
-def layout(x: Tensor, per_channel_param: Tensor, channel_dim: int) -> Layout:
-    """The layout for a family whose per-channel parameters have the channel first (a 2-D
-    coefficient table or a 1-D per-channel vector); shared parameters: one channel."""
-    channels = per_channel_param.shape[0] if per_channel_param.ndim >= 1 and (
-        per_channel_param.ndim == 2) else 1
-    return Layout(x, channels, channel_dim)
+def layout(x: Tensor, table: Tensor, channel_dim: int) -> Layout:
+    """The layout for a family whose coefficient table is (C, K) per channel or (K,) shared
+    (one channel)."""
+    return Layout(x, table.shape[0] if table.ndim == 2 else 1, channel_dim)
 
 
 @triton.jit
