@@ -168,6 +168,21 @@ def test_gradcheck_module_float64(name, kw, channels) -> None:
     assert torch.autograd.gradcheck(fn, (x, *params), atol=1e-6)
 
 
+@pytest.mark.parametrize("name,kw,channels", CASES, ids=IDS)
+def test_gradgradcheck_module_float64(name, kw, channels) -> None:
+    """Double backward (gradient penalties) through every family, w.r.t. x and every
+    parameter: true second derivatives, never zeros (gradgradcheck vs finite differences)."""
+    act = build(name, kw, channels).double()
+    x = torch.randn(1, C, 2, dtype=torch.float64, requires_grad=True)
+    params = [p.detach().clone().requires_grad_(True) for p in act.parameters()]
+    names = [n for n, _ in act.named_parameters()]
+
+    def fn(x, *ps):
+        return torch.func.functional_call(act, dict(zip(names, ps)), (x,))
+
+    assert torch.autograd.gradgradcheck(fn, (x, *params), atol=1e-5)
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.sampled_from(LEARNABLE), st.lists(st.integers(1, 5), min_size=1, max_size=4),
        st.floats(-50, 50))

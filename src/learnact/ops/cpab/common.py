@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ..._tensor import canonical_dim, use_fast_cpu_path
+from ..._tensor import canonical_dim, compute_dtype, use_fast_cpu_path
 from .. import _native
 from .._chunks import as_bcr, map_chunks
 from .._library import _import_triton_module, current_backend
@@ -55,10 +55,11 @@ def _sel(c: Tensor, a, b) -> Tensor:
 def _series(z: Tensor, coeffs: tuple[float, ...]) -> Tensor:
     """Horner, in place on one buffer (a fresh L2-sized tensor per step costs an allocation and
     cache traffic: measured ~2x the in-place arithmetic on the CPU). Never autograd-tracked:
-    these helpers run inside the ops' forward/backward only."""
+    these helpers run inside the ops' forward/backward, except under grad mode (flow_reference)."""
     acc = torch.full_like(z, coeffs[-1])
+    tracked = torch.is_grad_enabled()  # flow_reference (double backward): out of place
     for c in reversed(coeffs[:-1]):
-        acc.mul_(z).add_(c)
+        acc = acc * z + c if tracked else acc.mul_(z).add_(c)
     return acc
 
 
@@ -70,9 +71,14 @@ def _near0(z: Tensor, thr: float, coeffs: tuple[float, ...], full) -> Tensor:
     return _sel(small, _series(z, coeffs), full(zs))
 
 
+def _div(a: Tensor, b: Tensor) -> Tensor:
+    """a / b, into a's buffer unless autograd is recording (flow_reference)."""
+    return a / b if torch.is_grad_enabled() else a.div_(b)
+
+
 def _E(z: Tensor) -> Tensor:
     """expm1(z)/z."""
-    return _near0(z, 1e-4, (1.0, 1 / 2, 1 / 6), lambda w: torch.expm1(w).div_(w))
+    return _near0(z, 1e-4, (1.0, 1 / 2, 1 / 6), lambda w: _div(torch.expm1(w), w))
 
 
 def _dE(z: Tensor) -> Tensor:
@@ -83,7 +89,7 @@ def _dE(z: Tensor) -> Tensor:
 
 def _L(z: Tensor) -> Tensor:
     """log1p(z)/z (z > -1)."""
-    return _near0(z, 1e-4, (1.0, -1 / 2, 1 / 3), lambda w: torch.log1p(w).div_(w))
+    return _near0(z, 1e-4, (1.0, -1 / 2, 1 / 3), lambda w: _div(torch.log1p(w), w))
 
 
 def _dL(z: Tensor) -> Tensor:
@@ -108,21 +114,28 @@ def gate_and_slope(x: Tensor, gate: str, alpha: float, slope: bool = True
 
 # -- the tables, flattened over (channel, frame) rows ----------------------------------------
 class _Tables:
-    def __init__(self, a2: Tensor, b2: Tensor, tau2: Tensor, t: float, dtype: torch.dtype):
+    """The per-cell tables the kernels read. ``differentiable=True`` keeps autograd's graph
+    from (a2, b2, tau2) to a, b and P (the double-backward path); the kernels take detached
+    ones."""
+
+    def __init__(self, a2: Tensor, b2: Tensor, tau2: Tensor, t: float, dtype: torch.dtype,
+                 differentiable: bool = False):
         self.n = a2.shape[-1] // 2
         self.channels = 1 if a2.ndim == 1 else a2.shape[0]
         n, rows = self.n, 2 * self.channels
-        self.a = a2.detach().to(dtype).reshape(-1)
-        self.b = b2.detach().to(dtype).reshape(-1)
-        tau = tau2.detach().to(torch.float64).reshape(rows, n)
+        if not differentiable:
+            a2, b2, tau2 = a2.detach(), b2.detach(), tau2.detach()
+        self.a = a2.to(dtype).reshape(-1)
+        self.b = b2.to(dtype).reshape(-1)
+        tau = tau2.to(torch.float64).reshape(rows, n)
         fin = torch.isfinite(tau)
         P = torch.cat([torch.zeros(rows, 1, dtype=tau.dtype, device=tau.device),
                        torch.cumsum(_sel(fin, tau, torch.zeros_like(tau)), -1)], -1)
         # one sorted 1-D sequence over all rows: row r's block shifted past every earlier one
         # (a target P[k1] + t1 never leaves its block: t1 <= t < span)
-        span = P[:, -1] + (t + 1.0)
+        span = P.detach()[:, -1] + (t + 1.0)
         shift = torch.cumsum(span, 0) - span
-        self.P_search = (P + shift[:, None]).reshape(-1)  # float64: the shifts grow with rows
+        self.P_search = (P.detach() + shift[:, None]).reshape(-1)  # float64: shifts grow
         self.P = P.to(dtype).reshape(-1)
         j = torch.arange(n, device=tau.device).expand(rows, n)
         blocked = _sel(fin, torch.full_like(j, n), j)
@@ -331,6 +344,18 @@ def _run(x: Tensor, tb: _Tables, ch, t: float, lo, hi, gate: str, alpha: float,
     xt = T if inside is None else _sel(inside, lo + (hi - lo) * T, x)
     s, ds = gate_and_slope(x, gate, alpha, want_grad)
     return xt, s, ds, inside, parts
+
+
+def flow_reference(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, cfg: "FlowConfig") -> Tensor:
+    """x~(x) s(x) by the closed form in differentiable PyTorch ops (one whole-tensor piece):
+    autograd of it is the analytic backward almost everywhere, and it is twice
+    differentiable: the exact op's double-backward path (``create_graph=True``)."""
+    dtype = compute_dtype(x)
+    xx = x.to(dtype)
+    tb = _Tables(a2, b2, tau2, cfg.t, dtype, differentiable=True)
+    ch = _channel_ids(xx, cfg.channel_dim, tb.channels)
+    xt, s, *_ = _run(xx, tb, ch, cfg.t, cfg.lo, cfg.hi, cfg.gate, cfg.alpha, want_grad=False)
+    return (xt * s).to(x.dtype)
 
 
 def _chunk_view(x: Tensor, channel_dim: int | None, channels: int):

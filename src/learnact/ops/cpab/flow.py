@@ -24,8 +24,9 @@ Backward (saved: x and the tables; everything else recomputed):
 * per-cell sums over elements by index_add (the tau_j by a difference array: each element adds
   to a contiguous run of cells).
 
-First derivatives only (double backward raises; functional.cpab.integrate_stepwise is twice
-differentiable by autograd).
+Double backward (``create_graph=True``, e.g. a gradient penalty): the backward then runs the same
+closed form in differentiable PyTorch ops (common.flow_reference) and lets autograd
+differentiate it, so second derivatives are exact too (almost everywhere, as the first are).
 
 The op fuses DiTAC's input window and gate: for x in [lo, hi], x~ = lo + (hi - lo) T((x - lo)/
 (hi - lo)), elsewhere x~ = x; output x~ s(x) with s in gelu/silu/leaky_relu/identity.
@@ -44,12 +45,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ..._tensor import compute_dtype
 from .. import _native
 from .common import (_GATE_ID, GATES, FlowConfig, _backward_pieces, _channel_ids,
-                     _forward_pieces, _native_layout, _native_ok, _run, _Tables,
+                     _forward_pieces, _native_layout, flow_reference, _native_ok, _run, _Tables,
                      _trajectory_grads, _triton_kernels)
 
 __all__ = ["cpab_op", "flow_apply", "flow_apply_backward"]
@@ -155,42 +155,67 @@ class _CPABFlow(torch.autograd.Function):
             xp, tb, ch, t, lo, hi, gate, alpha, want_grad=False)[:2])
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, gy):
-        x, a2, b2, tau2 = ctx.saved_tensors
-        t, lo, channel_dim = ctx.cfg.t, ctx.cfg.lo, ctx.cfg.channel_dim
-        want_tables = any(ctx.needs_input_grad[1:4])
-        tri = _triton_kernels(x) if lo is not None and t > 0 else None
-        if tri is not None:
-            tb = ctx.tables  # the forward took this path too
-            cfg = ctx.cfg
-            gx, tabs = tri.flow_backward(x, gy, tb.a, tb.b, tb.P, tb.stop, tb.channels,
-                                         channel_dim, t, lo, cfg.hi, _GATE_ID[cfg.gate],
-                                         cfg.alpha, want_tables)
-            grads = [None, None, None] if tabs is None else [
-                G.reshape(v.shape).to(v.dtype) for G, v in zip(tabs, (a2, b2, tau2))]
-            return (gx.to(x.dtype) if ctx.needs_input_grad[0] else None, *grads, None, None,
-                    None, None, None, None)
-        dtype = compute_dtype(x)
-        xx, g = x.to(dtype), gy.to(dtype)
-        if _native_flow(xx, lo, t):
-            tb = ctx.tables  # the forward took this path too (same dtype and device)
-            gx, hist = flow_apply_backward(xx.contiguous(), g.contiguous(), *_flow_native_args(
-                x, xx, tb, channel_dim, ctx.cfg), want_tables)
-            grads = [None, None, None]
-            if want_tables:
-                grads = [G.reshape(v.shape).to(v.dtype) for G, v in zip(
-                    _flow_table_grads(hist, tb), (a2, b2, tau2))]
-            return (gx.reshape(x.shape).to(x.dtype) if ctx.needs_input_grad[0] else None,
-                    *grads, None, None, None, None, None, None)
-        tb = _Tables(a2, b2, tau2, t, dtype)
-        gx, sums = _backward_pieces(x, xx, g, channel_dim, tb.channels, lambda xp, gp, ch:
-                                    _trajectory_grads(xp, gp, ch, tb, ctx.cfg, want_tables))
+        if torch.is_grad_enabled():  # create_graph=True: a backward autograd can differentiate
+            return _double_differentiable_backward(ctx, gy)
+        return _first_order_backward(ctx, gy)
+
+
+def _double_differentiable_backward(ctx, gy: Tensor) -> tuple:
+    """The gradients as autograd of :func:`flow_reference` (the same closed form in PyTorch
+    ops) with ``create_graph=True``: gradient penalties through DiTAC get their true second
+    derivatives (tests/test_ditac.py checks them by gradgradcheck)."""
+    x, a2, b2, tau2 = ctx.saved_tensors
+    inputs = (x, a2, b2, tau2)
+    need = ctx.needs_input_grad[:4]
+    wrt = [v for v, n in zip(inputs, need) if n]
+    with torch.enable_grad():
+        y = flow_reference(x, a2, b2, tau2, ctx.cfg)
+        got = iter(torch.autograd.grad(y, wrt, gy, create_graph=True, allow_unused=True))
+    grads = [None] * 4
+    for i, (v, n) in enumerate(zip(inputs, need)):
+        if n:
+            g = next(got)
+            grads[i] = torch.zeros_like(v) if g is None else g
+    return (*grads, None, None, None, None, None, None)
+
+
+def _first_order_backward(ctx, gy: Tensor) -> tuple:
+    """The fused backward (Triton, native C, or the chunked PyTorch trajectory)."""
+    x, a2, b2, tau2 = ctx.saved_tensors
+    t, lo, channel_dim = ctx.cfg.t, ctx.cfg.lo, ctx.cfg.channel_dim
+    want_tables = any(ctx.needs_input_grad[1:4])
+    tri = _triton_kernels(x) if lo is not None and t > 0 else None
+    if tri is not None:
+        tb = ctx.tables  # the forward took this path too
+        cfg = ctx.cfg
+        gx, tabs = tri.flow_backward(x, gy, tb.a, tb.b, tb.P, tb.stop, tb.channels,
+                                     channel_dim, t, lo, cfg.hi, _GATE_ID[cfg.gate],
+                                     cfg.alpha, want_tables)
+        grads = [None, None, None] if tabs is None else [
+            G.reshape(v.shape).to(v.dtype) for G, v in zip(tabs, (a2, b2, tau2))]
+        return (gx.to(x.dtype) if ctx.needs_input_grad[0] else None, *grads, None, None,
+                None, None, None, None)
+    dtype = compute_dtype(x)
+    xx, g = x.to(dtype), gy.to(dtype)
+    if _native_flow(xx, lo, t):
+        tb = ctx.tables  # the forward took this path too (same dtype and device)
+        gx, hist = flow_apply_backward(xx.contiguous(), g.contiguous(), *_flow_native_args(
+            x, xx, tb, channel_dim, ctx.cfg), want_tables)
         grads = [None, None, None]
         if want_tables:
-            grads = [G.reshape(a2.shape).to(a2.dtype) for G in sums]
-        return (gx if ctx.needs_input_grad[0] else None, *grads, None, None, None, None, None,
-                None)
+            grads = [G.reshape(v.shape).to(v.dtype) for G, v in zip(
+                _flow_table_grads(hist, tb), (a2, b2, tau2))]
+        return (gx.reshape(x.shape).to(x.dtype) if ctx.needs_input_grad[0] else None,
+                *grads, None, None, None, None, None, None)
+    tb = _Tables(a2, b2, tau2, t, dtype)
+    gx, sums = _backward_pieces(x, xx, g, channel_dim, tb.channels, lambda xp, gp, ch:
+                                _trajectory_grads(xp, gp, ch, tb, ctx.cfg, want_tables))
+    grads = [None, None, None]
+    if want_tables:
+        grads = [G.reshape(a2.shape).to(a2.dtype) for G in sums]
+    return (gx if ctx.needs_input_grad[0] else None, *grads, None, None, None, None, None,
+            None)
 
 
 def cpab_op(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, *, t: float = 1.0,

@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ..._tensor import compute_dtype
 from .. import _native
@@ -296,55 +295,66 @@ class _CPABLut(torch.autograd.Function):
         return _forward_pieces(x, xx, channel_dim, channels, piece)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, gy):
-        x, D, S = ctx.saved_tensors
-        lo, hi, gate, alpha, channel_dim, table_shape, table_dtype = ctx.cfg
-        dtype = compute_dtype(x)
-        xx, g = x.to(dtype), gy.to(dtype)
-        n = table_shape[-1]
-        channels = 1 if len(table_shape) == 1 else table_shape[0]
-        want_table = ctx.needs_input_grad[1]
-        tri = _triton_kernels(xx)
-        if tri is not None:
-            k, off = _bin_rule(n, lo, hi)
-            gx, hist = tri.lut_backward(x, gy, D, S, channels, channel_dim, k, off,
-                                        _GATE_ID[gate], alpha, want_table)
-            gtab = None
-            if want_table:
-                G = hist.reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
-                gtab = G.reshape(table_shape).to(table_dtype)
-            return gx.to(x.dtype), gtab, None, None, None, None, None, None
-        if _native_ok(xx):
-            gx, hist = lut_apply_backward(
-                xx.contiguous(), g.contiguous(), D, S,
-                *_lut_layout(xx, channel_dim, channels, n, lo, hi), _GATE_ID[gate], alpha,
-                want_table)
-            gx = gx.reshape(x.shape).to(x.dtype)
-            gtab = None
-            if want_table:
-                G = hist.reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
-                gtab = G.reshape(table_shape).to(table_dtype)
-            return gx, gtab, None, None, None, None, None, None
-        acc = _BinAcc(D.numel(), dtype, x.device) if want_table else None
+        if torch.is_grad_enabled():
+            # create_graph=True: the straight-through derivative table is not a function
+            # autograd can differentiate again; say so rather than return zeros
+            raise RuntimeError(
+                "DiTAC's lookup-table mode (lut=N) has first derivatives only: double backward "
+                "(create_graph=True, e.g. a gradient penalty) is not supported; use the exact "
+                "mode (lut=None), whose second derivatives are exact")
+        return _lut_backward(ctx, gy)
 
-        def piece(xp: Tensor, gp: Tensor, ch: Tensor | None):
-            idx = _lut_index(xp, ch, n, lo, hi)
-            s, ds = gate_and_slope(xp, gate, alpha, True)
-            gxt = gp * s
-            gx = gxt * _take(S, idx)
-            if ds is not None:  # + g x~ s'(x)
-                gx.addcmul_(gp * ds, _take(D, idx).add_(xp))
-            if acc is not None:
-                acc.add(idx, gxt)
-            return gx, None
 
-        gx, _ = _backward_pieces(x, xx, g, channel_dim, channels, piece)
+def _lut_backward(ctx, gy: Tensor) -> tuple:
+    """The fused first-order backward (Triton, native C or chunked PyTorch)."""
+    x, D, S = ctx.saved_tensors
+    lo, hi, gate, alpha, channel_dim, table_shape, table_dtype = ctx.cfg
+    dtype = compute_dtype(x)
+    xx, g = x.to(dtype), gy.to(dtype)
+    n = table_shape[-1]
+    channels = 1 if len(table_shape) == 1 else table_shape[0]
+    want_table = ctx.needs_input_grad[1]
+    tri = _triton_kernels(xx)
+    if tri is not None:
+        k, off = _bin_rule(n, lo, hi)
+        gx, hist = tri.lut_backward(x, gy, D, S, channels, channel_dim, k, off,
+                                    _GATE_ID[gate], alpha, want_table)
         gtab = None
-        if acc is not None:  # d x~/d table = (hi - lo); drop the two outside bins
-            G = acc.total().reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
+        if want_table:
+            G = hist.reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
+            gtab = G.reshape(table_shape).to(table_dtype)
+        return gx.to(x.dtype), gtab, None, None, None, None, None, None
+    if _native_ok(xx):
+        gx, hist = lut_apply_backward(
+            xx.contiguous(), g.contiguous(), D, S,
+            *_lut_layout(xx, channel_dim, channels, n, lo, hi), _GATE_ID[gate], alpha,
+            want_table)
+        gx = gx.reshape(x.shape).to(x.dtype)
+        gtab = None
+        if want_table:
+            G = hist.reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
             gtab = G.reshape(table_shape).to(table_dtype)
         return gx, gtab, None, None, None, None, None, None
+    acc = _BinAcc(D.numel(), dtype, x.device) if want_table else None
+
+    def piece(xp: Tensor, gp: Tensor, ch: Tensor | None):
+        idx = _lut_index(xp, ch, n, lo, hi)
+        s, ds = gate_and_slope(xp, gate, alpha, True)
+        gxt = gp * s
+        gx = gxt * _take(S, idx)
+        if ds is not None:  # + g x~ s'(x)
+            gx.addcmul_(gp * ds, _take(D, idx).add_(xp))
+        if acc is not None:
+            acc.add(idx, gxt)
+        return gx, None
+
+    gx, _ = _backward_pieces(x, xx, g, channel_dim, channels, piece)
+    gtab = None
+    if acc is not None:  # d x~/d table = (hi - lo); drop the two outside bins
+        G = acc.total().reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
+        gtab = G.reshape(table_shape).to(table_dtype)
+    return gx, gtab, None, None, None, None, None, None
 
 
 def cpab_lut_op(x: Tensor, table: Tensor, dtable: Tensor, *, lo: float, hi: float,
