@@ -119,3 +119,50 @@ def test_report_plot(tmp_path) -> None:
     p = rep.plot(tmp_path / "fit.png")
     assert p.stat().st_size > 10_000
     assert "max|f-t|" in str(rep)
+
+
+@pytest.mark.parametrize("kw,pattern", [
+    ({"sigma": 0}, "sigma must be a finite number > 0"),
+    ({"sigma": -1}, "sigma must be a finite number > 0"),
+    ({"sigma": float("nan")}, "sigma must be"),
+    ({"points": 1}, "points must be an integer >= 2"),
+    ({"steps": -1}, "steps must be an integer >= 0"),
+    ({"domain": (1.0, 1.0)}, "lo < hi"),
+    ({"domain": torch.full((50,), 0.3)}, "domain samples are constant"),
+    ({"domain": torch.full((50,), float("nan"))}, "empty .or all non-finite"),
+])
+def test_domain_arguments_are_validated_and_leave_the_module(kw, pattern) -> None:
+    act = learnact.Hermite(4)
+    before = act.coeffs.detach().clone()
+    with pytest.raises(ValueError, match=pattern):
+        learnact.fit(act, "gelu", **kw)
+    assert torch.equal(act.coeffs, before)
+
+
+def test_non_finite_fit_is_refused_and_rolled_back(monkeypatch) -> None:
+    import sys
+
+    fitmod = sys.modules["learnact.fit"]  # (learnact.fit is also the function)
+
+    act = learnact.Hermite(4)
+    before = act.coeffs.detach().clone()
+    real = fitmod._fit
+
+    def poisoned(act, *a, **k):
+        rep = real(act, *a, **k)
+        with torch.no_grad():
+            act.coeffs[1] = float("inf")
+        return rep
+
+    monkeypatch.setattr(fitmod, "_fit", poisoned)
+    with pytest.raises(ValueError, match="coeffs are not finite; the module is left as it was"):
+        learnact.fit(act, "gelu")
+    assert torch.equal(act.coeffs, before)
+
+
+def test_step_function_target_has_zero_derivative() -> None:
+    """A target without an autograd graph (x > 0) is piecewise constant: f' = 0, no error."""
+    rep = learnact.fit(learnact.create("tropical:degree=4"), lambda x: (x > 0).to(x.dtype))
+    assert math.isfinite(rep.rms_error) and rep.rms_error < 0.5
+    rep = learnact.fit(learnact.Hermite(8), lambda x: (x > 0).to(x.dtype), derivative_weight=0)
+    assert rep.rms_error < 0.25  # the best constant (1/2) has rms 1/2

@@ -169,3 +169,124 @@ def test_transformers_act2fn_integration() -> None:
     model = transformers.BertModel(cfg)
     assert isinstance(model.encoder.layer[0].intermediate.intermediate_act_fn, learnact.Hermite)
     assert learnact.integrations.register_transformers()  # idempotent
+
+
+def _state(model: nn.Module) -> tuple[list[tuple[str, type]], dict[str, torch.Tensor]]:
+    return ([(p, type(m)) for p, m in model.named_modules(remove_duplicate=False)],
+            {k: v.clone() for k, v in model.state_dict().items()})
+
+
+def _unchanged(model: nn.Module, before) -> bool:
+    mods, sd = before
+    now_mods, now_sd = _state(model)
+    return now_mods == mods and now_sd.keys() == sd.keys() and all(
+        torch.equal(v, now_sd[k]) for k, v in sd.items())
+
+
+def test_degenerate_calibration_aborts_and_leaves_the_model() -> None:
+    """A layer whose inputs are constant (after a zeroed Linear) used to get +-inf
+    coefficients and a report saying "applied"; now: a clear error, the model untouched."""
+    model = nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 8), nn.GELU())
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.zero_()
+    before = _state(model)
+    with pytest.raises(ValueError, match=r"inputs of 1 are constant"):
+        learnact.replace_activations(model, "hermite:degree=6", calibrate=[torch.randn(32, 4)])
+    assert _unchanged(model, before)
+
+
+@pytest.mark.parametrize("calibrate,error,pattern", [
+    ([], ValueError, "calibrate is empty"),
+    (torch.randn(16, 4), TypeError, r"got a Tensor; .*calibrate=\[x\]"),
+    (42, TypeError, "iterable of batches"),
+    ([torch.full((16, 4), float("nan"))], ValueError, "every input of 1 was NaN or inf"),
+])
+def test_calibration_input_is_validated(calibrate, error, pattern) -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.GELU())
+    before = _state(model)
+    with pytest.raises(error, match=pattern):
+        learnact.replace_activations(model, "hermite:degree=4", calibrate=calibrate)
+    assert _unchanged(model, before)
+
+
+def test_too_few_calibration_values() -> None:
+    model = nn.Sequential(nn.Linear(4, 1), nn.GELU())
+    with pytest.raises(ValueError, match="saw 1 finite input value"):
+        learnact.replace_activations(model, "hermite:degree=4", calibrate=[torch.randn(1, 4)])
+
+
+def test_max_error_threshold_aborts_atomically() -> None:
+    model = _cnn()
+    before = _state(model)
+    with pytest.raises(ValueError, match=r"surgery aborted at 1 \(GELU\).*above max_error=1e-09"):
+        learnact.replace_activations(model, "hermite:degree=3", max_error=1e-9)
+    assert _unchanged(model, before)
+    rep = learnact.replace_activations(model, "hermite:degree=8", max_error=0.05)
+    assert rep.applied and all(e.fit.max_error <= 0.05 for e in rep.entries)
+    with pytest.raises(ValueError, match="max_error must be"):
+        learnact.replace_activations(_cnn(), "hermite", max_error=-1)
+
+
+def test_a_failing_fit_aborts_with_the_module_named(monkeypatch) -> None:
+    """A fit that produces non-finite parameters at the second activation: nothing changes."""
+    import learnact.surgery as surgery
+
+    model = _cnn()
+    before = _state(model)
+    real = surgery._fit
+    calls = []
+
+    def flaky(new, target, **kw):
+        calls.append(1)
+        rep = real(new, target, **kw)
+        if len(calls) == 2:
+            raise ValueError("fit of Hermite to SiLU failed: parameters coeffs are not finite")
+        return rep
+
+    monkeypatch.setattr(surgery, "_fit", flaky)
+    with pytest.raises(ValueError, match=r"surgery aborted at 3 \(SiLU\).*not finite.*unchanged"):
+        learnact.replace_activations(model, "hermite:degree=4")
+    assert _unchanged(model, before)
+
+
+def test_shared_instance_is_replaced_everywhere_and_restored() -> None:
+    """One nn.GELU instance used in two places: both places get the same new module (sharing
+    kept), the report lists both, restore puts the shared original back at both."""
+    act = nn.GELU()
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+            self.act1, self.act2 = act, act
+
+        def forward(self, x):
+            return self.act2(self.b(self.act1(self.a(x))))
+
+    net = Net()
+    x = torch.randn(8, 4)
+    with torch.no_grad():
+        ref = net(x)
+    rep = learnact.replace_activations(net, "hermite:degree=6", calibrate=[torch.randn(64, 4)])
+    assert [e.path for e in rep.entries] == ["act1", "act2"]
+    assert isinstance(net.act1, learnact.Hermite) and net.act1 is net.act2
+    assert rep.entries[0].samples > 0 and rep.entries[0].fit is rep.entries[1].fit
+    assert len(list(net.parameters())) == 5  # 4 Linear tensors + one shared coefficient vector
+    learnact.restore(net, rep)
+    assert net.act1 is act and net.act2 is act
+    with torch.no_grad():
+        assert torch.equal(net(x), ref)
+
+
+def test_restore_checks_what_is_installed_now() -> None:
+    model = _cnn()
+    rep = learnact.replace_activations(model, "hermite:degree=4")
+    model[3] = nn.ReLU()  # changed after the surgery
+    with pytest.raises(ValueError, match="3 holds ReLU, not the hermite:degree=4.*Nothing was changed"):
+        learnact.restore(model, rep)
+    assert isinstance(model[1], learnact.Hermite) and isinstance(model[3], nn.ReLU)
+    other = _cnn()
+    with pytest.raises(ValueError, match="does not describe the model"):
+        learnact.restore(other, learnact.replace_activations(_cnn(), "hermite:degree=4"))
+    assert isinstance(other[1], nn.GELU)

@@ -100,7 +100,9 @@ def _target_value_and_derivative(target: Callable[[Tensor], Tensor], x: Tensor
         y = target(xx)
         if not isinstance(y, Tensor) or y.shape != xx.shape:
             raise TypeError("target must map a tensor to a tensor of the same shape")
-        (dy,) = torch.autograd.grad(y.sum(), xx, allow_unused=True)
+        # a target with no autograd graph (a step function, x > 0) is piecewise constant
+        dy = (torch.autograd.grad(y.sum(), xx, allow_unused=True)[0] if y.requires_grad
+              else None)
     if dy is None:
         dy = torch.zeros_like(xx)
     y, dy = y.detach().to(torch.float64), dy.detach().to(torch.float64)
@@ -134,6 +136,11 @@ def domain_points(domain: Any, *, sigma: float = 1.0, points: int | None = None,
         s = s[torch.isfinite(s)]
         if s.numel() == 0:
             raise ValueError("domain samples are empty (or all non-finite)")
+        spread = float(s.max() - s.min())
+        if not spread > 1e-9 * max(1.0, float(s.abs().max())):
+            raise ValueError(f"domain samples are constant (all {float(s[0]):g}, {s.numel()} "
+                             f"values): a fit there says nothing about the function anywhere "
+                             f"else; give samples with spread, an interval or 'normal'")
         if s.numel() > max_points:
             # deterministic subsample that keeps both extremes
             g = torch.Generator().manual_seed(seed)
@@ -292,6 +299,35 @@ def fit(act: nn.Module, target: Any, *, domain: Any = "normal", derivative_weigh
     fn = resolve_target(target)
     if not (derivative_weight >= 0 and math.isfinite(derivative_weight)):
         raise ValueError(f"derivative_weight must be a finite number >= 0, got {derivative_weight}")
+    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+    if points is not None and not (isinstance(points, int) and points >= 2):
+        raise ValueError(f"points must be an integer >= 2 (or None), got {points!r}")
+    if not (isinstance(steps, int) and steps >= 0):
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    if not (isinstance(max_points, int) and max_points >= 16):
+        raise ValueError(f"max_points must be an integer >= 16, got {max_points!r}")
+    before = copy.deepcopy(act.state_dict())
+    try:
+        rep = _fit(act, fn, target, domain, derivative_weight, points, sigma, steps, seed,
+                   max_points)
+    except BaseException:
+        act.load_state_dict(before)  # a failed fit leaves the module as it was
+        raise
+    bad = [n for n, p in act.named_parameters() if not bool(torch.isfinite(p).all())]
+    errs = (rep.max_error, rep.rms_error, rep.max_deriv_error, rep.rms_deriv_error)
+    if bad or not all(math.isfinite(e) for e in errs):
+        act.load_state_dict(before)
+        cause = (f"parameters {', '.join(bad)} are not finite" if bad
+                 else "its errors are not finite")
+        raise ValueError(f"fit of {type(act).__name__} to {rep.extra['target']} on "
+                         f"{rep.domain} failed: {cause}; the module is left as it was")
+    return rep
+
+
+def _fit(act: nn.Module, fn: Callable[[Tensor], Tensor], target: Any, domain: Any,
+         derivative_weight: float, points: int | None, sigma: float, steps: int, seed: int,
+         max_points: int) -> FitReport:
     t0 = time.perf_counter()
     channels = getattr(act, "channels", None)
     per_channel_samples = (isinstance(domain, Tensor) and channels is not None

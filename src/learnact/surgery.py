@@ -18,13 +18,18 @@ fitted on that empirical distribution. A real transformer feeds its GELUs values
 option get ``tails="linear"`` (unless the spec sets it) with the polynomial range [lo, hi]
 chosen among sample quantiles by the fitted error on the samples.
 
-Nothing in the model changes until every replacement has been built and fitted; a failure
-half-way leaves the model as it was.
+Atomic: nothing in the model changes until every replacement has been built and fitted, and a
+fit that fails (an error, non-finite parameters or errors, an error above ``max_error``)
+aborts with the module's path and the cause, leaving the model as it was. An activation
+instance used at several places (one ``nn.GELU()`` shared by many blocks) gets one
+replacement installed at every place. :func:`restore` checks that the model still holds what
+the surgery installed before it puts anything back.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fnmatch
 import logging
 import math
@@ -49,7 +54,8 @@ TargetSpec = Any  # "auto" | iterable of class names / path globs | callable(pat
 
 
 def find_activations(model: nn.Module, targets: TargetSpec = "auto") -> list[tuple[str, nn.Module]]:
-    """(path, module) of every activation module that ``targets`` selects, in model order."""
+    """(path, module) of every activation module that ``targets`` selects, in model order; an
+    instance registered at several paths appears once per path."""
     if targets == "auto" or targets is None:
         def keep(path: str, m: nn.Module) -> bool:
             return True
@@ -63,7 +69,9 @@ def find_activations(model: nn.Module, targets: TargetSpec = "auto") -> list[tup
     else:
         raise TypeError("targets must be 'auto', a class name / path glob, a list of them, or a "
                         f"callable(path, module) -> bool; got {type(targets).__name__}")
-    return [(p, m) for p, m in model.named_modules() if p and is_activation(m) and keep(p, m)]
+    # remove_duplicate=False: an instance used at several places is listed at each of them
+    return [(p, m) for p, m in model.named_modules(remove_duplicate=False)
+            if p and is_activation(m) and keep(p, m)]
 
 
 @dataclass
@@ -128,6 +136,7 @@ class _Sampler:
         self.gen = torch.Generator().manual_seed(seed)
         self.chunks: list[Tensor] = []
         self.count = 0
+        self.finite = 0
         self.lo = math.inf
         self.hi = -math.inf
 
@@ -139,6 +148,7 @@ class _Sampler:
             return
         x = x.float()
         finite = x[torch.isfinite(x)]
+        self.finite += finite.numel()
         if finite.numel():
             self.lo = min(self.lo, float(finite.min()))
             self.hi = max(self.hi, float(finite.max()))
@@ -159,9 +169,12 @@ class _Sampler:
 
 
 def _calibrate(model: nn.Module, found: list[tuple[str, nn.Module]], batches: Iterable[Any],
-               capacity: int, seed: int) -> dict[str, _Sampler]:
-    samplers = {p: _Sampler(capacity, seed + i) for i, (p, _) in enumerate(found)}
-    handles = [m.register_forward_pre_hook(samplers[p]) for p, m in found]
+               capacity: int, seed: int) -> dict[int, _Sampler]:
+    """One sampler per activation instance (keyed by id: a shared instance records the
+    inputs of every place it is used). Errors name the batch or the module."""
+    unique = list({id(m): m for _, m in found}.values())
+    samplers = {id(m): _Sampler(capacity, seed + i) for i, m in enumerate(unique)}
+    handles = [m.register_forward_pre_hook(samplers[id(m)]) for m in unique]
     was_training = model.training
     model.eval()
     n = 0
@@ -179,11 +192,36 @@ def _calibrate(model: nn.Module, found: list[tuple[str, nn.Module]], batches: It
         model.train(was_training)
     if n == 0:
         raise ValueError("calibrate is empty: give at least one batch")
-    unused = [p for p, s in samplers.items() if s.count == 0]
+    paths: dict[int, list[str]] = {}
+    for p, m in found:
+        paths.setdefault(id(m), []).append(p)
+    unused = [paths[k][0] for k, s in samplers.items() if s.count == 0]
     if unused:
         log.warning("calibration never reached %d activation(s): %s (fitted on N(0,1))",
                     len(unused), ", ".join(unused[:5]))
+    for k, smp in samplers.items():
+        where = " and ".join(paths[k][:3])
+        if smp.count and smp.finite == 0:
+            raise ValueError(f"calibration: every input of {where} was NaN or inf "
+                             f"({smp.count} values); check the calibration batches")
+        if smp.count and smp.finite < 2:
+            raise ValueError(f"calibration: {where} saw {smp.finite} finite input value(s); a "
+                             f"fit needs at least 2: give more or larger batches")
+        if smp.count and not smp.hi - smp.lo > 1e-9 * max(1.0, abs(smp.hi), abs(smp.lo)):
+            raise ValueError(f"calibration: the inputs of {where} are constant (all "
+                             f"{smp.lo:g}, e.g. after a zeroed layer): a fit there says nothing "
+                             f"about the function elsewhere; calibrate on data that varies, or "
+                             f"target other modules")
     return samplers
+
+
+def _check_calibrate(calibrate: Any) -> None:
+    if isinstance(calibrate, Tensor):
+        raise TypeError("calibrate must be an iterable of batches (a list or a DataLoader), "
+                        "got a Tensor; for one batch pass calibrate=[x]")
+    if isinstance(calibrate, (str, bytes)) or not hasattr(calibrate, "__iter__"):
+        raise TypeError(f"calibrate must be an iterable of batches (a list or a DataLoader), "
+                        f"got {type(calibrate).__name__}")
 
 
 def _call_form(batch: Any) -> str:
@@ -239,8 +277,14 @@ def _fit_with_bounds(new: nn.Module, old: nn.Module, samples: Tensor,
 def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "auto",
                         fit: bool = True, calibrate: Iterable[Any] | None = None,
                         dry_run: bool = False, derivative_weight: float = 1.0,
-                        samples_per_activation: int = 20000, seed: int = 0) -> SurgeryReport:
+                        samples_per_activation: int = 20000, seed: int = 0,
+                        max_error: float | None = None) -> SurgeryReport:
     """Swap every selected activation of ``model`` for a fresh ``create(spec)``.
+
+    Atomic: every replacement is built and fitted first; if any fails (an error, parameters or
+    errors that are not finite, a fit error above ``max_error``) a ``ValueError`` names the
+    module and the cause and the model is exactly as it was. An activation instance used at
+    several places gets one replacement, installed at all of them (sharing kept).
 
     Args:
         model: any nn.Module (pretrained or not); modified in place unless ``dry_run``.
@@ -248,17 +292,25 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
         targets: ``"auto"`` (every activation module), class names / module-path globs, or a
             callable(path, module) -> bool.
         fit: fit each new activation to the function it replaces (needs a learnable spec).
-        calibrate: batches to record the real pre-activation distribution (see module doc);
-            without it the fit uses N(0, 1).
+        calibrate: an iterable of batches (a list, a DataLoader) to record the real
+            pre-activation distribution (see module doc); ``None``: the fit uses N(0, 1).
         dry_run: compute everything (calibration, fits, the report) but change nothing.
         derivative_weight: weight of the derivative term of the fit.
-        samples_per_activation: size of the recorded sample per activation.
+        samples_per_activation: size of the recorded sample per activation (>= 16).
         seed: determinism of sampling and nonlinear fits.
+        max_error: abort when any fit's max |f - target| (on its domain) exceeds this.
     Returns:
         A :class:`SurgeryReport` (printable table); pass it to :func:`restore` to undo.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if calibrate is not None:
+        _check_calibrate(calibrate)
+    if not (isinstance(samples_per_activation, int) and samples_per_activation >= 16):
+        raise ValueError(f"samples_per_activation must be an integer >= 16, got "
+                         f"{samples_per_activation!r}")
+    if max_error is not None and not (isinstance(max_error, (int, float)) and max_error > 0):
+        raise ValueError(f"max_error must be a number > 0 (or None), got {max_error!r}")
     name, raw = parse_spec(spec)
     probe = create(spec)  # unknown names and bad parameters fail here
     if fit and not any(True for _ in probe.parameters()):
@@ -274,29 +326,33 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
                          "learnact.integrations.register_transformers() and set "
                          f"config.hidden_act = {spec!r} before building the model.")
     overrides: dict[str, Any] = {}
-    if "tails" not in raw and "tails" in _init_params(type(probe)) and (fit or calibrate):
+    if ("tails" not in raw and "tails" in _init_params(type(probe))
+            and (fit or calibrate is not None)):
         overrides["tails"] = "linear"  # polynomials need a defined continuation (module doc)
-    samplers = _calibrate(model, found, calibrate, samples_per_activation, seed) if calibrate else {}
+    samplers = (_calibrate(model, found, calibrate, samples_per_activation, seed)
+                if calibrate is not None else {})
     report = SurgeryReport(spec=spec, dry_run=dry_run)
     ref = next((t for t in list(model.parameters()) + list(model.buffers())), None)
     fallback = nn.Module() if ref is None else model
+    built: dict[int, SurgeryEntry] = {}  # one replacement per old instance
     for i, (path, old) in enumerate(found):
-        new = create(spec, **overrides)
-        entry = SurgeryEntry(path=path, old_type=type(old).__name__, new_spec=spec, old=old,
-                             new=new)
-        sampler = samplers.get(path)
-        if sampler is not None and sampler.count:
-            entry.samples = sampler.count
-            entry.observed_range = (sampler.lo, sampler.hi)
-        if fit:
-            target = copy.deepcopy(old).float().eval()
-            if entry.samples:
-                entry.fit, entry.bounds = _fit_with_bounds(new, target, sampler.samples(),
-                                                           derivative_weight, seed + i)
-            else:
-                entry.fit = _fit(new, target, derivative_weight=derivative_weight, seed=seed + i)
-        device, dtype = _device_dtype(old, fallback)
-        entry.new = new.to(device=device, dtype=dtype)
+        first = built.get(id(old))
+        if first is not None:  # the same instance at another place: the same replacement
+            report.entries.append(dataclasses.replace(first, path=path))
+            continue
+        try:
+            entry = _build(path, old, spec, overrides, samplers.get(id(old)), fit,
+                           derivative_weight, seed + i, fallback)
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise ValueError(f"surgery aborted at {path} ({type(old).__name__}): {exc}; the "
+                             f"model is unchanged") from exc
+        if fit and entry.fit is not None and max_error is not None and not (
+                entry.fit.max_error <= max_error):
+            raise ValueError(f"surgery aborted at {path} ({type(old).__name__}): the fit's max "
+                             f"error {entry.fit.max_error:.3g} on {entry.fit.domain} is above "
+                             f"max_error={max_error:g}; the model is unchanged (a larger "
+                             f"degree, calibration data, or a higher max_error)")
+        built[id(old)] = entry
         report.entries.append(entry)
     if not dry_run:
         _swap(model, [(e.path, e.new) for e in report.entries])
@@ -305,6 +361,28 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
             log.info("replaced %s (%s) by %s%s", e.path, e.old_type, e.new_spec,
                      f"; fit max|f-t| {e.fit.max_error:.2e}" if e.fit else "")
     return report
+
+
+def _build(path: str, old: nn.Module, spec: str, overrides: dict[str, Any],
+           sampler: _Sampler | None, fit: bool, derivative_weight: float, seed: int,
+           fallback: nn.Module) -> SurgeryEntry:
+    """The replacement of one activation instance, fitted (nothing in the model changes)."""
+    new = create(spec, **overrides)
+    entry = SurgeryEntry(path=path, old_type=type(old).__name__, new_spec=spec, old=old,
+                         new=new)
+    if sampler is not None and sampler.count:
+        entry.samples = sampler.count
+        entry.observed_range = (sampler.lo, sampler.hi)
+    if fit:
+        target = copy.deepcopy(old).float().eval()
+        if entry.samples:
+            entry.fit, entry.bounds = _fit_with_bounds(new, target, sampler.samples(),
+                                                       derivative_weight, seed)
+        else:
+            entry.fit = _fit(new, target, derivative_weight=derivative_weight, seed=seed)
+    device, dtype = _device_dtype(old, fallback)
+    entry.new = new.to(device=device, dtype=dtype)
+    return entry
 
 
 def _init_params(cls: type) -> set[str]:
@@ -328,9 +406,24 @@ def _swap(model: nn.Module, pairs: list[tuple[str, nn.Module]]) -> None:
 
 
 def restore(model: nn.Module, report: SurgeryReport) -> None:
-    """Put back the modules that :func:`replace_activations` replaced."""
+    """Put back the modules that :func:`replace_activations` replaced.
+
+    Checks first that every replaced place still holds the module the surgery installed
+    (the same object); if any does not (the model was changed since, or the report belongs
+    to another model) a ``ValueError`` names it and nothing is changed."""
     if report.dry_run or not report.applied:
         return
+    wrong = []
+    for e in report.entries:
+        try:
+            now = model.get_submodule(e.path)
+        except AttributeError:
+            now = None
+        if now is not e.new:
+            wrong.append(f"{e.path} holds {type(now).__name__ if now is not None else 'nothing'}"
+                         f", not the {e.new_spec} the surgery installed")
+    if wrong:
+        raise ValueError("restore: this report does not describe the model as it is now: "
+                         + "; ".join(wrong[:5]) + ". Nothing was changed")
     _swap(model, [(e.path, e.old) for e in report.entries])
     report.applied = False
-

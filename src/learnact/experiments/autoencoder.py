@@ -346,7 +346,7 @@ def _run(cfg: AutoencoderConfig, d: Dist, resume: str | None) -> Path | None:
     run: RunDir | None = None
     out = resume or cfg.out or str(RunDir.default("autoencoder"))
     if d.main:
-        run = RunDir(out)  # fails now if not writable
+        run = RunDir(out, "autoencoder", resume=bool(resume))  # fails now if unusable
     # data (fails with the install command if missing)
     xtr, _ = load_fashion_mnist("train", cfg.data_dir, cfg.train_limit)
     xte, _ = load_fashion_mnist("test", cfg.data_dir, cfg.test_limit)

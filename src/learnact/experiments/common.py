@@ -25,8 +25,9 @@ import torch.distributed as dist
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Dist", "setup_distributed", "RunDir", "seed_everything", "progress",
-           "check_writable", "resolve_device", "save_model", "load_model", "model_filename"]
+__all__ = ["Dist", "setup_distributed", "RunDir", "read_run_marker", "seed_everything", "progress",
+           "check_writable", "resolve_device", "save_model", "load_model", "read_torch_file",
+           "model_filename"]
 
 
 @dataclass
@@ -137,12 +138,45 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+RUN_MARKER = "learnact-run.json"
+RUN_FORMAT = "learnact-run-1"
+
+
 class RunDir:
     """A run directory: config.json, results.json (rewritten after every finished run, so an
-    interrupted comparison loses at most the run in progress), figures and summary.md."""
+    interrupted comparison loses at most the run in progress), figures and summary.md.
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = check_writable(path)
+    It is marked as learnact's by ``learnact-run.json`` ({"format": "learnact-run-1", "task":
+    ...}). A new run writes into a new or empty folder, or into an earlier run of the same
+    task; ``resume=True`` needs a marked run of the same task. Anything else (a folder of
+    someone else's files, a run of another task, a missing folder to resume) is a
+    ``ValueError`` before any file is written.
+    """
+
+    def __init__(self, path: str | os.PathLike, task: str | None = None,
+                 resume: bool = False) -> None:
+        p = Path(path)
+        flag = "--resume" if resume else "--out"
+        if resume and not p.is_dir():
+            raise ValueError(f"--resume {p}: no such run directory")
+        if p.exists() and not p.is_dir():
+            raise ValueError(f"{flag} {p}: exists and is not a directory")
+        marker = read_run_marker(p)
+        if resume and marker is None:
+            raise ValueError(
+                f"--resume {p}: not a learnact run directory (no valid {RUN_MARKER}); refusing "
+                f"to write into it. A run written before learnact marked its runs can be resumed "
+                f"after adding {p / RUN_MARKER} with "
+                f"{json.dumps({'format': RUN_FORMAT, 'task': task})}")
+        if not resume and marker is None and p.is_dir() and any(p.iterdir()):
+            raise ValueError(f"--out {p}: the folder holds files that are not a learnact run "
+                             f"(no {RUN_MARKER}); choose a new or empty folder")
+        if task is not None and marker is not None and marker["task"] != task:
+            raise ValueError(f"{flag} {p}: holds a {marker['task']!r} run, not {task!r}")
+        self.path = check_writable(p)
+        self.task = task
+        if marker is None and task is not None:
+            self.write_json(RUN_MARKER, {"format": RUN_FORMAT, "task": task})
 
     @staticmethod
     def default(task: str, root: str | os.PathLike = "runs") -> Path:
@@ -164,6 +198,22 @@ class RunDir:
         p = self.path / name
         p.write_text(text)
         return p
+
+
+def read_run_marker(path: str | os.PathLike) -> dict[str, str] | None:
+    """The run directory's ``learnact-run.json`` ({"format", "task"}), or None when the folder
+    has none or it is not one of ours."""
+    p = Path(path) / RUN_MARKER
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(data, dict) or data.get("format") != RUN_FORMAT
+            or not isinstance(data.get("task"), str)):
+        return None
+    return data
 
 
 @contextlib.contextmanager
@@ -227,19 +277,75 @@ def save_model(path: str | Path, model: torch.nn.Module, builder: str, kwargs: d
     return path
 
 
+def read_torch_file(path: str | Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` with errors that name the file and the fix.
+
+    Only tensors and plain containers/numbers/strings are unpickled: a file that holds any
+    other Python object (a planted pickle, or a file not written by learnact) is refused
+    before anything in it runs. A truncated or corrupt file is a ``ValueError`` too.
+    """
+    import pickle
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; the end is missing
+        raise ValueError(f"{path}: not a readable {what} (truncated or corrupt: not a "
+                         f"torch.save archive); delete it or restore it from a copy")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if "GLOBAL" in ln or "global" in ln),
+                     lines[0] if lines else type(exc).__name__)
+        raise ValueError(
+            f"{path}: refusing to load this {what}: it holds Python objects other than tensors "
+            f"and plain data, which learnact files never do (weights_only=True: {first}). "
+            f"Only load it with weights_only=False if you trust whoever wrote it") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable {what} (truncated or corrupt: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                         f"delete it or restore it from a copy") from None
+
+
+def _check_state(path: Path, name: str, state: Any) -> None:
+    if state is None:
+        return
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ValueError(f"{path}: {name} is not a state dict of named tensors")
+
+
 def load_model(path: str | Path, which: str = "final") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """(module, payload) from :func:`save_model`; ``which="init"`` loads the state at init."""
+    """(module, payload) from :func:`save_model`; ``which="init"`` loads the state at init.
+
+    The file is read with ``weights_only=True`` and its header checked (format, a known
+    builder, keyword arguments as plain data, state dicts of tensors) before a module is
+    built from it."""
     import importlib
 
     if which not in ("final", "init"):
         raise ValueError(f"which must be 'final' or 'init', got {which!r}")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    path = Path(path)
+    payload = read_torch_file(path, "learnact saved model")
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a learnact saved model (format {MODEL_FORMAT})")
-    mod, fn = _BUILDERS[payload["builder"]]
-    model = getattr(importlib.import_module(mod), fn)(**payload["kwargs"])
+    builder, kwargs = payload.get("builder"), payload.get("kwargs")
+    if builder not in _BUILDERS:
+        raise ValueError(f"{path}: unknown builder {builder!r}; known: {sorted(_BUILDERS)}")
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ValueError(f"{path}: kwargs must be a dict with string keys")
+    _check_state(path, "state_dict", payload.get("state_dict"))
+    _check_state(path, "init_state_dict", payload.get("init_state_dict"))
+    mod, fn = _BUILDERS[builder]
+    model = getattr(importlib.import_module(mod), fn)(**kwargs)
     state = payload["state_dict"] if which == "final" else payload["init_state_dict"]
     if state is None:
         raise ValueError(f"{path} holds no {which} state")
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: its {which} state does not fit the model its header "
+                         f"describes: {str(exc).splitlines()[0]}") from None
     return model.eval(), payload

@@ -132,7 +132,7 @@ def run_depth(cfg: DepthConfig) -> Path:
     if cfg.depth < 1 or cfg.width < 2 or cfg.batch < 2:
         raise ValueError(f"need depth >= 1, width >= 2, batch >= 2; got {cfg.depth}, "
                          f"{cfg.width}, {cfg.batch}")
-    run = RunDir(cfg.out or RunDir.default("depth"))
+    run = RunDir(cfg.out or RunDir.default("depth"), "depth")
     run.write_json("config.json", asdict(cfg))
     cases = _cases(cfg)
     rows: list[dict[str, Any]] = []

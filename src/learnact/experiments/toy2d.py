@@ -272,7 +272,7 @@ def run_toy2d(cfg: Toy2dConfig) -> Path:
     """Run the selected toy tasks for every activation and seed; returns the run directory."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    run = RunDir(cfg.out or RunDir.default("toy2d"))
+    run = RunDir(cfg.out or RunDir.default("toy2d"), "toy2d")
     run.write_json("config.json", asdict(cfg))
     results: dict[str, Any] = {"task": "toy2d", "config": asdict(cfg), "gmm": None,
                                "regression": None}

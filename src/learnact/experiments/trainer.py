@@ -33,8 +33,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from ..params import param_groups, with_prior
-from .common import (Dist, RunDir, model_filename, progress, save_model, seed_everything,
-                     setup_distributed, teardown_distributed)
+from .common import (Dist, RunDir, model_filename, progress, read_torch_file, save_model,
+                     seed_everything, setup_distributed, teardown_distributed)
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +129,17 @@ def _run_config(task: Task, spec: str, seed: int, o: OptimConfig, world: int,
 
 
 def load_checkpoint(path: Path, run_config: dict[str, Any]) -> dict[str, Any]:
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    """The checkpoint at ``path`` (read with ``weights_only=True``: nothing in it runs), checked
+    to be a learnact checkpoint of exactly ``run_config``; a clear error otherwise (naming
+    the file, and for a corrupt one the fix: delete it to restart that run)."""
+    ck = read_torch_file(path, "learnact checkpoint")
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a learnact checkpoint ({CHECKPOINT_FORMAT})")
+    missing = [k for k in ("run_config", "model", "optim", "step", "record") if k not in ck]
+    if missing or not isinstance(ck["run_config"], dict) or not isinstance(ck["step"], int):
+        raise ValueError(f"{path}: incomplete learnact checkpoint (missing or malformed: "
+                         f"{', '.join(missing) or 'run_config/step'}); delete it to restart "
+                         f"that run from the beginning")
     diffs = _diff(run_config, ck["run_config"])
     if diffs:
         raise ValueError(f"{path} was written with a different configuration; refusing to "
@@ -304,7 +312,7 @@ def run_comparison(task: Task, cfg: Any, d: Dist, resume: str | None, results: d
     report. ``--resume``: finished runs are kept, an unfinished one continues from its
     checkpoint. Returns the run directory on rank 0 (None elsewhere)."""
     out = resume or cfg.out or str(RunDir.default(task.name))
-    run = RunDir(out) if d.main else None
+    run = RunDir(out, task.name, resume=bool(resume)) if d.main else None
     path = Path(out)
     if resume and run is not None:
         prev = run.read_json("results.json") or {}

@@ -4,7 +4,9 @@ The sources in ``ops/native/`` include no PyTorch or Python headers, so a build 
 seconds once per machine (cpab.c: ~4 s with GCC 12) and does not depend on the installed
 torch's ABI (the fragility of extensions compiled against torch at import). The shared library
 is cached per source, compiler, flags and CPU under ``$LEARNACT_CACHE`` (default
-``~/.cache/learnact``), written atomically (several processes may build at once), and called
+``~/.cache/learnact``), written atomically (several processes may build at once) with a
+SHA-256 checksum beside it that is checked before every load (a truncated or corrupt file is
+rebuilt with one warning, never loaded), and called
 through ctypes on data pointers. Threads: where torch runs GNU OpenMP (its Linux builds) the
 kernels are built with -fopenmp and share torch's OpenMP pool (same libgomp by soname);
 otherwise one contiguous element range per thread runs on a small Python thread pool (ctypes
@@ -109,6 +111,34 @@ def _abi(name: str) -> int:
     return int(m.group(1))
 
 
+def _checksum_path(lib: Path) -> Path:
+    return lib.with_name(lib.name + ".sha256")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _verified(lib: Path) -> bool:
+    """Whether the cached library exists and matches the checksum written beside it when it
+    was built (a build interrupted mid-write, a truncated copy or a foreign file does not)."""
+    try:
+        return lib.is_file() and _checksum_path(lib).read_text().strip() == _digest(lib)
+    except OSError:
+        return False
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _build(name: str) -> Path:
     src = _SOURCES / f"{name}.c"
     cc = _compiler()
@@ -124,8 +154,11 @@ def _build(name: str) -> Path:
         key.update(part)
     out_dir = _cache_dir()
     out = out_dir / f"{name}-{key.hexdigest()[:16]}.so"
-    if out.exists():
+    if _verified(out):
         return out
+    if out.exists():  # never load it: a truncated shared object crashes dlopen (SIGBUS)
+        log.warning("native kernel cache %s failed its checksum (truncated, corrupt or from an "
+                    "older learnact); rebuilding it", out)
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("building native CPU kernels %s with %s (once per machine, a few seconds)",
              src.name, cc)
@@ -142,6 +175,7 @@ def _build(name: str) -> Path:
             err = res.stderr.strip()
         else:
             raise RuntimeError(f"{cc} failed on {src.name}:\n{err}")
+        _write_atomic(_checksum_path(out), _digest(Path(tmp)))
         os.replace(tmp, out)  # atomic: a concurrent build leaves one complete file
     finally:
         if os.path.exists(tmp):
