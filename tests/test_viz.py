@@ -168,6 +168,32 @@ def test_atlas_server_localhost_only_and_400() -> None:
     assert render_png(p) != render_png({**p, "A0_00": -1.0})
 
 
+def test_atlas_server_refuses_foreign_host_headers() -> None:
+    """DNS rebinding: a page at evil.example whose name resolves to 127.0.0.1 sends
+    Host: evil.example; the loopback server refuses it (403) and serves localhost names."""
+    from learnact.viz.atlas_server import host_allowed
+
+    for ok in ("localhost", "localhost:8765", "127.0.0.1:1", "[::1]:8765", "LOCALHOST"):
+        assert host_allowed(ok, False), ok
+    for bad in (None, "", "evil.example", "evil.example:8765", "127.0.0.1.evil.example",
+                "localhost.evil.example:80", "[::2]:8765"):
+        assert not host_allowed(bad, False), bad
+    assert host_allowed("evil.example", True)  # an explicit --host serves any name
+    server = make_server(None, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        req = urllib.request.Request(base + "/", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req)
+        assert e.value.code == 403 and b"Host header" in e.value.read()
+        req = urllib.request.Request(base + "/", headers={"Host": "localhost"})
+        assert b"sigma1" in urllib.request.urlopen(req).read()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.slow
 def test_atlas_page_in_headless_chromium(tmp_path) -> None:
     """The real page in Debian's chromium via selenium: load, move a slider, image changes."""

@@ -21,19 +21,22 @@ def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = Non
     return value
 
 
+MAX_MAGNITUDE = 1e6  # a hyperparameter beyond this is a typo (and overflows float32 math)
+
+
 def check_float(name: str, value: Any, lo: float | None = None, hi: float | None = None,
                 *, lo_open: bool = False, hi_open: bool = False) -> float:
-    """A finite real in the given (closed unless *_open) interval."""
+    """A finite real in the given (closed unless *_open) interval, of magnitude <= 1e6."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     v = float(value)
     lo_ok = lo is None or (v > lo if lo_open else v >= lo)
     hi_ok = hi is None or (v < hi if hi_open else v <= hi)
-    if not math.isfinite(v) or not lo_ok or not hi_ok:
+    if not math.isfinite(v) or not lo_ok or not hi_ok or abs(v) > MAX_MAGNITUDE:
         left = "(" if lo_open else "["
         right = ")" if hi_open else "]"
-        lo_s = "-inf" if lo is None else f"{lo:g}"
-        hi_s = "inf" if hi is None else f"{hi:g}"
+        lo_s = f"{-MAX_MAGNITUDE:g}" if lo is None or lo < -MAX_MAGNITUDE else f"{lo:g}"
+        hi_s = f"{MAX_MAGNITUDE:g}" if hi is None or hi > MAX_MAGNITUDE else f"{hi:g}"
         raise ValueError(f"{name} must be a finite number in {left}{lo_s}, {hi_s}{right}, got {value!r}")
     return v
 
@@ -47,10 +50,13 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     return value
 
 
+MAX_CHANNELS = 1 << 20  # per-channel parameters beyond this are a typo, not a model
+
+
 def check_channels(channels: Any) -> int | None:
     if channels is None:
         return None
-    return check_int("channels", channels, 1)
+    return check_int("channels", channels, 1, MAX_CHANNELS)
 
 
 def suggest(word: str, options: Iterable[str]) -> str:

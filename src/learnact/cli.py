@@ -19,6 +19,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .experiments.args import device, new_file, nonneg_float, positive_float, positive_int
+
 __all__ = ["main", "build_parser"]
 
 
@@ -89,11 +91,11 @@ def _add_bench_ops(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--specs", nargs="*", default=None, help="registry specs (default: a set)")
     p.add_argument("--shape", default="16x256x768", help="input shape, e.g. 16x256x768")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--runs", type=int, default=25, help="timed runs per row (median reported)")
+    p.add_argument("--device", default="cpu", type=device)
+    p.add_argument("--runs", type=positive_int, default=25, help="timed runs per row (median reported)")
     p.add_argument("--backends", default="eager,compile", type=_backends,
                    help="comma list of eager and compile, or both (default: eager,compile)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--timing", default="interleaved", choices=["interleaved", "blocks"],
                    help="alternate GELU and op runs, or time each in a block of its own "
                         "(steadier next to a much slower op)")
@@ -133,10 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="learnable activation spec, e.g. hermite:degree=8")
     p.add_argument("--target", default="gelu", help="registry name of the target (default gelu)")
     p.add_argument("--domain", default="normal", help="'normal' or an interval 'lo,hi'")
-    p.add_argument("--sigma", type=float, default=1.0, help="std of the normal domain")
-    p.add_argument("--derivative-weight", type=float, default=1.0)
-    p.add_argument("--plot", help="write target vs fit (and derivatives) to this PNG")
-    p.add_argument("--save", help="save {'spec', 'state_dict'} of the fitted module")
+    p.add_argument("--sigma", type=positive_float, default=1.0, help="std of the normal domain")
+    p.add_argument("--derivative-weight", type=nonneg_float, default=1.0)
+    p.add_argument("--plot", type=new_file,
+                   help="write target vs fit (and derivatives) to this PNG")
+    p.add_argument("--save", type=new_file,
+                   help="save {'spec', 'state_dict'} of the fitted module")
     p.set_defaults(func=_cmd_fit)
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     _add_bench_ops(bench)
@@ -163,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, PermissionError) as exc:
+    except (ValueError, TypeError, OSError) as exc:  # OSError: busy port, unwritable path
         print(f"learnact: error: {exc}", file=sys.stderr)
         return 2
 

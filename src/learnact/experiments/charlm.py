@@ -43,7 +43,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import create
-from .args import add_prior_flag, ints, limit, split_specs
+from .args import (add_prior_flag, device, limit, positive_float, positive_int, seeds,
+                   split_specs)
 from .common import Dist, RunDir
 from .trainer import (TRAINER_ACTS, OptimConfig, RunOptions, Task, configure, launch,
                       print_summary, run_comparison)
@@ -344,7 +345,7 @@ def write_report(run: RunDir, results: dict[str, Any]) -> None:
 
 def _cmd(args: argparse.Namespace) -> int:
     cfg = make_config(args.preset, acts=split_specs(args.acts) if args.acts else None,
-                      seeds=ints(args.seeds) if args.seeds else None, text=args.text,
+                      seeds=args.seeds, text=args.text,
                       data_bin=args.data_bin, vocab_size=args.vocab_size,
                       max_chars=args.max_chars, steps=args.steps, lr=args.lr,
                       eval_every=args.eval_every, batch_size=args.batch_size,
@@ -366,24 +367,24 @@ def add_subcommand(train: argparse._SubParsersAction) -> None:
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     p.add_argument("--acts", help="comma list of specs; SPEC@TARGET fits SPEC to TARGET first")
-    p.add_argument("--seeds", help="e.g. 0,1")
+    p.add_argument("--seeds", type=seeds, help="e.g. 0,1")
     p.add_argument("--text", help="any UTF-8 text file instead of Shakespeare")
     p.add_argument("--data-bin", help="directory with train.bin/val.bin (uint16 token ids)")
-    p.add_argument("--vocab-size", type=int, default=None)
-    p.add_argument("--max-chars", type=int, default=None)
-    p.add_argument("--steps", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--block-size", type=int)
-    p.add_argument("--n-layer", type=int)
-    p.add_argument("--n-head", type=int)
-    p.add_argument("--n-embd", type=int)
-    p.add_argument("--grad-accum", type=int)
+    p.add_argument("--vocab-size", type=positive_int, default=None)
+    p.add_argument("--max-chars", type=positive_int, default=None)
+    p.add_argument("--steps", type=positive_int)
+    p.add_argument("--lr", type=positive_float)
+    p.add_argument("--eval-every", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--block-size", type=positive_int)
+    p.add_argument("--n-layer", type=positive_int)
+    p.add_argument("--n-head", type=positive_int)
+    p.add_argument("--n-embd", type=positive_int)
+    p.add_argument("--grad-accum", type=positive_int)
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--stop-after", type=int, help="stop after N steps (as if interrupted)")
-    p.add_argument("--device")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--stop-after", type=positive_int, help="stop after N steps (as if interrupted)")
+    p.add_argument("--device", type=device)
+    p.add_argument("--threads", type=positive_int)
     p.add_argument("--out")
     p.add_argument("--resume", help="run directory to finish")
     p.add_argument("--check-sync", action="store_true",

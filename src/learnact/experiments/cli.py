@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .args import add_prior_flag, floats, ints, limit, split_specs
+from .args import (add_prior_flag, device, limit, positive_float, positive_floats, positive_int,
+                   positive_ints, seeds, split_specs)
 from .autoencoder import PRESETS, make_config, run_autoencoder
 
 __all__ = ["add_subcommands"]
@@ -33,28 +34,28 @@ def add_subcommands(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--acts", help="comma list of registry specs (default: classical baselines "
                    "and every learnable family); use ';' between specs that contain commas")
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS))
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seeds", type=ints, help="e.g. 0,1,2")
-    p.add_argument("--channels", type=int, help="hidden conv width C")
-    p.add_argument("--latent", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--seeds", type=seeds, help="e.g. 0,1,2")
+    p.add_argument("--channels", type=positive_int, help="hidden conv width C")
+    p.add_argument("--latent", type=positive_int)
+    p.add_argument("--lr", type=positive_float)
+    p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--loss", choices=["mse", "bce"])
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
     p.add_argument("--train-limit", type=limit, help="number of training images (all: none)")
     p.add_argument("--test-limit", type=limit)
     p.add_argument("--per-channel", action="store_true", help="per-channel activation parameters")
-    p.add_argument("--widths", type=ints, help="sweep C, e.g. 8,16,32 (loss vs parameters)")
-    p.add_argument("--lrs", type=floats, help="sweep the learning rate, e.g. 5e-4,2e-3,8e-3")
-    p.add_argument("--target-loss", type=float, help="for the epochs-to-target column")
+    p.add_argument("--widths", type=positive_ints, help="sweep C, e.g. 8,16,32 (loss vs parameters)")
+    p.add_argument("--lrs", type=positive_floats, help="sweep the learning rate, e.g. 5e-4,2e-3,8e-3")
+    p.add_argument("--target-loss", type=positive_float, help="for the epochs-to-target column")
     p.add_argument("--data-dir", help="directory with the Fashion-MNIST IDX files")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
-    p.add_argument("--threads", type=int, help="torch intra-op threads")
+    p.add_argument("--device", default="cpu", type=device, help="cpu, cuda, cuda:1 or auto")
+    p.add_argument("--threads", type=positive_int, help="torch intra-op threads")
     p.add_argument("--out", help="run directory (default runs/autoencoder-<timestamp>)")
     p.add_argument("--resume", help="finish an interrupted run directory (skips finished runs)")
     p.add_argument("--record", action="store_true",
                    help="record histograms of activation inputs and loss derivatives")
-    p.add_argument("--record-every", type=int, default=None,
+    p.add_argument("--record-every", type=positive_int, default=None,
                    help="record one training batch in N (default 8: <= 15%% overhead)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_prior_flag(p)

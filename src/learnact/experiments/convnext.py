@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .charlm import make_activation
-from .args import add_prior_flag, ints, limit, split_specs
+from .args import (add_prior_flag, device, limit, positive_float, positive_int, seeds,
+                   split_specs)
 from .common import Dist, RunDir
 from .trainer import (TRAINER_ACTS, OptimConfig, RunOptions, Task, configure, launch,
                       print_summary, run_comparison)
@@ -213,7 +214,7 @@ def write_report(run: RunDir, results: dict[str, Any]) -> None:
 
 def _cmd(args: argparse.Namespace) -> int:
     cfg = make_config(args.preset, acts=split_specs(args.acts) if args.acts else None,
-                      seeds=ints(args.seeds) if args.seeds else None, epochs=args.epochs,
+                      seeds=args.seeds, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr,
                       train_limit=limit(args.train_limit) if args.train_limit else None,
                       data_dir=args.data_dir, compile=args.compile or None,
@@ -233,16 +234,16 @@ def add_subcommand(train: argparse._SubParsersAction) -> None:
                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     p.add_argument("--acts", help="comma list of specs; SPEC@TARGET fits SPEC to TARGET first")
-    p.add_argument("--seeds")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--seeds", type=seeds)
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=positive_float)
     p.add_argument("--train-limit", help="number of training images (0 or 'all': 60000)")
     p.add_argument("--data-dir")
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--stop-after", type=int, help="stop after N steps (as if interrupted)")
-    p.add_argument("--device")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--stop-after", type=positive_int, help="stop after N steps (as if interrupted)")
+    p.add_argument("--device", type=device)
+    p.add_argument("--threads", type=positive_int)
     p.add_argument("--out")
     p.add_argument("--resume")
     p.add_argument("--check-sync", action="store_true")

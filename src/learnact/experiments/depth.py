@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from ..moments import moments
 from ..registry import create, lookup, parse_spec
+from .args import nonneg_int, positive_int, split_specs
 from .common import RunDir, progress, seed_everything
 
 log = logging.getLogger(__name__)
@@ -184,8 +185,6 @@ def summary(rows: list[dict[str, Any]], cfg: DepthConfig) -> str:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from .autoencoder import split_specs
-
     cfg = DepthConfig()
     if args.specs:
         cfg.specs = split_specs(args.specs)
@@ -208,11 +207,11 @@ def add_subcommand(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--specs", help="comma list of registry specs (default: one per family)")
     p.add_argument("--inits", help="comma list among unit,paper,naive")
     p.add_argument("--references", help="fixed activations drawn for reference (gelu,relu)")
-    p.add_argument("--width", type=int)
-    p.add_argument("--depth", type=int)
-    p.add_argument("--batch", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=int)
+    p.add_argument("--width", type=positive_int)
+    p.add_argument("--depth", type=positive_int)
+    p.add_argument("--batch", type=positive_int)
+    p.add_argument("--seed", type=nonneg_int)
+    p.add_argument("--threads", type=positive_int)
     p.add_argument("--out")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd)

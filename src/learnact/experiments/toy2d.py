@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from ..params import activation_parameters, param_groups, with_prior
 from ..registry import available, create
-from .args import add_prior_flag, ints, split_specs
+from .args import add_prior_flag, nonneg_int, positive_int, seeds, split_specs
 from .common import RunDir, model_filename, progress, save_model, seed_everything
 
 log = logging.getLogger(__name__)
@@ -386,7 +386,7 @@ def _table(runs: list[dict[str, Any]], key: str, higher: bool):
 
 def _cmd(args: argparse.Namespace) -> int:
     cfg = make_config(task=args.task, acts=split_specs(args.acts) if args.acts else None,
-                      seeds=ints(args.seeds) if args.seeds else None,
+                      seeds=args.seeds,
                       gmm_steps=args.gmm_steps, reg_steps=args.reg_steps,
                       fourier_features=args.fourier_features, threads=args.threads,
                       out=args.out, quiet=args.quiet or None,
@@ -401,12 +401,12 @@ def add_subcommand(bench: argparse._SubParsersAction) -> None:
     p = bench.add_parser("toy2d", help="2-D GMM classification and sine-mixture regression")
     p.add_argument("--task", default="both", choices=["both", "gmm", "regression"])
     p.add_argument("--acts", help="comma list of registry specs")
-    p.add_argument("--seeds", help="e.g. 0,1,2")
-    p.add_argument("--gmm-steps", type=int)
-    p.add_argument("--reg-steps", type=int)
-    p.add_argument("--fourier-features", type=int, help="feed sin/cos(pi k x), k=1..K")
+    p.add_argument("--seeds", type=seeds, help="e.g. 0,1,2")
+    p.add_argument("--gmm-steps", type=positive_int)
+    p.add_argument("--reg-steps", type=positive_int)
+    p.add_argument("--fourier-features", type=nonneg_int, help="feed sin/cos(pi k x), k=1..K")
     p.add_argument("--shared", action="store_true", help="shared (not per-unit) act. parameters")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=positive_int)
     p.add_argument("--out")
     p.add_argument("--quiet", action="store_true")
     add_prior_flag(p)

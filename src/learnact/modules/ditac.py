@@ -13,6 +13,8 @@ from .._validate import check_choice, check_float, check_int
 from ..functional import cpab
 from ..ops.cpab import GATES, ditac_op
 from ..ops.cpab import gate as ditac_gate
+
+MAX_LUT = 1 << 20  # table points per channel (2048 is the released code's)
 from .base import LearnableActivation
 
 __all__ = ["DiTAC", "LeakyDiTAC", "GEDiTAC"]
@@ -61,7 +63,7 @@ class DiTAC(LearnableActivation):
             Leaky-DiTAC), ``"silu"`` (s = sigmoid), ``"identity"`` (s = 1).
         warp: ``"input"`` (x~ s(x), the paper's DiTAC) or ``"output"`` (T applied to the base
             activation x s(x) on [a, b]).
-        lut: None (exact) or n >= 2: the released code's training path, n = 2048. T is
+        lut: None (exact) or 2 <= n <= 2^20: the released code's training path, n = 2048. T is
             tabulated on an n-point grid of [a, b], rebuilt whenever theta's values change
             (memoised by those values, so never stale: ops/cpab/lut.py ``cpab_grid``) and read as
             a displacement: x~ = x + (b - a)(T(u_r) - u_r) for the grid point u_r nearest to x
@@ -112,7 +114,7 @@ class DiTAC(LearnableActivation):
         self.init = check_choice("init", init, self.inits)
         self.gate = check_choice("gate", self.default_gate if gate is None else gate, GATES)
         self.warp = check_choice("warp", warp, ("input", "output"))
-        self.lut = None if lut is None else check_int("lut", lut, 2)
+        self.lut = None if lut is None else check_int("lut", lut, 2, MAX_LUT)
         self.lambda_reg = check_float("lambda_reg", lambda_reg, 0.0)
         self.alpha = check_float("alpha", alpha)
         self.kernel = check_choice("kernel", kernel, ("released", "exponential",

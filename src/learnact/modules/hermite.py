@@ -63,7 +63,7 @@ class Hermite(LearnableActivation):
         self.degree = check_int("degree", degree, 1, MAX_DEGREE)
         self.init = check_choice("init", init, self.inits)
         self.tails = check_choice("tails", tails, ("polynomial", "linear"))
-        self.bound = check_float("bound", bound, 0.0, lo_open=True)
+        self.bound = check_float("bound", bound, 0.0, 1e4, lo_open=True)  # |x| beyond: overflow
         self.coeffs = nn.Parameter(torch.empty(self._param_shape(self.degree + 1)))
         if self.tails == "linear":
             self.register_buffer("lo", torch.full(self._param_shape(), -self.bound))

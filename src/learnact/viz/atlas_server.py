@@ -5,8 +5,9 @@ sliders for every entry of A0, b0, A1, b1, the choice of sigma0/sigma1 from lear
 registry, and zoom. Every image is rendered by learnact's own activation modules
 (:func:`learnact.viz.atlas.atlas`), rows pre0, post0, pre1, post1, one column per unit.
 
-Security: the server binds 127.0.0.1 and answers only loopback clients unless a host is given
-explicitly (``--host 0.0.0.0``); it serves two routes and never touches the file system.
+Security: the server binds 127.0.0.1 and answers only loopback clients whose Host header names
+the loopback server (localhost, 127.0.0.1, [::1]: a DNS-rebinding page is refused) unless a host
+is given explicitly (``--host 0.0.0.0``); it serves two routes and never touches the file system.
 Bad parameters get a 400 with the reason, never a crash.
 """
 
@@ -136,6 +137,25 @@ def client_allowed(address: str, allow_remote: bool) -> bool:
         return False
 
 
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
+
+
+def host_allowed(host_header: str | None, allow_remote: bool) -> bool:
+    """The Host header must name the loopback server (localhost, 127.0.0.1 or [::1], any
+    port) unless the server was started with an explicit host: a page on another site that
+    rebinds its DNS name to 127.0.0.1 sends its own name and is refused."""
+    if allow_remote:
+        return True
+    if not host_header:
+        return False
+    h = host_header.strip().lower()
+    if h.startswith("["):  # [::1]:port
+        name = h[: h.find("]") + 1] if "]" in h else h
+    else:
+        name = h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+    return name in _LOOPBACK_NAMES
+
+
 def _page() -> str:
     from ..registry import available
 
@@ -196,6 +216,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.FORBIDDEN, b"atlas server: localhost only (start with --host "
                        b"to serve other machines)\n", "text/plain")
             return
+        if not host_allowed(self.headers.get("Host"), self.allow_remote):
+            self._send(HTTPStatus.FORBIDDEN, b"atlas server: the Host header must be localhost, "
+                       b"127.0.0.1 or [::1] (start with --host to serve other names)\n",
+                       "text/plain")
+            return
         url = urlparse(self.path)
         if url.path == "/":
             self._send(HTTPStatus.OK, _page().encode(), "text/html; charset=utf-8")
@@ -220,7 +245,12 @@ class _Handler(BaseHTTPRequestHandler):
 def make_server(host: str | None = None, port: int = 8765) -> ThreadingHTTPServer:
     """A server on ``host`` (default 127.0.0.1, loopback clients only) and ``port`` (0: any)."""
     handler = type("AtlasHandler", (_Handler,), {"allow_remote": host is not None})
-    return ThreadingHTTPServer((host or "127.0.0.1", port), handler)
+    try:
+        return ThreadingHTTPServer((host or "127.0.0.1", port), handler)
+    except OSError as exc:  # busy port, unknown host name, address not on this machine
+        what = f"--port {port}" if exc.errno in (98, 48, 13, 10048) else f"--host {host}"
+        raise OSError(f"{what}: cannot serve on {host or '127.0.0.1'}:{port} "
+                      f"({exc.strerror or exc})") from None
 
 
 def serve(host: str | None = None, port: int = 8765) -> None:

@@ -12,6 +12,10 @@ import fnmatch
 import json
 from pathlib import Path
 
+from ..experiments.args import bounded_int, finite_float, port, positive_int
+
+_resolution = bounded_int(8, 1024)  # grid points per axis of a decision-boundary figure
+
 __all__ = ["add_plot_subcommands", "add_atlas_subcommands"]
 
 
@@ -118,8 +122,8 @@ def add_plot_subcommands(sub: argparse._SubParsersAction) -> None:
     p = plot.add_parser("shapes", help="learned f and f' per activation (init dashed)")
     p.add_argument("source", help="run directory (its models/*.pt) or one saved model .pt")
     p.add_argument("--match", help="glob on model file names, e.g. 'hermite*'")
-    p.add_argument("--lo", type=float, default=-4.0)
-    p.add_argument("--hi", type=float, default=4.0)
+    p.add_argument("--lo", type=finite_float, default=-4.0)
+    p.add_argument("--hi", type=finite_float, default=4.0)
     p.add_argument("--reference", default="gelu", help="reference activation ('' for none)")
     p.add_argument("--out", help="output directory (default: <run>/figures)")
     p.set_defaults(func=_cmd_shapes)
@@ -132,10 +136,10 @@ def add_plot_subcommands(sub: argparse._SubParsersAction) -> None:
     p = plot.add_parser("atlas", help="every unit of every layer over the 2-D input plane")
     p.add_argument("source", help="run directory (toy2d) or one saved model .pt")
     p.add_argument("--match", help="glob on model file names, e.g. '*task-reg*'")
-    p.add_argument("--lo", type=float, default=-2.0)
-    p.add_argument("--hi", type=float, default=2.0)
-    p.add_argument("--res", type=int, default=96)
-    p.add_argument("--max-units", type=int, default=12)
+    p.add_argument("--lo", type=finite_float, default=-2.0)
+    p.add_argument("--hi", type=finite_float, default=2.0)
+    p.add_argument("--res", type=_resolution, default=96)
+    p.add_argument("--max-units", type=positive_int, default=12)
     p.add_argument("--out")
     p.set_defaults(func=_cmd_atlas)
 
@@ -147,6 +151,6 @@ def add_atlas_subcommands(sub: argparse._SubParsersAction) -> None:
                                        "--host is given)")
     p.add_argument("--host", default=None, help="bind address; giving one also admits "
                                                 "non-loopback clients")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=port, default=8765)
     p.add_argument("--screenshot", help="open the page in headless Chromium, save a PNG, exit")
     p.set_defaults(func=_cmd_serve)
