@@ -146,7 +146,7 @@ def test_missing_data_and_unwritable_out_fail_before_training(tmp_path: Path) ->
 def test_cli_errors_are_clear(tmp_path: Path) -> None:
     env = dict(os.environ)
     for args, pattern in ((["--acts", "nope"], "unknown activation"),
-                          (["--epochs", "0"], "--epochs must be"),
+                          (["--epochs", "0"], "argument --epochs: must be an integer >= 1"),
                           (["--data-dir", str(tmp_path)], "not found")):
         p = subprocess.run([sys.executable, "-m", "learnact", "bench", "autoencoder",
                             "--preset", "tiny", "--quiet", "--out", str(tmp_path / "o"), *args],

@@ -219,22 +219,28 @@ def test_fast_flow_per_channel_and_float32() -> None:
     assert y32.dtype == torch.float32 and torch.allclose(y32.double(), rows, atol=2e-6)
 
 
-@pytest.mark.parametrize("gate", ["gelu", "silu", "leaky_relu", "identity"])
-@pytest.mark.parametrize("channels", [None, 3])
-def test_cpab_op_gradcheck_gates_and_tables(gate: str, channels, flow_path) -> None:
+def _windowed_op_case(gate: str, channels, cells: int, seed: int, scale: float, x_shape):
+    """(fn(x, theta) = the exact op through flow_tables on [-0.5, 2], x, theta) in float64."""
     from learnact.ops.cpab import cpab_op
 
-    B = cpab.cpa_basis(6)
-    g = torch.Generator().manual_seed(2)
-    shape = (5,) if channels is None else (channels, 5)
-    theta = (torch.randn(shape, generator=g, dtype=torch.float64) * 2).requires_grad_(True)
-    x = (torch.rand(2, 3, 9, generator=g, dtype=torch.float64) * 4 - 1.5).requires_grad_(True)
+    B = cpab.cpa_basis(cells)
+    g = torch.Generator().manual_seed(seed)
+    shape = (cells - 1,) if channels is None else (channels, cells - 1)
+    theta = (torch.randn(shape, generator=g, dtype=torch.float64) * scale).requires_grad_(True)
+    x = (torch.rand(x_shape, generator=g, dtype=torch.float64) * 4 - 1.5).requires_grad_(True)
     cd = None if channels is None else 1
 
     def fn(x, theta):
         a2, b2, tau2 = cpab.flow_tables(theta, B)
         return cpab_op(x, a2, b2, tau2, lo=-0.5, hi=2.0, gate=gate, alpha=0.1, channel_dim=cd)
 
+    return fn, x, theta, B
+
+
+@pytest.mark.parametrize("gate", ["gelu", "silu", "leaky_relu", "identity"])
+@pytest.mark.parametrize("channels", [None, 3])
+def test_cpab_op_gradcheck_gates_and_tables(gate: str, channels, flow_path) -> None:
+    fn, x, theta, B = _windowed_op_case(gate, channels, 6, 2, 2.0, (2, 3, 9))
     assert torch.autograd.gradcheck(fn, (x, theta))
     # independent composition: window + stepwise flow + gate
     xd = x.detach()
@@ -287,19 +293,7 @@ def test_lut_op_backward_is_straight_through() -> None:
 def test_exact_op_gradgradcheck(gate: str, channels, flow_path) -> None:
     """Second derivatives of the exact op (x and theta, every gate, shared and per channel):
     gradgradcheck against finite differences of the first-order backward."""
-    from learnact.ops.cpab import cpab_op
-
-    B = cpab.cpa_basis(5)
-    g = torch.Generator().manual_seed(7)
-    shape = (4,) if channels is None else (channels, 4)
-    theta = (torch.randn(shape, generator=g, dtype=torch.float64) * 1.5).requires_grad_(True)
-    x = (torch.rand(2, 2, 5, generator=g, dtype=torch.float64) * 4 - 1.5).requires_grad_(True)
-    cd = None if channels is None else 1
-
-    def fn(x, theta):
-        a2, b2, tau2 = cpab.flow_tables(theta, B)
-        return cpab_op(x, a2, b2, tau2, lo=-0.5, hi=2.0, gate=gate, alpha=0.1, channel_dim=cd)
-
+    fn, x, theta, B = _windowed_op_case(gate, channels, 5, 7, 1.5, (2, 2, 5))
     assert torch.autograd.gradgradcheck(fn, (x, theta))
     u = (x.detach()[0, 0] / 4 + 0.3).requires_grad_(True)  # the bare flow on [0, 1]
     th = theta.detach().reshape(-1)[:4].clone().requires_grad_(True)

@@ -213,3 +213,22 @@ def test_atlas_busy_port_and_bad_host_are_one_line(capsys) -> None:
         busy.server_close()
     assert main(["atlas", "serve", "--host", "bogus.invalid", "--port", "0"]) == 2
     assert "--host bogus.invalid: cannot serve" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec,pattern", [
+    ("ditac:lut=1000000000", r"lut must be an integer in \[2, 1048576\]"),
+    ("hermite:tails=linear,bound=1e308", r"bound must be a finite number in \(0, 10000\]"),
+    ("prelu:channels=0", r"channels must be an integer in \[1, 1048576\]"),
+    ("hermite:channels=100000000", "channels must be an integer in"),
+    ("gelu:approximate=0", "approximate must be one of"),
+    ("celu:alpha=0", "alpha must be a finite number other than 0"),
+    ("softplus:beta=1e308", "beta must be a finite number"),
+    ("leaky_relu:negative_slope=nan", "negative_slope must be a finite number"),
+    ("relu:inplace=2", "inplace.*expected true/false"),
+    ("rrelu:lower=0.5,upper=0.1", "need lower < upper"),
+    ("ditac:a=-1e308", r"a must be a finite number in \[-1e\+06, 1e\+06\]"),
+])
+def test_size_and_range_caps(spec: str, pattern: str) -> None:
+    """Parameters that allocate memory or overflow float32 are refused at construction."""
+    with pytest.raises(CLEAR, match=pattern):
+        learnact.create(spec)
