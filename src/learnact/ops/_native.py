@@ -149,8 +149,10 @@ def _build(name: str) -> Path:
     flags = _FLAGS + (_GCC_FLAGS if "Free Software Foundation" in version else ())
     omp = ("-fopenmp",) if _torch_libgomp() else ()
     key = hashlib.sha256()
-    for part in (src.read_bytes(), repr((cc, version.splitlines()[:1], flags, _NATIVE, omp,
-                                         _cpu_fingerprint())).encode()):
+    headers = sorted(_SOURCES.glob("*.h"))  # the templates cpab.c includes
+    for part in (src.read_bytes(), *(h.read_bytes() for h in headers),
+                 repr((cc, version.splitlines()[:1], flags, _NATIVE, omp,
+                       _cpu_fingerprint())).encode()):
         key.update(part)
     out_dir = _cache_dir()
     out = out_dir / f"{name}-{key.hexdigest()[:16]}.so"

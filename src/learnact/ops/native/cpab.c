@@ -1,5 +1,5 @@
-/* DiTAC, fused CPU kernels: lookup-table mode (below, see ops/cpab.py cpab_lut_op for the
- * math) and exact mode (further down, the closed-form flow of ops/cpab.py _trajectory).
+/* DiTAC, fused CPU kernels: lookup-table mode (below, see ops/cpab/lut.py cpab_lut_op for the
+ * math) and exact mode (further down, the closed-form flow of ops/cpab/common.py _trajectory).
  *
  * Forward, per element: r = bin(x), x~ = x + D[r], out = x~ s(x).
  * Backward: w = g s(x), gx = w S[r] + g s'(x) x~, and hist[r] += w (the table's gradient).
@@ -63,11 +63,9 @@ enum { GATE_GELU = 0, GATE_LEAKY_RELU = 1, GATE_SILU = 2, GATE_IDENTITY = 3 };
         else CALL(GATE_IDENTITY, __VA_ARGS__);                                                 \
     } while (0)
 
-/* Float math, written once (LA_F32_MATH) for scalars, which the compiler vectorises in the
- * loops below, and for GCC vectors (the register-table exact kernel further down): F the float
- * type, I the matching int32 type (a comparison gives an I: 0/1 for scalars, 0/-1 lanes for
- * vectors), SELF a select, ONE a comparison as 0/1, AS_I/AS_F bit casts, F2I (truncating)
- * and I2F conversions.
+/* Float math, written once (cpab_math.h, included twice below) for scalars, which the compiler
+ * vectorises in the loops below, and for GCC vectors (the register-table exact kernel further
+ * down); a comparison gives 0/1 for scalars and 0/-1 lanes for vectors.
  *
  * expf: 2^n p(r), r = x - n ln2 in two parts, p the degree-7 minimax polynomial of the Cephes
  * library; arguments clamped to [-87, 88] (NaN -> -87: callers never need NaN from here, their
@@ -83,99 +81,6 @@ enum { GATE_GELU = 0, GATE_LEAKY_RELU = 1, GATE_SILU = 2, GATE_IDENTITY = 3 };
  * below |z| = 0.5), L(z) = log1p(z)/z by Kahan's log(u)/(u - 1), u = 1 + z, and L'(z) =
  * (1/u - L)/z (series below |z| = 0.05); E' and L' take E and L (at the same z) from their
  * caller. */
-#define LA_F32_MATH(SUF, F, I, SELF, ONE, AS_I, AS_F, F2I, I2F, EXPF)                         \
-    /* e^x = 2^n (1 + em): n = floor(x / ln2 + 1/2), em = e^r - 1 (returned, *np = n) */   \
-    static LA_INLINE F la_exp_parts##SUF(F x, I *np) {                                       \
-        x = SELF(x > -87.0f, x, -87.0f);                                                     \
-        x = SELF(x < 88.0f, x, 88.0f);                                                       \
-        F t = x * 1.44269504088896341f + 0.5f;                                               \
-        I n = F2I(t);                                                                        \
-        F fn = I2F(n);                                                                       \
-        I down = fn > t;                                                                     \
-        *np = n - ONE(down);                                                                 \
-        fn -= I2F(ONE(down));                                                                \
-        F r = x - fn * 0.693359375f - fn * -2.12194440e-4f;                                  \
-        return (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r     \
-                  + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f)        \
-               * (r * r) + r;                                                                \
-    }                                                                                        \
-    static LA_INLINE F la_expf##SUF(F x) {                                                   \
-        I n;                                                                                 \
-        F em = la_exp_parts##SUF(x, &n);                                                     \
-        return (em + 1.0f) * AS_F((n + 127) << 23);                                          \
-    }                                                                                        \
-    static LA_INLINE F la_logf##SUF(F x) {                                                   \
-        I bits = AS_I(x);                                                                    \
-        I e = ((bits >> 23) & 0xff) - 126;                                                   \
-        F m = AS_F((bits & (int32_t)0x807fffff) | 0x3f000000);                               \
-        I lt = m < 0.70710678118654752f;                                                     \
-        e -= ONE(lt);                                                                        \
-        m = SELF(lt, m + m - 1.0f, m - 1.0f);                                                \
-        F z = m * m;                                                                         \
-        F y = ((((((((7.0376836292e-2f * m - 1.1514610310e-1f) * m + 1.1676998740e-1f) * m   \
-                   - 1.2420140846e-1f) * m + 1.4249322787e-1f) * m - 1.6668057665e-1f) * m   \
-                   + 2.0000714765e-1f) * m - 2.4999993993e-1f) * m + 3.3333331174e-1f) * m * z;  \
-        F fe = I2F(e);                                                                       \
-        y += -2.12194440e-4f * fe;                                                           \
-        y += -0.5f * z;                                                                      \
-        return m + y + 0.693359375f * fe;                                                    \
-    }                                                                                        \
-    static LA_INLINE void gate_f##SUF(F x, int32_t gate, float alpha, F *s, F *ds) {         \
-        if (gate == GATE_GELU) {                                                             \
-            F z = SELF(x < 0.0f, -x, x) * 0.70710678118654752f;                              \
-            F t = 1.0f / (1.0f + 0.3275911f * z);                                            \
-            F q = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f                 \
-                  + t * (-1.453152027f + t * 1.061405429f))));                               \
-            F E = EXPF(-0.5f * x * x);                                                       \
-            F e = 0.5f * q * E;                                                              \
-            *s = SELF(x < 0.0f, e, 1.0f - e);                                                \
-            *ds = E * 0.39894228040143268f;                                                  \
-        } else if (gate == GATE_SILU) {                                                      \
-            F sg = 1.0f / (1.0f + EXPF(-x));                                                 \
-            *s = sg;                                                                         \
-            *ds = sg * (1.0f - sg);                                                          \
-        } else if (gate == GATE_LEAKY_RELU) {                                                \
-            *s = SELF(x > 0.0f, 1.0f, alpha);                                                \
-            *ds = SELF(x > 0.0f, 0.0f, 0.0f);                                                \
-        } else {                                                                             \
-            *s = SELF(x > 0.0f, 1.0f, 1.0f);                                                 \
-            *ds = SELF(x > 0.0f, 0.0f, 0.0f);                                                \
-        }                                                                                    \
-    }                                                                                        \
-    static LA_INLINE F E_f##SUF(F z) {                                                       \
-        I n;                                                                                 \
-        F em = la_exp_parts##SUF(z, &n);                                                     \
-        F sc = AS_F((n + 127) << 23);                                                        \
-        F m1 = sc * em + (sc - 1.0f);                                                        \
-        I zero = z == 0.0f;                                                                  \
-        F f = m1 / SELF(zero, 1.0f, z);                                                      \
-        return SELF(zero, 1.0f, f);                                                          \
-    }                                                                                        \
-    static LA_INLINE F dE_f##SUF(F z, F E) { /* E = E(z): e^z = 1 + z E, no second exp */  \
-        F p = 1.0f / 2 + z * (1.0f / 3 + z * (1.0f / 8 + z * (1.0f / 30 + z * (1.0f / 144    \
-              + z * (1.0f / 840 + z * (1.0f / 5760 + z * (1.0f / 45360 + z / 403200.0f)))))));  \
-        I small = SELF(z < 0.0f, -z, z) < 0.5f;                                              \
-        F zs = SELF(small, 1.0f, z);                                                         \
-        F f = (E * (zs - 1.0f) + 1.0f) / zs;                                                 \
-        return SELF(small, p, f);                                                            \
-    }                                                                                        \
-    static LA_INLINE F L_f##SUF(F z) {                                                       \
-        F u = 1.0f + z;                                                                      \
-        F d = u - 1.0f;                                                                      \
-        I zero = d == 0.0f;                                                                  \
-        F ds = SELF(zero, 1.0f, d);                                                          \
-        F f = la_logf##SUF(u) / ds;                                                          \
-        return SELF(zero, 1.0f, f);                                                          \
-    }                                                                                        \
-    static LA_INLINE F dL_f##SUF(F z, F L) { /* L = L(z): log1p(z) = z L, no second log */ \
-        F p = -1.0f / 2 + z * (2.0f / 3 + z * (-3.0f / 4 + z * (4.0f / 5 + z * (-5.0f / 6    \
-              + z * (6.0f / 7)))));                                                          \
-        I small = SELF(z < 0.0f, -z, z) < 0.05f;                                             \
-        F zs = SELF(small, 1.0f, z);                                                         \
-        F u = 1.0f + zs;                                                                     \
-        F f = (1.0f - L * u) / (u * zs);                                                     \
-        return SELF(small, p, f);                                                            \
-    }
 
 static LA_INLINE int32_t la_as_i(float x) {
     int32_t i;
@@ -188,10 +93,18 @@ static LA_INLINE float la_as_f(int32_t i) {
     return x;
 }
 #define LA_SEL(m, a, b) ((m) ? (a) : (b))
+#define LA_ONE(m) (m)
 #define LA_F2I(x) ((int32_t)(x))
 #define LA_I2F(i) ((float)(i))
-#define LA_ONE(m) (m)
-LA_F32_MATH(, float, int32_t, LA_SEL, LA_ONE, la_as_i, la_as_f, LA_F2I, LA_I2F, la_expf)
+#define LA_SUF
+#define LA_F float
+#define LA_I int32_t
+#define LA_SELF LA_SEL
+#define LA_ONE_OF LA_ONE
+#define LA_AS_I la_as_i
+#define LA_AS_F la_as_f
+#define LA_EXPF la_expf
+#include "cpab_math.h"
 
 /* the same math on 16-lane GCC vectors (AVX-512 paths only) */
 #ifdef LA_VEC
@@ -221,7 +134,17 @@ static LA_INLINE la_vf la_expf_vx(la_vf xv) {
               * (rv * rv) + rv + 1.0f;
     return (la_vf)_mm512_scalef_ps((__m512)p, n);
 }
-LA_F32_MATH(_v, la_vf, la_vi, LA_VSELF, LA_VONE, LA_VAS_I, LA_VAS_F, LA_VF2I, LA_VI2F, la_expf_vx)
+#define LA_SUF _v
+#define LA_F la_vf
+#define LA_I la_vi
+#define LA_SELF LA_VSELF
+#define LA_ONE_OF LA_VONE
+#define LA_AS_I LA_VAS_I
+#define LA_AS_F LA_VAS_F
+#define LA_F2I LA_VF2I
+#define LA_I2F LA_VI2F
+#define LA_EXPF la_expf_vx
+#include "cpab_math.h"
 static LA_INLINE __mmask16 la_first(int64_t cnt) { /* lanes 0 .. cnt - 1 (cnt <= 16) */
     return (__mmask16)((1u << cnt) - 1u);
 }
@@ -266,16 +189,9 @@ static LA_INLINE int64_t segment(int64_t i, int64_t end, int64_t C, int64_t R, i
     return seg < end - i ? seg : end - i;
 }
 
-/* The kernels, once per float type. The gate is dispatched outside the loop (one loop per
- * gate after inlining), so each loop body is straight-line code. */
-#define LA_BIN(T, xv, k, off, top)                                                           \
-    ({                                                                                       \
-        T v_ = (off) + (k) * (xv);                                                           \
-        v_ = v_ > (T)0 ? v_ : (T)0;                                                          \
-        v_ = v_ < (T)(top) + (T)0.5 ? v_ : (T)(top) + (T)0.5;                                \
-        int32_t r_ = (int32_t)v_;                                                            \
-        r_ < (top) ? r_ : (top);                                                             \
-    })
+/* Helpers of the typed kernels (cpab_kernels.h, included at the end of this file, once per
+ * float type; the gate is dispatched outside their loops, so each loop body is straight-line
+ * code). */
 
 /* h[ib[j]] += wb[j] over one block, except indices >= limit (the spare slots of the outside
  * bins, whose sums are dropped): float32 on AVX-512 compresses those adds away first (a third
@@ -317,7 +233,7 @@ static LA_INLINE void lut_hist_f64(double *restrict h, const int32_t *restrict i
 static const la_vi la_lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 static LA_INLINE la_vi lut_bin_v(la_vf xv, float k, float off, int32_t top) {
     la_vf v = off + k * xv;
-    v = LA_VSELF(v > 0.0f, v, 0.0f); /* NaN -> bin 0, as LA_BIN */
+    v = LA_VSELF(v > 0.0f, v, 0.0f); /* NaN -> bin 0, as lut_bin */
     v = LA_VSELF(v < (float)top + 0.5f, v, (float)top + 0.5f);
     la_vi r = LA_VF2I(v);
     return LA_VSELI(r < top, r, top);
@@ -367,89 +283,11 @@ static LA_INLINE int lut_bwd_vec(const float *restrict x, const float *restrict 
 #define la_lut_fwd_fast_f32(...) 0
 #define la_lut_bwd_fast_f32(...) 0
 #endif
-#define la_lut_fwd_fast_f64(...) 0 /* float64: the generic loops */
-#define la_lut_bwd_fast_f64(...) 0
-
-#define LA_DEFINE(SUF, T, GATE)                                                               \
-    static LA_INLINE void fwd_seg_##SUF(const T *restrict x, T *restrict out, int64_t len,        \
-                                     const T *restrict Dc, int32_t step, int32_t top, T k,     \
-                                     T off, int32_t gate, T alpha) {                           \
-        if (la_lut_fwd_fast_##SUF(x, out, len, Dc, step, top, k, off, gate, alpha))           \
-            return;                                                                           \
-        for (int64_t j = 0; j < len; ++j) {                                                   \
-            T xv = x[j], s, ds;                                                               \
-            int32_t r = LA_BIN(T, xv, k, off, top) + (int32_t)j * step;                       \
-            GATE(xv, gate, alpha, &s, &ds);                                                   \
-            out[j] = (xv + Dc[r]) * s;                                                        \
-        }                                                                                     \
-    }                                                                                         \
-    static LA_INLINE void bwd_seg_##SUF(const T *restrict x, const T *restrict g,                 \
-                                     T *restrict gx, int32_t *restrict ib, T *restrict wb,     \
-                                     int64_t len, const T *restrict Dc, const T *restrict Sc, \
-                                     int32_t step, int32_t top, int32_t spare, T k, T off,     \
-                                     int32_t gate, T alpha) {                                  \
-        if (la_lut_bwd_fast_##SUF(x, g, gx, ib, wb, len, Dc, Sc, step, top, spare, k, off,    \
-                                  gate, alpha))                                               \
-            return;                                                                           \
-        for (int64_t j = 0; j < len; ++j) {                                                   \
-            T xv = x[j], s, ds;                                                               \
-            int32_t r = LA_BIN(T, xv, k, off, top) + (int32_t)j * step;                       \
-            GATE(xv, gate, alpha, &s, &ds);                                                   \
-            T w = g[j] * s;                                                                   \
-            gx[j] = w * Sc[r] + g[j] * ds * (xv + Dc[r]);                                     \
-            int32_t rb = r - (int32_t)j * step; /* the bin within the row */                  \
-            ib[j] = (rb == 0) | (rb == top) ? spare + ((int32_t)j & (LA_SPARE - 1)) : r;     \
-            wb[j] = w;                                                                        \
-        }                                                                                     \
-    }                                                                                         \
-    void la_lut_fwd_##SUF(const T *x, T *out, int64_t start, int64_t end,           \
-                                    const T *D, int64_t nb, int64_t C, int64_t R, T k, T off,  \
-                                    int32_t gate, T alpha) {                                   \
-        int32_t top = (int32_t)(nb - 1);                                                      \
-        for (int64_t i = start; i < end;) {                                                   \
-            int64_t c;                                                                        \
-            int32_t step;                                                                     \
-            int64_t len = segment(i, end, C, R, nb, &c, &step);                               \
-            const T *Dc = D + c * nb;                                                         \
-            LA_BY_GATE(LA_LUT_FWD_CALL_##SUF, 0);                                             \
-            i += len;                                                                         \
-        }                                                                                     \
-    }                                                                                         \
-    void la_lut_bwd_##SUF(const T *x, const T *g, T *gx, double *hist,              \
-                                    int64_t start, int64_t end, const T *D, const T *S,        \
-                                    int64_t nb, int64_t C, int64_t R, T k, T off,              \
-                                    int32_t gate, T alpha) {                                   \
-        int32_t top = (int32_t)(nb - 1);                                                      \
-        int32_t ib[LA_BLOCK];                                                                 \
-        T wb[LA_BLOCK];                                                                       \
-        for (int64_t i = start; i < end;) {                                                   \
-            int64_t c;                                                                        \
-            int32_t step;                                                                     \
-            int64_t len = segment(i, end, C, R, nb, &c, &step);                               \
-            if (len > LA_BLOCK) len = LA_BLOCK;                                               \
-            const T *Dc = D + c * nb, *Sc = S + c * nb;                                       \
-            int32_t spare = (int32_t)((C - c) * nb); /* the spare slots after all rows */       \
-            LA_BY_GATE(LA_LUT_BWD_CALL_##SUF, 0);                                             \
-            if (hist)                                                                         \
-                lut_hist_##SUF(hist + c * nb, ib, wb, len, spare);                            \
-            i += len;                                                                         \
-        }                                                                                     \
-    }
-
-#define LA_LUT_FWD_CALL_f32(G, _) fwd_seg_f32(x + i, out + i, len, Dc, step, top, k, off, G, alpha)
-#define LA_LUT_FWD_CALL_f64(G, _) fwd_seg_f64(x + i, out + i, len, Dc, step, top, k, off, G, alpha)
-#define LA_LUT_BWD_CALL_f32(G, _)                                                              \
-    bwd_seg_f32(x + i, g + i, gx + i, ib, wb, len, Dc, Sc, step, top, spare, k, off, G, alpha)
-#define LA_LUT_BWD_CALL_f64(G, _)                                                              \
-    bwd_seg_f64(x + i, g + i, gx + i, ib, wb, len, Dc, Sc, step, top, spare, k, off, G, alpha)
-
-LA_DEFINE(f32, float, gate_f)
-LA_DEFINE(f64, double, gate_d)
 
 /* ---------------------------------------------------------------------------------------
- * Exact mode: the closed-form CPAB flow per element (ops/cpab.py _trajectory and
+ * Exact mode: the closed-form CPAB flow per element (ops/cpab/common.py _trajectory and
  * _table_terms, the same formulas and selects), fused with DiTAC's window and gate.
- * Tables (ops/cpab.py _Tables): A, B (C 2N: the field and its mirror per channel), P (C 2
+ * Tables (ops/cpab/common.py _Tables): A, B (C 2N: the field and its mirror per channel), P (C 2
  * (N + 1): cumulative knot-to-knot times per row), stop (C 2N, int32). Work goes in blocks of
  * LA_BLOCK elements through three vectorised phases (up to the search target; the binary
  * search, one vector loop per step; the last cell, T and the gate), so no loop body holds an
@@ -458,7 +296,7 @@ LA_DEFINE(f64, double, gate_d)
  * 2) | time differences D (C 2 (N + 1))], LA_COPIES copies per thread (threads
  * la_flow_stride apart); the caller adds them and turns D into the crossing times' gradient
  * by a cumulative sum.
- * float32: E, L, E', L' as in LA_F32_MATH; float64: libm with the PyTorch path's series
+ * float32: E, L, E', L' as in cpab_math.h; float64: libm with the PyTorch path's series
  * thresholds. */
 
 static LA_INLINE double E_d(double z) {
@@ -478,32 +316,6 @@ static LA_INLINE double dL_d(double z, double L) {
                           : (1.0 / (1.0 + z) - L) / z;
 }
 
-/* The exact-mode backward's histogram adds for one block: per element, (dL/da, dL/db) of the
- * last cell (i_m) and of the first (i_0), and the crossing-time difference +h at knot i_k, -h at
- * knot i_g. LA_COPIES interleaved copies: with ~2N bins per channel, neighbours often hit the
- * same bin, and adds to one address wait on each other. */
-#define LA_HIST_DEFINE(SUF, T)                                                                \
-    static LA_INLINE void flow_hist_##SUF(                                                    \
-        double *restrict hist, int64_t hrow, int32_t n, int64_t len,                          \
-        const int32_t *restrict i_m, const int32_t *restrict i_0, const int32_t *restrict i_k,\
-        const int32_t *restrict i_g, const T *restrict w_am, const T *restrict w_bm,          \
-        const T *restrict w_a0, const T *restrict w_b0, const T *restrict w_h) {              \
-        int64_t hsize = 3 * hrow + hrow / n; /* 2 C 2N + C 2 (N + 1) */                       \
-        for (int64_t j = 0; j < len; ++j) {                                                   \
-            double *hab = hist + (j & (LA_COPIES - 1)) * hsize, *hd = hab + 2 * hrow;         \
-            double *pm = hab + 2 * i_m[j], *p0 = hab + 2 * i_0[j];                             \
-            pm[0] += (double)w_am[j]; /* (dL/da, dL/db) pairs: one 16-byte add each */        \
-            pm[1] += (double)w_bm[j];                                                         \
-            p0[0] += (double)w_a0[j];                                                         \
-            p0[1] += (double)w_b0[j];                                                         \
-            hd[i_k[j]] += (double)w_h[j];                                                     \
-            hd[i_g[j]] -= (double)w_h[j];                                                     \
-        }                                                                                     \
-    }
-LA_HIST_DEFINE(f32, float)
-LA_HIST_DEFINE(f64, double)
-#define la_flow_none_f64(...) 0 /* float64 has no register-table kernel */
-
 /* Doubles from one part's histogram to the next (the caller allocates parts x stride): the
  * part's accumulators rounded up to 128 bytes, plus 128 bytes, so that no two threads write
  * into one pair of adjacent cache lines (the adjacent-line prefetcher moves lines in pairs:
@@ -511,7 +323,6 @@ LA_HIST_DEFINE(f64, double)
 static int64_t la_part_stride(int64_t used) { return (used + 15) / 16 * 16 + 16; }
 int64_t la_lut_stride(int64_t bins);
 int64_t la_flow_stride(int64_t C, int32_t n);
-
 
 /* ---------------------------------------------------------------------------------------
  * Exact mode, float32 with one shared table of at most LA_VEC_CELLS cells: the same formulas
@@ -785,197 +596,38 @@ int la_flow_vec(void) {
 }
 void la_flow_vec_set(int on) { la_vec_on = on != 0; }
 
-#define LA_FLOW_DEFINE(SUF, T, GATE, EF, DEF, LF, DLF, TINY, ZMAX, ZAMAX, FAST)                    \
-    static LA_INLINE void flow_block_##SUF(                                                   \
-        const T *restrict x, const T *restrict g, T *restrict out, double *restrict hist,     \
-        int64_t len, int32_t c, int32_t cstep, const T *restrict A, const T *restrict B,      \
-        const T *restrict P, const int32_t *restrict stop, int32_t n, int32_t nsteps, T t,    \
-        T lo, T hi, int32_t gate, T alpha, int32_t bwd, int64_t hrow) {                        \
-        T b_xf[LA_BLOCK], b_t1[LA_BLOCK], b_tg[LA_BLOCK], b_sv[LA_BLOCK], b_q[LA_BLOCK];      \
-        T b_ve[LA_BLOCK], b_z[LA_BLOCK], b_L[LA_BLOCK], b_res[LA_BLOCK], b_pk[LA_BLOCK];      \
-        int32_t b_cl[LA_BLOCK], b_cell[LA_BLOCK], b_fl[LA_BLOCK], b_k1[LA_BLOCK];             \
-        int32_t b_row[LA_BLOCK], b_lo[LA_BLOCK], b_hi[LA_BLOCK];                              \
-        int32_t i_m[LA_BLOCK], i_0[LA_BLOCK], i_k[LA_BLOCK], i_g[LA_BLOCK];                    \
-        T w_am[LA_BLOCK], w_bm[LA_BLOCK], w_a0[LA_BLOCK], w_b0[LA_BLOCK], w_h[LA_BLOCK];      \
-        const T inv = (T)1 / (hi - lo), invn = (T)1 / (T)n, fn = (T)n;                        \
-        const int32_t np1 = n + 1;                                                            \
-        for (int64_t j = 0; j < len; ++j) { /* phase 1: first cell, exit time, target */    \
-            T xv = x[j];                                                                      \
-            int32_t ins = (xv >= lo) & (xv <= hi);                                            \
-            T u = ins ? (xv - lo) * inv : (T)0;                                               \
-            T fc = u * fn;                                                                    \
-            fc = fc > (T)0 ? fc : (T)0;                                                       \
-            int32_t c0 = (int32_t)fc;                                                         \
-            c0 = c0 < n - 1 ? c0 : n - 1;                                                     \
-            int32_t ch = c + (int32_t)j * cstep;                                              \
-            int32_t base = ch * 2 * n;                                                        \
-            T a0 = A[base + c0], b0 = B[base + c0];                                           \
-            T v = a0 * u + b0;                                                                \
-            int32_t left = v < (T)0;                                                          \
-            T xf = left ? (T)1 - u : u;                                                       \
-            int32_t cl = left ? n - 1 - c0 : c0;                                              \
-            int32_t cell = base + cl + n * left;                                              \
-            /* the mirror's cell n - 1 - c0: a' = a, b' = -(a + b) (functional/cpab.py) */    \
-            T af = a0, bf = left ? -(a0 + b0) : b0;                                           \
-            T vf = af * xf + bf;                                                              \
-            T e = (T)(cl + 1) * invn;                                                         \
-            T dl = e - xf;                                                                    \
-            T ve = af * e + bf;                                                               \
-            int32_t can = (vf > (T)TINY) & (cl < n - 1) & (ve > (T)0);                        \
-            T sv = can ? vf : (T)1;                                                           \
-            T q = dl / sv;                                                                    \
-            T z = can ? af * q : (T)0;                                                        \
-            z = z < (T)ZMAX ? z : (T)ZMAX;                                                    \
-            T Lz = LF(z);                                                                     \
-            T t0 = can ? q * Lz : (T)INFINITY;                                                \
-            int32_t cross = t0 < t;                                                           \
-            int32_t row = ch * 2 + left;                                                      \
-            int32_t k1 = cross ? cl + 1 : cl;                                                 \
-            T t1 = cross ? t - t0 : t;                                                        \
-            T pk = P[row * np1 + k1];                                                         \
-            b_tg[j] = pk + t1;                                                                \
-            b_pk[j] = pk;                                                                     \
-            b_xf[j] = xf; b_t1[j] = t1; b_sv[j] = sv; b_q[j] = q; b_ve[j] = ve; b_z[j] = z;  \
-            b_L[j] = Lz;  \
-            b_cl[j] = cl; b_cell[j] = cell; b_k1[j] = k1; b_row[j] = row;                      \
-            b_fl[j] = left | (cross << 1) | (ins << 2);                                       \
-            b_lo[j] = 0; b_hi[j] = n;                                                         \
-        }                                                                                     \
-        for (int32_t s = 0; s < nsteps; ++s) /* phase 2: last knot with P <= target */       \
-            for (int64_t j = 0; j < len; ++j) {                                               \
-                int32_t mid = (b_lo[j] + b_hi[j] + 1) >> 1;                                   \
-                int32_t ok = P[b_row[j] * np1 + mid] <= b_tg[j];                              \
-                b_lo[j] = ok ? mid : b_lo[j];                                                 \
-                b_hi[j] = ok ? b_hi[j] : mid - 1;                                             \
-            }                                                                                 \
-        for (int64_t j = 0; j < len; ++j) { /* phase 3: last cell, T, gate */                \
-            T xv = x[j];                                                                      \
-            int32_t fl = b_fl[j];                                                             \
-            int32_t left = fl & 1, cross = (fl >> 1) & 1, ins = fl >> 2;                      \
-            int32_t row = b_row[j], k1 = b_k1[j];                                             \
-            int32_t st = stop[row * n + k1];                                                  \
-            int32_t cand = b_lo[j] < st ? b_lo[j] : st;                                       \
-            int32_t m = cross ? cand : b_cl[j];                                               \
-            int32_t gk = row * np1 + k1, gm = row * np1 + m;                                  \
-            T tm = cross ? b_t1[j] - (P[gm] - b_pk[j]) : b_t1[j];                             \
-            tm = tm > (T)0 ? tm : (T)0;                                                       \
-            T xm = cross ? (T)m * invn : b_xf[j];                                             \
-            int32_t cellm = (row >> 1) * 2 * n + m + n * left;                                \
-            T am = A[cellm], bm = B[cellm];                                                   \
-            T vm = am * xm + bm;                                                              \
-            T za = tm * am;                                                                   \
-            za = za < (T)ZAMAX ? za : (T)ZAMAX;                                               \
-            T Em = EF(za);                                                                    \
-            T w = tm * Em * vm;                                                               \
-            T psi = xm + w;                                                                   \
-            T Tv = left ? (T)1 - psi : psi;                                                   \
-            T xt = ins ? lo + (hi - lo) * Tv : xv;                                            \
-            T sg, dsg;                                                                        \
-            GATE(xv, gate, alpha, &sg, &dsg);                                                 \
-            if (!bwd) {                                                                       \
-                b_res[j] = xt * sg;                                                           \
-                continue;                                                                     \
-            }                                                                                 \
-            T psit = vm + am * w;                                                             \
-            T dTdu = cross ? psit / b_sv[j] : (T)1 + za * Em;                                 \
-            T gj = g[j], gxt = gj * sg;                                                       \
-            b_res[j] = gxt * (ins ? dTdu : (T)1) + gj * xt * dsg;                             \
-            T gT = ins ? gxt * (hi - lo) : (T)0;                                              \
-            T gf = left ? -gT : gT;                                                           \
-            T q = b_q[j]; /* (e - x)/v(x) */                                                  \
-            T h = cross ? -gf * psit : (T)0;                                                  \
-            T dtb = -q / b_ve[j];                                                             \
-            T dta = q * q * DLF(b_z[j], b_L[j]) + b_xf[j] * dtb;                              \
-            w_bm[j] = gf * tm * Em;                                                           \
-            w_am[j] = gf * (tm * tm * DEF(za, Em) * vm + xm * tm * Em);                       \
-            w_a0[j] = cross ? h * dta : (T)0;                                                 \
-            w_b0[j] = cross ? h * dtb : (T)0;                                                 \
-            w_h[j] = h;                                                                       \
-            i_m[j] = cellm; i_0[j] = b_cell[j]; i_k[j] = gk; i_g[j] = gm;                      \
-        }                                                                                     \
-        /* results go through a local buffer: stores through `out` inside the gather-heavy   \
-           loop made GCC assume they may alias the tables ("bad data dependence", scalar) */  \
-        for (int64_t j = 0; j < len; ++j) out[j] = b_res[j];                                  \
-        if (bwd && hist)                                                                      \
-            flow_hist_##SUF(hist, hrow, n, len, i_m, i_0, i_k, i_g, w_am, w_bm, w_a0, w_b0, w_h);  \
-    }                                                                                         \
-    void la_flow_##SUF(const T *x, const T *g, T *out, double *hist, int64_t start,           \
-                       int64_t end, const T *A, const T *B, const T *P, const int32_t *stop,   \
-                       int64_t C, int64_t R, int32_t n, T t, T lo, T hi, int32_t gate,         \
-                       T alpha) {                                                              \
-        if (FAST(x, g, out, hist, start, end, A, B, P, stop, C, n, t, lo, hi, gate, alpha))   \
-            return;                                                                           \
-        int32_t nsteps = 1;                                                                   \
-        while ((1 << nsteps) < n + 1) ++nsteps;                                               \
-        int64_t hrow = C * 2 * n; /* dL/dA and dL/dB rows; D is C 2 (n + 1) long */          \
-        for (int64_t i = start; i < end;) {                                                   \
-            int64_t c;                                                                        \
-            int32_t cstep;                                                                    \
-            int64_t len = segment(i, end, C, R, 1, &c, &cstep);                               \
-            if (len > LA_BLOCK) len = LA_BLOCK;                                               \
-            /* literal gate and direction: straight-line loop bodies */                       \
-            if (g)                                                                            \
-                LA_BY_GATE(LA_FLOW_CALL_##SUF, 1);                                            \
-            else                                                                              \
-                LA_BY_GATE(LA_FLOW_CALL_##SUF, 0);                                            \
-            i += len;                                                                         \
-        }                                                                                     \
-    }                                                                                         \
-    void la_flow_par_##SUF(const T *x, const T *g, T *out, double *hist, int64_t numel,       \
-                           int64_t step, const T *A, const T *B, const T *P,                   \
-                           const int32_t *stop, int64_t C, int64_t R, int32_t n, T t, T lo,    \
-                           T hi, int32_t gate, T alpha) {                                      \
-        int64_t parts = (numel + step - 1) / step;                                            \
-        int64_t hsize = la_flow_stride(C, n);                                                 \
-        _Pragma("omp parallel for schedule(static) if (parts > 1)")                           \
-        for (int64_t p = 0; p < parts; ++p) {                                                 \
-            int64_t e = (p + 1) * step < numel ? (p + 1) * step : numel;                      \
-            la_flow_##SUF(x, g, out, hist ? hist + p * hsize : hist, p * step, e, A, B, P,     \
-                          stop, C, R, n, t, lo, hi, gate, alpha);                             \
-        }                                                                                     \
-    }
+/* ---------------------------------------------------------------------------------------
+ * The typed kernels (cpab_kernels.h), once per float type: float32 with the polynomial math and
+ * the AVX-512 fast paths where built, float64 with libm and the generic loops only. */
+#define LA_SUF _f32
+#define LA_T float
+#define LA_GATE gate_f
+#define LA_EF E_f
+#define LA_DEF dE_f
+#define LA_LF L_f
+#define LA_DLF dL_f
+#define LA_TINY 1.17549435e-38f
+#define LA_ZMAX 1e30f
+#define LA_ZAMAX 80.7f
+#define LA_FAST_FLOW la_flow_vec_f32
+#define LA_FAST_LUT_FWD la_lut_fwd_fast_f32
+#define LA_FAST_LUT_BWD la_lut_bwd_fast_f32
+#include "cpab_kernels.h"
 
-#define LA_FLOW_CALL_f32(G, BWD)                                                              \
-    flow_block_f32(x + i, g ? g + i : g, out + i, hist, len, (int32_t)c, cstep, A, B, P, stop,  \
-                   n, nsteps, t, lo, hi, G, alpha, BWD, hrow)
-#define LA_FLOW_CALL_f64(G, BWD)                                                              \
-    flow_block_f64(x + i, g ? g + i : g, out + i, hist, len, (int32_t)c, cstep, A, B, P, stop,  \
-                   n, nsteps, t, lo, hi, G, alpha, BWD, hrow)
-
-LA_FLOW_DEFINE(f32, float, gate_f, E_f, dE_f, L_f, dL_f, 1.17549435e-38f, 1e30f, 80.7f,
-               la_flow_vec_f32)
-LA_FLOW_DEFINE(f64, double, gate_d, E_d, dE_d, L_d, dL_d, 2.2250738585072014e-308, 1e300,
-               701.7, la_flow_none_f64)
-
-/* Whole-tensor entry points: parts of `step` elements, one per OpenMP thread when built with
- * -fopenmp against the libgomp PyTorch already loaded (same soname, so the same runtime and
- * thread pool: a second pool would fight torch's spinning workers for the cores). Part p adds
- * into hist row p (rows la_lut_stride(C nb) apart). */
-#define LA_DEFINE_PAR(SUF, T)                                                                 \
-    void la_lut_fwd_par_##SUF(const T *x, T *out, int64_t numel, int64_t step, const T *D,    \
-                              int64_t nb, int64_t C, int64_t R, T k, T off, int32_t gate,     \
-                              T alpha) {                                                      \
-        int64_t parts = (numel + step - 1) / step;                                            \
-        _Pragma("omp parallel for schedule(static) if (parts > 1)")                           \
-        for (int64_t p = 0; p < parts; ++p) {                                                 \
-            int64_t e = (p + 1) * step < numel ? (p + 1) * step : numel;                      \
-            la_lut_fwd_##SUF(x, out, p * step, e, D, nb, C, R, k, off, gate, alpha);          \
-        }                                                                                     \
-    }                                                                                         \
-    void la_lut_bwd_par_##SUF(const T *x, const T *g, T *gx, double *hist, int64_t numel,     \
-                              int64_t step, const T *D, const T *S, int64_t nb, int64_t C,    \
-                              int64_t R, T k, T off, int32_t gate, T alpha) {                 \
-        int64_t parts = (numel + step - 1) / step;                                            \
-        _Pragma("omp parallel for schedule(static) if (parts > 1)")                           \
-        for (int64_t p = 0; p < parts; ++p) {                                                 \
-            int64_t e = (p + 1) * step < numel ? (p + 1) * step : numel;                      \
-            la_lut_bwd_##SUF(x, g, gx, hist ? hist + p * la_lut_stride(C * nb) : hist,          \
-                             p * step, e, D, S, nb, C, R, k, off, gate, alpha);               \
-        }                                                                                     \
-    }
-
-LA_DEFINE_PAR(f32, float)
-LA_DEFINE_PAR(f64, double)
+#define LA_SUF _f64
+#define LA_T double
+#define LA_GATE gate_d
+#define LA_EF E_d
+#define LA_DEF dE_d
+#define LA_LF L_d
+#define LA_DLF dL_d
+#define LA_TINY 2.2250738585072014e-308
+#define LA_ZMAX 1e300
+#define LA_ZAMAX 701.7
+#define LA_FAST_FLOW(...) 0    /* float64 has no register-table kernel */
+#define LA_FAST_LUT_FWD(...) 0 /* ... nor vector lookup segments */
+#define LA_FAST_LUT_BWD(...) 0
+#include "cpab_kernels.h"
 
 /* 1 if the entry points above run on OpenMP threads */
 int la_openmp(void) {
