@@ -168,6 +168,25 @@ def test_gradcheck_module_float64(name, kw, channels) -> None:
     assert torch.autograd.gradcheck(fn, (x, *params), atol=1e-6)
 
 
+@pytest.mark.parametrize("name,kw,channels", CASES + [("perlin", {}, None), ("perlin", {}, C),
+                                                  ("ditac", {"lut": 64}, C)],
+                         ids=IDS + ["perlin-shared", "perlin-pc", "ditac-lut-pc"])
+def test_builds_on_the_meta_device_and_materialises(name, kw, channels) -> None:
+    """Under ``with torch.device("meta")`` (Hugging Face's empty-weights loading, deferred
+    init) every family builds with meta parameters; ``to_empty`` + ``load_state_dict`` then
+    gives the module built normally: same outputs, same regularisation."""
+    with torch.device("meta"):
+        lazy = learnact.create(name, channels=channels, **kw)
+    tensors = list(lazy.parameters()) + list(lazy.buffers())
+    assert tensors == [] or {t.device.type for t in tensors} == {"meta"}
+    ref = build(name, kw, channels)
+    lazy = lazy.to_empty(device="cpu")
+    lazy.load_state_dict(ref.state_dict())
+    x = torch.randn(2, C, 5)
+    assert torch.equal(lazy(x), ref(x))
+    assert torch.equal(learnact.regularization(lazy), learnact.regularization(ref))
+
+
 @pytest.mark.parametrize("name,kw,channels", CASES, ids=IDS)
 def test_gradgradcheck_module_float64(name, kw, channels) -> None:
     """Double backward (gradient penalties) through every family, w.r.t. x and every

@@ -290,3 +290,40 @@ def test_restore_checks_what_is_installed_now() -> None:
     with pytest.raises(ValueError, match="does not describe the model"):
         learnact.restore(other, learnact.replace_activations(_cnn(), "hermite:degree=4"))
     assert isinstance(other[1], nn.GELU)
+
+
+@pytest.mark.parametrize("arch", ["bert", "gpt2"])
+def test_hidden_act_spec_round_trips_through_from_pretrained(arch: str, tmp_path) -> None:
+    """A model built from ``hidden_act=<spec>`` reloads with ``from_pretrained`` (which builds
+    on the meta device first: every family's init used to fail there) with its learned
+    activation parameters."""
+    import transformers
+
+    assert learnact.integrations.register_transformers()
+    for spec in ("hermite:degree=6", "tropical:degree=3", "fourier:degree=3", "rational",
+                 "ditac:cells=5", "ditac:lut=64,cells=5"):
+        if arch == "bert":
+            cfg = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
+                                          num_attention_heads=2, intermediate_size=32,
+                                          hidden_act=spec)
+            cls = transformers.BertModel
+        else:
+            cfg = transformers.GPT2Config(vocab_size=50, n_embd=16, n_layer=2, n_head=2,
+                                          n_positions=16, activation_function=spec)
+            cls = transformers.GPT2Model
+        torch.manual_seed(0)
+        model = cls(cfg).eval()
+        acts = [m for m in model.modules() if isinstance(m, learnact.LearnableActivation)]
+        assert len(acts) == 2, spec
+        with torch.no_grad():  # "fine-tuned": every activation parameter off its init
+            for p in learnact.activation_parameters(model):
+                p.add_(0.05 * torch.randn_like(p))
+        model.save_pretrained(tmp_path / spec.replace(":", "_"))
+        back = cls.from_pretrained(tmp_path / spec.replace(":", "_")).eval()
+        ids = torch.randint(0, 50, (2, 7))
+        with torch.no_grad():
+            assert torch.allclose(model(ids).last_hidden_state, back(ids).last_hidden_state,
+                                  atol=1e-6), spec
+        for p, q in zip(learnact.activation_parameters(model),
+                        learnact.activation_parameters(back)):
+            assert torch.equal(p, q), spec

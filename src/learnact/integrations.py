@@ -66,11 +66,36 @@ def register_transformers() -> bool:
     return True
 
 
-def register_timm() -> bool:
-    """Add learnact names to timm's activation-layer table (``get_act_layer``/``create_act_layer``).
+class _TimmActTable(dict):
+    """timm's activation-layer table, extended: a key that is not in it but is a learnact spec
+    string (``"hermite:degree=8"``; timm lower-cases names) gives a factory that accepts timm's
+    ``inplace`` keyword, added to the table on first use."""
 
-    Returns False if timm is not importable. Untested here: timm requires torchvision, whose
-    wheels do not match the pinned CPU torch of this project's CI.
+    def __missing__(self, key: object):
+        if not isinstance(key, str):
+            raise KeyError(key)
+        try:
+            create(key)  # unknown names and bad parameters: a KeyError timm users expect
+        except (ValueError, TypeError) as exc:
+            raise KeyError(f"{key!r}: not a timm activation and not a learnact spec ({exc})") from None
+
+        def factory(inplace: bool = False, **kwargs):
+            return create(key, **kwargs)
+
+        factory.__name__ = f"learnact[{key}]"
+        self[key] = factory
+        return factory
+
+
+def register_timm() -> bool:
+    """Make learnact's activations timm ``act_layer`` values (``get_act_layer`` /
+    ``create_act_layer``): registry names and whole spec strings (``act_layer="hermite:degree=8"``)
+    resolve to factories that accept and ignore ``inplace``; learnact classes
+    (``act_layer=learnact.Hermite``) accept ``inplace`` themselves.
+
+    Returns False if timm is not importable. Tested against a stand-in module with timm's table
+    and lookup (tests/test_integrations.py): timm requires torchvision, whose wheels do not match
+    the pinned CPU torch of this project's CI.
     """
     try:
         from timm.layers import create_act as ta  # type: ignore[import-not-found]
@@ -79,7 +104,10 @@ def register_timm() -> bool:
     table = getattr(ta, "_ACT_LAYER_DEFAULT", None)
     if not isinstance(table, dict):
         return False
+    if not isinstance(table, _TimmActTable):
+        table = _TimmActTable(table)
+        ta._ACT_LAYER_DEFAULT = table  # get_act_layer reads the module global at call time
     for name in available(learnable=True):
         if name not in table:
-            table[name] = lambda inplace=False, _n=name, **kw: create(_n, **kw)
+            table[name] = _TimmActTable.__missing__(table, name)
     return True

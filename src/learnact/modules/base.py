@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import torch
@@ -48,6 +49,37 @@ class LearnableActivation(nn.Module):
     #: parameters that :meth:`closed_form_fit` holds fixed (fit refines them by L-BFGS when
     #: they are trainable and that lowers the error)
     closed_form_held: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Every family's ``__init__`` builds on the CPU and then moves to the default device,
+        and accepts (and ignores) timm's ``inplace`` keyword.
+
+        Initialisation computes exact moments, least squares and Cholesky factors (``.item()``,
+        ``lstsq``, ``nonzero``), which the meta device cannot run: under
+        ``with torch.device("meta")`` (Hugging Face's empty-weights loading, FSDP's deferred
+        init) or a CUDA default device, the values are computed on the CPU and the finished
+        module is moved there (meta: shapes only, as loading expects)."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def build_on_cpu(self, *args, **kw) -> None:
+            # timm's convention: act_layer(inplace=True); nothing here works in place
+            inplace = kw.pop("inplace", False)
+            if not isinstance(inplace, bool):
+                raise TypeError(f"inplace must be True or False (accepted and ignored), got "
+                                f"{inplace!r}")
+            target = torch.get_default_device()
+            if target.type == "cpu":  # also every nested super().__init__ below the first
+                init(self, *args, **kw)
+                return
+            with torch.device("cpu"):
+                init(self, *args, **kw)
+            self.to(target)
+
+        cls.__init__ = build_on_cpu  # type: ignore[method-assign]
 
     def __init__(self, channels: int | None = None, channel_dim: int = 1) -> None:
         super().__init__()

@@ -125,8 +125,9 @@ class DiTAC(LearnableActivation):
         d = basis.shape[1]
         cov = cpab.prior_covariance(self.cells, lambda_smooth, lambda_var, True, self.kernel)
         eps = float(torch.finfo(torch.float32).eps)
-        self.register_buffer("precision", torch.linalg.inv(cov + eps * torch.eye(d,
-                             dtype=torch.float64)).float(), persistent=False)
+        # plain attribute, like the basis: derived from the configuration (never saved), so a
+        # module materialised from the meta device (to_empty + load_state_dict) still has it
+        self._precision = torch.linalg.inv(cov + eps * torch.eye(d, dtype=torch.float64)).float()
         self.theta = nn.Parameter(torch.zeros(self._param_shape(d)))
         self.reset_parameters()
 
@@ -141,6 +142,13 @@ class DiTAC(LearnableActivation):
         self.theta.copy_((z @ chol.t()).to(self.theta.dtype))
 
     # -- the transformation -----------------------------------------------------------------
+    @property
+    def precision(self) -> Tensor:
+        """The prior's precision matrix (float32) on theta's device."""
+        if self._precision.device != self.theta.device:
+            self._precision = self._precision.to(self.theta.device)
+        return self._precision
+
     @property
     def basis(self) -> Tensor:
         """B in float64 on theta's device (not a buffer: .float()/.half() must not round it)."""
