@@ -124,3 +124,34 @@ def test_compile_traces_the_reference(name) -> None:
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
     code = "\n".join(g.code for g in explanation.graphs)
     assert "learnact" not in code
+
+
+def test_assume_constant_result_matches_torch_and_import_stays_light() -> None:
+    """learnact marks its constant-result functions without importing torch._dynamo (whose
+    import takes ~2 s and pulls in triton): ``import learnact`` stays light. (The first call of
+    any torch.library custom op imports dynamo anyway: torch's own machinery.) The marker must
+    be exactly what torch's public decorator sets."""
+    import subprocess
+    import sys
+
+    from learnact.ops._library import assume_constant_result
+
+    def ours():
+        return 1
+
+    def theirs():
+        return 1
+
+    before = set(vars(theirs))
+    torch.compiler.assume_constant_result(theirs)
+    marked = set(vars(theirs)) - before
+    saved = sys.modules.pop("torch._dynamo")  # take the no-dynamo branch
+    try:
+        assume_constant_result(ours)
+    finally:
+        sys.modules["torch._dynamo"] = saved
+    assert marked and {k: getattr(ours, k) for k in marked} == {k: getattr(theirs, k) for k in marked}
+    code = "import sys, learnact; print('torch._dynamo' in sys.modules, 'triton' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]

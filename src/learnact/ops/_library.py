@@ -31,6 +31,7 @@ import contextlib
 import importlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -94,7 +95,18 @@ BACKENDS = ("auto", "reference", "cpu", "triton")
 _backend: ContextVar[str | None] = ContextVar("learnact_backend", default=None)
 
 
-@torch.compiler.assume_constant_result
+def assume_constant_result(fn):
+    """``torch.compiler.assume_constant_result(fn)`` without importing torch._dynamo (1.8 s,
+    and it imports triton, which aborts a process that imported TensorFlow first): the public
+    decorator only sets this marker, which dynamo reads when it traces a call to ``fn``
+    (tests/test_ops.py checks the two agree, and the compile tests that dynamo honours it)."""
+    if "torch._dynamo" in sys.modules:
+        return torch.compiler.assume_constant_result(fn)
+    fn._dynamo_marked_constant = True
+    return fn
+
+
+@assume_constant_result
 def current_backend() -> str:
     """The kernel choice in force: :func:`backend`'s, else ``LEARNACT_BACKEND``, else "auto"
     (per device: the CPU kernel on CPU, Triton on CUDA where importable, else the reference).

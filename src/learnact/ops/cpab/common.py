@@ -16,7 +16,7 @@ from torch import Tensor
 from ..._tensor import canonical_dim, compute_dtype, use_fast_cpu_path
 from .. import _native
 from .._chunks import as_bcr, map_chunks
-from .._library import _import_triton_module, current_backend
+from .._library import _import_triton_module, assume_constant_result, current_backend
 
 
 GATES = ("gelu", "leaky_relu", "silu", "identity")
@@ -444,7 +444,7 @@ def _native_layout(xx: Tensor, channel_dim: int | None, channels: int) -> tuple[
 _GATE_ID = {g: i for i, g in enumerate(GATES)}  # the C enum's order
 
 
-@torch.compiler.assume_constant_result
+@assume_constant_result
 def _native_library_loaded() -> bool:
     return _native.library() is not None
 
