@@ -55,7 +55,7 @@ class _Spy:
 
 @pytest.mark.parametrize("prior", [True, False])
 def test_autoencoder_loss_includes_the_prior(monkeypatch, prior) -> None:
-    spy = _Spy(monkeypatch, ae)
+    spy = _Spy(monkeypatch, trainer)  # the shared loop (the autoencoder is one of its tasks)
     cfg = ae.make_config("tiny", acts=["ditac:lut=64"], epochs=1, quiet=True, train_limit=64,
                          test_limit=32, prior=prior)
     xtr, xte = torch.rand(64, 1, 28, 28), torch.rand(32, 1, 28, 28)
@@ -66,7 +66,7 @@ def test_autoencoder_loss_includes_the_prior(monkeypatch, prior) -> None:
 
 @pytest.mark.parametrize("prior", [True, False])
 def test_toy2d_losses_include_the_prior(monkeypatch, prior) -> None:
-    spy = _Spy(monkeypatch, toy2d)
+    spy = _Spy(monkeypatch, trainer)  # the shared loop (toy2d is one of its tasks)
     cfg = toy2d.make_config(acts=["ditac:cells=5"], gmm_steps=3, reg_steps=3, prior=prior,
                             quiet=True)
     x = torch.rand(64, 2) * 2 - 1

@@ -19,10 +19,8 @@ divergence), ``loss.png`` and ``summary.md``.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -34,11 +32,13 @@ from torch import Tensor, nn
 
 from ..data.fashion_mnist import load_fashion_mnist
 from ..modules import FAMILIES
-from ..params import activation_parameters, param_groups, with_prior
+from ..params import activation_parameters
 from ..registry import create, parse_spec
 from .args import split_specs
-from .common import (Dist, RunDir, model_filename, progress, save_model, seed_everything,
-                     setup_distributed, teardown_distributed)
+from . import trainer
+from .common import (Dist, RunDir, model_filename, progress, save_model, setup_distributed,
+                     teardown_distributed)
+from .trainer import OptimConfig, Task
 from .schema import read_autoencoder_results
 
 log = logging.getLogger(__name__)
@@ -159,17 +159,6 @@ def _loss_fn(kind: str) -> Callable[[Tensor, Tensor], Tensor]:
     raise ValueError(f"loss must be 'mse' or 'bce', got {kind!r}")
 
 
-def _optimizer(cfg: AutoencoderConfig, model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    groups = param_groups(model, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=lr)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9)
-    raise ValueError(f"optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
-
-
 def validate(cfg: AutoencoderConfig) -> AutoencoderConfig:
     """Every check that can fail, before any data is read or any training starts."""
     if cfg.preset not in PRESETS:
@@ -255,68 +244,74 @@ def evaluate(model: nn.Module, x: Tensor, loss_kind: str, d: Dist, batch: int = 
     return float(total[0] / total[1])
 
 
-def train_one(cfg: AutoencoderConfig, spec: str, seed: int, width: int, lr: float,
-              xtr: Tensor, xte: Tensor, d: Dist, bar: Any = None,
-              recorder_factory: Callable[[nn.Module], Any] | None = None,
-              save_to: Path | None = None) -> dict[str, Any]:
-    """Train one (activation, seed, width, lr) and return its record (and save the model,
-    with its init state, to ``save_to`` if given)."""
-    seed_everything(seed)
-    model = build_autoencoder(spec, width, cfg.latent, cfg.per_channel).to(d.device)
-    init_state = ({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                  if save_to is not None else None)
-    n_params = sum(p.numel() for p in model.parameters())
-    n_act = sum(p.numel() for p in activation_parameters(model))
-    opt = _optimizer(cfg, model, lr)
-    net: nn.Module = model
-    if d.enabled:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+def steps_per_epoch(n: int, batch: int, world: int) -> int:
+    """Batches in one epoch of :func:`_batches` (the same on every rank)."""
+    return sum(1 for i in range(0, n, batch) if min(batch, n - i) >= world)
+
+
+def make_task(cfg: AutoencoderConfig, width: int, xtr: Tensor, xte: Tensor,
+              init_states: list | None = None) -> Task:
+    """The autoencoder as a task of the shared training loop (experiments/trainer.py): the
+    batches of shuffled epochs (one generator per run, seeded by the run's seed), the
+    reconstruction loss, and the test loss as the evaluation. ``init_states``, if given,
+    receives the state dict of every model built (the saved models keep their init)."""
     loss_fn = _loss_fn(cfg.loss)
-    gen = torch.Generator().manual_seed(seed)
-    recorder = recorder_factory(model) if recorder_factory else None
-    record: dict[str, Any] = {"act": spec, "seed": seed, "width": width, "lr": lr,
-                              "params": n_params, "act_params": n_act, "diverged": False,
-                              "epochs": []}
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        tot, cnt = torch.zeros((), dtype=torch.float64, device=d.device), 0
-        model.train()
-        for b in _batches(xtr.shape[0], cfg.batch_size, gen, d):
-            xb = xtr[b].to(d.device)
-            y = net(xb)
-            loss = loss_fn(y, xb)
-            opt.zero_grad(set_to_none=True)
-            with_prior(loss, model, cfg.prior).backward()
-            opt.step()
-            tot += loss.detach().double()
-            cnt += 1
-            if bar is not None:
-                bar.update(0)
-        stats = torch.stack([tot, torch.tensor(float(cnt), dtype=torch.float64, device=d.device)])
-        d.all_reduce_sum(stats)
-        train_loss = float(stats[0] / stats[1])
+
+    def build(spec: str) -> nn.Module:
+        model = build_autoencoder(spec, width, cfg.latent, cfg.per_channel)
+        if init_states is not None:
+            init_states.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        return model
+
+    def stream(seed: int, d: Dist):
+        gen = torch.Generator().manual_seed(seed)
+        while True:  # epochs
+            for b in _batches(xtr.shape[0], cfg.batch_size, gen, d):
+                xb = xtr[b]
+                yield xb, xb
+
+    def evaluate_task(model: nn.Module, d: Dist) -> dict[str, float]:
         d.broadcast_buffers(model)
-        test_loss = evaluate(model, xte, cfg.loss, d)
-        seconds = time.perf_counter() - t0
-        record["epochs"].append({"epoch": epoch, "train_loss": train_loss,
-                                 "test_loss": test_loss, "seconds": seconds})
-        if recorder is not None:
-            recorder.end_epoch()
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(f"{spec} s{seed} e{epoch} test {test_loss:.4f}")
-        if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
-            record["diverged"] = True
-            log.warning("%s (seed %d) diverged at epoch %d", spec, seed, epoch)
-            break
-    if recorder is not None:
-        record["recorder"] = recorder.state()
-        recorder.remove()
+        return {"test_loss": evaluate(model, xte, cfg.loss, d)}
+
+    return Task("autoencoder", {"width": width}, build, None,
+                lambda net, x, y: loss_fn(net(x), y), evaluate_task, stream)
+
+
+def optim_config(cfg: AutoencoderConfig, lr: float, steps: int, every: int) -> OptimConfig:
+    """The autoencoder's optimiser: ``cfg.optimizer`` at a constant rate, weight decay on every
+    network weight (never on activation parameters), no clipping, no autocast."""
+    return OptimConfig(steps=steps, lr=lr, weight_decay=cfg.weight_decay, beta2=0.999,
+                       grad_clip=0.0, eval_every=every, amp=False, optimizer=cfg.optimizer,
+                       schedule="constant", decay="all")
+
+
+def train_one(cfg: AutoencoderConfig, spec: str, seed: int, width: int, lr: float,
+              xtr: Tensor, xte: Tensor, d: Dist, bar: Any = None, record_every: int = 0,
+              save_to: Path | None = None) -> dict[str, Any]:
+    """Train one (activation, seed, width, lr) by the shared loop (an epoch is an evaluation
+    interval) and return its record in results.json's form (and save the model, with its init
+    state, to ``save_to`` if given)."""
+    every = steps_per_epoch(xtr.shape[0], cfg.batch_size, d.world)
+    inits: list = []
+    run = trainer.train_one(make_task(cfg, width, xtr, xte, inits), spec, seed,
+                            optim_config(cfg, lr, cfg.epochs * every, every), d, bar=bar,
+                            record_every=record_every, prior=cfg.prior)
+    model = run.pop("_model")
+    record: dict[str, Any] = {
+        "act": spec, "seed": seed, "width": width, "lr": lr, "params": run["params"],
+        "act_params": sum(p.numel() for p in activation_parameters(model)),
+        "diverged": run["diverged"] or not all(math.isfinite(e["test_loss"]) for e in run["evals"]),
+        "epochs": [{"epoch": i + 1, "train_loss": e["train_loss"], "test_loss": e["test_loss"],
+                    "seconds": e["seconds"]} for i, e in enumerate(run["evals"])]}
+    if "diverged_step" in run:  # the loop stops at the first non-finite loss, mid-epoch
+        record["diverged_epoch"] = run["diverged_step"] // every + 1
+    if "recorder" in run:
+        record["recorder"] = run["recorder"]
     if save_to is not None:
         save_model(save_to, model, "autoencoder",
                    {"spec": spec, "channels": width, "latent": cfg.latent,
-                    "per_channel": cfg.per_channel}, init_state, {"record": record["act"]})
+                    "per_channel": cfg.per_channel}, inits[0], {"record": record["act"]})
     return record
 
 
@@ -367,17 +362,14 @@ def _run(cfg: AutoencoderConfig, d: Dist, resume: str | None) -> Path | None:
     lrs = cfg.lrs or [cfg.lr]
     todo = [(a, s, w, lr) for w in widths for lr in lrs for a in cfg.acts for s in cfg.seeds
             if (a, s, w, lr) not in done]
-    rec_factory = None
-    if cfg.record:
-        from ..viz.recorder import Recorder
-
-        rec_factory = functools.partial(Recorder, every=cfg.record_every)
-    with progress(len(todo) * cfg.epochs, "autoencoder", enabled=d.main and not cfg.quiet) as bar:
+    record_every = cfg.record_every if cfg.record else 0
+    steps = cfg.epochs * steps_per_epoch(xtr.shape[0], cfg.batch_size, d.world)
+    with progress(len(todo) * steps, "autoencoder", enabled=d.main and not cfg.quiet) as bar:
         for spec, seed, width, lr in todo:
             save_to = None
             if run is not None and seed == cfg.seeds[0]:
                 save_to = run.path / "models" / model_filename(spec, s=seed, w=width, lr=lr)
-            rec = train_one(cfg, spec, seed, width, lr, xtr, xte, d, bar, rec_factory, save_to)
+            rec = train_one(cfg, spec, seed, width, lr, xtr, xte, d, bar, record_every, save_to)
             results["runs"].append(rec)
             if run is not None:
                 run.write_json("results.json", results)

@@ -8,7 +8,9 @@ plot commands)::
      "runs": [{"act": str, "seed": int, "width": int, "lr": float, "params": int,
                "act_params": int, "diverged": bool,
                "epochs": [{"epoch": int, "train_loss": num, "test_loss": num,
-                           "seconds": float}, ...],
+                           "seconds": float}, ...],   (the finished epochs)
+               "diverged_epoch": int (only when diverged: the epoch whose batch had a
+                                 non-finite loss; training stopped there),
                "recorder": {...} (only with --record)}, ...],
      "baselines": {"mean_image_test_loss": float},
      "world_size": int}

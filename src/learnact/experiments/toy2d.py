@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..params import activation_parameters, param_groups, with_prior
+from ..params import activation_parameters
 from ..registry import available, create
 from .args import add_prior_flag, nonneg_int, positive_int, seeds, split_specs
-from .common import RunDir, model_filename, progress, save_model, seed_everything
+from . import trainer
+from .common import Dist, RunDir, model_filename, progress, save_model
+from .trainer import OptimConfig, Task
 
 log = logging.getLogger(__name__)
 
@@ -188,65 +189,80 @@ def build_mlp(spec: str, sizes: list[int], per_channel: bool, fourier: int = 0) 
 # ------------------------------------------------------------------------------------------
 
 
+def _optim(steps: int, lr: float) -> OptimConfig:
+    """Adam at a constant rate, no decay, no clipping, one evaluation at the end."""
+    return OptimConfig(steps=steps, lr=lr, weight_decay=0.0, beta2=0.999, grad_clip=0.0,
+                       eval_every=steps, amp=False, optimizer="adam", schedule="constant",
+                       decay="all")
+
+
+def _train(cfg: Toy2dConfig, name: str, spec: str, seed: int, kwargs: dict[str, Any],
+           stream, loss, evaluate, steps: int, lr: float) -> tuple[dict[str, Any], nn.Module,
+                                                                  dict[str, Tensor]]:
+    """One run by the shared training loop (experiments/trainer.py); (record, model, init)."""
+    inits: list[dict[str, Tensor]] = []
+
+    def build(spec: str) -> nn.Module:
+        model = build_mlp(**{**kwargs, "spec": spec})
+        inits.append({k: v.clone() for k, v in model.state_dict().items()})
+        return model
+
+    task = Task(name, {k: v for k, v in kwargs.items() if k != "spec"}, build, None, loss,
+                evaluate, stream)
+    run = trainer.train_one(task, spec, seed, _optim(steps, lr), Dist(), prior=cfg.prior)
+    model = run.pop("_model")
+    record = {"act": spec, "seed": seed, "diverged": run["diverged"],
+              "seconds": run["seconds"], "params": run["params"],
+              "act_params": sum(p.numel() for p in activation_parameters(model))}
+    return record, model, inits[0]
+
+
 def _train_gmm(cfg: Toy2dConfig, spec: str, seed: int, data: dict[str, Tensor]) -> dict[str, Any]:
-    seed_everything(seed)
     kwargs = {"spec": spec, "sizes": [2, cfg.gmm_hidden, cfg.gmm_hidden, cfg.classes],
               "per_channel": cfg.per_channel}
-    model = build_mlp(**kwargs)
-    init = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = torch.optim.Adam(param_groups(model), lr=cfg.gmm_lr)
-    g = torch.Generator().manual_seed(seed)
     xtr, ytr = data["xtr"], data["ytr"]
-    t0 = time.perf_counter()
-    diverged = False
-    for _ in range(cfg.gmm_steps):
-        idx = torch.randint(0, xtr.shape[0], (cfg.gmm_batch,), generator=g)
-        loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
-        if not torch.isfinite(loss):
-            diverged = True
-            break
-        opt.zero_grad(set_to_none=True)
-        with_prior(loss, model, cfg.prior).backward()
-        opt.step()
+
+    def stream(seed: int, d: Dist):  # minibatches drawn with replacement, one generator per run
+        g = torch.Generator().manual_seed(seed)
+        while True:
+            idx = torch.randint(0, xtr.shape[0], (cfg.gmm_batch,), generator=g)
+            yield xtr[idx], ytr[idx]
+
+    def accuracy(model: nn.Module, d: Dist) -> dict[str, float]:
+        return {"test_accuracy": float((model(data["xte"]).argmax(1) == data["yte"]).float().mean())}
+
+    record, model, init = _train(cfg, "toy2d_gmm", spec, seed, kwargs, stream,
+                                 lambda net, x, y: F.cross_entropy(net(x), y), accuracy,
+                                 cfg.gmm_steps, cfg.gmm_lr)
     with torch.no_grad():
-        acc = float((model(data["xte"]).argmax(1) == data["yte"]).float().mean())
+        record["test_accuracy"] = accuracy(model, Dist())["test_accuracy"]
         grid_pred = model(data["grid"]).argmax(1).numpy().astype(np.int8)
-    return {"act": spec, "seed": seed, "test_accuracy": acc, "diverged": diverged,
-            "seconds": time.perf_counter() - t0,
-            "params": sum(p.numel() for p in model.parameters()),
-            "act_params": sum(p.numel() for p in activation_parameters(model)),
-            "_grid": grid_pred, "_model": (model, kwargs, init)}
+    return {**record, "_grid": grid_pred, "_model": (model, kwargs, init)}
 
 
 def _train_regression(cfg: Toy2dConfig, spec: str, seed: int, data: dict[str, Tensor]
                       ) -> dict[str, Any]:
-    seed_everything(seed)
     kwargs = {"spec": spec, "sizes": [2, cfg.reg_hidden, 1], "per_channel": cfg.per_channel,
               "fourier": cfg.fourier_features}
-    model = build_mlp(**kwargs)
-    init = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = torch.optim.Adam(param_groups(model), lr=cfg.reg_lr)
-    g = torch.Generator().manual_seed(seed)
-    t0 = time.perf_counter()
-    diverged = False
-    for _ in range(cfg.reg_steps):
-        x = torch.rand(cfg.reg_batch, 2, generator=g) * 2 - 1
-        loss = F.mse_loss(model(x), sine_mixture(x))
-        if not torch.isfinite(loss):
-            diverged = True
-            break
-        opt.zero_grad(set_to_none=True)
-        with_prior(loss, model, cfg.prior).backward()
-        opt.step()
+
+    def stream(seed: int, d: Dist):  # fresh samples every step
+        g = torch.Generator().manual_seed(seed)
+        while True:
+            x = torch.rand(cfg.reg_batch, 2, generator=g) * 2 - 1
+            yield x, sine_mixture(x)
+
+    def test_mse(model: nn.Module, d: Dist) -> dict[str, float]:
+        return {"test_mse": float(F.mse_loss(model(data["xreg"]), data["yreg"]))}
+
+    record, model, init = _train(cfg, "toy2d_regression", spec, seed, kwargs, stream,
+                                 lambda net, x, y: F.mse_loss(net(x), y), test_mse,
+                                 cfg.reg_steps, cfg.reg_lr)
     with torch.no_grad():
         pred = model(data["xreg"])
         mse = float(F.mse_loss(pred, data["yreg"]))
         r2 = 1.0 - mse / float(data["yreg"].var(unbiased=False))
-    return {"act": spec, "seed": seed, "test_mse": mse, "r2": r2, "diverged": diverged,
-            "seconds": time.perf_counter() - t0,
-            "params": sum(p.numel() for p in model.parameters()),
-            "act_params": sum(p.numel() for p in activation_parameters(model)),
-            "_grid": pred.reshape(-1).numpy(), "_model": (model, kwargs, init)}
+    return {**record, "test_mse": mse, "r2": r2, "_grid": pred.reshape(-1).numpy(),
+            "_model": (model, kwargs, init)}
 
 
 def _run_all(cfg: Toy2dConfig, train, data: dict[str, Tensor], grids: dict[str, np.ndarray],

@@ -1,4 +1,5 @@
-"""Step-based training loop shared by ``learnact train charlm|convnext``.
+"""The training loop of every experiment: ``learnact train charlm|convnext`` and the tasks of
+``learnact bench autoencoder|toy2d`` (an epoch is an evaluation interval there).
 
 One loop for one CPU, one GPU, N GPUs and several nodes (nanoGPT's habits):
 
@@ -7,7 +8,10 @@ One loop for one CPU, one GPU, N GPUs and several nodes (nanoGPT's habits):
   sees exactly the batches an uninterrupted one would); gradient accumulation runs the first
   micro-steps under ``no_sync``; rank 0 alone writes; ``destroy_process_group`` at exit.
 * bf16 autocast on CUDA (``--amp``), ``torch.compile`` (``--compile``).
-* AdamW, linear warm-up then cosine decay to ``min_lr`` at ``steps``; gradient clipping.
+* Batches either stateless per step (``Task.batch``: the trainers) or one deterministic stream
+  per run drawn from the seed (``Task.stream``: an epoch of a shuffled set, fresh samples).
+* AdamW (or Adam, SGD with momentum 0.9) on ``learnact.param_groups``; linear warm-up then
+  cosine decay to ``min_lr`` at ``steps`` (or a constant rate); gradient clipping (or none).
 * Evaluation every ``eval_every`` steps (val batches sharded over ranks, all-reduced);
   a checkpoint at every evaluation (atomic write; model, optimiser, step, history, the task's
   config): an interrupted run loses at most one evaluation interval, ``--resume`` continues it,
@@ -22,7 +26,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 import copy
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -48,6 +52,10 @@ TRAINER_ACTS = ("gelu", "hermite:degree=8", "hermite:degree=8@gelu", "fourier:de
                 "tropical:degree=4")
 
 
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("cosine", "constant")
+
+
 @dataclass
 class OptimConfig:
     steps: int = 600
@@ -56,12 +64,16 @@ class OptimConfig:
     warmup: int = 50
     weight_decay: float = 0.1
     beta2: float = 0.99
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # 0: no clipping
     grad_accum: int = 1
     eval_every: int = 100
     amp: bool = True        # bf16 autocast when on CUDA (ignored on CPU)
     compile: bool = False
     stop_after: int | None = None  # stop (as if interrupted) after this many steps
+    optimizer: str = "adamw"       # adamw | adam | sgd (momentum 0.9)
+    schedule: str = "cosine"       # cosine (warm-up, then to min_lr) | constant
+    decay: str = "matrices"        # weight decay on: "matrices" (>= 2-D) or "all" (every
+    #                                non-activation parameter); param_groups' rule
 
     def validate(self) -> None:
         for k in ("steps", "grad_accum", "eval_every"):
@@ -69,6 +81,10 @@ class OptimConfig:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
         if not (self.lr > 0 and self.min_lr >= 0):
             raise ValueError(f"lr must be > 0 and min_lr >= 0, got {self.lr}, {self.min_lr}")
+        for k, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                           ("decay", ("matrices", "all"))):
+            if getattr(self, k) not in allowed:
+                raise ValueError(f"{k} must be one of {allowed}, got {getattr(self, k)!r}")
 
 
 @dataclass
@@ -85,19 +101,34 @@ class RunOptions:
     prior: bool = True            # add learnact.regularization(model) (DiTAC's prior) to the loss
 
 
+Batch = tuple[Tensor, Tensor]
+
+
 @dataclass
 class Task:
-    """What a trainer needs from a task."""
+    """What the training loop needs from a task.
+
+    Batches come from ``batch`` (stateless: micro-step index and a generator seeded from
+    (seed, step, micro, rank), so a resumed run sees the batches an uninterrupted one would) or
+    from ``stream`` (``stream(seed, dist)`` yields a run's batches in order; a resumed run
+    skips the ones already used). Exactly one of them is given."""
 
     name: str
     config: dict[str, Any]                       # saved in checkpoints, compared on resume
     build: Callable[[str], nn.Module]            # activation spec -> fresh model
-    batch: Callable[[int, torch.Generator], tuple[Tensor, Tensor]]  # (micro-step seed) -> x, y
+    batch: Callable[[int, torch.Generator], Batch] | None  # (micro index, generator) -> x, y
     loss: Callable[[nn.Module, Tensor, Tensor], Tensor]
     evaluate: Callable[[nn.Module, Dist], dict[str, float]]  # all-reduced metrics
+    stream: Callable[[int, Dist], Iterator[Batch]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.batch is None) == (self.stream is None):
+            raise ValueError(f"task {self.name!r}: give exactly one of batch and stream")
 
 
 def lr_at(step: int, o: OptimConfig) -> float:
+    if o.schedule == "constant":
+        return o.lr
     if step < o.warmup:
         return o.lr * (step + 1) / o.warmup
     t = (step - o.warmup) / max(1, o.steps - o.warmup)
@@ -105,10 +136,13 @@ def lr_at(step: int, o: OptimConfig) -> float:
 
 
 def _optimizer(model: nn.Module, o: OptimConfig, device: torch.device) -> torch.optim.Optimizer:
-    # learnact.param_groups: activation parameters never decay; of the rest only 2-D weights
-    groups = param_groups(model, weight_decay=o.weight_decay, decay="matrices")
-    fused = device.type == "cuda"
-    return torch.optim.AdamW(groups, lr=o.lr, betas=(0.9, o.beta2), fused=fused or None)
+    # learnact.param_groups: activation parameters never decay; of the rest, o.decay decides
+    groups = param_groups(model, weight_decay=o.weight_decay, decay=o.decay)
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=0.9)
+    fused = (device.type == "cuda") or None
+    cls = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=o.lr, betas=(0.9, o.beta2), fused=fused)
 
 
 def _micro_seed(seed: int, step: int, micro: int, rank: int) -> int:
@@ -124,6 +158,9 @@ def _run_config(task: Task, spec: str, seed: int, o: OptimConfig, world: int,
                 prior: bool) -> dict[str, Any]:
     """What a checkpoint must match to be resumed (run-time switches excluded)."""
     optim = {k: v for k, v in asdict(o).items() if k not in ("stop_after", "compile", "amp")}
+    if (o.optimizer, o.schedule, o.decay) == ("adamw", "cosine", "matrices"):
+        for k in ("optimizer", "schedule", "decay"):  # the defaults: checkpoints written
+            optim.pop(k)                               # before these options still resume
     return {"task": task.name, **task.config, "act": spec, "seed": seed, "world": world,
             "prior": prior, **optim}
 
@@ -195,7 +232,13 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if o.amp and d.device.type == "cuda"
            else contextlib.nullcontext())
     t0 = time.perf_counter() - record["seconds"]
+    t_eval = time.perf_counter()
     end = o.steps if o.stop_after is None else min(o.steps, o.stop_after)
+    stream = None
+    if task.stream is not None:
+        stream = task.stream(seed, d)
+        for _ in range(start * o.grad_accum):  # a resumed run: the batches already used
+            next(stream)
     model.train()
     for step in range(start, end):
         lr = lr_at(step, o)
@@ -203,8 +246,11 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
             g["lr"] = lr
         total = 0.0
         for micro in range(o.grad_accum):
-            gen = torch.Generator().manual_seed(_micro_seed(seed, step, micro, d.rank))
-            x, y = task.batch(micro, gen)
+            if stream is not None:
+                x, y = next(stream)
+            else:
+                gen = torch.Generator().manual_seed(_micro_seed(seed, step, micro, d.rank))
+                x, y = task.batch(micro, gen)
             x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
             last = micro == o.grad_accum - 1
             sync = contextlib.nullcontext() if (last or not d.enabled) else net.no_sync()
@@ -214,8 +260,9 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
             with sync:
                 objective.backward()
             total += float(loss.detach())
-        if not math.isfinite(total):
+        if not math.isfinite(total):  # stop at once: no step on a non-finite loss
             record["diverged"] = True
+            record["diverged_step"] = step
             log.warning("%s seed %d diverged at step %d", spec, seed, step)
             break
         if o.grad_clip > 0:
@@ -233,9 +280,12 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
             with torch.no_grad(), amp:
                 metrics = task.evaluate(model, d)
             model.train()
+            since = step + 1 - (record["evals"][-1]["step"] if record["evals"] else 0)
             record["evals"].append({"step": step + 1, **metrics,
-                                    "train_loss": sum(record["train_loss"][-o.eval_every:])
-                                    / len(record["train_loss"][-o.eval_every:])})
+                                    "train_loss": _interval_mean(record["train_loss"],
+                                                                 since, d),
+                                    "seconds": time.perf_counter() - t_eval})
+            t_eval = time.perf_counter()
             record["seconds"] = time.perf_counter() - t0
             if bar is not None:
                 bar.set_postfix_str(f"{spec} s{seed} step {step + 1} " + " ".join(
@@ -253,6 +303,14 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
         record["ranks_identical"] = ranks_identical(model, d)
     record["_model"] = model
     return record
+
+
+def _interval_mean(losses: list[float], every: int, d: Dist) -> float:
+    """Mean training loss of the last evaluation interval over every rank (float64)."""
+    last = losses[-every:]
+    stats = torch.tensor([sum(last), float(len(last))], dtype=torch.float64, device=d.device)
+    d.all_reduce_sum(stats)
+    return float(stats[0] / stats[1])
 
 
 @torch.no_grad()
