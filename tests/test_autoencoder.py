@@ -192,7 +192,7 @@ def test_torchrun_two_processes_match(tmp_path: Path) -> None:
            f"--master_port={port}", str(script), str(tmp_path)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
-    r0, r1 = (torch.load(tmp_path / f"rec{i}.pt", weights_only=False) for i in (0, 1))
+    r0, r1 = (torch.load(tmp_path / f"rec{i}.pt", weights_only=True) for i in (0, 1))
     for k, v in r0["state"].items():
         assert torch.equal(v, r1["state"][k]), k
     # losses are all-reduced, so both ranks report the same numbers
