@@ -109,5 +109,5 @@ def register_timm() -> bool:
         ta._ACT_LAYER_DEFAULT = table  # get_act_layer reads the module global at call time
     for name in available(learnable=True):
         if name not in table:
-            table[name] = _TimmActTable.__missing__(table, name)
+            table.__missing__(name)  # stores the factory under the name
     return True

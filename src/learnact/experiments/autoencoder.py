@@ -278,14 +278,6 @@ def make_task(cfg: AutoencoderConfig, width: int, xtr: Tensor, xte: Tensor,
                 lambda net, x, y: loss_fn(net(x), y), evaluate_task, stream)
 
 
-def optim_config(cfg: AutoencoderConfig, lr: float, steps: int, every: int) -> OptimConfig:
-    """The autoencoder's optimiser: ``cfg.optimizer`` at a constant rate, weight decay on every
-    network weight (never on activation parameters), no clipping, no autocast."""
-    return OptimConfig(steps=steps, lr=lr, weight_decay=cfg.weight_decay, beta2=0.999,
-                       grad_clip=0.0, eval_every=every, amp=False, optimizer=cfg.optimizer,
-                       schedule="constant", decay="all")
-
-
 def train_one(cfg: AutoencoderConfig, spec: str, seed: int, width: int, lr: float,
               xtr: Tensor, xte: Tensor, d: Dist, bar: Any = None, record_every: int = 0,
               save_to: Path | None = None) -> dict[str, Any]:
@@ -295,7 +287,8 @@ def train_one(cfg: AutoencoderConfig, spec: str, seed: int, width: int, lr: floa
     every = steps_per_epoch(xtr.shape[0], cfg.batch_size, d.world)
     inits: list = []
     run = trainer.train_one(make_task(cfg, width, xtr, xte, inits), spec, seed,
-                            optim_config(cfg, lr, cfg.epochs * every, every), d, bar=bar,
+                            OptimConfig.plain(cfg.epochs * every, lr, every, cfg.optimizer,
+                                              cfg.weight_decay), d, bar=bar,
                             record_every=record_every, prior=cfg.prior)
     model = run.pop("_model")
     record: dict[str, Any] = {

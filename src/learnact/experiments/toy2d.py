@@ -189,13 +189,6 @@ def build_mlp(spec: str, sizes: list[int], per_channel: bool, fourier: int = 0) 
 # ------------------------------------------------------------------------------------------
 
 
-def _optim(steps: int, lr: float) -> OptimConfig:
-    """Adam at a constant rate, no decay, no clipping, one evaluation at the end."""
-    return OptimConfig(steps=steps, lr=lr, weight_decay=0.0, beta2=0.999, grad_clip=0.0,
-                       eval_every=steps, amp=False, optimizer="adam", schedule="constant",
-                       decay="all")
-
-
 def _train(cfg: Toy2dConfig, name: str, spec: str, seed: int, kwargs: dict[str, Any],
            stream, loss, evaluate, steps: int, lr: float) -> tuple[dict[str, Any], nn.Module,
                                                                   dict[str, Tensor]]:
@@ -209,7 +202,8 @@ def _train(cfg: Toy2dConfig, name: str, spec: str, seed: int, kwargs: dict[str, 
 
     task = Task(name, {k: v for k, v in kwargs.items() if k != "spec"}, build, None, loss,
                 evaluate, stream)
-    run = trainer.train_one(task, spec, seed, _optim(steps, lr), Dist(), prior=cfg.prior)
+    run = trainer.train_one(task, spec, seed, OptimConfig.plain(steps, lr, steps), Dist(),
+                            prior=cfg.prior)  # Adam, one evaluation at the end
     model = run.pop("_model")
     record = {"act": spec, "seed": seed, "diverged": run["diverged"],
               "seconds": run["seconds"], "params": run["params"],

@@ -75,6 +75,16 @@ class OptimConfig:
     decay: str = "matrices"        # weight decay on: "matrices" (>= 2-D) or "all" (every
     #                                non-activation parameter); param_groups' rule
 
+    @classmethod
+    def plain(cls, steps: int, lr: float, eval_every: int, optimizer: str = "adam",
+              weight_decay: float = 0.0) -> "OptimConfig":
+        """The small experiments' setting (autoencoder, toy2d): a constant rate, torch's
+        default betas, weight decay (if any) on every non-activation parameter, no clipping,
+        no autocast."""
+        return cls(steps=steps, lr=lr, weight_decay=weight_decay, beta2=0.999, grad_clip=0.0,
+                   eval_every=eval_every, amp=False, optimizer=optimizer, schedule="constant",
+                   decay="all")
+
     def validate(self) -> None:
         for k in ("steps", "grad_accum", "eval_every"):
             if getattr(self, k) < 1:
