@@ -12,7 +12,9 @@ Families linear in their coefficients (Hermite) have closed forms. Everything el
 composite Gauss-Legendre quadrature of the Gaussian density on [-12, 12] (mass outside: 2e-33),
 with panels of width <= 0.5 and a panel edge at every kink of f' (the breakpoints of piecewise
 linear families), 24 nodes per panel: float64-exact for piecewise-smooth f, unlike
-Gauss-Hermite, whose error for a kinked integrand decays only like 1/n.
+Gauss-Hermite, whose error for a kinked integrand decays only like 1/n. The rule and the unit
+route below are the framework-neutral core's (learnact.core.quadrature); this module applies
+them to torch modules and tensors.
 
 General unit init (DESIGN.md): for a shape g with an output scale s and offset t,
 f = s g + t has unit moments when s = 1/sqrt(E[g'^2]) and
@@ -23,13 +25,13 @@ square root real.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import Tensor, nn
+
+from .core.quadrature import panel_nodes, unit_scale_offset
 
 __all__ = [
     "GaussianMoments",
@@ -40,9 +42,6 @@ __all__ = [
     "gaussian_expectations",
 ]
 
-_HALF_WIDTH = 12.0
-_PANEL = 0.5
-_NODES = 24
 # kinks of the classical torch activations (extra panel edges cost nothing for smooth ones)
 _CLASSICAL_KINKS = (-3.0, -1.0, 0.0, 1.0, 3.0, 6.0)
 
@@ -62,20 +61,10 @@ class GaussianMoments:
 
 
 def _panel_nodes(kinks: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Nodes and weights (Gaussian density folded in) of the composite Gauss-Legendre rule."""
-    n_panels = int(2 * _HALF_WIDTH / _PANEL)
-    edges = np.linspace(-_HALF_WIDTH, _HALF_WIDTH, n_panels + 1)
-    if kinks is not None and kinks.numel():
-        k = kinks.detach().cpu().double().numpy()
-        k = k[(k > -_HALF_WIDTH) & (k < _HALF_WIDTH)]
-        edges = np.unique(np.concatenate([edges, k]))
-    gx, gw = np.polynomial.legendre.leggauss(_NODES)
-    a, b = edges[:-1, None], edges[1:, None]
-    half = (b - a) / 2
-    nodes = (a + b) / 2 + half * gx[None, :]
-    weights = half * gw[None, :] * np.exp(-0.5 * nodes**2) / math.sqrt(2 * math.pi)
-    keep = half[:, 0] > 0
-    return (torch.from_numpy(nodes[keep].reshape(-1)), torch.from_numpy(weights[keep].reshape(-1)))
+    """Nodes and weights (Gaussian density folded in) of the composite rule (learnact.core)."""
+    k = None if kinks is None else kinks.detach().cpu().double().numpy()
+    nodes, weights = panel_nodes(k)
+    return torch.from_numpy(nodes), torch.from_numpy(weights)
 
 
 def gaussian_expectations(f_and_df: Callable[[Tensor], tuple[Tensor, Tensor]],
@@ -154,18 +143,6 @@ def second_moments(act: nn.Module | Callable[[Tensor], Tensor]):
 def variance_map_slope(act: nn.Module | Callable[[Tensor], Tensor]):
     """V'(1) = E[z f f'] for V(q) = E[f(sqrt(q) z)^2]; <= 1 means q = 1 attracts."""
     return moments(act).vprime
-
-
-def unit_scale_offset(m: GaussianMoments) -> tuple[float, float]:
-    """(s, t) such that s g + t has E[f^2] = E[f'^2] = 1, from the moments of g."""
-    dg = float(m.deriv_second)
-    if not dg > 0:
-        raise ValueError("the shape g is constant (E[g'^2] = 0): no output scale gives unit "
-                         "backward variance")
-    s = 1.0 / math.sqrt(dg)
-    var = float(m.second) - float(m.mean) ** 2
-    t = -s * float(m.mean) + math.sqrt(max(0.0, 1.0 - s * s * var))
-    return s, t
 
 
 class _Lambda(nn.Module):

@@ -11,17 +11,16 @@ Parameters (``bias`` a_0, ``amplitude`` c, ``frequency`` w, ``phase`` phi) are t
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor
 
+from ..core import fourier as _core
 from .._tensor import channel_view, column, reduce_to_channels
 
 __all__ = ["fourier", "fourier_derivative", "fourier_backward", "paper_parameters"]
 
-# The published Fourier gain constant, ~ 1/sqrt(I_0(2)) (I_0: modified Bessel function).
-PAPER_GAIN = 0.66232645879
+PAPER_GAIN = _core.PAPER_GAIN
 
 
 def fourier(x: Tensor, bias: Tensor, amplitude: Tensor, frequency: Tensor, phase: Tensor,
@@ -74,18 +73,7 @@ def fourier_backward(x: Tensor, bias: Tensor, amplitude: Tensor, frequency: Tens
 
 
 def paper_parameters(degree: int) -> dict[str, Tensor]:
-    """The published init (arXiv 2502.01247, torchortho defaults), in this module's parameterisation.
-
-    There, f = a_0 + sum_k c_k cos(k x - pi/4)/k! with c_k = g ~ 0.6623 ~ 1/sqrt(I_0(2)) and
-    a_0 = g sqrt(1 - 1/(d!)^2). The fixed k! normaliser is folded into our amplitudes.
-    It does not preserve variance: E[f^2] = 1.31 at degree 5 (see learnact.second_moments).
-    """
-    k = torch.arange(1, degree + 1, dtype=torch.float64)
-    fact = torch.exp(torch.lgamma(k + 1.0))
-    return {
-        "bias": torch.tensor(PAPER_GAIN * math.sqrt(1.0 - 1.0 / math.factorial(degree) ** 2),
-                             dtype=torch.float64),
-        "amplitude": PAPER_GAIN / fact,
-        "frequency": k.clone(),
-        "phase": torch.full((degree,), math.pi / 4, dtype=torch.float64),
-    }
+    """The published init (arXiv 2502.01247, torchortho defaults) in this parameterisation:
+    c_k = g/k!, phi_k = pi/4, w_k = k, a_0 = g sqrt(1 - 1/(d!)^2), g ~ 0.6623
+    (learnact.core.fourier). It does not preserve variance: E[f^2] = 1.31 at degree 5."""
+    return {k: torch.from_numpy(v) for k, v in _core.paper_parameters(degree).items()}

@@ -38,6 +38,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..core import hermite as _core
 from .._tensor import channel_view, column, reduce_to_channels
 
 __all__ = [
@@ -144,54 +145,23 @@ def hermite_moments(coeffs: Tensor) -> dict[str, Tensor]:
 
 
 def paper_coefficients(degree: int) -> Tensor:
-    """The published init (arXiv 2502.01247): a_0 = sqrt(1 - 1/d!)/sqrt(e), a_k = 1/sqrt(e).
-
-    Gives E[f^2] = E[f'^2] = (1/e) sum_{j<d} 1/j!.
-    """
-    c = torch.full((degree + 1,), 1.0 / math.sqrt(math.e), dtype=torch.float64)
-    c[0] = math.sqrt(1.0 - 1.0 / math.factorial(degree)) / math.sqrt(math.e)
-    return c
+    """The published init (arXiv 2502.01247): a_0 = sqrt(1 - 1/d!)/sqrt(e), a_k = 1/sqrt(e)
+    (float64; learnact.core.hermite)."""
+    return torch.from_numpy(_core.paper_coefficients(degree))
 
 
 def unit_coefficients(degree: int, stable: bool = False) -> Tensor:
-    """Unit init: the published shape rescaled so that E[f^2] = E[f'^2] = 1 exactly.
-
-    Scale s = 1/sqrt(E[g'^2]) on c_1..c_d, then c_0 = sqrt(1 - sum_{k>=1} c_k^2/k!) (the
-    general route f = s g + t of DESIGN.md; E[h_k] = 0 for k >= 1, so c_0 is the offset).
-
-    ``stable=True`` flips the signs of c_k for k = 2, 3 (mod 4). The magnitudes, hence both unit
-    moments, are unchanged, but every product c_k c_{k+2} becomes negative, so
-    V'(1) = 1 + sum_k c_k c_{k+2}/k! < 1: q = 1 is then an attracting fixed point of the
-    variance map and a plain (un-normalised) deep stack keeps unit variance.
-    """
-    g = paper_coefficients(degree)
-    deriv = float((g[1:] ** 2 / torch.tensor([math.factorial(k - 1) for k in range(1, degree + 1)],
-                                             dtype=torch.float64)).sum())
-    c = g / math.sqrt(deriv)
-    tail = float(sum(float(c[k]) ** 2 / math.factorial(k) for k in range(1, degree + 1)))
-    c[0] = math.sqrt(max(0.0, 1.0 - tail))
-    if stable:
-        for k in range(degree + 1):
-            if k % 4 in (2, 3):
-                c[k] = -c[k]
-    return c
+    """The published shape rescaled to E[f^2] = E[f'^2] = 1 exactly; ``stable`` flips the signs
+    of c_k for k = 2, 3 (mod 4) so that V'(1) < 1 (learnact.core.hermite)."""
+    return torch.from_numpy(_core.unit_coefficients(degree, stable))
 
 
 def projection_coefficients(fn, degree: int, nodes: int = 160) -> Tensor:
-    """L2(N(0,1)) projection of fn onto h_0..h_d: c_k = E[fn(z) He_k(z)] (float64).
+    """L2(N(0,1)) projection of the torch function fn onto h_0..h_d: c_k = E[fn(z) He_k(z)]
+    (Gauss-Hermite quadrature with ``nodes`` nodes; learnact.core.hermite)."""
 
-    Since E[h_j h_k] = delta_jk / k!, the coefficient of h_k = He_k/k! is
-    k! E[fn h_k] = E[fn He_k]; the expectation is Gauss-Hermite quadrature with ``nodes`` nodes
-    (exact for polynomial fn of degree < 2 nodes - d, and fast-converging for smooth fn).
-    """
-    import numpy as np
+    def fn64(z):
+        with torch.no_grad():
+            return fn(torch.from_numpy(z)).to(torch.float64).numpy()
 
-    z, w = np.polynomial.hermite_e.hermegauss(nodes)
-    w = w / w.sum()
-    zt = torch.from_numpy(z)
-    with torch.no_grad():
-        g = fn(zt).to(torch.float64)
-    basis = hermite_basis(zt, degree)
-    out = torch.stack([(torch.from_numpy(w) * g * h).sum() * math.factorial(k)
-                       for k, h in enumerate(basis)])
-    return out
+    return torch.from_numpy(_core.projection_coefficients(fn64, degree, nodes))

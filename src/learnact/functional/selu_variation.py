@@ -19,13 +19,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..core import selu_variation as _core
 from .._tensor import channel_view, reduce_to_channels
 
 __all__ = ["selu_variation", "selu_variation_backward", "PAPER"]
 
-#: published init (lambda, alpha, beta, gamma, omega)
-PAPER = {"lam": 1.0507, "alpha": 1.67326, "beta": 1.0, "gamma": 0.1, "omega": 2.0}
-NAMES = ("lam", "alpha", "beta", "gamma", "omega", "scale", "offset")
+#: published init (lambda, alpha, beta, gamma, omega), and the parameter order
+PAPER, NAMES = _core.PAPER, _core.NAMES
 
 
 def _views(params: tuple[Tensor, ...], nd: int, cd: int) -> list[Tensor]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..core import tropical as _core
 from .._tensor import channel_view, column, reduce_to_channels
 
 __all__ = [
@@ -128,21 +129,11 @@ def tropical_rational_backward(x: Tensor, num_slopes: Tensor, num_coeffs: Tensor
 
 
 def quantile_intercepts(slopes: Tensor) -> Tensor:
-    """Intercepts that put the envelope's d breakpoints at the N(0,1) quantiles j/(d+1).
-
-    Line k meets line k-1 at x = (c_{k-1} - c_k)/(s_k - s_{k-1}) =: b_k, so
-    c_k = c_{k-1} - b_k (s_k - s_{k-1}), c_0 = 0. Every line is then active on 1/(d+1) of the
-    Gaussian mass, so every intercept receives gradient from the first step (the published
-    init, all c_k = 1, leaves only the first and last line ever active).
-    """
-    s = slopes.to(torch.float64)
-    d = s.shape[-1] - 1
-    q = torch.arange(1, d + 1, dtype=torch.float64) / (d + 1)
-    b = torch.special.ndtri(q)
-    c = torch.zeros(d + 1, dtype=torch.float64)
-    for k in range(1, d + 1):
-        c[k] = c[k - 1] - b[k - 1] * (s[k] - s[k - 1])
-    return c
+    """Intercepts that put the envelope's d breakpoints at the N(0,1) quantiles j/(d+1):
+    c_0 = 0, c_k = c_{k-1} - b_k (s_k - s_{k-1}) (learnact.core.tropical). Every line is then
+    active on 1/(d+1) of the Gaussian mass (the published init, all c_k = 1, leaves only the
+    first and last line ever active)."""
+    return torch.from_numpy(_core.quantile_intercepts(slopes.detach().double().cpu().numpy()))
 
 
 def envelope_kinks(slopes: Tensor, coeffs: Tensor) -> Tensor:

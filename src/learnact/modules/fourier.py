@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from .._validate import check_choice, check_int
 from ..functional import fourier as F
-from ..moments import gaussian_expectations, unit_scale_offset
+from ..core import fourier as core
 from ..ops.fourier import fourier_op
 from .base import LearnableActivation
 
@@ -57,18 +57,8 @@ class Fourier(LearnableActivation):
 
     @staticmethod
     def init_parameters(degree: int, init: str = "unit") -> dict[str, Tensor]:
-        """The float64 initial parameters (shared shapes) for ``init``."""
-        p = F.paper_parameters(degree)
-        if init in ("paper", "published"):
-            return p
-
-        def f_df(z: Tensor) -> tuple[Tensor, Tensor]:
-            args = (p["bias"], p["amplitude"], p["frequency"], p["phase"])
-            return F.fourier(z, *args, channel_dim=-1), F.fourier_derivative(z, *args, channel_dim=-1)
-
-        s, t = unit_scale_offset(gaussian_expectations(f_df))
-        return {"bias": s * p["bias"] + t, "amplitude": s * p["amplitude"],
-                "frequency": p["frequency"], "phase": p["phase"]}
+        """The float64 initial parameters (shared shapes) for ``init`` (learnact.core.fourier)."""
+        return {k: torch.from_numpy(v) for k, v in core.init_parameters(degree, init).items()}
 
     @torch.no_grad()
     def reset_parameters(self) -> None:

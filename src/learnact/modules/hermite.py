@@ -7,7 +7,8 @@ from torch import Tensor, nn
 
 from .._validate import check_choice, check_float, check_int
 from ..functional import hermite as F
-from ..moments import GaussianMoments, gaussian_expectations, unit_scale_offset
+from ..core import hermite as core
+from ..moments import GaussianMoments
 from ..ops.hermite import hermite_op
 from .base import LearnableActivation
 
@@ -75,34 +76,8 @@ class Hermite(LearnableActivation):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        if self.init in ("paper", "published"):
-            c = F.paper_coefficients(self.degree)
-        elif self.init == "gelu":
-            c = self._unit_route(F.projection_coefficients(torch.nn.functional.gelu, self.degree))
-        else:
-            c = F.unit_coefficients(self.degree, stable=self.init == "stable")
-            if self.tails == "linear":
-                c = self._unit_route(c)  # the tails change the moments slightly
-        self.coeffs.copy_(c.to(self.coeffs.dtype).expand_as(self.coeffs))
-
-    def _unit_route(self, c: Tensor) -> Tensor:
-        """Rescale c (float64) so that E[f^2] = E[f'^2] = 1 exactly, tails included."""
-        if self.tails == "linear":
-            lo = torch.tensor(-self.bound, dtype=torch.float64)
-            hi = torch.tensor(self.bound, dtype=torch.float64)
-
-            def f_df(z: Tensor) -> tuple[Tensor, Tensor]:
-                return F.hermite(z, c, -1, lo, hi), F.hermite_derivative(z, c, -1, lo, hi)
-
-            m = gaussian_expectations(f_df, torch.stack([lo, hi]))
-        else:
-            mm = F.hermite_moments(c)
-            m = GaussianMoments(*(float(mm[k]) for k in ("mean", "second", "deriv_second",
-                                                          "vprime")))
-        s, t = unit_scale_offset(m)
-        c = c * s
-        c[0] += t  # h_0 = 1 (and the tails carry the constant too)
-        return c
+        self._copy_init({k: torch.from_numpy(v) for k, v in core.init_parameters(
+            self.degree, self.init, self.tails, self.bound).items()})
 
     @torch.no_grad()
     def set_bounds(self, lo: Tensor | float, hi: Tensor | float) -> None:

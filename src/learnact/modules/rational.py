@@ -8,41 +8,22 @@ import torch
 from torch import Tensor, nn
 
 from .._validate import check_choice, check_int
+from ..core import rational as core
 from ..functional import rational as F
 from ..ops.rational import rational_op
 from .base import LearnableActivation
 
 __all__ = ["Rational"]
 
-_TARGETS = {"paper": "leaky_relu", "published": "leaky_relu", "leaky_relu": "leaky_relu",
-            "gelu": "gelu", "unit": "leaky_relu"}
-
-
-# The default-degree inits, computed once by _fit_coefficients (this file's procedure) and
-# shipped: LAPACK's lstsq and the L-BFGS refinements are not bitwise reproducible across
-# processes (measured: ~1e-4 relative differences in the fitted coefficients between two runs
-# of the same command, which moved a 2-epoch autoencoder's test MSE from 0.0506 to 0.0573), so
-# with a runtime fit the same seed would not reproduce a run. tests/test_rational.py checks the
-# shipped values against a fresh fit.
-_SHIPPED: dict[tuple[int, int, str], tuple[tuple[float, ...], ...]] = {
-    (5, 4, "leaky_relu"): (
-        (0.002917586936967715, 0.22524016466731311, 1.160547457984664, 1.9260717964004368,
-         1.0588134592959864, 0.1925451055668304),
-        (-0.007587878716702419, 8.558561135898456, -0.009195020172904772, 0.8558636804546962),
-        (2.2402421339825223, 0.006940138898474474)),
-    (5, 4, "gelu"): (
-        (-0.000482987253013967, 0.500048574720011, 0.4029929026032192, 0.0758796729826103,
-         -0.01144673120203906, -0.003469000660662877),
-        (7.18858844713132e-05, 0.15171791215272798, -6.389011324038971e-06,
-         -0.00693430386044344),
-        (0.9999228972410426, 2.580863253654572e-05)),
-}
+_TARGETS = core.TARGETS
+#: the shipped default-degree fits (learnact.core.rational)
+_SHIPPED = core.SHIPPED
 
 
 @functools.lru_cache(maxsize=64)
 def _fitted(num_degree: int, den_degree: int, target: str) -> tuple[tuple[float, ...], ...]:
     """(num, den, (s, t)) for ``target``: shipped for the default degrees, else fitted."""
-    shipped = _SHIPPED.get((num_degree, den_degree, target))
+    shipped = core.SHIPPED.get((num_degree, den_degree, target))
     return shipped if shipped is not None else _fit_coefficients(num_degree, den_degree, target)
 
 
@@ -125,20 +106,8 @@ class Rational(LearnableActivation):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        num, den, (s, t) = _fitted(self.num_degree, self.den_degree, _TARGETS[self.init])
-        self.num.copy_(torch.tensor(num).expand_as(self.num))
-        self.den.copy_(torch.tensor(den).expand_as(self.den))
-        self.scale.fill_(s)
-        self.offset.fill_(t)
-        if self.init == "unit":
-            from ..moments import moments, unit_scale_offset
-
-            shared = Rational(self.num_degree, self.den_degree, init="_raw").double()
-            for name in ("num", "den", "scale", "offset"):
-                getattr(shared, name).copy_(getattr(self, name).reshape(-1, *getattr(shared, name).shape)[0])
-            ss, tt = unit_scale_offset(moments(shared))
-            self.scale.mul_(ss)
-            self.offset.mul_(ss).add_(tt)
+        self._copy_init({k: torch.from_numpy(v) for k, v in core.init_parameters(
+            self.num_degree, self.den_degree, self.init, fit=_fitted).items()})
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)

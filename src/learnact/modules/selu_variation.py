@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from .._validate import check_choice
 from ..functional import selu_variation as F
-from ..moments import gaussian_expectations, unit_scale_offset
+from ..core import selu_variation as core
 from ..ops.selu_variation import selu_variation_op
 from .base import LearnableActivation
 
@@ -55,20 +55,8 @@ class SELUVariation(LearnableActivation):
 
     @staticmethod
     def init_parameters(init: str = "paper") -> dict[str, float]:
-        vals = dict(F.PAPER, scale=1.0, offset=0.0)
-        if init == "unit":
-            p = {k: torch.tensor(v, dtype=torch.float64) for k, v in vals.items()}
-
-            def f_df(z: Tensor) -> tuple[Tensor, Tensor]:
-                zz = z.clone().requires_grad_(True)
-                with torch.enable_grad():
-                    y = F.selu_variation(zz, *(p[n] for n in F.NAMES), channel_dim=-1)
-                    (dy,) = torch.autograd.grad(y.sum(), zz)
-                return y.detach(), dy
-
-            s, t = unit_scale_offset(gaussian_expectations(f_df, torch.tensor([0.0])))
-            vals.update(scale=s, offset=t)
-        return vals
+        """The initial values for ``init`` (learnact.core.selu_variation)."""
+        return core.init_parameters(init)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor, nn
@@ -10,7 +9,7 @@ from torch import Tensor, nn
 from .._tensor import column
 from .._validate import check_choice, check_int
 from ..functional import tropical as F
-from ..moments import gaussian_expectations, unit_scale_offset
+from ..core import tropical as core
 from ..ops.tropical import tropical_op, tropical_rational_op
 from .base import LearnableActivation
 
@@ -59,20 +58,8 @@ class Tropical(LearnableActivation):
 
     @staticmethod
     def init_parameters(degree: int, init: str = "unit") -> dict[str, Tensor]:
-        slopes = torch.arange(degree + 1, dtype=torch.float64)
-        if init in ("paper", "published"):
-            return {"coeffs": torch.ones(degree + 1, dtype=torch.float64),
-                    "scale": torch.tensor(math.sqrt(2.0) / degree, dtype=torch.float64),
-                    "offset": torch.tensor(0.0, dtype=torch.float64)}
-        c = F.quantile_intercepts(slopes)
-        one, zero = torch.tensor(1.0, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64)
-
-        def f_df(z: Tensor) -> tuple[Tensor, Tensor]:
-            return F.tropical(z, slopes, c, one, zero, -1), _envelope_slope(z, slopes, c, -1)
-
-        s, t = unit_scale_offset(gaussian_expectations(f_df, F.envelope_kinks(slopes, c)))
-        return {"coeffs": c, "scale": torch.tensor(s, dtype=torch.float64),
-                "offset": torch.tensor(t, dtype=torch.float64)}
+        """The float64 initial parameters for ``init`` (learnact.core.tropical)."""
+        return {k: torch.from_numpy(v) for k, v in core.tropical_init(degree, init).items()}
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -174,26 +161,11 @@ class TropicalRational(LearnableActivation):
 
     @staticmethod
     def init_parameters(degree: int, init: str = "unit") -> dict[str, Tensor]:
-        one = torch.tensor(1.0, dtype=torch.float64)
-        zero = torch.tensor(0.0, dtype=torch.float64)
-        if init in ("paper", "published"):
-            return {k: torch.randn(degree + 1, dtype=torch.float64)
-                    for k in ("num_slopes", "num_coeffs", "den_slopes", "den_coeffs")} | {
-                        "scale": one, "offset": zero}
-        p = torch.arange(degree + 1, dtype=torch.float64)
-        q = p / 2
-        a, b = F.quantile_intercepts(p), F.quantile_intercepts(q)
-
-        def f_df(z: Tensor) -> tuple[Tensor, Tensor]:
-            f = F.tropical_rational(z, p, a, q, b, one, zero, -1)
-            df = _envelope_slope(z, p, a, -1) - _envelope_slope(z, q, b, -1)
-            return f, df
-
-        kinks = torch.cat([F.envelope_kinks(p, a), F.envelope_kinks(q, b)])
-        s, t = unit_scale_offset(gaussian_expectations(f_df, kinks))
-        return {"num_slopes": p, "num_coeffs": a, "den_slopes": q, "den_coeffs": b,
-                "scale": torch.tensor(s, dtype=torch.float64),
-                "offset": torch.tensor(t, dtype=torch.float64)}
+        """The float64 initial parameters for ``init`` (learnact.core.tropical); "paper" draws
+        from torch's global generator."""
+        values = core.tropical_rational_init(
+            degree, init, normal=lambda shape: torch.randn(shape, dtype=torch.float64).numpy())
+        return {k: torch.from_numpy(v) for k, v in values.items()}
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
