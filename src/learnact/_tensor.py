@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._validate import canonical_dim  # noqa: F401  (re-exported: one message)
+
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -17,17 +19,6 @@ def compute_dtype(x: Tensor, *params: Tensor) -> torch.dtype:
         pd = torch.float32 if p.dtype in _LOW_PRECISION else p.dtype
         dt = torch.promote_types(dt, pd)
     return dt
-
-
-def canonical_dim(ndim: int, channel_dim: int) -> int:
-    """Non-negative channel dimension of an ndim-tensor."""
-    d = channel_dim + ndim if channel_dim < 0 else channel_dim
-    if not 0 <= d < ndim:
-        raise ValueError(
-            f"channel_dim={channel_dim} is out of range for an input with {ndim} dimension(s); "
-            f"allowed: -{ndim} <= channel_dim < {ndim}"
-        )
-    return d
 
 
 def channel_view(p: Tensor, ndim: int, channel_dim: int) -> Tensor:

@@ -72,3 +72,31 @@ def _range_text(lo: int | None, hi: int | None) -> str:
     if hi is not None:
         return f" <= {hi}"
     return ""
+
+
+def canonical_dim(ndim: int, channel_dim: int) -> int:
+    """Non-negative channel dimension of an ndim-array."""
+    d = channel_dim + ndim if channel_dim < 0 else channel_dim
+    if not 0 <= d < ndim:
+        raise ValueError(
+            f"channel_dim={channel_dim} is out of range for an input with {ndim} dimension(s); "
+            f"allowed: -{ndim} <= channel_dim < {ndim}"
+        )
+    return d
+
+
+def check_input_channels(shape: tuple, channels: int | None, channel_dim: int,
+                         owner: str) -> None:
+    """The input's size along channel_dim equals the module's channels (every frontend)."""
+    if channels is None:
+        return
+    if len(shape) == 0:
+        raise ValueError(
+            f"{owner}(channels={channels}) needs an input with a channel "
+            f"dimension (channel_dim={channel_dim}), got a 0-d tensor")
+    d = canonical_dim(len(shape), channel_dim)
+    if shape[d] is not None and shape[d] != channels:
+        raise ValueError(
+            f"input has {shape[d]} channels along channel_dim={channel_dim} "
+            f"(shape {tuple(shape)}), but this {owner} was built with "
+            f"channels={channels}")

@@ -31,7 +31,7 @@ def selu_variation(xp: Any, x: Any, lam: Any, alpha: Any, beta: Any, gamma: Any,
     nd = len(x.shape)
     la, al, be, ga, om, s, t = (channel_view(xp, p, nd, channel_dim)
                                 for p in (lam, alpha, beta, gamma, omega, scale, offset))
-    xn = xp.minimum(x, 0.0)
+    xn = xp.minimum(x, xp.zeros_like(x))  # (a Python 0.0 promotes to float32 in some keras backends)
     neg = al * xp.expm1(be * xn) + ga * xp.sin(om * xn)
     return s * (la * xp.where(x > 0, x, neg)) + t
 

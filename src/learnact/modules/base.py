@@ -8,8 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from .._tensor import canonical_dim
-from .._validate import check_channels, check_int
+from .._validate import check_channels, check_input_channels, check_int
 from ..moments import GaussianMoments
 
 __all__ = ["LearnableActivation"]
@@ -95,18 +94,8 @@ class LearnableActivation(nn.Module):
             raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
             raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
-        if self.channels is None:
-            return
-        if x.ndim == 0:
-            raise ValueError(
-                f"{type(self).__name__}(channels={self.channels}) needs an input with a channel "
-                f"dimension (channel_dim={self.channel_dim}), got a 0-d tensor")
-        d = canonical_dim(x.ndim, self.channel_dim)
-        if x.shape[d] != self.channels:
-            raise ValueError(
-                f"input has {x.shape[d]} channels along channel_dim={self.channel_dim} "
-                f"(shape {tuple(x.shape)}), but this {type(self).__name__} was built with "
-                f"channels={self.channels}")
+        check_input_channels(tuple(x.shape), self.channels, self.channel_dim,
+                             type(self).__name__)
 
     @torch.no_grad()
     def _copy_init(self, values: dict[str, Tensor]) -> None:

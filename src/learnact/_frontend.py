@@ -1,0 +1,52 @@
+"""Spec strings -> modules for the JAX and Keras frontends (framework-neutral)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._spec import parse_spec, signature, typed_kwargs, unknown
+from ._validate import suggest
+
+__all__ = ["FIXED_NAMES", "ALIASES", "fixed_signature", "from_spec", "names"]
+
+#: the classical baselines both frontends build by their PyTorch names
+FIXED_NAMES = ("elu", "gelu", "identity", "leaky_relu", "relu", "selu", "sigmoid", "silu",
+               "softplus", "tanh")
+ALIASES = {"pau": "rational"}
+
+
+def fixed_signature(approximate: str = "none", negative_slope: float = 0.01) -> None:
+    """Keyword arguments of the fixed activations: gelu's ``approximate`` ("none", exact as in
+    PyTorch, or "tanh") and leaky_relu's ``negative_slope``."""
+
+
+def names(classes: dict[str, type], learnable: bool | None) -> list[str]:
+    out = [] if learnable is False else list(classes)
+    out += [] if learnable is True else list(FIXED_NAMES)
+    return sorted(out)
+
+
+def from_spec(spec: str, classes: dict[str, type], fixed: Callable[..., Any], frontend: str,
+              reserved: tuple[str, ...], build: dict[str, Any], overrides: dict[str, Any]) -> Any:
+    """Parse ``spec`` (learnact.create's strings), check every key against the class's
+    signature (``reserved``: frontend-only keywords a spec may not set) and build it with the
+    frontend's ``build`` keywords; fixed names go to ``fixed(name, **kw)``."""
+    name, raw = parse_spec(spec)
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key in FIXED_NAMES:
+        target: Callable[..., Any] = fixed_signature
+    elif key in classes:
+        target = classes[key]
+    else:
+        raise ValueError(f"unknown activation {name!r}{suggest(key, names(classes, None))} "
+                         f"(available in {frontend}: {', '.join(names(classes, None))})")
+    params = {k: v for k, v in signature(target).items() if k not in reserved}
+    for k in [*raw, *overrides]:
+        if k not in params:
+            unknown(key, k, params)
+    kw = typed_kwargs(key, raw, target) | dict(overrides)
+    if key in FIXED_NAMES:
+        return fixed(key, **kw)
+    return target(**kw, **build)

@@ -1,0 +1,205 @@
+"""What a frontend needs to build each learnable family, framework-neutral.
+
+One :class:`Family` per family (the JAX and Keras frontends build their modules and layers from
+these): the arguments and their checks (the same ranges and messages as the PyTorch modules),
+the tensors a module holds (trainable parameters and fixed buffers, in formula order), their
+float64 initial values (learnact.core's inits, expanded per channel), and the forward formula
+against an array namespace. The PyTorch modules keep their own classes (fused ops, fit hooks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._validate import check_channels, check_choice, check_float, check_int
+from . import fourier, hermite, rational, selu_variation, tropical
+
+__all__ = ["Family", "FAMILIES", "family", "MAX_DEGREE"]
+
+MAX_DEGREE = 64  # Hermite, Fourier, tropical (the PyTorch modules' bound)
+Normal = Callable[[tuple[int, ...]], np.ndarray]
+
+
+class Family:
+    """A learnable family as the JAX and Keras frontends see it."""
+
+    name = ""
+    inits: tuple[str, ...] = ()
+
+    def check(self, kw: dict[str, Any]) -> dict[str, Any]:
+        """Validated, normalised constructor arguments (channels and channel_dim included)."""
+        out = dict(kw)
+        out["channels"] = check_channels(kw.get("channels"))
+        out["channel_dim"] = check_int("channel_dim", kw.get("channel_dim", -1))
+        if "init" in kw:
+            out["init"] = check_choice("init", kw["init"], self.inits)
+        return out
+
+    def tensors(self, kw: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(names in formula order, the names among them that are fixed buffers)."""
+        raise NotImplementedError
+
+    def shared_init(self, kw: dict[str, Any], normal: Normal | None) -> dict[str, np.ndarray]:
+        """float64 initial values of one channel (shared shapes)."""
+        raise NotImplementedError
+
+    def initial(self, kw: dict[str, Any], normal: Normal | None = None) -> dict[str, np.ndarray]:
+        """float64 initial values, (C, ...) per channel when ``channels`` is set."""
+        values = self.shared_init(kw, normal)
+        c = kw["channels"]
+        if c is None:
+            return values
+        return {k: np.ascontiguousarray(np.broadcast_to(v, (c, *np.shape(v))))
+                for k, v in values.items()}
+
+    def forward(self, xp: Any, x: Any, p: dict[str, Any], kw: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class _Hermite(Family):
+    name = "hermite"
+    inits = hermite.INITS
+
+    def check(self, kw):
+        out = super().check(kw)
+        out["degree"] = check_int("degree", kw["degree"], 1, MAX_DEGREE)
+        out["tails"] = check_choice("tails", kw["tails"], hermite.TAILS)
+        out["bound"] = check_float("bound", kw["bound"], 0.0, 1e4, lo_open=True)
+        return out
+
+    def tensors(self, kw):
+        if kw["tails"] == "linear":
+            return ("coeffs", "lo", "hi"), ("lo", "hi")
+        return ("coeffs",), ()
+
+    def shared_init(self, kw, normal):
+        v = hermite.init_parameters(kw["degree"], kw["init"], kw["tails"], kw["bound"])
+        if kw["tails"] == "linear":
+            v |= {"lo": np.array(-kw["bound"]), "hi": np.array(kw["bound"])}
+        return v
+
+    def forward(self, xp, x, p, kw):
+        return hermite.hermite(xp, x, p["coeffs"], kw["channel_dim"], p.get("lo"), p.get("hi"))
+
+
+class _Fourier(Family):
+    name = "fourier"
+    inits = fourier.INITS
+
+    def check(self, kw):
+        out = super().check(kw)
+        out["degree"] = check_int("degree", kw["degree"], 1, MAX_DEGREE)
+        return out
+
+    def tensors(self, kw):
+        return fourier.NAMES, ()
+
+    def shared_init(self, kw, normal):
+        return fourier.init_parameters(kw["degree"], kw["init"])
+
+    def forward(self, xp, x, p, kw):
+        return fourier.fourier(xp, x, *(p[n] for n in fourier.NAMES), kw["channel_dim"])
+
+
+class _Tropical(Family):
+    name = "tropical"
+    inits = tropical.INITS
+
+    def check(self, kw):
+        out = super().check(kw)
+        out["degree"] = check_int("degree", kw["degree"], 1, MAX_DEGREE)
+        return out
+
+    def tensors(self, kw):
+        return ("slopes", "coeffs", "scale", "offset"), ("slopes",)
+
+    def shared_init(self, kw, normal):
+        return ({"slopes": np.arange(kw["degree"] + 1, dtype=np.float64)}
+                | tropical.tropical_init(kw["degree"], kw["init"]))
+
+    def initial(self, kw, normal=None):
+        v = super().initial(kw, normal)
+        v["slopes"] = np.arange(kw["degree"] + 1, dtype=np.float64)  # shared, fixed
+        return v
+
+    def forward(self, xp, x, p, kw):
+        return tropical.tropical(xp, x, p["slopes"], p["coeffs"], p["scale"], p["offset"],
+                                 kw["channel_dim"])
+
+
+class _TropicalRational(Family):
+    name = "tropical_rational"
+    inits = tropical.INITS
+
+    def check(self, kw):
+        out = super().check(kw)
+        out["degree"] = check_int("degree", kw["degree"], 1, MAX_DEGREE)
+        return out
+
+    def tensors(self, kw):
+        return tropical.RATIONAL_NAMES, ()
+
+    def shared_init(self, kw, normal):
+        return tropical.tropical_rational_init(kw["degree"], kw["init"], normal)
+
+    def initial(self, kw, normal=None):
+        if kw["init"] in ("paper", "published") and kw["channels"] is not None:
+            # one independent draw per channel and table
+            c, n = kw["channels"], kw["degree"] + 1
+            if normal is None:
+                raise ValueError("init='paper' draws the tables at random: pass a seed")
+            return {k: np.asarray(normal((c, n)), dtype=np.float64)
+                    for k in tropical.RATIONAL_NAMES[:4]} | {
+                        "scale": np.ones(c), "offset": np.zeros(c)}
+        return super().initial(kw, normal)
+
+    def forward(self, xp, x, p, kw):
+        return tropical.tropical_rational(xp, x, *(p[n] for n in tropical.RATIONAL_NAMES),
+                                          kw["channel_dim"])
+
+
+class _Rational(Family):
+    name = "rational"
+    inits = rational.INITS
+
+    def check(self, kw):
+        out = super().check(kw)
+        out["num_degree"] = check_int("num_degree", kw["num_degree"], 1, 16)
+        out["den_degree"] = check_int("den_degree", kw["den_degree"], 1, 16)
+        return out
+
+    def tensors(self, kw):
+        return rational.NAMES, ()
+
+    def shared_init(self, kw, normal):
+        return rational.init_parameters(kw["num_degree"], kw["den_degree"], kw["init"])
+
+    def forward(self, xp, x, p, kw):
+        return rational.rational(xp, x, *(p[n] for n in rational.NAMES), kw["channel_dim"])
+
+
+class _SELUVariation(Family):
+    name = "selu_variation"
+    inits = selu_variation.INITS
+
+    def tensors(self, kw):
+        return selu_variation.NAMES, ()
+
+    def shared_init(self, kw, normal):
+        return {k: np.array(v) for k, v in selu_variation.init_parameters(kw["init"]).items()}
+
+    def forward(self, xp, x, p, kw):
+        return selu_variation.selu_variation(xp, x, *(p[n] for n in selu_variation.NAMES),
+                                             kw["channel_dim"])
+
+
+#: every family the JAX and Keras frontends build, by registry name
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    _Hermite(), _Fourier(), _Tropical(), _TropicalRational(), _Rational(), _SELUVariation())}
+
+
+def family(name: str) -> Family:
+    return FAMILIES[name]

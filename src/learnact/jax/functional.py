@@ -1,0 +1,82 @@
+"""The learnable families as pure ``jax.numpy`` functions (jit, grad, vmap and bf16 work).
+
+Each takes the input and the family's parameter arrays (shared shapes ``(K,)``/``()`` or per
+channel ``(C, K)``/``(C,)``, broadcast along ``channel_dim``) and evaluates the core's formula
+(``learnact.core.<family>``). Half-precision inputs are computed in float32 and returned in
+their own dtype; parameters are cast to the compute dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+
+from ..core import fourier as _fourier
+from ..core import hermite as _hermite
+from ..core import rational as _rational
+from ..core import selu_variation as _selu
+from ..core import tropical as _tropical
+
+__all__ = ["hermite", "fourier", "tropical", "tropical_rational", "rational", "selu_variation",
+           "compute_dtype"]
+
+Array = Any
+
+
+def compute_dtype(dtype: Any) -> Any:
+    """float32 for float16/bfloat16, else the dtype itself (float32 or float64)."""
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"input must be a floating-point array, got dtype {dtype}")
+    return jnp.float32 if jnp.dtype(dtype).itemsize < 4 else dtype
+
+
+def _call(formula, x: Array, params: tuple, channel_dim: int) -> Array:
+    x = jnp.asarray(x)
+    ct = compute_dtype(x.dtype)
+    ps = tuple(None if p is None else jnp.asarray(p).astype(ct) for p in params)
+    return formula(jnp, x.astype(ct), *ps, channel_dim=channel_dim).astype(x.dtype)
+
+
+def hermite(x: Array, coeffs: Array, channel_dim: int = -1, lo: Array | None = None,
+            hi: Array | None = None) -> Array:
+    """f(x) = sum_k c_k He_k(x)/k! (Clenshaw); linear outside [lo, hi] when given."""
+    return _call(_hermite_formula, x, (coeffs, lo, hi), channel_dim)
+
+
+def _hermite_formula(xp: Any, x: Array, c: Array, lo: Array | None, hi: Array | None,
+                     channel_dim: int) -> Array:
+    return _hermite.hermite(xp, x, c, channel_dim, lo, hi)
+
+
+def fourier(x: Array, bias: Array, amplitude: Array, frequency: Array, phase: Array,
+            channel_dim: int = -1) -> Array:
+    """f(x) = bias + sum_k amplitude_k cos(frequency_k x - phase_k)."""
+    return _call(_fourier.fourier, x, (bias, amplitude, frequency, phase), channel_dim)
+
+
+def tropical(x: Array, slopes: Array, coeffs: Array, scale: Array, offset: Array,
+             channel_dim: int = -1) -> Array:
+    """f(x) = scale max_k (slopes_k x + coeffs_k) + offset."""
+    return _call(_tropical.tropical, x, (slopes, coeffs, scale, offset), channel_dim)
+
+
+def tropical_rational(x: Array, num_slopes: Array, num_coeffs: Array, den_slopes: Array,
+                      den_coeffs: Array, scale: Array, offset: Array,
+                      channel_dim: int = -1) -> Array:
+    """f(x) = scale (max_k (p_k x + a_k) - max_k (q_k x + b_k)) + offset."""
+    return _call(_tropical.tropical_rational, x,
+                 (num_slopes, num_coeffs, den_slopes, den_coeffs, scale, offset), channel_dim)
+
+
+def rational(x: Array, num: Array, den: Array, scale: Array, offset: Array,
+             channel_dim: int = -1) -> Array:
+    """f(x) = scale P(x)/(1 + |A(x)|) + offset; num: x^0..x^n, den: x^1..x^m."""
+    return _call(_rational.rational, x, (num, den, scale, offset), channel_dim)
+
+
+def selu_variation(x: Array, lam: Array, alpha: Array, beta: Array, gamma: Array,
+                   omega: Array, scale: Array, offset: Array, channel_dim: int = -1) -> Array:
+    """f(x) = scale lam (x if x > 0 else alpha (e^{beta x} - 1) + gamma sin(omega x)) + offset."""
+    return _call(_selu.selu_variation, x, (lam, alpha, beta, gamma, omega, scale, offset),
+                 channel_dim)

@@ -1,0 +1,258 @@
+"""Flax NNX modules for the learnable families, built from learnact.core.families."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from .._frontend import FIXED_NAMES, from_spec, names
+from .._validate import check_choice, check_float, check_input_channels
+from ..core.families import family
+from .functional import compute_dtype
+
+__all__ = ["Activation", "Buffer", "Fixed", "Hermite", "Fourier", "Tropical",
+           "TropicalRational", "Rational", "SELUVariation", "create", "available",
+           "parameters"]
+
+
+class Buffer(nnx.Variable):
+    """A fixed tensor of an activation (Hermite's tail bounds, tropical slopes): saved with
+    the module's state, never trained (``nnx.grad`` and ``nnx.Optimizer`` take ``nnx.Param``)."""
+
+
+class Activation(nnx.Module):
+    """Base of the learnable families: builds the family's tensors from the core's float64
+    initial values and evaluates its formula in ``__call__``."""
+
+    family: ClassVar[str] = ""
+
+    def _build(self, kw: dict[str, Any], param_dtype: Any, rngs: nnx.Rngs | None) -> None:
+        fam = family(self.family)
+        kw = fam.check(kw)
+        if not jnp.issubdtype(param_dtype, jnp.floating):
+            raise TypeError(f"param_dtype must be a floating dtype, got {param_dtype}")
+        names, buffers = fam.tensors(kw)
+
+        def normal(shape: tuple[int, ...]) -> np.ndarray:
+            if rngs is None:
+                raise ValueError(f"{type(self).__name__}(init={kw.get('init')!r}) draws its "
+                                 "parameters at random: pass rngs=nnx.Rngs(seed)")
+            return np.asarray(jax.random.normal(rngs.params(), shape, jnp.float32))
+
+        values = fam.initial(kw, normal)
+        for n in names:
+            kind = Buffer if n in buffers else nnx.Param
+            setattr(self, n, kind(jnp.asarray(values[n], dtype=param_dtype)))
+        self.config = tuple(kw.items())  # static (hashable) arguments
+        self.tensor_names = names
+
+    @property
+    def channels(self) -> int | None:
+        return dict(self.config)["channels"]
+
+    @property
+    def channel_dim(self) -> int:
+        return dict(self.config)["channel_dim"]
+
+    def __call__(self, x: Any) -> Any:
+        x = jnp.asarray(x)
+        ct = compute_dtype(x.dtype)
+        kw = dict(self.config)
+        check_input_channels(x.shape, kw["channels"], kw["channel_dim"], type(self).__name__)
+        p = {n: getattr(self, n)[...].astype(ct) for n in self.tensor_names}
+        return family(self.family).forward(jnp, x.astype(ct), p, kw).astype(x.dtype)
+
+
+class Hermite(Activation):
+    r"""Learnable Hermite-polynomial activation, f(x) = sum_{k=0}^{d} c_k He_k(x)/k!.
+
+    Probabilists' Hermite polynomials evaluated by Clenshaw's recurrence; under N(0, 1)
+    E[f^2] = sum_k c_k^2/k! and E[f'^2] = sum_{k>=1} c_k^2/(k-1)!.
+
+    Args: ``degree`` d in [1, 64]; ``channels`` None (shared ``coeffs`` (d+1,)) or C
+    ((C, d+1)); ``channel_dim`` (default -1); ``init``: "unit" (E[f^2] = E[f'^2] = 1),
+    "paper"/"published", "stable" (unit moments, V'(1) < 1), "gelu" (GELU's shape, unit
+    moments); ``tails``: "polynomial" or "linear" (f continues C1-linearly outside
+    [-bound, bound], held in the buffers ``lo``, ``hi``); ``bound`` (default 3).
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, "Learnable polynomial, trigonometric, and
+    tropical activations", arXiv:2502.01247 (2025).
+    """
+
+    family = "hermite"
+
+    def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = -1,
+                 init: str = "unit", tails: str = "polynomial", bound: float = 3.0, *,
+                 param_dtype: Any = jnp.float32, rngs: nnx.Rngs | None = None) -> None:
+        self._build(dict(degree=degree, channels=channels, channel_dim=channel_dim, init=init,
+                         tails=tails, bound=bound), param_dtype, rngs)
+
+
+class Fourier(Activation):
+    r"""Learnable truncated Fourier series, f(x) = a_0 + sum_{k=1}^{d} c_k cos(w_k x - phi_k).
+
+    Parameters ``bias`` a_0, ``amplitude`` c, ``frequency`` w (init w_k = k), ``phase`` phi.
+    Args: ``degree`` d in [1, 64]; ``channels``; ``channel_dim`` (default -1); ``init``:
+    "unit" (the published shape rescaled to E[f^2] = E[f'^2] = 1) or "paper"/"published"
+    (c_k = 0.6623/k!, phi_k = pi/4).
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, arXiv:2502.01247 (2025).
+    """
+
+    family = "fourier"
+
+    def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = -1,
+                 init: str = "unit", *, param_dtype: Any = jnp.float32,
+                 rngs: nnx.Rngs | None = None) -> None:
+        self._build(dict(degree=degree, channels=channels, channel_dim=channel_dim, init=init),
+                    param_dtype, rngs)
+
+
+class Tropical(Activation):
+    r"""Learnable tropical (max-plus) polynomial, f(x) = alpha max_{k=0..d}(k x + c_k) + beta.
+
+    Learnable intercepts ``coeffs`` c, ``scale`` alpha, ``offset`` beta; fixed buffer
+    ``slopes`` = 0..d. Args: ``degree`` d in [1, 64]; ``channels``; ``channel_dim``;
+    ``init``: "unit" (breakpoints at the N(0,1) quantiles j/(d+1), alpha and beta giving
+    E[f^2] = E[f'^2] = 1) or "paper"/"published" (c_k = 1, alpha = sqrt(2)/d, beta = 0).
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, arXiv:2502.01247 (2025).
+    """
+
+    family = "tropical"
+
+    def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = -1,
+                 init: str = "unit", *, param_dtype: Any = jnp.float32,
+                 rngs: nnx.Rngs | None = None) -> None:
+        self._build(dict(degree=degree, channels=channels, channel_dim=channel_dim, init=init),
+                    param_dtype, rngs)
+
+
+class TropicalRational(Activation):
+    r"""Tropical rational activation, f(x) = alpha (max_k(p_k x + a_k) - max_k(q_k x + b_k)) + beta.
+
+    All of ``num_slopes`` p, ``num_coeffs`` a, ``den_slopes`` q, ``den_coeffs`` b, ``scale``
+    alpha and ``offset`` beta learn. Args: ``degree`` d in [1, 64] (d+1 lines each, default
+    4); ``channels``; ``channel_dim``; ``init``: "unit" (p_k = k, q_k = k/2, breakpoints at
+    the Gaussian quantiles, unit moments) or "paper"/"published" (the four tables i.i.d.
+    N(0, 1), drawn from ``rngs``, one key per table).
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, arXiv:2502.01247 (2025).
+    """
+
+    family = "tropical_rational"
+
+    def __init__(self, degree: int = 4, channels: int | None = None, channel_dim: int = -1,
+                 init: str = "unit", *, param_dtype: Any = jnp.float32,
+                 rngs: nnx.Rngs | None = None) -> None:
+        self._build(dict(degree=degree, channels=channels, channel_dim=channel_dim, init=init),
+                    param_dtype, rngs)
+
+
+class Rational(Activation):
+    r"""Rational (Pade) activation with the safe denominator,
+    f(x) = s (a_0 + ... + a_n x^n) / (1 + |b_1 x + ... + b_m x^m|) + t.
+
+    Parameters ``num`` (n+1), ``den`` (m), ``scale`` s, ``offset`` t. Args: ``num_degree``,
+    ``den_degree`` (the shipped fits: (5, 4)); ``channels``; ``channel_dim``; ``init``:
+    "paper"/"published"/"leaky_relu" (fitted to leaky ReLU on [-3, 3]), "gelu", "unit" (the
+    leaky-ReLU fit with unit moments).
+
+    Source: A. Molina, P. Schramowski, K. Kersting, "Pade Activation Units", ICLR 2020
+    (arXiv:1907.06732).
+    """
+
+    family = "rational"
+
+    def __init__(self, num_degree: int = 5, den_degree: int = 4, channels: int | None = None,
+                 channel_dim: int = -1, init: str = "paper", *,
+                 param_dtype: Any = jnp.float32, rngs: nnx.Rngs | None = None) -> None:
+        self._build(dict(num_degree=num_degree, den_degree=den_degree, channels=channels,
+                         channel_dim=channel_dim, init=init), param_dtype, rngs)
+
+
+class SELUVariation(Activation):
+    r"""Learnable SELU variation,
+    f(x) = s lam (x if x > 0 else alpha (e^{beta x} - 1) + gamma sin(omega x)) + t.
+
+    Parameters ``lam``, ``alpha``, ``beta``, ``gamma``, ``omega``, ``scale``, ``offset``.
+    Args: ``channels``; ``channel_dim``; ``init``: "paper"/"published" (lam = 1.0507,
+    alpha = 1.67326, beta = 1, gamma = 0.1, omega = 2, s = 1, t = 0) or "unit" (s, t giving
+    E[f^2] = E[f'^2] = 1). The negative branch is evaluated at min(x, 0): no overflow.
+
+    Source: the SELU Variation activations (ToyMath, GitHub, 2024), built on SELU (Klambauer
+    et al., NeurIPS 2017, arXiv:1706.02515).
+    """
+
+    family = "selu_variation"
+
+    def __init__(self, channels: int | None = None, channel_dim: int = -1, init: str = "paper",
+                 *, param_dtype: Any = jnp.float32, rngs: nnx.Rngs | None = None) -> None:
+        self._build(dict(channels=channels, channel_dim=channel_dim, init=init), param_dtype,
+                    rngs)
+
+
+def _gelu(x: Any, approximate: str) -> Any:
+    return jax.nn.gelu(x, approximate=approximate == "tanh")
+
+
+_FIXED = {
+    "identity": lambda x: x, "relu": jax.nn.relu, "silu": jax.nn.silu, "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid, "softplus": jax.nn.softplus, "selu": jax.nn.selu,
+    "elu": jax.nn.elu,
+}
+
+
+class Fixed(nnx.Module):
+    """A classical (parameter-free) activation by its PyTorch name, for baselines:
+    identity, relu, silu, tanh, sigmoid, softplus, selu, elu, leaky_relu (``negative_slope``,
+    default 0.01), gelu (``approximate``: "none", exact as PyTorch's default, or "tanh")."""
+
+    def __init__(self, activation: str, approximate: str = "none",
+                 negative_slope: float = 0.01) -> None:
+        self.activation = check_choice("activation", activation, FIXED_NAMES)
+        self.approximate = check_choice("approximate", approximate, ("none", "tanh"))
+        self.negative_slope = check_float("negative_slope", negative_slope)
+
+    def __call__(self, x: Any) -> Any:
+        x = jnp.asarray(x)
+        compute_dtype(x.dtype)  # the same type check as the learnable families
+        if self.activation == "gelu":
+            return _gelu(x, self.approximate)
+        if self.activation == "leaky_relu":
+            return jax.nn.leaky_relu(x, self.negative_slope)
+        return _FIXED[self.activation](x)
+
+
+_CLASSES: dict[str, type[Activation]] = {c.family: c for c in (
+    Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation)}
+
+
+def available(learnable: bool | None = None) -> list[str]:
+    """Sorted names ``create`` accepts (the learnable families and the fixed baselines)."""
+    return names(_CLASSES, learnable)
+
+
+def create(spec: str | nnx.Module, *, rngs: nnx.Rngs | None = None,
+           param_dtype: Any = jnp.float32, **overrides: Any) -> nnx.Module:
+    """Build a module from a spec string (``"hermite:degree=8,channels=64"``), the same strings
+    as ``learnact.create``; a module instance passes through unchanged. ``overrides`` take
+    precedence over the spec's values; ``rngs`` seeds random inits."""
+    if isinstance(spec, nnx.Module):
+        if overrides:
+            raise TypeError("overrides cannot be applied to an already built module instance")
+        return spec
+    return from_spec(spec, _CLASSES, Fixed, "learnact.jax", ("param_dtype", "rngs"),
+                     {"param_dtype": param_dtype, "rngs": rngs}, overrides)
+
+
+def parameters(model: nnx.Module) -> nnx.State:
+    """The trainable parameters of every learnact activation inside ``model`` (an
+    ``nnx.State``), e.g. for their own optimizer settings (``optax.multi_transform``)."""
+    owners = [path for path, node in nnx.iter_graph(model) if isinstance(node, Activation)]
+    return nnx.state(model, lambda path, value: isinstance(value, nnx.Param) and any(
+        tuple(path[:len(o)]) == tuple(o) for o in owners))

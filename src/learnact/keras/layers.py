@@ -1,0 +1,305 @@
+"""Keras 3 layers for the learnable families, built from learnact.core.families."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+from keras import ops
+
+from .._frontend import FIXED_NAMES, from_spec, names
+from .._validate import check_choice, check_float, check_input_channels, check_int
+from ..core.families import family
+
+__all__ = ["Activation", "Fixed", "Hermite", "Fourier", "Tropical", "TropicalRational",
+           "Rational", "SELUVariation", "create", "available"]
+
+_PACKAGE = "learnact"
+
+
+class _Values:
+    """Initializer returning fixed float64 values (cast to the variable's dtype)."""
+
+    def __init__(self, value: np.ndarray) -> None:
+        self.value = value
+
+    def __call__(self, shape: Any, dtype: Any = None) -> Any:
+        return ops.convert_to_tensor(np.asarray(self.value).reshape(shape), dtype=dtype)
+
+
+class _Ops:
+    """``keras.ops`` for the core's formulas, except where Keras' type promotion drops float64:
+    on the JAX and PyTorch backends ``sin``/``cos`` (JAX) and ``minimum``/``maximum`` (PyTorch)
+    return float32 for float64 tensors (keras.src.backend.common.dtypes maps float64 to
+    float32 outside TensorFlow), which would cost float64 layers eight digits. For float64
+    tensors those go to the backend's own function."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(ops, name)
+
+    @staticmethod
+    def _native(name: str, x: Any, *rest: Any) -> Any:
+        backend = keras.backend.backend()
+        if keras.backend.standardize_dtype(x.dtype) == "float64" and backend in ("jax", "torch"):
+            if backend == "jax":
+                import jax.numpy as module
+            else:
+                import torch as module
+            return getattr(module, name)(x, *rest)
+        return getattr(ops, name)(x, *rest)
+
+    def cos(self, x: Any) -> Any:
+        return self._native("cos", x)
+
+    def sin(self, x: Any) -> Any:
+        return self._native("sin", x)
+
+    def minimum(self, x: Any, y: Any) -> Any:
+        return self._native("minimum", x, y)
+
+    def maximum(self, x: Any, y: Any) -> Any:
+        return self._native("maximum", x, y)
+
+
+_OPS = _Ops()
+
+
+def _compute_dtype(dtype: Any) -> str:
+    name = keras.backend.standardize_dtype(dtype)
+    if not name.startswith(("float", "bfloat")):
+        raise TypeError(f"input must be a floating-point tensor, got dtype {name}")
+    return "float32" if name in ("float16", "bfloat16") else name
+
+
+class Activation(keras.layers.Layer):
+    """Base of the learnable families: creates the family's variables from the core's float64
+    initial values (trainable parameters and non-trainable buffers) and evaluates its formula
+    with ``keras.ops``."""
+
+    family: ClassVar[str] = ""
+
+    def _build(self, kw: dict[str, Any], seed: int | None) -> None:
+        fam = family(self.family)
+        self._kw = fam.check(kw)
+        self.seed = None if seed is None else check_int("seed", seed, 0)
+        names_, buffers = fam.tensors(self._kw)
+        rng = np.random.default_rng(self.seed)  # one generator: every table its own draw
+        values = fam.initial(self._kw, lambda shape: rng.normal(size=shape))
+        for n in names_:
+            setattr(self, n, self.add_weight(name=n, shape=values[n].shape,
+                                             initializer=_Values(values[n]),
+                                             trainable=n not in buffers))
+        self._names = names_
+
+    @property
+    def channels(self) -> int | None:
+        return self._kw["channels"]
+
+    @property
+    def channel_dim(self) -> int:
+        return self._kw["channel_dim"]
+
+    def call(self, x: Any) -> Any:
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        ct = _compute_dtype(dtype)
+        check_input_channels(tuple(x.shape), self._kw["channels"], self._kw["channel_dim"],
+                             type(self).__name__)
+        p = {n: ops.cast(getattr(self, n), ct) for n in self._names}
+        y = family(self.family).forward(_OPS, ops.cast(x, ct), p, self._kw)
+        return ops.cast(y, dtype)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | dict(self._kw) | {"seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Hermite(Activation):
+    r"""Learnable Hermite-polynomial activation, f(x) = sum_{k=0}^{d} c_k He_k(x)/k!.
+
+    Probabilists' Hermite polynomials evaluated by Clenshaw's recurrence; under N(0, 1)
+    E[f^2] = sum_k c_k^2/k! and E[f'^2] = sum_{k>=1} c_k^2/(k-1)!.
+
+    Args: ``degree`` d in [1, 64]; ``channels`` None (shared ``coeffs`` (d+1,)) or C
+    ((C, d+1)); ``channel_dim`` (default -1); ``init``: "unit" (E[f^2] = E[f'^2] = 1),
+    "paper"/"published", "stable" (unit moments, V'(1) < 1), "gelu" (GELU's shape, unit
+    moments); ``tails``: "polynomial" or "linear" (C1-linear outside [-bound, bound], held in
+    the non-trainable ``lo``, ``hi``); ``bound`` (default 3).
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, "Learnable polynomial, trigonometric, and
+    tropical activations", arXiv:2502.01247 (2025).
+    """
+
+    family = "hermite"
+
+    def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = -1,
+                 init: str = "unit", tails: str = "polynomial", bound: float = 3.0,
+                 seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._build(dict(degree=degree, channels=channels, channel_dim=channel_dim, init=init,
+                         tails=tails, bound=bound), seed)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Fourier(Activation):
+    r"""Learnable truncated Fourier series, f(x) = a_0 + sum_{k=1}^{d} c_k cos(w_k x - phi_k).
+
+    Parameters ``bias`` a_0, ``amplitude`` c, ``frequency`` w (init w_k = k), ``phase`` phi.
+    Args: ``degree`` d in [1, 64]; ``channels``; ``channel_dim`` (default -1); ``init``:
+    "unit" (the published shape rescaled to E[f^2] = E[f'^2] = 1) or "paper"/"published".
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, arXiv:2502.01247 (2025).
+    """
+
+    family = "fourier"
+
+    def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = -1,
+                 init: str = "unit", seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._build(dict(degree=degree, channels=channels, channel_dim=channel_dim, init=init),
+                    seed)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Tropical(Activation):
+    r"""Learnable tropical (max-plus) polynomial, f(x) = alpha max_{k=0..d}(k x + c_k) + beta.
+
+    Trainable ``coeffs`` c, ``scale`` alpha, ``offset`` beta; non-trainable ``slopes`` 0..d.
+    Args: ``degree`` d in [1, 64]; ``channels``; ``channel_dim``; ``init``: "unit"
+    (breakpoints at the N(0,1) quantiles, unit moments) or "paper"/"published" (c_k = 1,
+    alpha = sqrt(2)/d, beta = 0).
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, arXiv:2502.01247 (2025).
+    """
+
+    family = "tropical"
+
+    def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = -1,
+                 init: str = "unit", seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._build(dict(degree=degree, channels=channels, channel_dim=channel_dim, init=init),
+                    seed)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TropicalRational(Activation):
+    r"""Tropical rational activation, f(x) = alpha (max_k(p_k x + a_k) - max_k(q_k x + b_k)) + beta.
+
+    All of ``num_slopes``, ``num_coeffs``, ``den_slopes``, ``den_coeffs``, ``scale``,
+    ``offset`` train. Args: ``degree`` d in [1, 64] (default 4); ``channels``;
+    ``channel_dim``; ``init``: "unit" (p_k = k, q_k = k/2, breakpoints at the Gaussian
+    quantiles, unit moments) or "paper"/"published" (tables i.i.d. N(0, 1) from ``seed``).
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, arXiv:2502.01247 (2025).
+    """
+
+    family = "tropical_rational"
+
+    def __init__(self, degree: int = 4, channels: int | None = None, channel_dim: int = -1,
+                 init: str = "unit", seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._build(dict(degree=degree, channels=channels, channel_dim=channel_dim, init=init),
+                    seed)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Rational(Activation):
+    r"""Rational (Pade) activation with the safe denominator,
+    f(x) = s (a_0 + ... + a_n x^n) / (1 + |b_1 x + ... + b_m x^m|) + t.
+
+    Parameters ``num``, ``den``, ``scale``, ``offset``. Args: ``num_degree``, ``den_degree``
+    (the shipped fits: (5, 4)); ``channels``; ``channel_dim``; ``init``:
+    "paper"/"published"/"leaky_relu", "gelu" or "unit".
+
+    Source: A. Molina, P. Schramowski, K. Kersting, "Pade Activation Units", ICLR 2020
+    (arXiv:1907.06732).
+    """
+
+    family = "rational"
+
+    def __init__(self, num_degree: int = 5, den_degree: int = 4, channels: int | None = None,
+                 channel_dim: int = -1, init: str = "paper", seed: int | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._build(dict(num_degree=num_degree, den_degree=den_degree, channels=channels,
+                         channel_dim=channel_dim, init=init), seed)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SELUVariation(Activation):
+    r"""Learnable SELU variation,
+    f(x) = s lam (x if x > 0 else alpha (e^{beta x} - 1) + gamma sin(omega x)) + t.
+
+    Parameters ``lam``, ``alpha``, ``beta``, ``gamma``, ``omega``, ``scale``, ``offset``.
+    Args: ``channels``; ``channel_dim``; ``init``: "paper"/"published" (lam = 1.0507,
+    alpha = 1.67326, beta = 1, gamma = 0.1, omega = 2) or "unit".
+
+    Source: the SELU Variation activations (ToyMath, GitHub, 2024), built on SELU (Klambauer
+    et al., NeurIPS 2017, arXiv:1706.02515).
+    """
+
+    family = "selu_variation"
+
+    def __init__(self, channels: int | None = None, channel_dim: int = -1, init: str = "paper",
+                 seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._build(dict(channels=channels, channel_dim=channel_dim, init=init), seed)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Fixed(keras.layers.Layer):
+    """A classical (parameter-free) activation by its PyTorch name, for baselines:
+    identity, relu, silu, tanh, sigmoid, softplus, selu, elu, leaky_relu (``negative_slope``),
+    gelu (``approximate``: "none", exact as PyTorch's default, or "tanh")."""
+
+    def __init__(self, activation: str = "identity", approximate: str = "none",
+                 negative_slope: float = 0.01, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kind = check_choice("activation", activation, FIXED_NAMES)
+        self.approximate = check_choice("approximate", approximate, ("none", "tanh"))
+        self.negative_slope = check_float("negative_slope", negative_slope)
+
+    def call(self, x: Any) -> Any:
+        _compute_dtype(x.dtype)
+        if self.kind == "gelu" and self.approximate == "none":
+            # x Phi(x) by erf: keras.ops.gelu's exact form loses float64 digits on TensorFlow
+            return 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
+        if self.kind == "gelu":
+            return ops.gelu(x, approximate=True)
+        if self.kind == "leaky_relu":
+            return ops.leaky_relu(x, negative_slope=self.negative_slope)
+        if self.kind == "identity":
+            return x
+        return getattr(ops, self.kind)(x)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"activation": self.kind, "approximate": self.approximate,
+                                       "negative_slope": self.negative_slope}
+
+
+_CLASSES: dict[str, type[Activation]] = {c.family: c for c in (
+    Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation)}
+
+
+def available(learnable: bool | None = None) -> list[str]:
+    """Sorted names ``create`` accepts (the learnable families and the fixed baselines)."""
+    return names(_CLASSES, learnable)
+
+
+def create(spec: str | keras.layers.Layer, **overrides: Any) -> keras.layers.Layer:
+    """Build a layer from a spec string (``"hermite:degree=8,channels=64"``), the same strings
+    as ``learnact.create``; a layer instance passes through unchanged. ``overrides`` (also
+    Keras layer keywords such as ``dtype`` and ``name``) take precedence over the spec."""
+    if isinstance(spec, keras.layers.Layer):
+        if overrides:
+            raise TypeError("overrides cannot be applied to an already built layer instance")
+        return spec
+    layer_kw = {k: overrides.pop(k) for k in ("dtype", "name", "trainable") if k in overrides}
+    return from_spec(spec, _CLASSES, lambda kind, **kw: Fixed(kind, **kw, **layer_kw),
+                     "learnact.keras", ("kwargs",), layer_kw, overrides)

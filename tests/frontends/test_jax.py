@@ -1,0 +1,191 @@
+"""learnact.jax: values against independent float64 references, autodiff, jit/vmap/bf16,
+per-channel broadcasting, errors, seeding and a short NNX training loop. No torch here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from jax.test_util import check_grads
+
+import learnact.jax as lj
+from learnact.core import quadrature
+from learnact.core.tropical import envelope_kinks
+
+from .conftest import SPECS
+from .references import evaluate
+
+
+def _perturbed(spec: str, channels: int | None = None, seed: int = 0, **kw):
+    m = lj.create(spec, channels=channels, param_dtype=jnp.float64, **kw)
+    rng = np.random.default_rng(seed)
+    for n in m.tensor_names:
+        v = getattr(m, n)
+        if isinstance(v, nnx.Param):
+            v[...] = v[...] + 0.1 * rng.normal(size=v[...].shape)
+    return m
+
+
+def _params(m) -> dict[str, np.ndarray]:
+    return {n: np.asarray(getattr(m, n)[...]) for n in m.tensor_names}
+
+
+def test_import_never_imports_torch():
+    out = subprocess.run([sys.executable, "-c", (
+        "import sys, learnact.jax as lj, jax.numpy as jnp\n"
+        "lj.create('hermite:degree=8,channels=4')(jnp.ones((2, 4)))\n"
+        "print('torch' in sys.modules)")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("channels", [None, 3])
+def test_values_match_the_float64_reference(spec, channels):
+    m = _perturbed(spec, channels)
+    x = np.random.default_rng(1).normal(scale=2.0, size=(5, 3))
+    x[0, 0] = 0.0
+    got = np.asarray(m(jnp.asarray(x)))
+    want = evaluate(m.family, x, _params(m), channels is not None)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_gradients_match_finite_differences(spec):
+    m = _perturbed(spec, 3)
+    x = jnp.asarray(np.random.default_rng(2).normal(scale=1.5, size=(4, 3)))
+    graphdef, state = nnx.split(m)
+
+    def f(x, state):
+        return nnx.merge(graphdef, state)(x)
+
+    check_grads(f, (x, state), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_jit_vmap_and_bf16(spec):
+    m = _perturbed(spec, 3)
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(6, 3)), dtype=jnp.float32)
+    eager = m(x)
+    assert eager.dtype == jnp.float32
+    np.testing.assert_allclose(nnx.jit(lambda m, x: m(x))(m, x), eager, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jax.vmap(m)(x), eager, rtol=1e-6, atol=1e-6)
+    half = m(x.astype(jnp.bfloat16))
+    assert half.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(half, np.float32), eager,
+                               rtol=2e-2, atol=2e-2 * float(jnp.abs(eager).max()))
+
+
+def test_channel_dim_one_matches_channels_last():
+    a = _perturbed("hermite:degree=4", 3, channel_dim=1)
+    b = lj.Hermite(4, channels=3, channel_dim=-1, param_dtype=jnp.float64)
+    b.coeffs[...] = a.coeffs[...]
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 3, 4, 5)))
+    np.testing.assert_allclose(a(x), jnp.moveaxis(b(jnp.moveaxis(x, 1, -1)), -1, 1),
+                               rtol=1e-13)
+
+
+@pytest.mark.parametrize("spec", ["hermite", "hermite:init=stable", "hermite:tails=linear",
+                                  "hermite:init=gelu", "fourier", "tropical",
+                                  "tropical_rational", "rational:init=unit",
+                                  "selu_variation:init=unit"])
+def test_unit_inits_have_unit_moments(spec):
+    m = lj.create(spec, param_dtype=jnp.float64)
+    f = jax.vmap(jax.value_and_grad(lambda z: m(z)))
+    p = _params(m)
+    kinks = [np.array([-3.0, 0.0, 3.0])]  # Hermite's tail bounds, SELU's branch point
+    if m.family == "tropical":
+        kinks.append(envelope_kinks(p["slopes"], p["coeffs"]))
+    if m.family == "tropical_rational":
+        kinks += [envelope_kinks(p["num_slopes"], p["num_coeffs"]),
+                  envelope_kinks(p["den_slopes"], p["den_coeffs"])]
+    mom = quadrature.expectations(lambda z: tuple(np.asarray(t) for t in f(jnp.asarray(z))),
+                                  np.concatenate(kinks))
+    assert mom.second == pytest.approx(1.0, abs=1e-9)
+    assert mom.deriv_second == pytest.approx(1.0, abs=1e-9)
+
+
+def test_seed_selu_variation_formula():
+    m = lj.SELUVariation(param_dtype=jnp.float64)
+    x = jnp.asarray([-1e4, -3.0, -0.5, 0.0, 0.5, 1e4])
+    y = np.asarray(m(x))
+    xn = np.minimum(np.asarray(x), 0)
+    want = 1.0507 * np.where(np.asarray(x) > 0, np.asarray(x),
+                             1.67326 * np.expm1(xn) + 0.1 * np.sin(2 * xn))
+    np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-12)
+    assert np.isfinite(y).all() and y[3] == 0.0
+    g = jax.grad(lambda x: m(x).sum())(x)
+    assert np.isfinite(np.asarray(g)).all()
+
+
+def test_errors_match_the_torch_api():
+    with pytest.raises(ValueError, match=r"unknown activation 'hermit'; did you mean 'hermite'"):
+        lj.create("hermit")
+    with pytest.raises(ValueError, match=r"degree must be an integer in \[1, 64\], got 0"):
+        lj.create("hermite:degree=0")
+    with pytest.raises(TypeError, match="has no parameter 'degre'; did you mean 'degree'"):
+        lj.create("hermite:degre=3")
+    with pytest.raises(ValueError, match="init must be one of"):
+        lj.Fourier(init="pape")
+    m = lj.create("hermite:channels=4")
+    with pytest.raises(ValueError, match=r"input has 3 channels along channel_dim=-1 .* "
+                                         r"built with channels=4"):
+        m(jnp.ones((2, 3)))
+    with pytest.raises(TypeError, match="floating-point"):
+        m(jnp.ones((2, 4), dtype=jnp.int32))
+    with pytest.raises(ValueError, match=r"\(num_degree, den_degree\) must be one of"):
+        lj.Rational(3, 2)
+    with pytest.raises(ValueError, match="pass rngs=nnx.Rngs"):
+        lj.TropicalRational(init="paper")
+
+
+def test_random_init_one_key_per_table_and_reproducible():
+    a = lj.TropicalRational(3, channels=2, init="paper", rngs=nnx.Rngs(0))
+    b = lj.TropicalRational(3, channels=2, init="paper", rngs=nnx.Rngs(0))
+    c = lj.TropicalRational(3, channels=2, init="paper", rngs=nnx.Rngs(1))
+    tables = [np.asarray(getattr(a, n)[...]) for n in
+              ("num_slopes", "num_coeffs", "den_slopes", "den_coeffs")]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not np.allclose(tables[i], tables[j])
+        assert not np.allclose(tables[i][0], tables[i][1])  # channels differ too
+    np.testing.assert_array_equal(a.num_coeffs[...], b.num_coeffs[...])
+    assert not np.allclose(a.num_coeffs[...], c.num_coeffs[...])
+
+
+class _Net(nnx.Module):
+    def __init__(self, act: str, rngs: nnx.Rngs) -> None:
+        self.inp = nnx.Linear(2, 16, rngs=rngs)
+        self.act = lj.create(act) if act == "gelu" else lj.create(act, channels=16)
+        self.out = nnx.Linear(16, 1, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(self.act(self.inp(x)))
+
+
+def test_nnx_training_lowers_the_loss_and_trains_the_activation():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.uniform(-2, 2, size=(256, 2)), dtype=jnp.float32)
+    y = jnp.sin(2 * x[:, :1]) * jnp.cos(x[:, 1:])
+    model = _Net("hermite:degree=4", nnx.Rngs(0))
+    before = np.asarray(model.act.coeffs[...]).copy()
+    opt = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+
+    @nnx.jit
+    def step(model, opt):
+        loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
+        opt.update(model, grads)
+        return loss
+
+    losses = [float(step(model, opt)) for _ in range(200)]
+    assert losses[-1] < 0.3 * losses[0]
+    assert not np.allclose(before, model.act.coeffs[...])
+    params = lj.parameters(model)
+    assert [tuple(path) for path, _ in nnx.to_flat_state(params)] == [("act", "coeffs")]

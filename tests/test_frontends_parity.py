@@ -1,0 +1,128 @@
+"""Parity (#18): for every family the JAX and Keras frontends build, the same parameters give
+the same outputs and gradients in PyTorch, JAX (Flax NNX) and Keras (JAX backend here; the
+PyTorch backend in a subprocess): float64 within 1e-10 and float32 within 1e-5, relative to
+the output's scale."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import torch
+
+import learnact
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import keras  # noqa: E402
+from flax import nnx  # noqa: E402
+
+import learnact.jax as lj  # noqa: E402
+import learnact.keras as lk  # noqa: E402
+
+from .frontends.conftest import SPECS  # noqa: E402
+
+CASES = [(s, c) for s in SPECS for c in (None, 3)]
+
+
+def _torch_case(spec: str, channels: int | None, dtype: torch.dtype):
+    m = learnact.create(spec, channels=channels, channel_dim=-1).to(dtype)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    tensors = dict(m.named_parameters()) | dict(m.named_buffers())
+    return m, {k: v.detach().numpy().astype(np.float64) for k, v in tensors.items()}
+
+
+def _torch_grads(m, x: np.ndarray, w: np.ndarray, dtype):
+    xt = torch.tensor(x, dtype=dtype, requires_grad=True)
+    y = m(xt)
+    names = [n for n, _ in m.named_parameters()]
+    grads = torch.autograd.grad((y * torch.tensor(w, dtype=dtype)).sum(),
+                                [xt, *m.parameters()])
+    return y.detach().numpy(), dict(zip(["x", *names], (g.numpy() for g in grads)))
+
+
+def _jax_grads(spec, channels, values, x, w, dtype):
+    m = lj.create(spec, channels=channels, param_dtype=dtype)
+    for n in m.tensor_names:
+        getattr(m, n)[...] = jnp.asarray(values[n], dtype)
+    graphdef, params, rest = nnx.split(m, nnx.Param, ...)
+
+    def loss(x, params):
+        return (nnx.merge(graphdef, params, rest)(x) * w).sum()
+
+    y = m(jnp.asarray(x, dtype))
+    gx, gp = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x, dtype), params)
+    flat = {tuple(k)[-1]: np.asarray(v[...]) for k, v in nnx.to_flat_state(gp)}
+    return np.asarray(y), {"x": np.asarray(gx)} | flat
+
+
+def _keras_grads(spec, channels, values, x, w, dtype):
+    layer = lk.create(spec, channels=channels, dtype=dtype)
+    for v in layer.weights:
+        v.assign(values[v.name].astype(dtype))
+    tv = [v.value for v in layer.trainable_variables]
+    ntv = [v.value for v in layer.non_trainable_variables]
+
+    def loss(x, tv):
+        y, _ = layer.stateless_call(tv, ntv, x)
+        return (y * w).sum()
+
+    xj = jnp.asarray(x, dtype)
+    y = layer(xj)
+    gx, gt = jax.grad(loss, argnums=(0, 1))(xj, tv)
+    return np.asarray(y), {"x": np.asarray(gx)} | {
+        v.name: np.asarray(g) for v, g in zip(layer.trainable_variables, gt)}
+
+
+@pytest.mark.parametrize("spec,channels", CASES)
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_same_parameters_same_outputs_and_gradients(spec, channels, precision):
+    tdtype = getattr(torch, precision)
+    tol = 1e-10 if precision == "float64" else 1e-5
+    m, values = _torch_case(spec, channels, tdtype)
+    rng = np.random.default_rng(7)
+    x = rng.normal(scale=2.0, size=(6, 3)).astype(precision)
+    w = rng.normal(size=(6, 3)).astype(precision)
+    y_t, g_t = _torch_grads(m, x, w, tdtype)
+    for name, (y, g) in {"jax": _jax_grads(spec, channels, values, x, w, precision),
+                         "keras": _keras_grads(spec, channels, values, x, w, precision)}.items():
+        assert y.dtype == np.dtype(precision), name
+        scale = max(1.0, float(np.abs(y_t).max()))
+        np.testing.assert_allclose(y, y_t, rtol=0, atol=tol * scale, err_msg=name)
+        assert set(g) == set(g_t), (name, sorted(g), sorted(g_t))
+        for k in g_t:
+            gs = max(1.0, float(np.abs(g_t[k]).max()))
+            np.testing.assert_allclose(g[k], g_t[k], rtol=0, atol=tol * gs,
+                                       err_msg=f"{name} d/d{k}")
+
+
+def test_keras_on_the_pytorch_backend_matches_torch():
+    code = r"""
+import numpy as np, torch, learnact, learnact.keras as lk
+worst = 0.0
+for spec in %r:
+    for channels in (None, 3):
+        m = learnact.create(spec, channels=channels, channel_dim=-1).double()
+        layer = lk.create(spec, channels=channels, dtype="float64")
+        tensors = dict(m.named_parameters()) | dict(m.named_buffers())
+        for v in layer.weights:
+            v.assign(tensors[v.name].detach().double().numpy())
+        x = np.random.default_rng(3).normal(scale=2.0, size=(6, 3))
+        y = layer(torch.tensor(x)).detach().cpu().numpy()
+        want = m(torch.tensor(x)).detach().numpy()
+        worst = max(worst, float(np.abs(y - want).max() / max(1.0, np.abs(want).max())))
+print(worst)
+""" % (SPECS,)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=os.environ | {"KERAS_BACKEND": "torch"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert float(out.stdout.strip().splitlines()[-1]) <= 1e-10
