@@ -254,3 +254,18 @@ def test_plot_cli_over_real_run_directories(tmp_path, capsys) -> None:
         _png_ok(p)
     assert main(["plot", "sampling", str(toy_dir)]) == 2  # no --record data: a clear error
     assert "train with --record" in capsys.readouterr().err
+
+
+def test_loss_curves_tick_whole_epochs(tmp_path, monkeypatch):
+    """With 3 epochs matplotlib's default locator ticked 1.5 and 2.5 (issue #19)."""
+    from learnact.viz import curves
+
+    seen = {}
+
+    def keep(fig, path):
+        seen["ticks"] = [t for t in fig.axes[0].get_xticks() if 1 <= t <= 3]
+        return path
+
+    monkeypatch.setattr(curves, "save_figure", keep)
+    curves.plot_loss_curves({"gelu": [[0.3, 0.2, 0.1], [0.31, 0.21, 0.12]]}, tmp_path / "l.png")
+    assert seen["ticks"] and all(float(t).is_integer() for t in seen["ticks"])

@@ -46,7 +46,8 @@ def cantor_staircase(x: Tensor, depth: int, lo: float, hi: float) -> Tensor:
     for _ in range(depth):
         d = torch.clamp(torch.floor(u * 3.0), 0, 2)  # u = 1 reads as 0.222... in ternary
         is_mid = active & (d == 1)
-        value = value + torch.where(is_mid, scale, torch.where(active & (d == 2), scale, 0.0))
+        # in u's dtype: a where() of two Python scalars is float32 and promoted bf16 output
+        value = value + scale * (is_mid | (active & (d == 2))).to(u.dtype)
         active = active & ~is_mid
         u = u * 3.0 - d
         scale *= 0.5

@@ -62,6 +62,8 @@ def plot_loss_curves(curves: dict[str, list[list[float]]], path: str | Path, *,
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    # whole epochs only (with 2-3 epochs matplotlib's default locator ticks 1.5, 2.5)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_ylabel(ylabel + (" (log scale)" if log else ""))
     if title:
         ax.set_title(title)
