@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import subprocess
@@ -73,7 +75,7 @@ def test_tiny_run_end_to_end(tmp_path: Path) -> None:
     herm = next(r for r in res["runs"] if r["act"].startswith("hermite"))
     assert herm["act_params"] == 15 * 5
     summary = (path / "summary.md").read_text()
-    assert "identity" in summary and "Beat the linear (identity) baseline" in summary
+    assert "identity" in summary and "One seed: no interval" in summary
     assert (path / "loss.png").stat().st_size > 10_000
     assert json.loads((path / "config.json").read_text())["preset"] == "tiny"
 
@@ -230,3 +232,26 @@ def test_recorder_counts_every_element() -> None:
     rec.remove()
     model(x)
     assert all(sum(s["inputs"]["counts"][0]) == st[k]["seen"] for k, s in rec.state().items())
+
+
+def test_report_states_only_what_the_paired_intervals_support(tmp_path: Path) -> None:
+    """Three seeds: a consistent small gain is "lower loss", a noisy one "not
+    distinguishable"; the summary's sentences list exactly those."""
+    from learnact.experiments.common import RunDir
+    from learnact.experiments.report import write_autoencoder_report
+
+    finals = {"identity": [0.030, 0.032, 0.031], "gelu": [0.0295, 0.0315, 0.0305],
+              "hermite": [0.020, 0.045, 0.028], "tropical": [0.040, 0.041, 0.0405]}
+    runs = [{"act": a, "seed": s, "width": 16, "lr": 2e-3, "params": 100, "act_params": 0,
+             "diverged": False, "diverged_epoch": None,
+             "epochs": [{"epoch": 1, "train_loss": v, "test_loss": v, "seconds": 1.0}]}
+            for a, vals in finals.items() for s, v in enumerate(vals)]
+    cfg = ae.make_config("tiny", acts=list(finals), seeds=[0, 1, 2], out=str(tmp_path / "r"))
+    results = {"task": "autoencoder", "config": dataclasses.asdict(cfg), "runs": runs}
+    write_autoencoder_report(RunDir(tmp_path / "r", "autoencoder"), results)
+    text = (tmp_path / "r" / "summary.md").read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("**Against the linear"))
+    assert "lower loss: `gelu`;" in line
+    assert "higher loss: `tropical`;" in line
+    assert "not distinguishable: `hermite`." in line
+    assert "[95% interval]" in text

@@ -9,6 +9,7 @@ from typing import Any
 
 from .common import RunDir
 from .schema import read_autoencoder_results
+from .stats import BETTER, UNCLEAR, WORSE, interval, paired
 
 __all__ = ["summarise_runs", "write_autoencoder_report", "markdown_rank_table"]
 
@@ -26,8 +27,10 @@ def summarise_runs(runs: list[dict[str, Any]], metric: str = "test_loss",
         by_act[r["act"]].append(r)
     rows = []
     for act, rs in by_act.items():
-        finals = [r["epochs"][-1][metric] for r in rs if r["epochs"] and not r["diverged"]]
-        finals = [f for f in finals if _finite(f)]
+        by_seed = {r["seed"]: r["epochs"][-1][metric] for r in rs
+                   if r["epochs"] and not r["diverged"] and _finite(r["epochs"][-1][metric])}
+        finals = list(by_seed.values())
+        _, low, high = interval(finals)
         diverged = sum(1 for r in rs if r["diverged"])
         n_ep = min((len(r["epochs"]) for r in rs if not r["diverged"]), default=0)
         curve = [statistics.fmean(r["epochs"][e][metric] for r in rs if not r["diverged"])
@@ -42,6 +45,7 @@ def summarise_runs(runs: list[dict[str, Any]], metric: str = "test_loss",
             "act": act, "seeds": len(rs), "diverged": diverged,
             "mean": statistics.fmean(finals) if finals else float("nan"),
             "std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+            "low": low, "high": high, "by_seed": by_seed,
             "min": min(finals) if finals else float("nan"),
             "max": max(finals) if finals else float("nan"),
             "best": (max if higher_is_better else min)(
@@ -57,23 +61,55 @@ def summarise_runs(runs: list[dict[str, Any]], metric: str = "test_loss",
     return rows
 
 
-def markdown_rank_table(rows: list[dict[str, Any]], metric_name: str, target_name: str = "") -> str:
-    head = (f"| rank | activation | final {metric_name} (mean ± std) | min – max | best | "
-            f"epochs to {target_name or 'target'} | params | act. params | s/epoch | seeds "
-            f"(diverged) |")
-    out = [head, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def _verdict(rows: list[dict[str, Any]], act: str, base: str | None) -> str:
+    ref = next((r for r in rows if r["act"] == base), None)
+    if ref is None or act == base:
+        return "–"
+    row = next(r for r in rows if r["act"] == act)
+    p = paired(row["by_seed"], ref["by_seed"])
+    if not math.isfinite(p.low):
+        return f"{p.verdict} (n={p.n})"
+    return f"{p.verdict} ({p.mean:+.4f} [{p.low:+.4f}, {p.high:+.4f}])"
+
+
+def markdown_rank_table(rows: list[dict[str, Any]], metric_name: str, target_name: str = "",
+                        baselines: tuple[str, ...] = ()) -> str:
+    """Ranked by the mean over seeds, with the 95% t interval of the mean and, per baseline,
+    the paired verdict (difference to the baseline, same seeds: mean [95% interval])."""
+    cols = "".join(f" vs `{b}` |" for b in baselines)
+    head = (f"| rank | activation | final {metric_name}: mean [95% interval] | min – max |"
+            f"{cols} epochs to {target_name or 'target'} | params | act. params | s/epoch | "
+            f"seeds (diverged) |")
+    out = [head, "|---:|---|---:|---:|" + "---|" * len(baselines) + "---:|---:|---:|---:|---:|"]
     for i, r in enumerate(rows, 1):
         ept = "–" if r["epochs_to_target"] is None else str(r["epochs_to_target"])
         if not _finite(r["mean"]):
             mean = "diverged"
-        elif r["seeds"] - r["diverged"] > 1:
-            mean = f"{r['mean']:.5f} ± {r['std']:.5f}"
+        elif _finite(r["low"]):
+            mean = f"{r['mean']:.5f} [{r['low']:.5f}, {r['high']:.5f}]"
         else:
             mean = f"{r['mean']:.5f}"
-        out.append(f"| {i} | `{r['act']}` | {mean} | {r['min']:.5f} – {r['max']:.5f} | "
-                   f"{r['best']:.5f} | {ept} | {r['params']} | {r['act_params']} | "
+        verdicts = "".join(f" {_verdict(rows, r['act'], b)} |" for b in baselines)
+        out.append(f"| {i} | `{r['act']}` | {mean} | {r['min']:.5f} – {r['max']:.5f} |"
+                   f"{verdicts} {ept} | {r['params']} | {r['act_params']} | "
                    f"{r['sec_per_epoch']:.2f} | {r['seeds']} ({r['diverged']}) |")
     return "\n".join(out)
+
+
+def verdict_lines(rows: list[dict[str, Any]], base: str, what: str) -> list[str]:
+    """Plain sentences that claim only what the paired intervals support."""
+    if not any(r["act"] == base for r in rows):
+        return []
+    groups: dict[str, list[str]] = {BETTER: [], WORSE: [], UNCLEAR: []}
+    ref = next(r for r in rows if r["act"] == base)
+    for r in rows:
+        if r["act"] != base:
+            groups[paired(r["by_seed"], ref["by_seed"]).verdict].append(f"`{r['act']}`")
+    n = len(ref["by_seed"])
+    return [f"**Against {what} (`{base}`, paired over {n} seeds, 95% interval of the "
+            f"difference)**: lower loss: {', '.join(groups[BETTER]) or 'none'}; higher loss: "
+            f"{', '.join(groups[WORSE]) or 'none'}; not distinguishable: "
+            f"{', '.join(groups[UNCLEAR]) or 'none'}.", ""]
 
 
 def write_autoencoder_report(run: RunDir, results: dict[str, Any]) -> None:
@@ -112,16 +148,16 @@ def write_autoencoder_report(run: RunDir, results: dict[str, Any]) -> None:
              f"world size {results.get('world_size', 1)}.", ""]
     if base is not None:
         lines += [f"Predicting the mean training image gives test loss **{base:.5f}**.", ""]
-    lines += [markdown_rank_table(rows, f"test {cfg['loss']}", target_name), ""]
-    if ident:
-        iden = next(r for r in rows if r["act"] == "identity")
-        beat = [r["act"] for r in rows if r["act"] != "identity" and _finite(r["mean"])
-                and r["mean"] < iden["mean"]]
-        lost = [r["act"] for r in rows if r["act"] != "identity" and r["act"] not in beat]
-        lines += [f"**Beat the linear (identity) baseline** ({iden['mean']:.5f}): "
-                  + (", ".join(f"`{a}`" for a in beat) or "none") + ".", "",
-                  "**Did not beat it**: " + (", ".join(f"`{a}`" for a in lost) or "none") + ".",
-                  ""]
+    baselines = tuple(b for b in ("identity", "gelu") if any(r["act"] == b for r in rows))
+    lines += [markdown_rank_table(rows, f"test {cfg['loss']}", target_name, baselines), ""]
+    if len(cfg["seeds"]) < 2:
+        lines += ["One seed: no interval, so no difference in this table is shown to be real "
+                  "(run with `--seeds 0,1,2`).", ""]
+    else:
+        lines += ["The rank follows the mean; a difference counts only where the paired "
+                  "interval excludes 0 (the verdicts below).", ""]
+        lines += verdict_lines(rows, "identity", "the linear baseline")
+        lines += verdict_lines(rows, "gelu", "GELU")
     diverged = [r["act"] for r in rows if r["diverged"]]
     if diverged:
         lines += ["Diverged (NaN/inf loss) in at least one seed: "
