@@ -33,7 +33,8 @@ def add_subcommands(bench: argparse._SubParsersAction) -> None:
     p = bench.add_parser("autoencoder", help="the main job: conv autoencoder on Fashion-MNIST")
     p.add_argument("--acts", help="comma list of registry specs (default: classical baselines "
                    "and every learnable family); use ';' between specs that contain commas")
-    p.add_argument("--preset", default="quick", choices=sorted(PRESETS))
+    p.add_argument("--preset", default="main", choices=sorted(PRESETS),
+                   help="main (default: 3 seeds, <= 15 min on 2 cores), quick, blog or tiny")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--seeds", type=seeds, help="e.g. 0,1,2")
     p.add_argument("--channels", type=positive_int, help="hidden conv width C")
