@@ -126,3 +126,25 @@ print(worst)
                          timeout=300, env=os.environ | {"KERAS_BACKEND": "torch"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert float(out.stdout.strip().splitlines()[-1]) <= 1e-10
+
+
+@pytest.mark.parametrize("name", ["staircase:steps=5,width=0.7", "cantor:depth=3",
+                                  "cantor2", "left_right"])
+def test_surrogates_match_torch(name):
+    """Forward and declared backward of the surrogate-derivative activations, float64."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(scale=2.0, size=(7, 5))
+    w = rng.normal(size=(7, 5))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = learnact.create(name)(xt)
+    (yt * torch.tensor(w)).sum().backward()
+    m = lj.create(name)
+    y = m(jnp.asarray(x))
+    g = jax.grad(lambda t: (m(t) * w).sum())(jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(y), yt.detach().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(g), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    layer = lk.create(name, dtype="float64")
+    np.testing.assert_allclose(np.asarray(layer(jnp.asarray(x))), yt.detach().numpy(),
+                               rtol=0, atol=1e-12)
+    gk = jax.grad(lambda t: (layer(t) * w).sum())(jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(gk), xt.grad.numpy(), rtol=1e-12, atol=1e-12)

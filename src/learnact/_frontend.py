@@ -21,9 +21,12 @@ def fixed_signature(approximate: str = "none", negative_slope: float = 0.01) -> 
     PyTorch, or "tanh") and leaky_relu's ``negative_slope``."""
 
 
-def names(classes: dict[str, type], learnable: bool | None) -> list[str]:
+def names(classes: dict[str, type], learnable: bool | None,
+          fixed_classes: dict[str, type] | None = None) -> list[str]:
+    """Sorted names: the learnable classes, and the fixed baselines plus ``fixed_classes``
+    (e.g. the surrogate-derivative activations)."""
     out = [] if learnable is False else list(classes)
-    out += [] if learnable is True else list(FIXED_NAMES)
+    out += [] if learnable is True else [*FIXED_NAMES, *(fixed_classes or {})]
     return sorted(out)
 
 

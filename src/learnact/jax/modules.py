@@ -11,12 +11,14 @@ from flax import nnx
 
 from .._frontend import FIXED_NAMES, from_spec, names
 from .._validate import check_choice, check_float, check_input_channels
+from .._spec import parse_spec
+from ..core import surrogate
 from ..core.families import family
 from .functional import compute_dtype
 
 __all__ = ["Activation", "Buffer", "Fixed", "Hermite", "Fourier", "Tropical",
-           "TropicalRational", "Rational", "SELUVariation", "create", "available",
-           "parameters"]
+           "TropicalRational", "Rational", "SELUVariation", "SurrogateActivation", "Staircase",
+           "Cantor", "Cantor2", "LeftRight", "create", "available", "parameters"]
 
 
 class Buffer(nnx.Variable):
@@ -196,6 +198,83 @@ class SELUVariation(Activation):
                     rngs)
 
 
+def _with_derivative(forward: Any, backward: Any) -> Any:
+    """x -> forward(x) whose vector-Jacobian product is backward(x, g) (jax.custom_vjp)."""
+
+    @jax.custom_vjp
+    def f(x: Any) -> Any:
+        return forward(x)
+
+    f.defvjp(lambda x: (forward(x), x), lambda x, g: (backward(x, g),))
+    return f
+
+
+class SurrogateActivation(nnx.Module):
+    """Base of the surrogate-derivative activations: a fixed forward whose backward is the
+    declared derivative (``jax.custom_vjp``), not the forward's own derivative."""
+
+    name: ClassVar[str] = ""
+
+    def _build(self, kw: dict[str, Any]) -> None:
+        self.config = tuple(surrogate.check(self.name, kw).items())
+
+    def __call__(self, x: Any) -> Any:
+        x = jnp.asarray(x)
+        ct = compute_dtype(x.dtype)
+        kw = dict(self.config)
+        f = _with_derivative(lambda t: surrogate.forward(jnp, self.name, t, kw),
+                             lambda t, g: surrogate.backward(jnp, self.name, t, g, kw))
+        return f(x.astype(ct)).astype(x.dtype)
+
+
+class Staircase(SurrogateActivation):
+    r"""Hard staircase forward, smooth-staircase derivative backward.
+
+    forward: f(x) = w (clamp(floor(x/w + n/2), 0, n) - n/2), n+1 levels; backward:
+    grad * k sum_j sigma'(k (x - b_j)/w), b_j = (j - n/2) w (positive everywhere, so flat
+    regions still pass gradient; not the true gradient). Args: ``steps`` n >= 1 (default 8),
+    ``width`` w > 0 (0.5), ``sharpness`` k > 0 (2); ``channels``/``channel_dim`` ignored.
+    Source: surrogate-gradient training (e.g. Neftci, Mostafa, Zenke, IEEE SPM 2019).
+    """
+
+    name = "staircase"
+
+    def __init__(self, steps: int = 8, width: float = 0.5, sharpness: float = 2.0,
+                 channels: int | None = None, channel_dim: int = -1) -> None:
+        self._build(dict(steps=steps, width=width, sharpness=sharpness))
+
+
+class Cantor(SurrogateActivation):
+    r"""Depth-n Cantor staircase forward on [lo, hi] (2^n flat steps); backward 0 (its
+    derivative almost everywhere). Args: ``depth`` in [1, 30] (default 4), ``lo`` < ``hi``
+    (default -3, 3); ``channels``/``channel_dim`` ignored. Source: the Cantor function
+    (G. Cantor, 1884) as an activation experiment."""
+
+    name = "cantor"
+
+    def __init__(self, depth: int = 4, lo: float = -3.0, hi: float = 3.0,
+                 channels: int | None = None, channel_dim: int = -1) -> None:
+        self._build(dict(depth=depth, lo=lo, hi=hi))
+
+
+class Cantor2(Cantor):
+    r"""The Cantor staircase forward of :class:`Cantor`; backward: derivative 1 (straight
+    through). Not the true gradient."""
+
+    name = "cantor2"
+
+
+class LeftRight(SurrogateActivation):
+    r"""ReLU forward; backward grad where grad < 0 (the right derivative, 1), grad [x > 0]
+    elsewhere: a "dead" unit still receives gradient when the loss wants it to grow.
+    ``channels``/``channel_dim`` ignored."""
+
+    name = "left_right"
+
+    def __init__(self, channels: int | None = None, channel_dim: int = -1) -> None:
+        self._build({})
+
+
 def _gelu(x: Any, approximate: str) -> Any:
     return jax.nn.gelu(x, approximate=approximate == "tanh")
 
@@ -228,13 +307,16 @@ class Fixed(nnx.Module):
         return _FIXED[self.activation](x)
 
 
-_CLASSES: dict[str, type[Activation]] = {c.family: c for c in (
+_CLASSES: dict[str, type] = {c.family: c for c in (
     Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation)}
+#: the surrogate-derivative activations (not learnable: ``available(learnable=False)``)
+_SURROGATES: dict[str, type[SurrogateActivation]] = {c.name: c for c in (
+    Staircase, Cantor, Cantor2, LeftRight)}
 
 
 def available(learnable: bool | None = None) -> list[str]:
     """Sorted names ``create`` accepts (the learnable families and the fixed baselines)."""
-    return names(_CLASSES, learnable)
+    return names(_CLASSES, learnable, _SURROGATES)
 
 
 def create(spec: str | nnx.Module, *, rngs: nnx.Rngs | None = None,
@@ -246,6 +328,8 @@ def create(spec: str | nnx.Module, *, rngs: nnx.Rngs | None = None,
         if overrides:
             raise TypeError("overrides cannot be applied to an already built module instance")
         return spec
+    if parse_spec(spec)[0].strip().lower() in _SURROGATES:
+        return from_spec(spec, _SURROGATES, Fixed, "learnact.jax", (), {}, overrides)
     return from_spec(spec, _CLASSES, Fixed, "learnact.jax", ("param_dtype", "rngs"),
                      {"param_dtype": param_dtype, "rngs": rngs}, overrides)
 

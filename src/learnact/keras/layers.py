@@ -10,10 +10,13 @@ from keras import ops
 
 from .._frontend import FIXED_NAMES, from_spec, names
 from .._validate import check_choice, check_float, check_input_channels, check_int
+from .._spec import parse_spec
+from ..core import surrogate
 from ..core.families import family
 
 __all__ = ["Activation", "Fixed", "Hermite", "Fourier", "Tropical", "TropicalRational",
-           "Rational", "SELUVariation", "create", "available"]
+           "Rational", "SELUVariation", "SurrogateActivation", "Staircase", "Cantor", "Cantor2",
+           "LeftRight", "create", "available"]
 
 _PACKAGE = "learnact"
 
@@ -30,8 +33,8 @@ class _Values:
 
 class _Ops:
     """``keras.ops`` for the core's formulas, except where Keras' type promotion drops float64:
-    on the JAX and PyTorch backends ``sin``/``cos`` (JAX) and ``minimum``/``maximum`` (PyTorch)
-    return float32 for float64 tensors (keras.src.backend.common.dtypes maps float64 to
+    on the JAX and PyTorch backends ``sin``/``cos``/``floor`` (JAX) and ``minimum``/``maximum``
+    (PyTorch) return float32 for float64 tensors (keras.src.backend.common.dtypes maps float64 to
     float32 outside TensorFlow), which would cost float64 layers eight digits. For float64
     tensors those go to the backend's own function."""
 
@@ -54,6 +57,9 @@ class _Ops:
 
     def sin(self, x: Any) -> Any:
         return self._native("sin", x)
+
+    def floor(self, x: Any) -> Any:
+        return self._native("floor", x)
 
     def minimum(self, x: Any, y: Any) -> Any:
         return self._native("minimum", x, y)
@@ -249,6 +255,91 @@ class SELUVariation(Activation):
         self._build(dict(channels=channels, channel_dim=channel_dim, init=init), seed)
 
 
+class SurrogateActivation(keras.layers.Layer):
+    """Base of the surrogate-derivative activations: a fixed forward whose backward is the
+    declared derivative (``keras.ops.custom_gradient``), not the forward's own derivative."""
+
+    kind: ClassVar[str] = ""
+
+    def _build(self, kw: dict[str, Any]) -> None:
+        self._kw = surrogate.check(self.kind, kw)
+
+    def call(self, x: Any) -> Any:
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        ct = _compute_dtype(dtype)
+        kind, kw = self.kind, self._kw
+
+        @ops.custom_gradient
+        def f(t: Any) -> Any:
+            def grad(*args: Any, upstream: Any = None) -> Any:
+                if upstream is None:
+                    (upstream,) = args
+                return surrogate.backward(_OPS, kind, t, upstream, kw)
+
+            return surrogate.forward(_OPS, kind, t, kw), grad
+
+        return ops.cast(f(ops.cast(x, ct)), dtype)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | dict(self._kw)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Staircase(SurrogateActivation):
+    r"""Hard staircase forward, smooth-staircase derivative backward.
+
+    forward: f(x) = w (clamp(floor(x/w + n/2), 0, n) - n/2), n+1 levels; backward:
+    grad * k sum_j sigma'(k (x - b_j)/w), b_j = (j - n/2) w (positive everywhere; not the true
+    gradient). Args: ``steps`` n >= 1 (default 8), ``width`` w > 0 (0.5), ``sharpness`` k > 0
+    (2). Source: surrogate-gradient training (e.g. Neftci, Mostafa, Zenke, IEEE SPM 2019).
+    """
+
+    kind = "staircase"
+
+    def __init__(self, steps: int = 8, width: float = 0.5, sharpness: float = 2.0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._build(dict(steps=steps, width=width, sharpness=sharpness))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Cantor(SurrogateActivation):
+    r"""Depth-n Cantor staircase forward on [lo, hi] (2^n flat steps); backward 0 (its
+    derivative almost everywhere). Args: ``depth`` in [1, 30] (default 4), ``lo`` < ``hi``
+    (default -3, 3). Source: the Cantor function (G. Cantor, 1884) as an activation
+    experiment."""
+
+    kind = "cantor"
+
+    def __init__(self, depth: int = 4, lo: float = -3.0, hi: float = 3.0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._build(dict(depth=depth, lo=lo, hi=hi))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Cantor2(Cantor):
+    r"""The Cantor staircase forward of :class:`Cantor`; backward: derivative 1 (straight
+    through). Not the true gradient."""
+
+    kind = "cantor2"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LeftRight(SurrogateActivation):
+    r"""ReLU forward; backward grad where grad < 0 (the right derivative, 1), grad [x > 0]
+    elsewhere: a "dead" unit still receives gradient when the loss wants it to grow."""
+
+    kind = "left_right"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._build({})
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class Fixed(keras.layers.Layer):
     """A classical (parameter-free) activation by its PyTorch name, for baselines:
@@ -283,13 +374,16 @@ class Fixed(keras.layers.Layer):
                                        "negative_slope": self.negative_slope}
 
 
-_CLASSES: dict[str, type[Activation]] = {c.family: c for c in (
+_CLASSES: dict[str, type] = {c.family: c for c in (
     Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation)}
+#: the surrogate-derivative activations (not learnable: ``available(learnable=False)``)
+_SURROGATES: dict[str, type[SurrogateActivation]] = {c.kind: c for c in (
+    Staircase, Cantor, Cantor2, LeftRight)}
 
 
 def available(learnable: bool | None = None) -> list[str]:
     """Sorted names ``create`` accepts (the learnable families and the fixed baselines)."""
-    return names(_CLASSES, learnable)
+    return names(_CLASSES, learnable, _SURROGATES)
 
 
 def create(spec: str | keras.layers.Layer, **overrides: Any) -> keras.layers.Layer:
@@ -301,5 +395,8 @@ def create(spec: str | keras.layers.Layer, **overrides: Any) -> keras.layers.Lay
             raise TypeError("overrides cannot be applied to an already built layer instance")
         return spec
     layer_kw = {k: overrides.pop(k) for k in ("dtype", "name", "trainable") if k in overrides}
+    if parse_spec(spec)[0].strip().lower() in _SURROGATES:
+        return from_spec(spec, _SURROGATES, lambda kind, **kw: Fixed(kind, **kw, **layer_kw),
+                         "learnact.keras", ("kwargs",), layer_kw, overrides)
     return from_spec(spec, _CLASSES, lambda kind, **kw: Fixed(kind, **kw, **layer_kw),
                      "learnact.keras", ("kwargs",), layer_kw, overrides)
