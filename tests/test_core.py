@@ -164,3 +164,14 @@ def test_rational_other_degrees_need_a_fit_callback():
 def test_tropical_rational_paper_init_needs_a_generator():
     with pytest.raises(ValueError, match="pass normal="):
         tropical.tropical_rational_init(3, "paper")
+
+
+def test_version_is_single_sourced_and_printed():
+    from importlib.metadata import version
+
+    from learnact.cli import main
+
+    assert version("learnact") == learnact.__version__
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
