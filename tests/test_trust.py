@@ -194,3 +194,18 @@ def test_damaged_native_cache_is_rebuilt_not_loaded(tmp_path: Path) -> None:
         assert again.stderr.count("failed its checksum") == 1, damage
     quiet = _load_native(tmp_path)  # healed: no warning any more
     assert "LOADED" in quiet.stdout and "checksum" not in quiet.stderr
+
+
+@pytest.mark.parametrize("argv", [["bench", "autoencoder", "--preset", "tiny"],
+                                  ["bench", "toy2d", "--task", "regression"]])
+def test_missing_matplotlib_fails_before_training(argv, monkeypatch, tmp_path, capsys):
+    """Without the [plots] extra a benchmark used to crash after training (summary lost)."""
+    import sys as _sys
+
+    from learnact.cli import main
+
+    monkeypatch.setitem(_sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'learnact[plots]' (nothing has run yet)" in err
+    assert not (tmp_path / "run").exists()

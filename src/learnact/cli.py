@@ -171,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError) as exc:  # OSError: busy port, unwritable path
+    # OSError: a busy port, an unwritable path; ImportError: a missing extra
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"learnact: error: {exc}", file=sys.stderr)
         return 2
 

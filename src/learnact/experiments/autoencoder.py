@@ -35,10 +35,9 @@ from ..data.fashion_mnist import load_fashion_mnist
 from ..modules import FAMILIES
 from ..params import activation_parameters
 from ..registry import create, parse_spec
-from .args import split_specs
 from . import trainer
-from .common import (Dist, RunDir, model_filename, progress, save_model, setup_distributed,
-                     teardown_distributed)
+from .common import (Dist, RunDir, model_filename, progress, require_plots, save_model,
+                     setup_distributed, teardown_distributed)
 from .trainer import OptimConfig, Task
 from .schema import read_autoencoder_results
 
@@ -326,6 +325,7 @@ def mean_image_baseline(xtr: Tensor, xte: Tensor, loss_kind: str) -> float:
 def run_autoencoder(cfg: AutoencoderConfig, resume: str | None = None) -> Path | None:
     """Run the whole comparison; returns the run directory on rank 0 (None elsewhere)."""
     validate(cfg)
+    require_plots("learnact bench autoencoder")
     d = setup_distributed(cfg.device)
     try:
         path = _run(cfg, d, resume)

@@ -43,9 +43,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import create
-from .args import (add_prior_flag, device, limit, positive_float, positive_int, seeds,
+from .args import (add_prior_flag, device, positive_float, positive_int, seeds,
                    split_specs)
-from .common import Dist, RunDir
+from .common import Dist, RunDir, require_plots
 from .trainer import (TRAINER_ACTS, OptimConfig, RunOptions, Task, configure, launch,
                       print_summary, run_comparison)
 
@@ -271,6 +271,7 @@ def make_task(cfg: CharLMConfig, data) -> tuple[Task, dict[str, Any]]:
 
 def run_charlm(cfg: CharLMConfig, resume: str | None = None) -> Path | None:
     """Train every (activation, seed); rank 0 writes the run directory. Returns its path."""
+    require_plots("learnact train charlm")
     return launch(cfg.device, lambda d: _run(cfg, d, resume))
 
 

@@ -349,3 +349,13 @@ def load_model(path: str | Path, which: str = "final") -> tuple[torch.nn.Module,
         raise ValueError(f"{path}: its {which} state does not fit the model its header "
                          f"describes: {str(exc).splitlines()[0]}") from None
     return model.eval(), payload
+
+
+def require_plots(task: str) -> None:
+    """Fail before any training when matplotlib (the ``[plots]`` extra) is missing: every
+    experiment ends by drawing its figures, and a run that crashes there loses its summary."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ImportError(f"{task} draws its figures with matplotlib, which is not installed: "
+                          "pip install 'learnact[plots]' (nothing has run yet)") from None

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from .charlm import make_activation
 from .args import (add_prior_flag, device, limit, positive_float, positive_int, seeds,
                    split_specs)
-from .common import Dist, RunDir
+from .common import Dist, RunDir, require_plots
 from .trainer import (TRAINER_ACTS, OptimConfig, RunOptions, Task, configure, launch,
                       print_summary, run_comparison)
 
@@ -169,6 +169,7 @@ def make_task(cfg: ConvNeXtConfig, d: Dist) -> Task:
 
 def run_convnext(cfg: ConvNeXtConfig, resume: str | None = None) -> Path | None:
     """Train every (activation, seed); rank 0 writes the run directory. Returns its path."""
+    require_plots("learnact bench convnext")
     return launch(cfg.device, lambda d: _run(cfg, d, resume))
 
 

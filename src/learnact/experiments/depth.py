@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from ..moments import moments
 from ..registry import create, lookup, parse_spec
 from .args import nonneg_int, positive_int, split_specs
-from .common import RunDir, progress, seed_everything
+from .common import RunDir, progress, seed_everything, require_plots
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ def _cases(cfg: DepthConfig) -> list[tuple[str, str | None]]:
 
 def run_depth(cfg: DepthConfig) -> Path:
     """Measure every case in both stacks; writes results.json, depth.png, summary.md."""
+    require_plots("learnact bench depth")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.depth < 1 or cfg.width < 2 or cfg.batch < 2:

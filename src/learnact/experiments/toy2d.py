@@ -36,7 +36,7 @@ from ..params import activation_parameters
 from ..registry import available, create
 from .args import add_prior_flag, nonneg_int, positive_int, seeds, split_specs
 from . import trainer
-from .common import Dist, RunDir, model_filename, progress, save_model
+from .common import Dist, RunDir, model_filename, progress, save_model, require_plots
 from .trainer import OptimConfig, Task
 
 log = logging.getLogger(__name__)
@@ -279,6 +279,7 @@ def _run_all(cfg: Toy2dConfig, train, data: dict[str, Tensor], grids: dict[str, 
 
 def run_toy2d(cfg: Toy2dConfig) -> Path:
     """Run the selected toy tasks for every activation and seed; returns the run directory."""
+    require_plots("learnact bench toy2d")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run = RunDir(cfg.out or RunDir.default("toy2d"), "toy2d")
