@@ -31,25 +31,32 @@ def names(classes: dict[str, type], learnable: bool | None,
 
 
 def from_spec(spec: str, classes: dict[str, type], fixed: Callable[..., Any], frontend: str,
-              reserved: tuple[str, ...], build: dict[str, Any], overrides: dict[str, Any]) -> Any:
+              reserved: tuple[str, ...], build: dict[str, Any], overrides: dict[str, Any],
+              surrogates: dict[str, type] | None = None, layer: dict[str, Any] | None = None
+              ) -> Any:
     """Parse ``spec`` (learnact.create's strings), check every key against the class's
     signature (``reserved``: frontend-only keywords a spec may not set) and build it with the
-    frontend's ``build`` keywords; fixed names go to ``fixed(name, **kw)``."""
+    frontend's ``build`` keywords (learnable ``classes``) or ``layer`` keywords (``surrogates``
+    and the fixed names, which go to ``fixed(name, **kw)``)."""
     name, raw = parse_spec(spec)
     key = name.strip().lower()
     key = ALIASES.get(key, key)
+    surrogates = surrogates or {}
     if key in FIXED_NAMES:
         target: Callable[..., Any] = fixed_signature
-    elif key in classes:
-        target = classes[key]
+    elif key in classes or key in surrogates:
+        target = classes.get(key) or surrogates[key]
+        if key in surrogates:
+            build = layer or {}
     else:
-        raise ValueError(f"unknown activation {name!r}{suggest(key, names(classes, None))} "
-                         f"(available in {frontend}: {', '.join(names(classes, None))})")
+        every = names(classes, None, surrogates)
+        raise ValueError(f"unknown activation {name!r}{suggest(key, every)} "
+                         f"(available in {frontend}: {', '.join(every)})")
     params = {k: v for k, v in signature(target).items() if k not in reserved}
     for k in [*raw, *overrides]:
         if k not in params:
             unknown(key, k, params)
     kw = typed_kwargs(key, raw, target) | dict(overrides)
     if key in FIXED_NAMES:
-        return fixed(key, **kw)
+        return fixed(key, **kw, **(layer or {}))
     return target(**kw, **build)

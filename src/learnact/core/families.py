@@ -59,13 +59,21 @@ class Family:
         raise NotImplementedError
 
 
-class _Hermite(Family):
+class _Degree(Family):
+    """A family with one ``degree`` in [1, 64]."""
+
+    def check(self, kw):
+        out = super().check(kw)
+        out["degree"] = check_int("degree", kw["degree"], 1, MAX_DEGREE)
+        return out
+
+
+class _Hermite(_Degree):
     name = "hermite"
     inits = hermite.INITS
 
     def check(self, kw):
         out = super().check(kw)
-        out["degree"] = check_int("degree", kw["degree"], 1, MAX_DEGREE)
         out["tails"] = check_choice("tails", kw["tails"], hermite.TAILS)
         out["bound"] = check_float("bound", kw["bound"], 0.0, 1e4, lo_open=True)
         return out
@@ -85,14 +93,9 @@ class _Hermite(Family):
         return hermite.hermite(xp, x, p["coeffs"], kw["channel_dim"], p.get("lo"), p.get("hi"))
 
 
-class _Fourier(Family):
+class _Fourier(_Degree):
     name = "fourier"
     inits = fourier.INITS
-
-    def check(self, kw):
-        out = super().check(kw)
-        out["degree"] = check_int("degree", kw["degree"], 1, MAX_DEGREE)
-        return out
 
     def tensors(self, kw):
         return fourier.NAMES, ()
@@ -104,14 +107,9 @@ class _Fourier(Family):
         return fourier.fourier(xp, x, *(p[n] for n in fourier.NAMES), kw["channel_dim"])
 
 
-class _Tropical(Family):
+class _Tropical(_Degree):
     name = "tropical"
     inits = tropical.INITS
-
-    def check(self, kw):
-        out = super().check(kw)
-        out["degree"] = check_int("degree", kw["degree"], 1, MAX_DEGREE)
-        return out
 
     def tensors(self, kw):
         return ("slopes", "coeffs", "scale", "offset"), ("slopes",)
@@ -130,14 +128,9 @@ class _Tropical(Family):
                                  kw["channel_dim"])
 
 
-class _TropicalRational(Family):
+class _TropicalRational(_Degree):
     name = "tropical_rational"
     inits = tropical.INITS
-
-    def check(self, kw):
-        out = super().check(kw)
-        out["degree"] = check_int("degree", kw["degree"], 1, MAX_DEGREE)
-        return out
 
     def tensors(self, kw):
         return tropical.RATIONAL_NAMES, ()

@@ -11,7 +11,6 @@ from flax import nnx
 
 from .._frontend import FIXED_NAMES, from_spec, names
 from .._validate import check_choice, check_float, check_input_channels
-from .._spec import parse_spec
 from ..core import surrogate
 from ..core.families import family
 from .functional import compute_dtype
@@ -328,10 +327,8 @@ def create(spec: str | nnx.Module, *, rngs: nnx.Rngs | None = None,
         if overrides:
             raise TypeError("overrides cannot be applied to an already built module instance")
         return spec
-    if parse_spec(spec)[0].strip().lower() in _SURROGATES:
-        return from_spec(spec, _SURROGATES, Fixed, "learnact.jax", (), {}, overrides)
     return from_spec(spec, _CLASSES, Fixed, "learnact.jax", ("param_dtype", "rngs"),
-                     {"param_dtype": param_dtype, "rngs": rngs}, overrides)
+                     {"param_dtype": param_dtype, "rngs": rngs}, overrides, _SURROGATES)
 
 
 def parameters(model: nnx.Module) -> nnx.State:

@@ -10,7 +10,6 @@ from keras import ops
 
 from .._frontend import FIXED_NAMES, from_spec, names
 from .._validate import check_choice, check_float, check_input_channels, check_int
-from .._spec import parse_spec
 from ..core import surrogate
 from ..core.families import family
 
@@ -395,8 +394,5 @@ def create(spec: str | keras.layers.Layer, **overrides: Any) -> keras.layers.Lay
             raise TypeError("overrides cannot be applied to an already built layer instance")
         return spec
     layer_kw = {k: overrides.pop(k) for k in ("dtype", "name", "trainable") if k in overrides}
-    if parse_spec(spec)[0].strip().lower() in _SURROGATES:
-        return from_spec(spec, _SURROGATES, lambda kind, **kw: Fixed(kind, **kw, **layer_kw),
-                         "learnact.keras", ("kwargs",), layer_kw, overrides)
-    return from_spec(spec, _CLASSES, lambda kind, **kw: Fixed(kind, **kw, **layer_kw),
-                     "learnact.keras", ("kwargs",), layer_kw, overrides)
+    return from_spec(spec, _CLASSES, Fixed, "learnact.keras", ("kwargs",), layer_kw, overrides,
+                     _SURROGATES, layer_kw)
