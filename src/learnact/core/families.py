@@ -9,6 +9,7 @@ against an array namespace. The PyTorch modules keep their own classes (fused op
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ MAX_DEGREE = 64  # Hermite, Fourier, tropical (the PyTorch modules' bound)
 Normal = Callable[[tuple[int, ...]], np.ndarray]
 
 
-class Family:
+class Family(ABC):
     """A learnable family as the JAX and Keras frontends see it."""
 
     name = ""
@@ -38,13 +39,13 @@ class Family:
             out["init"] = check_choice("init", kw["init"], self.inits)
         return out
 
+    @abstractmethod
     def tensors(self, kw: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(names in formula order, the names among them that are fixed buffers)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def shared_init(self, kw: dict[str, Any], normal: Normal | None) -> dict[str, np.ndarray]:
         """float64 initial values of one channel (shared shapes)."""
-        raise NotImplementedError
 
     def initial(self, kw: dict[str, Any], normal: Normal | None = None) -> dict[str, np.ndarray]:
         """float64 initial values, (C, ...) per channel when ``channels`` is set."""
@@ -55,8 +56,9 @@ class Family:
         return {k: np.ascontiguousarray(np.broadcast_to(v, (c, *np.shape(v))))
                 for k, v in values.items()}
 
+    @abstractmethod
     def forward(self, xp: Any, x: Any, p: dict[str, Any], kw: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """f(x) by the family's core formula (xp: the array namespace)."""
 
 
 class _Degree(Family):
