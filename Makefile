@@ -65,7 +65,7 @@ test-torch: setup data browser compiler
 # in its own process (tests/test_frontends_parity.py in the suite above compares with torch)
 test-frontends: setup-frontends
 	KERAS_BACKEND=jax $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends
-	KERAS_BACKEND=tensorflow $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends/test_keras.py tests/frontends/test_surrogates.py
+	KERAS_BACKEND=tensorflow $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends/test_keras.py tests/frontends/test_surrogates.py tests/frontends/test_perlin.py
 
 test-fast: setup compiler
 	$(PY) -m pytest -q -m "not slow" $(ARGS)

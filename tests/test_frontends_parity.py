@@ -148,3 +148,22 @@ def test_surrogates_match_torch(name):
                                rtol=0, atol=1e-12)
     gk = jax.grad(lambda t: (layer(t) * w).sum())(jnp.asarray(x))
     np.testing.assert_allclose(np.asarray(gk), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["value", "gradient"])
+def test_perlin_matches_torch_on_the_same_lattices(kind):
+    from learnact.core.perlin import lattices
+    from learnact.functional import perlin as tp
+
+    lats = lattices(8, 3, seed=4)
+    x = np.random.default_rng(2).normal(scale=2.5, size=(6, 5))
+    xt = torch.tensor(x, requires_grad=True)
+    want = tp.perlin(xt, [torch.tensor(v) for v in lats], 3.0, kind)
+    want.sum().backward()
+    m = lj.Perlin(kind, seed=4, param_dtype=jnp.float64)
+    np.testing.assert_allclose(np.asarray(m(jnp.asarray(x))), want.detach().numpy(), atol=1e-12)
+    g = jax.grad(lambda t: m(t).sum())(jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(g), xt.grad.numpy(), atol=1e-10)
+    layer = lk.Perlin(kind, seed=4, dtype="float64")
+    np.testing.assert_allclose(np.asarray(layer(jnp.asarray(x))), want.detach().numpy(),
+                               atol=1e-12)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_channels, check_choice, check_float, check_int
-from . import fourier, hermite, rational, selu_variation, tropical
+from . import fourier, hermite, perlin, rational, selu_variation, tropical
 
 __all__ = ["Family", "FAMILIES", "family", "MAX_DEGREE"]
 
@@ -191,9 +191,44 @@ class _SELUVariation(Family):
                                              kw["channel_dim"])
 
 
+class _Perlin(Family):
+    """Perlin noise: shared lattices (``channels`` is accepted and ignored, as in PyTorch);
+    buffers unless ``learnable``."""
+
+    name = "perlin"
+
+    def check(self, kw):
+        out = super().check(kw)
+        out["kind"] = check_choice("kind", kw["kind"], perlin.KINDS)
+        out["resolution"] = check_int("resolution", kw["resolution"], 1, 4096)
+        out["octaves"] = check_int("octaves", kw["octaves"], 1, 12)
+        out["radius"] = check_float("radius", kw["radius"], 0.0, lo_open=True)
+        out["seed"] = check_int("seed", kw["seed"])
+        out["amplitude"] = check_float("amplitude", kw["amplitude"])
+        out["base"] = check_choice("base", kw["base"], perlin.BASES)
+        if not isinstance(kw["learnable"], bool):
+            raise TypeError(f"learnable must be True or False, got {kw['learnable']!r}")
+        out["channels"] = None  # accepted and ignored: one noise function for every channel
+        return out
+
+    def tensors(self, kw):
+        names = tuple(f"lattice{o}" for o in range(kw["octaves"]))
+        return names, () if kw["learnable"] else names
+
+    def shared_init(self, kw, normal):
+        lats = perlin.lattices(kw["resolution"], kw["octaves"], kw["seed"])
+        return {f"lattice{o}": lat for o, lat in enumerate(lats)}
+
+    def forward(self, xp, x, p, kw):
+        lats = [p[f"lattice{o}"] for o in range(kw["octaves"])]
+        return perlin.perlin(xp, x, lats, kw["radius"], kw["kind"], kw["amplitude"],
+                             kw["base"])
+
+
 #: every family the JAX and Keras frontends build, by registry name
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    _Hermite(), _Fourier(), _Tropical(), _TropicalRational(), _Rational(), _SELUVariation())}
+    _Hermite(), _Fourier(), _Tropical(), _TropicalRational(), _Rational(), _SELUVariation(),
+    _Perlin())}
 
 
 def family(name: str) -> Family:

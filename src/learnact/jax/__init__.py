@@ -26,10 +26,10 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised without jax i
     raise ImportError("learnact.jax needs jax and flax: pip install 'learnact[jax]'") from exc
 
 from . import functional
-from .modules import (Activation, Cantor, Cantor2, Fixed, Fourier, Hermite, LeftRight, Rational,
-                      SELUVariation, Staircase, SurrogateActivation, Tropical, TropicalRational,
-                      available, create, parameters)
+from .modules import (Activation, Cantor, Cantor2, Fixed, Fourier, Hermite, LeftRight, Perlin,
+                      Rational, SELUVariation, Staircase, SurrogateActivation, Tropical,
+                      TropicalRational, available, create, parameters)
 
 __all__ = ["functional", "Activation", "Fixed", "Hermite", "Fourier", "Tropical",
-           "TropicalRational", "Rational", "SELUVariation", "SurrogateActivation", "Staircase",
-           "Cantor", "Cantor2", "LeftRight", "create", "available", "parameters"]
+           "TropicalRational", "Rational", "SELUVariation", "Perlin", "SurrogateActivation",
+           "Staircase", "Cantor", "Cantor2", "LeftRight", "create", "available", "parameters"]

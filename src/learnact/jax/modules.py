@@ -16,8 +16,27 @@ from ..core.families import family
 from .functional import compute_dtype
 
 __all__ = ["Activation", "Buffer", "Fixed", "Hermite", "Fourier", "Tropical",
-           "TropicalRational", "Rational", "SELUVariation", "SurrogateActivation", "Staircase",
+           "TropicalRational", "Rational", "SELUVariation", "Perlin", "SurrogateActivation",
+           "Staircase",
            "Cantor", "Cantor2", "LeftRight", "create", "available", "parameters"]
+
+
+class _Jnp:
+    """jax.numpy plus the two extras the core's formulas use (``cast``, ``erf``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(jnp, name)
+
+    @staticmethod
+    def cast(t: Any, dtype: Any) -> Any:
+        return t.astype(dtype)
+
+    @staticmethod
+    def erf(t: Any) -> Any:
+        return jax.scipy.special.erf(t)
+
+
+_JNP = _Jnp()
 
 
 class Buffer(nnx.Variable):
@@ -65,7 +84,7 @@ class Activation(nnx.Module):
         kw = dict(self.config)
         check_input_channels(x.shape, kw["channels"], kw["channel_dim"], type(self).__name__)
         p = {n: getattr(self, n)[...].astype(ct) for n in self.tensor_names}
-        return family(self.family).forward(jnp, x.astype(ct), p, kw).astype(x.dtype)
+        return family(self.family).forward(_JNP, x.astype(ct), p, kw).astype(x.dtype)
 
 
 class Hermite(Activation):
@@ -197,6 +216,31 @@ class SELUVariation(Activation):
                     rngs)
 
 
+class Perlin(Activation):
+    r"""A fixed (or learnable) random 1-D noise function as an activation,
+    f(x) = b(x) + a sum_{o<O} 2^{-o} n_o(x): value noise (lattice values, smoothstep) or
+    gradient noise (Perlin's lattice gradients, quintic fade) at ``resolution`` 2^o cells on
+    [-r, r], continued C1-linearly outside; b an optional base activation.
+
+    Args: ``kind`` "value"/"gradient"; ``resolution`` >= 1 (8); ``octaves`` in [1, 12] (3);
+    ``radius`` r > 0 (3); ``seed`` (the lattices: numpy's generator, so the same seed is a
+    different function than PyTorch's Perlin); ``amplitude`` a (1); ``base`` "none",
+    "identity", "relu", "gelu"; ``learnable`` (lattices as parameters; default buffers);
+    ``channels``/``channel_dim`` accepted and ignored. No unit init: a random draw.
+    Source: K. Perlin, SIGGRAPH 1985; "Improving noise", SIGGRAPH 2002.
+    """
+
+    family = "perlin"
+
+    def __init__(self, kind: str = "value", resolution: int = 8, octaves: int = 3,
+                 radius: float = 3.0, seed: int = 0, amplitude: float = 1.0, base: str = "none",
+                 learnable: bool = False, channels: int | None = None, channel_dim: int = -1,
+                 *, param_dtype: Any = jnp.float32) -> None:
+        self._build(dict(kind=kind, resolution=resolution, octaves=octaves, radius=radius,
+                         seed=seed, amplitude=amplitude, base=base, learnable=learnable,
+                         channels=channels, channel_dim=channel_dim), param_dtype, None)
+
+
 def _with_derivative(forward: Any, backward: Any) -> Any:
     """x -> forward(x) whose vector-Jacobian product is backward(x, g) (jax.custom_vjp)."""
 
@@ -309,8 +353,8 @@ class Fixed(nnx.Module):
 _CLASSES: dict[str, type] = {c.family: c for c in (
     Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation)}
 #: the surrogate-derivative activations (not learnable: ``available(learnable=False)``)
-_SURROGATES: dict[str, type[SurrogateActivation]] = {c.name: c for c in (
-    Staircase, Cantor, Cantor2, LeftRight)}
+_SURROGATES: dict[str, type] = {c.name: c for c in (
+    Staircase, Cantor, Cantor2, LeftRight)} | {"perlin": Perlin}
 
 
 def available(learnable: bool | None = None) -> list[str]:

@@ -25,10 +25,10 @@ try:
 except ModuleNotFoundError as exc:  # pragma: no cover - exercised without keras installed
     raise ImportError("learnact.keras needs Keras 3: pip install 'learnact[keras]'") from exc
 
-from .layers import (Activation, Cantor, Cantor2, Fixed, Fourier, Hermite, LeftRight, Rational,
-                     SELUVariation, Staircase, SurrogateActivation, Tropical, TropicalRational,
-                     available, create)
+from .layers import (Activation, Cantor, Cantor2, Fixed, Fourier, Hermite, LeftRight, Perlin,
+                     Rational, SELUVariation, Staircase, SurrogateActivation, Tropical,
+                     TropicalRational, available, create)
 
 __all__ = ["Activation", "Fixed", "Hermite", "Fourier", "Tropical", "TropicalRational",
-           "Rational", "SELUVariation", "SurrogateActivation", "Staircase", "Cantor", "Cantor2",
-           "LeftRight", "create", "available"]
+           "Rational", "SELUVariation", "Perlin", "SurrogateActivation", "Staircase", "Cantor",
+           "Cantor2", "LeftRight", "create", "available"]

@@ -14,8 +14,8 @@ from ..core import surrogate
 from ..core.families import family
 
 __all__ = ["Activation", "Fixed", "Hermite", "Fourier", "Tropical", "TropicalRational",
-           "Rational", "SELUVariation", "SurrogateActivation", "Staircase", "Cantor", "Cantor2",
-           "LeftRight", "create", "available"]
+           "Rational", "SELUVariation", "Perlin", "SurrogateActivation", "Staircase", "Cantor",
+           "Cantor2", "LeftRight", "create", "available"]
 
 _PACKAGE = "learnact"
 
@@ -254,6 +254,36 @@ class SELUVariation(Activation):
         self._build(dict(channels=channels, channel_dim=channel_dim, init=init), seed)
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Perlin(Activation):
+    r"""A fixed (or learnable) random 1-D noise function as an activation,
+    f(x) = b(x) + a sum_{o<O} 2^{-o} n_o(x): value noise (lattice values, smoothstep) or
+    gradient noise (Perlin's lattice gradients, quintic fade) at ``resolution`` 2^o cells on
+    [-r, r], continued C1-linearly outside; b an optional base activation.
+
+    Args: ``kind`` "value"/"gradient"; ``resolution`` >= 1 (8); ``octaves`` in [1, 12] (3);
+    ``radius`` r > 0 (3); ``seed`` (the lattices' numpy generator: the same seed is a
+    different function than PyTorch's Perlin); ``amplitude`` a (1); ``base`` "none",
+    "identity", "relu", "gelu"; ``learnable`` (trainable lattices; default non-trainable);
+    ``channels``/``channel_dim`` accepted and ignored. No unit init: a random draw.
+    Source: K. Perlin, SIGGRAPH 1985; "Improving noise", SIGGRAPH 2002.
+    """
+
+    family = "perlin"
+
+    def __init__(self, kind: str = "value", resolution: int = 8, octaves: int = 3,
+                 radius: float = 3.0, seed: int = 0, amplitude: float = 1.0, base: str = "none",
+                 learnable: bool = False, channels: int | None = None, channel_dim: int = -1,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._build(dict(kind=kind, resolution=resolution, octaves=octaves, radius=radius,
+                         seed=seed, amplitude=amplitude, base=base, learnable=learnable,
+                         channels=channels, channel_dim=channel_dim), None)
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"seed": self._kw["seed"]}
+
+
 class SurrogateActivation(keras.layers.Layer):
     """Base of the surrogate-derivative activations: a fixed forward whose backward is the
     declared derivative (``keras.ops.custom_gradient``), not the forward's own derivative."""
@@ -376,8 +406,8 @@ class Fixed(keras.layers.Layer):
 _CLASSES: dict[str, type] = {c.family: c for c in (
     Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation)}
 #: the surrogate-derivative activations (not learnable: ``available(learnable=False)``)
-_SURROGATES: dict[str, type[SurrogateActivation]] = {c.kind: c for c in (
-    Staircase, Cantor, Cantor2, LeftRight)}
+_SURROGATES: dict[str, type] = {c.kind: c for c in (
+    Staircase, Cantor, Cantor2, LeftRight)} | {"perlin": Perlin}
 
 
 def available(learnable: bool | None = None) -> list[str]:
