@@ -189,3 +189,19 @@ def test_nnx_training_lowers_the_loss_and_trains_the_activation():
     assert not np.allclose(before, model.act.coeffs[...])
     params = lj.parameters(model)
     assert [tuple(path) for path, _ in nnx.to_flat_state(params)] == [("act", "coeffs")]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_pure_functions_equal_the_modules(spec):
+    """learnact.jax.functional.<family>(x, *tensors) is the module's forward."""
+    m = _perturbed(spec, 3)
+    x = jnp.asarray(np.random.default_rng(9).normal(size=(4, 3)))
+    fn = getattr(lj.functional, m.family)
+    args = [getattr(m, n)[...] for n in m.tensor_names]
+    if m.family == "hermite" and len(args) == 3:
+        got = fn(x, args[0], -1, args[1], args[2])
+    else:
+        got = fn(x, *args, channel_dim=-1)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(m(x)))
+    half = fn(x.astype(jnp.bfloat16), *args[:1]) if m.family == "hermite" else None
+    assert half is None or half.dtype == jnp.bfloat16
