@@ -91,12 +91,16 @@ def test_steady_malloc_reuses_memory_and_labels_rows() -> None:
     applied = steady_malloc()
     assert applied == (platform.system() == "Linux")
     if applied:
-        for _ in range(3):
-            torch.empty(3 << 20).fill_(1.0)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(10):
+        faults = []
+        for _ in range(12):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             torch.empty(3 << 20).fill_(1.0)  # 12 MB: 3072 pages if freshly mapped
-        assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 1000
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        # the heap may still grow once or twice (seen: [2988, 0, 3072, 0, ...]; a CI run saw
+        # one late fault of ~2700 pages), but most calls reuse pages: fresh pages would fault
+        # ~3072 times every call
+        assert sum(f > 1000 for f in faults) <= 3, faults
+        assert sorted(faults)[len(faults) // 2] < 300, faults
     rows = benchmark_ops(["ditac:lut=16"], shape=(4, 8), runs=2, warmup=1, backends=["eager"],
                          threads=None, progress=False, malloc="steady")
     assert rows[0].malloc == ("steady" if applied else "default")
