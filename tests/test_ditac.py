@@ -817,3 +817,19 @@ def test_native_register_table_kernel(gate: str, cells: int, zero: bool, scale: 
         # float32 per-element terms (stiff fields: cancellations in dT/dtau): ~1e-5 of the
         # largest component measured with 15 cells, 2e-6 with DiTAC's default 10
         assert float((gt - gt64).abs().max()) < 1e-4 * float(gt64.abs().max())
+
+
+def test_fit_of_a_lookup_table_ditac_fits_its_exact_twin() -> None:
+    """fit's derivative term needs second derivatives, which lut=N lacks (it raises): fit()
+    fits the exact mode with the same theta and copies theta back (surgery with
+    "ditac:lut=256" failed before); the result equals fitting the exact module."""
+    import learnact
+
+    lut = learnact.create("ditac:lut=256")
+    exact = learnact.create("ditac")
+    rep = learnact.fit(lut, torch.nn.SiLU(), steps=30)
+    rep_exact = learnact.fit(exact, torch.nn.SiLU(), steps=30)
+    assert "same parameters" in rep.method
+    torch.testing.assert_close(lut.theta, exact.theta)
+    assert rep.max_error == pytest.approx(rep_exact.max_error, rel=1e-3)
+    assert lut.lut == 256  # the module keeps its mode

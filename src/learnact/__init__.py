@@ -29,6 +29,7 @@ _TORCH_API: dict[str, str] = {
     "expand": "expand", "Polynomial": "expand",
     "replace_activations": "surgery", "restore": "surgery", "find_activations": "surgery",
     "SurgeryReport": "surgery",
+    "freeze": "freeze", "FrozenActivation": "freeze",
     **{name: "modules" for name in (
         "LearnableActivation", "Hermite", "Fourier", "Tropical", "TropicalRational", "Sin",
         "SELUVariation", "Rational", "Perlin", "Surrogate", "Staircase", "Cantor", "Cantor2",
@@ -66,7 +67,7 @@ def __dir__() -> list[str]:
 
 # functions that share their submodule's name: the function is the package attribute (as with
 # the eager imports before), whatever order the submodules are imported in
-_SHADOWED = frozenset({"moments", "fit", "expand"})
+_SHADOWED = frozenset({"moments", "fit", "expand", "freeze"})
 
 
 class _Package(types.ModuleType):
@@ -83,6 +84,7 @@ if TYPE_CHECKING:  # static tools see the eager names
     from . import functional, integrations, ops  # noqa: F401
     from .expand import Polynomial, expand  # noqa: F401
     from .fit import FitReport, fit  # noqa: F401
+    from .freeze import FrozenActivation, freeze  # noqa: F401
     from .kinds import is_activation, is_learnable_activation  # noqa: F401
     from .modules import (Cantor, Cantor2, DiTAC, Fourier, GEDiTAC, Hermite,  # noqa: F401
                           LeakyDiTAC, LearnableActivation, LeftRight, NoisyDerivative, Perlin,

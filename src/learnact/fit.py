@@ -308,9 +308,13 @@ def fit(act: nn.Module, target: Any, *, domain: Any = "normal", derivative_weigh
     if not (isinstance(max_points, int) and max_points >= 16):
         raise ValueError(f"max_points must be an integer >= 16, got {max_points!r}")
     before = copy.deepcopy(act.state_dict())
+    twin = act.fit_twin() if isinstance(act, LearnableActivation) else None
     try:
-        rep = _fit(act, fn, target, domain, derivative_weight, points, sigma, steps, seed,
-                   max_points)
+        rep = _fit(act if twin is None else twin, fn, target, domain, derivative_weight,
+                   points, sigma, steps, seed, max_points)
+        if twin is not None:
+            act.load_state_dict(twin.state_dict())
+            rep.method += f" (fitted as {twin!r}: the same parameters)"
     except BaseException:
         act.load_state_dict(before)  # a failed fit leaves the module as it was
         raise

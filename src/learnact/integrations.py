@@ -14,10 +14,12 @@ import logging
 from typing import Any
 
 from .registry import available, create, lookup, parse_spec
+from .surgery import HF_MARK
 
 log = logging.getLogger(__name__)
 
-__all__ = ["register_transformers", "register_timm", "is_learnact_spec"]
+__all__ = ["register_transformers", "register_timm", "is_learnact_spec",
+           "apply_recorded_activations"]
 
 
 def is_learnact_spec(key: Any) -> bool:
@@ -52,6 +54,10 @@ def register_transformers() -> bool:
         _learnact = True
 
         def __getitem__(self, key: Any) -> Any:
+            if isinstance(key, str) and key.startswith(HF_MARK):
+                # a config that surgery marked: the activation it named; the replaced places
+                # are rebuilt from config.learnact_activations (post_init, below)
+                key = key[len(HF_MARK):]
             if dict.__contains__(self, key):
                 return super().__getitem__(key)
             if is_learnact_spec(key):
@@ -59,11 +65,77 @@ def register_transformers() -> bool:
             return super().__getitem__(key)
 
         def __contains__(self, key: Any) -> bool:
+            if isinstance(key, str) and key.startswith(HF_MARK):
+                key = key[len(HF_MARK):]
             return dict.__contains__(self, key) or is_learnact_spec(key)
 
     mapping.__class__ = LearnactInstantier
+    _hook_post_init()
     log.info("transformers ACT2FN now resolves learnact specs (%s)", ", ".join(available(True)))
     return True
+
+
+def _hook_post_init() -> None:
+    """Every Hugging Face model calls ``self.post_init()`` at the end of its ``__init__``
+    (``from_pretrained`` too, before the weights load): run :func:`apply_recorded_activations`
+    there first, so the recorded learnact modules exist when the checkpoint's parameters
+    load."""
+    from transformers import PreTrainedModel
+
+    original = PreTrainedModel.post_init
+    if getattr(original, "_learnact", False):
+        return
+
+    def post_init(self, *args: Any, **kwargs: Any) -> Any:
+        apply_recorded_activations(self)
+        return original(self, *args, **kwargs)
+
+    post_init._learnact = True  # type: ignore[attr-defined]
+    post_init.__wrapped__ = original  # type: ignore[attr-defined]
+    PreTrainedModel.post_init = post_init
+
+
+def apply_recorded_activations(model: Any) -> list[str]:
+    """Install ``create(spec)`` at every path of ``model.config.learnact_activations`` (what
+    :func:`learnact.replace_activations` recorded) that holds something else; paths are tried
+    as recorded and with the model's ``base_model_prefix`` removed or added (a checkpoint
+    saved from ``BertModel`` loaded as ``BertForSequenceClassification`` and the reverse).
+    Called by ``post_init`` once :func:`register_transformers` ran; returns the paths
+    installed. Idempotent."""
+    from .surgery import _swap
+
+    config = getattr(model, "config", None)
+    recorded = getattr(config, "learnact_activations", None) or {}
+    if not isinstance(recorded, dict):
+        raise ValueError("config.learnact_activations must map module paths to learnact specs, "
+                         f"got {type(recorded).__name__}")
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    pairs = []
+    for path, spec in recorded.items():
+        candidates = [path]
+        if prefix and path.startswith(prefix + "."):
+            candidates.append(path[len(prefix) + 1:])
+        elif prefix:
+            candidates.append(f"{prefix}.{path}")
+        for where in candidates:
+            try:
+                now = model.get_submodule(where)
+            except AttributeError:
+                continue
+            if not (_is_learnact(now) and getattr(now, "_learnact_spec", None) == spec):
+                new = create(spec)
+                new._learnact_spec = spec
+                pairs.append((where, new))
+            break
+    _swap(model, pairs)
+    if pairs:
+        log.info("installed %d recorded learnact activations (%s)", len(pairs),
+                 ", ".join(sorted({s for s in recorded.values()})))
+    return [p for p, _ in pairs]
+
+
+def _is_learnact(module: Any) -> bool:
+    return type(module).__module__.startswith("learnact.")
 
 
 class _TimmActTable(dict):

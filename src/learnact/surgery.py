@@ -95,6 +95,8 @@ class SurgeryReport:
     entries: list[SurgeryEntry] = field(default_factory=list)
     dry_run: bool = False
     applied: bool = False
+    #: a Hugging Face model's config attributes as they were before (restore puts them back)
+    config_before: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -357,6 +359,7 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
     if not dry_run:
         _swap(model, [(e.path, e.new) for e in report.entries])
         report.applied = True
+        report.config_before = _record_in_hf_config(model, report.entries, overrides)
         for e in report.entries:
             log.info("replaced %s (%s) by %s%s", e.path, e.old_type, e.new_spec,
                      f"; fit max|f-t| {e.fit.max_error:.2e}" if e.fit else "")
@@ -426,4 +429,63 @@ def restore(model: nn.Module, report: SurgeryReport) -> None:
         raise ValueError("restore: this report does not describe the model as it is now: "
                          + "; ".join(wrong[:5]) + ". Nothing was changed")
     _swap(model, [(e.path, e.old) for e in report.entries])
+    if report.config_before is not None:
+        config = model.config
+        for key, value in report.config_before.items():
+            if value is _ABSENT:
+                if hasattr(config, key):
+                    delattr(config, key)
+            else:
+                setattr(config, key, value)
     report.applied = False
+
+
+# -- Hugging Face: what surgery did, written into the model's config ----------------------------
+#: config attributes through which Hugging Face models name their activation (ACT2FN keys)
+HF_ACT_KEYS = ("hidden_act", "activation_function", "hidden_activation", "act_fn")
+#: prefix of a config activation name that only learnact's ACT2FN resolves
+HF_MARK = "learnact:"
+_ABSENT = object()
+
+
+def full_spec(spec: str, overrides: dict[str, Any]) -> str:
+    """``spec`` with the keyword overrides surgery added (e.g. ``tails=linear``)."""
+    if not overrides:
+        return spec
+    extra = ",".join(f"{k}={v}" for k, v in overrides.items())
+    return f"{spec},{extra}" if ":" in spec else f"{spec}:{extra}"
+
+
+def _record_in_hf_config(model: nn.Module, entries: list[SurgeryEntry],
+                         overrides: dict[str, Any]) -> dict[str, Any] | None:
+    """On a Hugging Face model (a ``config`` with ``to_dict`` and a ``post_init``): record
+    ``config.learnact_activations = {path: spec}`` (saved in config.json by
+    ``save_pretrained``; :func:`learnact.integrations.register_transformers` makes
+    ``from_pretrained`` rebuild them, so the learned parameters load into them) and mark the
+    config's activation names ``learnact:<name>``, so that a process without learnact set up
+    fails loudly (KeyError in ACT2FN) instead of loading GELU and dropping the parameters.
+    Returns the attributes' previous values (None: not a Hugging Face model)."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "to_dict") or not hasattr(model, "post_init"):
+        return None
+    before: dict[str, Any] = {}
+    recorded = dict(getattr(config, "learnact_activations", None) or {})
+    before["learnact_activations"] = (config.learnact_activations
+                                      if hasattr(config, "learnact_activations") else _ABSENT)
+    spec = full_spec(entries[0].new_spec, overrides) if entries else ""
+    # paths relative to the base model (without "bert." etc.), so that a head model and its
+    # base model name one module by one key (the loader tries both forms)
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    for e in entries:
+        path = e.path[len(prefix) + 1:] if prefix and e.path.startswith(prefix + ".") else e.path
+        recorded[path] = spec
+    config.learnact_activations = recorded
+    for key in HF_ACT_KEYS:
+        value = getattr(config, key, None)
+        if isinstance(value, str) and not value.startswith(HF_MARK):
+            before[key] = value
+            setattr(config, key, HF_MARK + value)
+    log.info("recorded %d replaced activations in the model's config (learnact_activations); "
+             "reload with learnact.integrations.register_transformers() before from_pretrained",
+             len(entries))
+    return before

@@ -89,6 +89,16 @@ class LearnableActivation(nn.Module):
     def _param_shape(self, *tail: int) -> tuple[int, ...]:
         return ((self.channels,) if self.channels is not None else ()) + tail
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """torch.jit.script calls this first: the training modules are Python (custom ops,
+        autograd Functions) that TorchScript cannot compile; say what does work."""
+        raise TypeError(
+            f"torch.jit.script cannot compile learnact.{type(self).__name__} (a training "
+            "module: custom ops and autograd Functions TorchScript does not parse). For "
+            "inference, script learnact.freeze(model) (standard operators on constant buffers; "
+            "every family); to train, use torch.compile; torch.jit.trace, torch.export and "
+            "torch.onnx.export take the module as it is")
+
     def _check_input(self, x: Tensor) -> None:
         if not isinstance(x, Tensor):
             raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
@@ -136,6 +146,12 @@ class LearnableActivation(nn.Module):
     def fit_start(self, x: Tensor, y: Tensor, dy: Tensor, w: Tensor,
                   channel: int | None) -> None:
         """Move the parameters to a good start for the generic (L-BFGS) fit; default: none."""
+
+    def fit_twin(self) -> "LearnableActivation | None":
+        """A module with the same parameters that :func:`learnact.fit` fits instead of this
+        one (its parameters are then copied here), for a forward whose second derivatives the
+        fit's derivative term cannot take; default None (fit this module)."""
+        return None
 
     def flops_per_element(self) -> tuple[int, int]:
         """(arithmetic operations, transcendental calls) per element of the forward, counted

@@ -212,6 +212,15 @@ class DiTAC(LearnableActivation):
         th = self.theta.reshape(-1, self.theta.shape[-1])
         return self.lambda_reg * torch.einsum("ci,ij,cj->", th, self.precision.to(th), th)
 
+    def fit_twin(self) -> "DiTAC | None":
+        """lut=N has first derivatives only (the fit's derivative term needs second ones): fit
+        the exact mode, which reads the same theta; the table then follows theta."""
+        if not self.lut:
+            return None
+        twin = copy.deepcopy(self)
+        twin.lut = None
+        return twin
+
     def function_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
         m = copy.deepcopy(self).double()
         m.channel_dim = -1

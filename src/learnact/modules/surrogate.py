@@ -20,7 +20,16 @@ from ..registry import create
 __all__ = ["Surrogate", "Staircase", "Cantor", "Cantor2", "NoisyDerivative", "LeftRight"]
 
 
-class Surrogate(nn.Module):
+class _SurrogateModule(nn.Module):
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise TypeError(
+            f"torch.jit.script cannot compile learnact.{type(self).__name__} (its surrogate "
+            "derivative is an autograd Function over Python callables). For inference, script "
+            "learnact.freeze(model) (the forward function only); torch.jit.trace, torch.export "
+            "and torch.onnx.export record the forward function")
+
+
+class Surrogate(_SurrogateModule):
     """f(x) = forward(x) with backward dL/dx = grad * derivative(x).
 
     Args:
@@ -39,7 +48,7 @@ class Surrogate(nn.Module):
         return surrogate_op(x, self.fn, lambda x, g: g * d(x))
 
 
-class Staircase(nn.Module):
+class Staircase(_SurrogateModule):
     r"""Hard staircase forward, smooth-staircase derivative backward.
 
     forward: f(x) = w (clamp(floor(x/w + n/2), 0, n) - n/2): n+1 levels
@@ -67,7 +76,7 @@ class Staircase(nn.Module):
         return f"steps={self.steps}, width={self.width:g}, sharpness={self.sharpness:g}"
 
 
-class Cantor(nn.Module):
+class Cantor(_SurrogateModule):
     r"""Depth-n Cantor staircase forward; backward 0 everywhere (its derivative a.e.).
 
     forward: lo + (hi - lo) C_n((x - lo)/(hi - lo)) with C_n the depth-n Cantor staircase from
@@ -105,7 +114,7 @@ class Cantor2(Cantor):
     declared = 1.0
 
 
-class NoisyDerivative(nn.Module):
+class NoisyDerivative(_SurrogateModule):
     r"""Forward untouched; in training, the derivative is multiplied by noise U(lower, upper).
 
     forward: base(x) (default ReLU). backward (training): grad * base'(x) * u, u ~ U(lower,
@@ -142,7 +151,7 @@ class NoisyDerivative(nn.Module):
         return f"base={self.base!r}, lower={self.lower:g}, upper={self.upper:g}"
 
 
-class LeftRight(nn.Module):
+class LeftRight(_SurrogateModule):
     r"""One-sided-derivative backward chosen by the sign of the upstream gradient.
 
     forward: ReLU(x). backward: grad * d+(x) where grad < 0 (a descent step increases the

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import functools
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -32,5 +35,20 @@ class SurrogateFunction(torch.autograd.Function):
 
 
 def surrogate_op(x: Tensor, forward: Callable[[Tensor], Tensor], backward: Derivative) -> Tensor:
-    """forward(x) with dL/dx = backward(x, grad) (not the true gradient unless it says so)."""
+    """forward(x) with dL/dx = backward(x, grad) (not the true gradient unless it says so).
+
+    Under ``torch.export`` / ``torch.onnx.export`` / ``torch.jit.trace`` the forward function
+    alone is recorded (an exported graph is an inference graph) and a warning says so once per
+    process."""
+    if torch.compiler.is_exporting() or torch.jit.is_tracing():
+        _warn_forward_only()
+        return forward(x)
     return SurrogateFunction.apply(x, forward, backward)
+
+
+@functools.cache
+def _warn_forward_only() -> None:
+    warnings.warn("exporting a surrogate-derivative activation (staircase, cantor, cantor2, "
+                  "left_right, noisy, Surrogate): the exported graph holds its FORWARD "
+                  "function only; the surrogate derivative is a training-time rule and is not "
+                  "part of an inference graph", UserWarning, stacklevel=3)

@@ -7,15 +7,18 @@ The module (modules/ditac.py) calls :func:`ditac_op` and :func:`gate` only.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ...functional.cpab import flow_tables
 
-from .common import GATES, binsum, gate_and_slope
+from .common import (GATES, FlowConfig, _channel_ids, _take, _Tables, _trajectory, binsum,
+                     flow_reference, gate_and_slope)
 from .flow import cpab_op
-from .lut import cpab_grid, cpab_lut_op, grid_jacobian_fits, lut_tables, native_grid
+from .lut import (_grid, _lut_index, _lut_tables, cpab_grid, cpab_lut_op, grid_jacobian_fits,
+                  lut_tables, native_grid)
 
-__all__ = ["ditac_op", "integrate", "gate", "cpab_op", "cpab_lut_op", "cpab_grid", "lut_tables", "binsum",
+__all__ = ["ditac_op", "export_form", "integrate", "gate", "cpab_op", "cpab_lut_op", "cpab_grid", "lut_tables", "binsum",
            "grid_jacobian_fits", "native_grid", "GATES"]
 
 
@@ -28,6 +31,9 @@ def ditac_op(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, *, lo: float, hi: 
     if a2.device != x.device:
         raise ValueError(f"DiTAC: the input is on {x.device} but theta (its tables) on "
                          f"{a2.device}; move the module with .to({str(x.device)!r})")
+    if torch.compiler.is_exporting():
+        return export_form(x, a2, b2, tau2, lo=lo, hi=hi, gate=gate, alpha=alpha,
+                           channel_dim=channel_dim, lut=lut)
     if lut is None:
         return cpab_op(x, a2, b2, tau2, lo=lo, hi=hi, gate=gate, alpha=alpha,
                        channel_dim=channel_dim)
@@ -54,3 +60,28 @@ def integrate(x: Tensor, theta: Tensor, basis: Tensor, t: float = 1.0) -> Tensor
     """
     a2, b2, tau2 = flow_tables(theta, basis, t)
     return cpab_op(x, a2, b2, tau2, t=abs(t), channel_dim=0 if theta.ndim == 2 else None)
+
+
+def export_form(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, *, lo: float, hi: float,
+                gate: str = "identity", alpha: float = 0.01, channel_dim: int | None = None,
+                lut: int | None = None) -> Tensor:
+    """:func:`ditac_op`'s value in standard operators only (what ``torch.export`` and
+    ``torch.onnx.export`` record: no learnact custom op, no cummin or searchsorted, so an
+    exported program runs without learnact and onnxruntime runs the ONNX model). Exact mode:
+    the closed-form flow (:func:`~.common.flow_reference`); lookup-table mode: the
+    ``lut``-point table computed in the graph from the tables by the same closed form, then
+    read exactly as :func:`cpab_lut_op` reads it. Forward values only (an exported graph is
+    an inference graph)."""
+    if lut is None:
+        return flow_reference(x, a2, b2, tau2, FlowConfig(1.0, lo, hi, gate, alpha,
+                                                          channel_dim))
+    u, ch = _grid(a2, lut)
+    tb = _Tables(a2, b2, tau2, 1.0, torch.float64, differentiable=True)
+    table, _ = _trajectory(u, ch, tb, 1.0, want_grad=False)
+    dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    D, _ = _lut_tables(table, table, lo, hi, dtype)
+    xx = x.to(dtype)
+    channels = 1 if a2.ndim == 1 else a2.shape[0]
+    cid = _channel_ids(xx, channel_dim, channels)
+    xt = _take(D, _lut_index(xx, cid, lut, lo, hi)) + xx
+    return (xt * gate_and_slope(xx, gate, alpha, False)[0]).to(x.dtype)

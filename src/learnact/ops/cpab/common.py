@@ -140,7 +140,15 @@ class _Tables:
         j = torch.arange(n, device=tau.device).expand(rows, n)
         blocked = _sel(fin, torch.full_like(j, n), j)
         # stop[k]: first cell >= k the point cannot cross (the last cell always qualifies)
-        self.stop = blocked.flip(-1).cummin(-1).values.flip(-1).reshape(-1).to(torch.int32)
+        if torch.compiler.is_exporting():
+            # ONNX has no cummin: the same suffix minimum as a masked (rows, n, n) min (n is
+            # the cell count, small)
+            later = j[0][None, :] >= j[0][:, None]  # [k, j]: j >= k
+            stop = torch.where(later, blocked[:, None, :], torch.full_like(blocked[:, None, :],
+                                                                           n)).amin(-1)
+        else:
+            stop = blocked.flip(-1).cummin(-1).values.flip(-1)
+        self.stop = stop.reshape(-1).to(torch.int32)
 
 
 def _take(table: Tensor, idx: Tensor) -> Tensor:
