@@ -148,7 +148,7 @@ def test_freeze_gives_a_scriptable_equal_inference_form(spec, channels) -> None:
     else:
         assert bound == 0.0
     err = (frozen(x) - want).abs() - bound
-    assert (err / (1.0 + want.abs())).max().item() <= 2e-6
+    assert (err / (1.0 + want.abs())).max().item() <= 1e-5  # float32 rounding (Horner vs Clenshaw)
     scripted = torch.jit.script(frozen)
     _close(scripted(x), frozen(x), 1e-6)
     traced = torch.jit.trace(frozen, (_x(5, 0),))

@@ -10,12 +10,13 @@ Forms, family by family (the value is the training module's up to rounding, exce
 table):
 
 =====================  ===================================================================
-hermite                the basis recurrence on clamp(x, lo, hi), the linear tails folded into
-                       two constant slopes (the training op evaluates f' at the bound per
-                       element)
-fourier, tropical,     the reference formula (:mod:`learnact.functional`) on constant buffers
-tropical_rational,
-rational, perlin
+hermite                monomial coefficients (converted in float64) by Horner's rule on
+                       clamp(x, lo, hi), the linear tails folded into two constant slopes
+                       (the training op evaluates f' at the bound per element)
+tropical, tropical_   max of the lines, one multiply-add and one maximum per line (the training
+rational               op also tracks the argmax for its backward)
+fourier, rational,     the reference formula (:mod:`learnact.functional`) on constant buffers
+perlin
 selu_variation         the formula on constant buffers
 ditac (all gates)      ``ditac="table"`` (default): T sampled on ``points`` grid points of
                        [a, b] and read by linear interpolation (2 gathers); ``error_bound``
@@ -43,7 +44,6 @@ from .functional import fourier as _fourier
 from .functional import perlin as _perlin
 from .functional import rational as _rational
 from .functional import surrogate as _surrogate
-from .functional import tropical as _tropical
 
 __all__ = ["freeze", "FrozenActivation", "FrozenHermite", "FrozenFourier", "FrozenTropical",
            "FrozenTropicalRational", "FrozenRational", "FrozenSELUVariation", "FrozenPerlin",
@@ -82,34 +82,41 @@ class FrozenActivation(nn.Module):
 
 
 class FrozenHermite(FrozenActivation):
-    r"""f(x) = \sum_k c_k He_k(x)/k! by the recurrence h_{k+1} = (x h_k - h_{k-1})/(k + 1);
-    with tails, evaluated at clamp(x, lo, hi) plus slope (x - clamp(x)), the slopes f'(lo),
-    f'(hi) folded at freeze time."""
+    r"""f(x) = \sum_k c_k He_k(x)/k! converted at freeze time (float64) to monomial
+    coefficients a_k and evaluated by Horner's rule (one multiply-add per degree); with tails,
+    at clamp(x, lo, hi) plus slope (x - clamp(x)), the slopes f'(lo), f'(hi) folded at
+    freeze time (the training op evaluates f' at the bound per element)."""
 
     channel_dim: int
     per_channel: bool
     tails: bool
     degree: int
-    inv: list[float]
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__(module)
+        import numpy as np
+        from numpy.polynomial import hermite_e
+
         self.channel_dim = int(module.channel_dim)
         self.per_channel = module.coeffs.ndim == 2
         coeffs = module.coeffs.detach()
-        self._const("coeffs", coeffs)
         self.degree = int(coeffs.shape[-1] - 1)
-        self.inv = [1.0 / (k + 1) for k in range(max(self.degree, 1))]
+        c64 = coeffs.double().cpu().numpy().reshape(-1, self.degree + 1)
+        fact = np.array([math.factorial(k) for k in range(self.degree + 1)], dtype=np.float64)
+        mono = np.stack([hermite_e.herme2poly(row / fact) for row in c64])
+        mono = np.pad(mono, ((0, 0), (0, self.degree + 1 - mono.shape[1])))
+        monomial = torch.from_numpy(mono).to(coeffs.dtype)  # (rows, degree + 1): a_0 .. a_d
+        self._const("monomial", monomial if self.per_channel else monomial[0])
         self.tails = module.lo is not None and module.hi is not None
         if self.tails:
             from .functional.hermite import hermite_derivative
 
             lo, hi = module.lo.detach(), module.hi.detach()
-            c64 = coeffs.double()
+            c = coeffs.double()
             cd = 0 if self.per_channel else -1
             lo_, hi_ = lo.double(), hi.double()
-            d_lo = hermite_derivative(lo_.reshape(-1, 1) if self.per_channel else lo_, c64, cd)
-            d_hi = hermite_derivative(hi_.reshape(-1, 1) if self.per_channel else hi_, c64, cd)
+            d_lo = hermite_derivative(lo_.reshape(-1, 1) if self.per_channel else lo_, c, cd)
+            d_hi = hermite_derivative(hi_.reshape(-1, 1) if self.per_channel else hi_, c, cd)
             self._const("lo", lo)
             self._const("hi", hi)
             self._const("slope_lo", d_lo.reshape(lo.shape).to(coeffs.dtype))
@@ -119,9 +126,9 @@ class FrozenHermite(FrozenActivation):
                 self._const(name, None)
 
     def forward(self, x: Tensor) -> Tensor:
-        c = self.coeffs.to(x.dtype)
+        a = self.monomial.to(x.dtype)
         if self.per_channel:
-            c = _along(c, x.dim(), self.channel_dim)
+            a = _along(a, x.dim(), self.channel_dim)
         xc = x
         lo, hi, s_lo, s_hi = self.lo, self.hi, self.slope_lo, self.slope_hi
         if self.tails and lo is not None and hi is not None and s_lo is not None \
@@ -132,16 +139,9 @@ class FrozenHermite(FrozenActivation):
                 s_lo = _along(s_lo, x.dim(), self.channel_dim)
                 s_hi = _along(s_hi, x.dim(), self.channel_dim)
             xc = torch.minimum(torch.maximum(x, lo.to(x.dtype)), hi.to(x.dtype))
-        y = c[..., 0] + torch.zeros_like(xc)
-        if self.degree >= 1:
-            h0 = torch.ones_like(xc)
-            h1 = xc
-            y = y + c[..., 1] * h1
-            for k in range(1, self.degree):
-                h2 = (xc * h1 - h0) * self.inv[k]
-                y = y + c[..., k + 1] * h2
-                h0 = h1
-                h1 = h2
+        y = a[..., self.degree] + torch.zeros_like(xc)
+        for k in range(self.degree - 1, -1, -1):
+            y = torch.addcmul(a[..., k], y, xc)
         if self.tails and s_lo is not None and s_hi is not None:
             y = y + torch.where(x < xc, s_lo.to(x.dtype), s_hi.to(x.dtype)) * (x - xc)
         return y
@@ -164,40 +164,76 @@ class FrozenFourier(FrozenActivation):
                                 self.channel_dim)
 
 
+def _max_of_lines(x: Tensor, slopes: Tensor, coeffs: Tensor, per_channel: bool,
+                  channel_dim: int) -> Tensor:
+    """max_k (slopes_k x + coeffs_k): one multiply-add and one maximum per line (the training
+    op also tracks the argmax for its backward)."""
+    if per_channel:
+        slopes = _along(slopes, x.dim(), channel_dim)
+        coeffs = _along(coeffs, x.dim(), channel_dim)
+    best = torch.addcmul(coeffs[..., 0], x, slopes[..., 0])
+    for k in range(1, coeffs.shape[-1]):
+        best = torch.maximum(best, torch.addcmul(coeffs[..., k], x, slopes[..., k]))
+    return best
+
+
+def _scale_offset(y: Tensor, scale: Tensor, offset: Tensor, per_channel: bool,
+                  channel_dim: int) -> Tensor:
+    if per_channel:
+        scale = _along(scale, y.dim(), channel_dim)
+        offset = _along(offset, y.dim(), channel_dim)
+    return torch.addcmul(offset, y, scale)
+
+
 class FrozenTropical(FrozenActivation):
     r"""f(x) = scale max_k (slopes_k x + coeffs_k) + offset on constant buffers."""
 
     channel_dim: int
+    per_channel: bool
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__(module)
         self.channel_dim = int(module.channel_dim)
-        self._const("slopes", module.slopes.to(module.coeffs.dtype))
+        coeffs = module.coeffs.detach()
+        self.per_channel = coeffs.ndim == 2
+        self._const("slopes", module.slopes.detach().to(coeffs.dtype).expand_as(coeffs))
         for name in ("coeffs", "scale", "offset"):
             self._const(name, getattr(module, name))
 
     def forward(self, x: Tensor) -> Tensor:
-        return _tropical.tropical(x, self.slopes.to(x.dtype), self.coeffs.to(x.dtype),
-                                  self.scale.to(x.dtype), self.offset.to(x.dtype),
-                                  self.channel_dim)
+        t = x.dtype
+        y = _max_of_lines(x, self.slopes.to(t), self.coeffs.to(t), self.per_channel,
+                          self.channel_dim)
+        return _scale_offset(y, self.scale.to(t), self.offset.to(t), self.per_channel,
+                             self.channel_dim)
 
 
 class FrozenTropicalRational(FrozenActivation):
     """f(x) = scale (P(x) - Q(x)) + offset, P and Q tropical polynomials, on constant buffers."""
 
     channel_dim: int
+    per_channel: bool
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__(module)
         self.channel_dim = int(module.channel_dim)
-        for name in ("num_slopes", "num_coeffs", "den_slopes", "den_coeffs", "scale", "offset"):
+        self.per_channel = module.num_coeffs.ndim == 2
+        for part in ("num", "den"):
+            coeffs = getattr(module, f"{part}_coeffs").detach()
+            self._const(f"{part}_coeffs", coeffs)
+            self._const(f"{part}_slopes", getattr(module, f"{part}_slopes").detach().to(
+                coeffs.dtype).expand_as(coeffs))
+        for name in ("scale", "offset"):
             self._const(name, getattr(module, name))
 
     def forward(self, x: Tensor) -> Tensor:
         t = x.dtype
-        return _tropical.tropical_rational(
-            x, self.num_slopes.to(t), self.num_coeffs.to(t), self.den_slopes.to(t),
-            self.den_coeffs.to(t), self.scale.to(t), self.offset.to(t), self.channel_dim)
+        p = _max_of_lines(x, self.num_slopes.to(t), self.num_coeffs.to(t), self.per_channel,
+                          self.channel_dim)
+        q = _max_of_lines(x, self.den_slopes.to(t), self.den_coeffs.to(t), self.per_channel,
+                          self.channel_dim)
+        return _scale_offset(p - q, self.scale.to(t), self.offset.to(t), self.per_channel,
+                             self.channel_dim)
 
 
 class FrozenRational(FrozenActivation):
