@@ -13,8 +13,10 @@ ARGS   ?=
 # the JAX and Keras frontends' own venv: no torch in it, so the tests prove they need none
 FVENV  ?= .venv-frontends
 FPY    := $(FVENV)/bin/python
+# the built wheel installed as a pip user would: numpy only, then the [torch] extra
+WVENV  ?= .venv-wheel
 
-.PHONY: setup setup-frontends data browser compiler test test-torch test-frontends test-fast main bench-ops lint clean
+.PHONY: setup setup-frontends data browser compiler test test-torch test-frontends test-wheel test-fast main bench-ops lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -56,7 +58,7 @@ browser:
 compiler:
 	@$(call apt_unless,gcc libc6-dev,command -v cc >/dev/null || command -v gcc >/dev/null)
 
-test: test-torch test-frontends
+test: test-torch test-frontends test-wheel
 
 test-torch: setup data browser compiler
 	$(PY) -m pytest -q --ignore=tests/frontends
@@ -66,6 +68,18 @@ test-torch: setup data browser compiler
 test-frontends: setup-frontends
 	KERAS_BACKEND=jax $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends
 	KERAS_BACKEND=tensorflow $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends/test_keras.py tests/frontends/test_surrogates.py tests/frontends/test_perlin.py
+
+# the wheel in a fresh venv, run from outside the tree (so the installed copy is imported):
+# core dependencies only (.ci/wheel_check.py), then with [torch] the README's quickstart
+test-wheel: setup
+	rm -rf build/wheel $(WVENV)
+	$(PIP) wheel -q --no-deps -w build/wheel .
+	$(PYTHON) -m venv $(WVENV)
+	$(WVENV)/bin/pip install -q --upgrade pip
+	$(WVENV)/bin/pip install -q $(PIN) build/wheel/learnact-*.whl
+	cd build && ../$(WVENV)/bin/python ../.ci/wheel_check.py
+	$(WVENV)/bin/pip install -q $(PIN) "$$(ls build/wheel/learnact-*.whl)[torch]"
+	cd build && ../$(WVENV)/bin/python ../examples/quickstart.py
 
 test-fast: setup compiler
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
@@ -77,4 +91,4 @@ bench-ops: setup
 	$(PY) benchmarks/bench_ops.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(FVENV) .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) $(FVENV) $(WVENV) .pytest_cache build src/*.egg-info

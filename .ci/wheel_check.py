@@ -1,0 +1,20 @@
+"""Run by `make test-wheel` in a fresh venv holding the built wheel and its core dependency
+(numpy) only: the package imports, its torch-free core works, and the PyTorch API says which
+extra to install."""
+
+import importlib.util
+
+import learnact
+from learnact.core import hermite
+
+assert importlib.util.find_spec("torch") is None, "this venv must not have torch"
+assert learnact.__file__ and "site-packages" in learnact.__file__, learnact.__file__
+m = hermite.moments(hermite.unit_coefficients(8))
+assert abs(m.second - 1.0) < 1e-12, m  # the unit init: E[f^2] = 1 exactly
+try:
+    learnact.create("hermite")
+except ImportError as exc:
+    assert "learnact[torch]" in str(exc), exc
+else:
+    raise AssertionError("learnact.create without torch must raise ImportError")
+print("core-only wheel ok:", learnact.__version__, learnact.__file__)
