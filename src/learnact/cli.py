@@ -161,7 +161,55 @@ def build_parser() -> argparse.ArgumentParser:
 
     viz_cli.add_plot_subcommands(sub)
     viz_cli.add_atlas_subcommands(sub)
+    _fill_help(parser)
     return parser
+
+
+# help for the arguments that several commands share, by destination name; the command's
+# preset supplies a default of None (tests/test_cli_help.py: every argument has help)
+_HELP = {
+    "batch": "batch size", "batch_size": "batch size", "block_size": "context length (tokens)",
+    "check_sync": "check after each epoch that every rank holds the same parameters (DDP)",
+    "compile": "torch.compile the model", "data_dir": "folder of the data files",
+    "depth": "number of layers", "derivative_weight": "weight of the f' term of the fit",
+    "device": "cpu, cuda or cuda:N (checked before anything runs)",
+    "dtype": "input dtype of the timed ops", "epochs": "training epochs",
+    "eval_every": "evaluate every this many steps", "gmm_steps": "training steps of the GMM task",
+    "grad_accum": "gradient accumulation steps per optimiser step",
+    "hi": "right end of the plotted input range", "kind": "what to draw",
+    "latent": "latent channels of the autoencoder", "learnable": "list learnable families only",
+    "lo": "left end of the plotted input range", "loss": "reconstruction loss",
+    "lr": "peak learning rate", "max_chars": "use at most this many characters of the corpus",
+    "max_units": "draw at most this many units per layer", "n_embd": "embedding width",
+    "n_head": "attention heads", "n_layer": "transformer blocks",
+    "optimizer": "optimiser (activation parameters get their own group, no weight decay)",
+    "out": "output folder (new, empty, or a learnact run of the same task)",
+    "port": "TCP port to listen on (loopback unless --host)",
+    "preset": "named configuration; the other arguments override its values",
+    "quiet": "no progress bars", "reg_steps": "training steps of the regression task",
+    "res": "image resolution (pixels per side)",
+    "resume": "continue the marked learnact run in this folder from its checkpoint",
+    "seed": "random seed", "seeds": "comma-separated seeds, e.g. 0,1,2",
+    "specs": "learnact specs, e.g. hermite:degree=8 tropical",
+    "steps": "optimiser steps", "task": "which task(s) to run",
+    "test_limit": "evaluate on at most this many test images",
+    "threads": "torch CPU threads", "vocab_size": "vocabulary size (byte-pair merges)",
+    "width": "hidden width",
+}
+
+
+def _fill_help(parser: argparse.ArgumentParser) -> None:
+    """Give every argument without a help text the shared one (with its default)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _fill_help(sub)
+        elif not action.help and action.dest in _HELP:
+            text = _HELP[action.dest]
+            if action.option_strings and not isinstance(action.const, bool):
+                text += (" (default: the preset's)" if action.default is None
+                         else " (default: %(default)s)")
+            action.help = text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
