@@ -17,4 +17,6 @@ loss.backward()
 opt.step()
 frozen = learnact.freeze(model)                       # standard ops, constant buffers
 assert torch.allclose(frozen(x), model(x), atol=1e-5)
+for name in learnact.available():                     # every registry name works with [torch]
+    learnact.create(name)
 print("quickstart ok: loss", round(loss.item(), 4))

@@ -68,9 +68,9 @@ def constraint_matrix(cells: int, zero_boundary: bool = True, lo: float = 0.0,
 def _basis_np(cells: int, zero_boundary: bool) -> np.ndarray:
     try:
         from scipy.linalg import qr
-    except ImportError:  # pragma: no cover - scipy is in the [exp] extra
+    except ImportError:  # pragma: no cover - scipy is in the [torch] extra
         raise ImportError("DiTAC's CPAB basis needs scipy (pivoted QR, as the released code): "
-                          "pip install 'learnact[exp]'") from None
+                          "pip install 'learnact[torch]' (or scipy)") from None
 
     L = constraint_matrix(cells, zero_boundary)
     if L.shape[0] == 0:
