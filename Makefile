@@ -15,8 +15,11 @@ FVENV  ?= .venv-frontends
 FPY    := $(FVENV)/bin/python
 # the built wheel installed as a pip user would: numpy only, then the [torch] extra
 WVENV  ?= .venv-wheel
+# the documentation site's builder (mkdocs-material + mkdocstrings; reads the sources, imports
+# nothing of learnact)
+DVENV  ?= .venv-docs
 
-.PHONY: setup setup-frontends data browser compiler test test-torch test-frontends test-wheel test-fast main bench-ops lint clean
+.PHONY: setup setup-frontends data browser compiler test test-torch test-frontends test-wheel docs test-fast main bench-ops lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -58,7 +61,7 @@ browser:
 compiler:
 	@$(call apt_unless,gcc libc6-dev,command -v cc >/dev/null || command -v gcc >/dev/null)
 
-test: test-torch test-frontends test-wheel
+test: test-torch test-frontends test-wheel docs
 
 test-torch: setup data browser compiler
 	$(PY) -m pytest -q --ignore=tests/frontends
@@ -81,6 +84,16 @@ test-wheel: setup
 	$(WVENV)/bin/pip install -q $(PIN) "$$(ls build/wheel/learnact-*.whl)[torch]"
 	cd build && ../$(WVENV)/bin/python ../examples/quickstart.py
 
+$(DVENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(DVENV)
+	$(DVENV)/bin/pip install -q --upgrade pip
+	$(DVENV)/bin/pip install -q "mkdocs>=1.6" "mkdocs-material>=9.5" "mkdocstrings[python]>=0.26"
+	touch $@
+
+# the documentation site in build/site (strict: a broken reference, link or docstring fails)
+docs: $(DVENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(DVENV)/bin/mkdocs build --strict
+
 test-fast: setup compiler
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
@@ -91,4 +104,4 @@ bench-ops: setup
 	$(PY) benchmarks/bench_ops.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(FVENV) $(WVENV) .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) $(FVENV) $(WVENV) $(DVENV) .pytest_cache build src/*.egg-info

@@ -52,10 +52,12 @@ class DiTAC(LearnableActivation):
     integrated in closed form (functional/cpab.py); theta in R^(cells-1) (or (C, cells-1)).
 
     Args:
-        a, b: the warped interval (default ``default_a``, 2.0: -0.5 for DiTAC and Leaky-DiTAC,
-            0 for GE-DiTAC; a < b).
+        a: left end of the warped interval (default ``default_a``: -0.5 for DiTAC and
+            Leaky-DiTAC, 0 for GE-DiTAC; a < b).
+        b: right end of the warped interval (default 2.0).
         cells: N_P >= 1 (default 10).
-        channels, channel_dim: one theta shared, or one per channel.
+        channels: None (one theta shared) or C (one theta per channel).
+        channel_dim: the input's channel dimension (1: (N, C, ...); -1: channels last).
         init: ``"prior"`` (default): one draw from the released code's init covariance (difw's,
             length scale 5, output variance 2, on the cell centres), from torch's generator;
             ``"zeros"``: exactly GELU.
@@ -74,11 +76,13 @@ class DiTAC(LearnableActivation):
             one with shared theta; per channel it flows C x n grid points whenever theta
             changes, so with many channels use exact mode (speeds: benchmarks/RESULTS.md,
             "DiTAC").
-        lambda_reg, lambda_smooth, lambda_var, kernel: the prior ``prior_loss()`` =
-            lambda_reg theta^T P theta, P = (B^T K B + eps I)^-1 with the released code's kernel
-            (``"released"``: exp(-2|d|/l) (lambda_var D)^2; or ``"exponential"``,
-            ``"squared_exponential"``). An explicit loss term (learnact.regularization), not a
+        lambda_reg: weight of the prior ``prior_loss()`` = lambda_reg theta^T P theta,
+            P = (B^T K B + eps I)^-1. An explicit loss term (learnact.regularization), not a
             side effect in backward (``prior="explicit"``, the default).
+        lambda_smooth: the kernel's length scale l.
+        lambda_var: the kernel's output scale (lambda_var D)^2.
+        kernel: ``"released"`` (the released code's exp(-2|d|/l) (lambda_var D)^2),
+            ``"exponential"`` or ``"squared_exponential"``.
         prior: ``"explicit"`` (above) or ``"released"``: reproduce the released code instead,
             whose backward (in training mode, at every forward) turns theta's gradient into
             d * dL/dtheta + 2 lambda_reg theta * colsum(P) (d = cells - 1: its elementwise

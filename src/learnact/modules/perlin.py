@@ -30,7 +30,8 @@ class Perlin(LearnableActivation):
         amplitude: a (default 1).
         base: ``"none"`` (default), ``"identity"``, ``"relu"`` or ``"gelu"``.
         learnable: lattices as parameters (True) or buffers (False, default).
-        channels, channel_dim: accepted for a uniform interface; the noise is shared.
+        channels: accepted for a uniform interface; the noise is shared.
+        channel_dim: accepted for a uniform interface.
 
     No init="unit": the function is a random draw; ``learnact.second_moments`` reports its
     exact moments.

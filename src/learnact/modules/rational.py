@@ -74,7 +74,8 @@ class Rational(LearnableActivation):
     Args:
         num_degree: n in [1, 16] (default 5).
         den_degree: m in [1, 16] (default 4).
-        channels, channel_dim: shared or per-channel coefficients (``num`` (n+1), ``den`` (m)).
+        channels: None (shared) or C: per-channel coefficients (``num`` (n+1), ``den`` (m)).
+        channel_dim: the input's channel dimension (1: (N, C, ...); -1: channels last).
         init: ``"paper"`` (default; aliases ``"published"``, ``"leaky_relu"``): fitted to
             leaky ReLU (slope 0.01) on [-3, 3], as the PAU paper initialises; ``"gelu"``:
             fitted to GELU; ``"unit"``: the leaky-ReLU fit with output scale s and offset t from

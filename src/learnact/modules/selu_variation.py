@@ -26,7 +26,8 @@ class SELUVariation(LearnableActivation):
     ``omega``, and the output ``scale`` s and ``offset`` t.
 
     Args:
-        channels, channel_dim: shared or per-channel parameters.
+        channels: None (one shared set of parameters) or C (one set per channel).
+        channel_dim: the input's channel dimension (1: (N, C, ...); -1: channels last).
         init: ``"paper"`` (default; alias ``"published"``): lambda = 1.0507, alpha = 1.67326,
             beta = 1, gamma = 0.1, omega = 2, s = 1, t = 0; ``"unit"``: the same shape with
             s, t from the general route so that E[f^2] = E[f'^2] = 1 under N(0, 1).

@@ -28,7 +28,8 @@ class Tropical(LearnableActivation):
 
     Args:
         degree: d in [1, 64] (default 8).
-        channels, channel_dim: shared or per-channel parameters.
+        channels: None (one shared set of parameters) or C (one set per channel).
+        channel_dim: the input's channel dimension (1: (N, C, ...); -1: channels last).
         init: ``"unit"`` (default): intercepts that put the d breakpoints at the N(0,1)
             quantiles j/(d+1) (every line is active on 1/(d+1) of the mass, a piecewise-linear
             "Gaussian softplus"), then alpha, beta from the general route so
@@ -129,7 +130,8 @@ class TropicalRational(LearnableActivation):
 
     Args:
         degree: d in [1, 64]: each polynomial has d+1 lines (default 4).
-        channels, channel_dim: shared or per-channel parameters.
+        channels: None (one shared set of parameters) or C (one set per channel).
+        channel_dim: the input's channel dimension (1: (N, C, ...); -1: channels last).
         init: ``"unit"`` (default): p_k = k, q_k = k/2 and both sets of breakpoints at the
             N(0,1) quantiles j/(d+1), so f starts as half the tropical "unit" shape (convex,
             every line active), scaled to E[f^2] = E[f'^2] = 1; ``"paper"`` (alias
