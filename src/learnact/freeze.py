@@ -332,33 +332,51 @@ def _gate(x: Tensor, gate: str, alpha: float) -> Tensor:
     return torch.ones_like(x)
 
 
-class FrozenDiTACTable(FrozenActivation):
+class _FrozenDiTAC(FrozenActivation):
+    """What the DiTAC table forms share: the gate and where the warp applies; subclasses
+    define ``_read(z)`` (x~ at z)."""
+
+    channel_dim: int
+    per_channel: bool
+    channels: int
+    gate: str
+    alpha: float
+    warp_output: bool
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__(module)
+        self.channel_dim = int(module.channel_dim)
+        self.per_channel = module.channels is not None
+        self.channels = int(module.channels or 1)
+        self.gate, self.alpha = str(module.gate), float(module.alpha)
+        self.warp_output = module.warp == "output"
+
+    def forward(self, x: Tensor) -> Tensor:
+        dtype = x.dtype
+        if dtype == torch.float16 or dtype == torch.bfloat16:
+            dtype = torch.float32
+        xx = x.to(dtype)
+        s = _gate(xx, self.gate, self.alpha)
+        y = self._read(xx * s) if self.warp_output else self._read(xx) * s
+        return y.to(x.dtype)
+
+
+class FrozenDiTACTable(_FrozenDiTAC):
     """DiTAC by a table: x~ = lo + (hi - lo) T(u) with T read by linear interpolation on
     ``points`` equally spaced grid points of u = (x - lo)/(hi - lo) in [0, 1], x~ = x outside
     [lo, hi]; then the gate (``warp="input"``: x~ s(x); ``"output"``: the table applied to
     x s(x)). ``error_bound``: the largest deviation from the exact flow measured at freeze
     time on 8 points per grid step (float64)."""
 
-    channel_dim: int
-    per_channel: bool
     lo: float
     hi: float
-    gate: str
-    alpha: float
-    warp_output: bool
     points: int
-    channels: int
 
     def __init__(self, module: nn.Module, points: int) -> None:
         super().__init__(module)
         if not (isinstance(points, int) and 2 <= points <= 1 << 22):
             raise ValueError(f"points must be an integer in [2, 4194304], got {points!r}")
-        self.channel_dim = int(module.channel_dim)
-        self.per_channel = module.channels is not None
-        self.channels = int(module.channels or 1)
         self.lo, self.hi = float(module.a), float(module.b)
-        self.gate, self.alpha = str(module.gate), float(module.alpha)
-        self.warp_output = module.warp == "output"
         self.points = points
         exact = _ditac_transform(module)
         grid = torch.linspace(self.lo, self.hi, points, dtype=torch.float64)
@@ -392,49 +410,29 @@ class FrozenDiTACTable(FrozenActivation):
         t1 = torch.take(flat, idx + 1)
         return torch.where(inside, t0 + w * (t1 - t0), z)
 
-    def forward(self, x: Tensor) -> Tensor:
-        dtype = x.dtype
-        if dtype == torch.float16 or dtype == torch.bfloat16:
-            dtype = torch.float32
-        xx = x.to(dtype)
-        s = _gate(xx, self.gate, self.alpha)
-        if self.warp_output:
-            y = self._interp(xx * s, self.table, False)
-        else:
-            y = self._interp(xx, self.table, False) * s
-        return y.to(x.dtype)
+    def _read(self, z: Tensor) -> Tensor:
+        return self._interp(z, self.table, False)
 
 
-class FrozenDiTACLookup(FrozenActivation):
+class FrozenDiTACLookup(_FrozenDiTAC):
     """A DiTAC trained with ``lut=N``, read exactly as its op reads it: the bin
     r = floor(off + k x) clamped to 0 .. N + 1, x~ = x + D[r] with D the padded displacement
     table of the module's own N-point grid (0 in the two outside bins), then the gate. Equal to
     the module's forward up to rounding (``error_bound`` 0); its own deviation from the exact
     flow is the lookup's (half a grid step times max |T' - 1|, ops/cpab/lut.py)."""
 
-    channel_dim: int
-    per_channel: bool
     n: int
-    channels: int
     k: float
     off: float
-    gate: str
-    alpha: float
-    warp_output: bool
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__(module)
         from .ops.cpab import lut_tables
         from .ops.cpab.lut import _bin_rule, _lut_tables
 
-        self.channel_dim = int(module.channel_dim)
-        self.per_channel = module.channels is not None
-        self.channels = int(module.channels or 1)
         self.n = int(module.lut)
         lo, hi = float(module.a), float(module.b)
         self.k, self.off = _bin_rule(self.n, lo, hi)
-        self.gate, self.alpha = str(module.gate), float(module.alpha)
-        self.warp_output = module.warp == "output"
         with torch.no_grad():
             table, dtable = lut_tables(*module._tables(), self.n)
             D, _ = _lut_tables(table, dtable, lo, hi, module.theta.dtype)
@@ -448,15 +446,6 @@ class FrozenDiTACLookup(FrozenActivation):
             r = r + _along(torch.arange(c, device=z.device) * (self.n + 2), z.dim(),
                            self.channel_dim)
         return z + torch.take(self.D.to(z.dtype), r)
-
-    def forward(self, x: Tensor) -> Tensor:
-        dtype = x.dtype
-        if dtype == torch.float16 or dtype == torch.bfloat16:
-            dtype = torch.float32
-        xx = x.to(dtype)
-        s = _gate(xx, self.gate, self.alpha)
-        y = self._read(xx * s) if self.warp_output else self._read(xx) * s
-        return y.to(x.dtype)
 
 
 class FrozenDiTACExact(FrozenActivation):
