@@ -327,3 +327,14 @@ def test_recorded_paths_follow_the_base_model_prefix(tmp_path) -> None:
     head.save_pretrained(tmp_path / "head")
     back = transformers.BertModel.from_pretrained(tmp_path / "head")
     assert isinstance(back.encoder.layer[0].intermediate.intermediate_act_fn, learnact.Hermite)
+
+
+def test_freeze_replaces_a_shared_instance_at_every_place() -> None:
+    """One activation instance used at two places gets one frozen form, installed at both (it
+    was frozen at the first place only: named_modules lists a shared instance once)."""
+    act = learnact.create("hermite:degree=4")
+    model = nn.Sequential(nn.Linear(3, 3), act, nn.Linear(3, 3), act)
+    frozen = learnact.freeze(model)
+    assert isinstance(frozen[1], FrozenActivation) and frozen[3] is frozen[1]
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(frozen(x), model(x).detach())

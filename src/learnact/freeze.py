@@ -44,6 +44,9 @@ from .functional import fourier as _fourier
 from .functional import perlin as _perlin
 from .functional import rational as _rational
 from .functional import surrogate as _surrogate
+from .ops.cpab import export_form
+from .ops.cpab import gate as ditac_gate
+from .surgery import _swap
 
 __all__ = ["freeze", "FrozenActivation", "FrozenHermite", "FrozenFourier", "FrozenTropical",
            "FrozenTropicalRational", "FrozenRational", "FrozenSELUVariation", "FrozenPerlin",
@@ -58,6 +61,13 @@ def _along(p: Tensor, ndim: int, channel_dim: int) -> Tensor:
     d = channel_dim % ndim
     shape = [p.shape[0]] + [1] * (ndim - d - 1) + list(p.shape[1:])
     return p.reshape(shape)
+
+
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    """float32 for half inputs, else x's dtype (learnact._tensor.compute_dtype, scriptable)."""
+    if x.dtype == torch.float16 or x.dtype == torch.bfloat16:
+        return torch.float32
+    return x.dtype
 
 
 class FrozenActivation(nn.Module):
@@ -301,14 +311,11 @@ class FrozenPerlin(FrozenActivation):
         self.base = str(module.base)
 
     def forward(self, x: Tensor) -> Tensor:
-        dtype = x.dtype
-        if dtype == torch.float16 or dtype == torch.bfloat16:
-            dtype = torch.float32
-        xx = x.to(dtype)
+        xx = x.to(_compute_dtype(x))
         lats: list[Tensor] = []
         start = 0
         for n in self.sizes:
-            lats.append(self.lattice[start:start + n].to(dtype))
+            lats.append(self.lattice[start:start + n].to(xx.dtype))
             start += n
         if self.base == "identity":
             b = xx
@@ -323,6 +330,7 @@ class FrozenPerlin(FrozenActivation):
 
 
 def _gate(x: Tensor, gate: str, alpha: float) -> Tensor:
+    """DiTAC's gate s(x) (ops/cpab/common.gate_and_slope's values, in TorchScript's subset)."""
     if gate == "gelu":
         return 0.5 + 0.5 * torch.erf(x * (1.0 / math.sqrt(2.0)))
     if gate == "silu":
@@ -352,10 +360,7 @@ class _FrozenDiTAC(FrozenActivation):
         self.warp_output = module.warp == "output"
 
     def forward(self, x: Tensor) -> Tensor:
-        dtype = x.dtype
-        if dtype == torch.float16 or dtype == torch.bfloat16:
-            dtype = torch.float32
-        xx = x.to(dtype)
+        xx = x.to(_compute_dtype(x))
         s = _gate(xx, self.gate, self.alpha)
         y = self._read(xx * s) if self.warp_output else self._read(xx) * s
         return y.to(x.dtype)
@@ -383,9 +388,9 @@ class FrozenDiTACTable(_FrozenDiTAC):
         table = exact(grid)  # (points,) or (C, points)
         self._const("table", table.to(module.theta.dtype))
         fine = torch.linspace(self.lo, self.hi, 8 * (points - 1) + 1, dtype=torch.float64)
-        approx = self._interp(fine.expand_as(exact(fine)) if self.per_channel else fine,
-                              table, True)
-        dev = (approx - exact(fine)).abs().max().item()
+        want = exact(fine)
+        approx = self._interp(fine.expand_as(want) if self.per_channel else fine, table, True)
+        dev = (approx - want).abs().max().item()
         # the gate multiplies x~ (|s| <= 1 for every gate; alpha <= 1 checked by the module),
         # warp="output" moves the point where x~ is read, not the bound
         self.error_bound = float(dev) * max(1.0, abs(self.alpha))
@@ -464,8 +469,6 @@ class FrozenDiTACExact(FrozenActivation):
         self.warp_output = module.warp == "output"
 
     def forward(self, x: Tensor) -> Tensor:
-        from .ops.cpab import export_form, gate
-
         if torch.jit.is_tracing():
             raise TypeError("FrozenDiTACExact (DiTAC's exact closed form) cannot be traced by "
                             "torch.jit.trace (its graph depends on the input's shape); freeze "
@@ -474,7 +477,7 @@ class FrozenDiTACExact(FrozenActivation):
 
         if self.warp_output:
             cfg = dict(self.cfg, gate="identity")
-            return export_form(x * gate(x, self.cfg["gate"], self.cfg["alpha"]), self.a2,
+            return export_form(x * ditac_gate(x, self.cfg["gate"], self.cfg["alpha"]), self.a2,
                                self.b2, self.tau2, **cfg)
         return export_form(x, self.a2, self.b2, self.tau2, **self.cfg)
 
@@ -594,25 +597,20 @@ def freeze(model: nn.Module, *, ditac: Literal["table", "exact"] = "table",
     top = _frozen_form(out, ditac, points)
     if top is not None:
         return _finish(top)
-    swaps = []
-    for name, mod in out.named_modules():
-        if not name:
+    # every place a module is used (one instance may sit at several paths: one form for it,
+    # installed at all of them), outermost first; a learnact module's own submodules (e.g. a
+    # surrogate's base) go with it
+    forms: dict[int, nn.Module | None] = {}
+    pairs: list[tuple[str, nn.Module]] = []
+    for name, mod in out.named_modules(remove_duplicate=False):
+        if not name or any(name.startswith(p + ".") for p, _ in pairs):
             continue
-        form = _frozen_form(mod, ditac, points)
-        if form is not None:
-            swaps.append((name, form))
-    # outermost first; a learnact module's own submodules (e.g. a surrogate's base) go with it
-    done: list[str] = []
-    for name, form in swaps:
-        if any(name.startswith(d + ".") for d in done):
-            continue
-        parent_name, _, attr = name.rpartition(".")
-        parent = out.get_submodule(parent_name) if parent_name else out
-        if isinstance(parent, (nn.Sequential, nn.ModuleList)) and attr.isdigit():
-            parent[int(attr)] = form
-        else:
-            setattr(parent, attr, form)
-        done.append(name)
+        if id(mod) not in forms:
+            forms[id(mod)] = _frozen_form(mod, ditac, points)
+        if forms[id(mod)] is not None:
+            pairs.append((name, forms[id(mod)]))
+    _swap(out, pairs)
+    for name, form in pairs:
         log.info("froze %s (%s) as %s", name, form.source if isinstance(
             form, FrozenActivation) else type(form).__name__, type(form).__name__)
     return _finish(out)

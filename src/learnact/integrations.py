@@ -54,10 +54,7 @@ def register_transformers() -> bool:
         _learnact = True
 
         def __getitem__(self, key: Any) -> Any:
-            if isinstance(key, str) and key.startswith(HF_MARK):
-                # a config that surgery marked: the activation it named; the replaced places
-                # are rebuilt from config.learnact_activations (post_init, below)
-                key = key[len(HF_MARK):]
+            key = _unmarked(key)
             if dict.__contains__(self, key):
                 return super().__getitem__(key)
             if is_learnact_spec(key):
@@ -65,14 +62,21 @@ def register_transformers() -> bool:
             return super().__getitem__(key)
 
         def __contains__(self, key: Any) -> bool:
-            if isinstance(key, str) and key.startswith(HF_MARK):
-                key = key[len(HF_MARK):]
+            key = _unmarked(key)
             return dict.__contains__(self, key) or is_learnact_spec(key)
 
     mapping.__class__ = LearnactInstantier
     _hook_post_init()
     log.info("transformers ACT2FN now resolves learnact specs (%s)", ", ".join(available(True)))
     return True
+
+
+def _unmarked(key: Any) -> Any:
+    """A config activation name that surgery marked (``learnact:gelu``) means the activation
+    it named; the replaced places are rebuilt from config.learnact_activations (post_init)."""
+    if isinstance(key, str) and key.startswith(HF_MARK):
+        return key[len(HF_MARK):]
+    return key
 
 
 def _hook_post_init() -> None:
@@ -122,7 +126,7 @@ def apply_recorded_activations(model: Any) -> list[str]:
                 now = model.get_submodule(where)
             except AttributeError:
                 continue
-            if not (_is_learnact(now) and getattr(now, "_learnact_spec", None) == spec):
+            if getattr(now, "_learnact_spec", None) != spec:  # installed here already
                 new = create(spec)
                 new._learnact_spec = spec
                 pairs.append((where, new))
@@ -132,10 +136,6 @@ def apply_recorded_activations(model: Any) -> list[str]:
         log.info("installed %d recorded learnact activations (%s)", len(pairs),
                  ", ".join(sorted({s for s in recorded.values()})))
     return [p for p, _ in pairs]
-
-
-def _is_learnact(module: Any) -> bool:
-    return type(module).__module__.startswith("learnact.")
 
 
 class _TimmActTable(dict):

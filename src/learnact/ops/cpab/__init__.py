@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..._tensor import compute_dtype
 from ...functional.cpab import flow_tables
 
 from .common import (GATES, FlowConfig, _channel_ids, _take, _Tables, _trajectory, binsum,
@@ -78,10 +79,9 @@ def export_form(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, *, lo: float, h
     u, ch = _grid(a2, lut)
     tb = _Tables(a2, b2, tau2, 1.0, torch.float64, differentiable=True)
     table, _ = _trajectory(u, ch, tb, 1.0, want_grad=False)
-    dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    dtype = compute_dtype(x)
     D, _ = _lut_tables(table, table, lo, hi, dtype)
     xx = x.to(dtype)
-    channels = 1 if a2.ndim == 1 else a2.shape[0]
-    cid = _channel_ids(xx, channel_dim, channels)
+    cid = _channel_ids(xx, channel_dim, tb.channels)
     xt = _take(D, _lut_index(xx, cid, lut, lo, hi)) + xx
     return (xt * gate_and_slope(xx, gate, alpha, False)[0]).to(x.dtype)
