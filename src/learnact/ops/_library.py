@@ -148,6 +148,14 @@ def _import_triton_module(path: str):
     return _TRITON_MODULES[path]
 
 
+def _forward_mode_active() -> bool:
+    """True under a torch.func transform or inside a forward-mode AD dual level."""
+    from torch.autograd import forward_ad
+
+    return (torch._C._functorch.peek_interpreter_stack() is not None
+            or forward_ad._current_level >= 0)
+
+
 def _check_devices(name: str, x: Tensor, params: Sequence[Tensor | None]) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} op: x must be a torch.Tensor, got {type(x).__name__}")
@@ -202,6 +210,11 @@ class FamilyOp:
         _check_devices(self.name, x, params)
         if self.compile == "trace" and torch.compiler.is_compiling():
             return self._traced.apply(channel_dim, x, *params)
+        if _forward_mode_active():
+            # torch.func transforms (jvp, vmap, jacfwd, ...) and forward-mode AD see through
+            # the custom op's kernels as constants (torch.func.jvp returned zero tangents):
+            # the reference forward is plain torch, which every transform differentiates
+            return self.kernels["reference"].run_forward(x, params, channel_dim)
         return self.forward_op(x, *params, channel_dim)
 
     @property
