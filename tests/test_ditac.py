@@ -833,3 +833,35 @@ def test_fit_of_a_lookup_table_ditac_fits_its_exact_twin() -> None:
     torch.testing.assert_close(lut.theta, exact.theta)
     assert rep.max_error == pytest.approx(rep_exact.max_error, rel=1e-3)
     assert lut.lut == 256  # the module keeps its mode
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+@pytest.mark.parametrize("spec", ["ditac", "ditac:gate=identity", "leaky_ditac"])
+def test_theta_gradient_under_create_graph(spec: str, channels) -> None:
+    """With create_graph=True the gradient with respect to theta used to count the paths
+    through tau2 twice (the tables depend on each other upstream): it must equal the
+    first-order gradient, and its derivative must equal finite differences of it (a
+    Hessian-vector product, as gradient penalties and meta-learning use)."""
+    torch.manual_seed(1)
+    kw = {} if channels is None else {"channels": channels, "channel_dim": 1}
+    m = learnact.create(spec, **kw).double().eval()
+    with torch.no_grad():
+        m.theta.add_(0.3 * torch.randn_like(m.theta))
+    x = torch.randn(6, 3, dtype=torch.float64) * 1.5
+    u = torch.randn(6, 3, dtype=torch.float64)
+    theta0 = m.theta.detach().clone()
+
+    def grad_theta(theta: torch.Tensor, create_graph: bool) -> torch.Tensor:
+        y = torch.func.functional_call(m, {"theta": theta}, (x,))
+        return torch.autograd.grad((y * u).sum(), theta, create_graph=create_graph)[0]
+
+    th = theta0.clone().requires_grad_(True)
+    first = grad_theta(th, False)
+    with_graph = grad_theta(th, True)
+    torch.testing.assert_close(with_graph.detach(), first, rtol=1e-10, atol=1e-12)
+    v = torch.randn_like(theta0)
+    (hv,) = torch.autograd.grad((with_graph * v).sum(), th)
+    eps = 1e-6
+    fd = (grad_theta((theta0 + eps * v).requires_grad_(True), False)
+          - grad_theta((theta0 - eps * v).requires_grad_(True), False)) / (2 * eps)
+    torch.testing.assert_close(hv, fd, rtol=1e-4, atol=1e-6)

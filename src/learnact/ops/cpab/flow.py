@@ -165,12 +165,16 @@ def _double_differentiable_backward(ctx, gy: Tensor) -> tuple:
     """The gradients as autograd of :func:`flow_reference` (the same closed form in PyTorch
     ops) with ``create_graph=True``: gradient penalties through DiTAC get their true second
     derivatives (tests/test_ditac.py checks them by gradgradcheck)."""
-    x, a2, b2, tau2 = ctx.saved_tensors
-    inputs = (x, a2, b2, tau2)
+    # partial derivatives in each input: the tables depend on each other upstream
+    # (flow_tables computes tau2 from a2 and b2, all from theta), and autograd.grad with
+    # respect to the saved tensors themselves would add the paths through tau2 to a2's and
+    # b2's gradients a second time (the gradient with respect to theta came out wrong under
+    # create_graph). Fresh views are downstream of everything: only their direct paths count.
     need = ctx.needs_input_grad[:4]
-    wrt = [v for v, n in zip(inputs, need) if n]
     with torch.enable_grad():
-        y = flow_reference(x, a2, b2, tau2, ctx.cfg)
+        inputs = tuple(t.view_as(t) for t in ctx.saved_tensors)
+        wrt = [v for v, n in zip(inputs, need) if n]
+        y = flow_reference(*inputs, ctx.cfg)
         got = iter(torch.autograd.grad(y, wrt, gy, create_graph=True, allow_unused=True))
     grads = [None] * 4
     for i, (v, n) in enumerate(zip(inputs, need)):
