@@ -73,25 +73,83 @@ def atlas(model: nn.Module, lo: float = -2.0, hi: float = 2.0, res: int = 96) ->
 
 def parameter_derivative(model: nn.Module, layer: int, unit: int, param: str, index: tuple,
                          lo: float = -2.0, hi: float = 2.0, res: int = 96) -> np.ndarray:
-    """d(unit ``unit`` of module ``layer``'s output)/d(param[index]) over the grid (res, res),
-    by forward-mode AD (one jvp with a one-hot tangent)."""
+    """d(unit ``unit`` of module ``layer``'s output)/d(param[index]) over the grid (res, res).
+
+    The model is differentiated in eval mode (its mode is restored afterwards): the function
+    the atlas draws, without training-time gradient rules such as DiTAC's ``prior="released"``.
+    Forward-mode AD (one jvp with a one-hot tangent). Modules whose custom autograd functions
+    have no forward-mode rule (DiTAC, the surrogate-derivative activations) are differentiated
+    by the double-vjp identity J t = d/du <J^T u, t>, which needs their backward to be
+    differentiable; a module that supports neither raises a ValueError naming it.
+    """
     seq = _check(model)
     params = dict(seq.named_parameters())
     if param not in params:
         raise KeyError(f"no parameter {param!r}; have {sorted(params)}")
+    if not 0 <= layer < len(seq):
+        raise ValueError(f"layer must be in [0, {len(seq) - 1}], got {layer}")
+    if not param.startswith(tuple(f"{i}." for i in range(layer + 1))):
+        raise ValueError(f"parameter {param!r} is not before module {layer}")
     p = params[param]
     tangent = torch.zeros_like(p)
     tangent[index] = 1.0
     x = atlas_grid(lo, hi, res, p.dtype).to(p.device)
     sub = seq[: layer + 1]
+    rest = {k: v.detach() for k, v in sub.named_parameters()}
 
     def f(w: Tensor) -> Tensor:
-        return torch.func.functional_call(sub, {**dict(sub.named_parameters()), param: w}, (x,))
+        return torch.func.functional_call(sub, {**rest, param: w}, (x,))
 
-    if not param.startswith(tuple(f"{i}." for i in range(layer + 1))):
-        raise ValueError(f"parameter {param!r} is not before module {layer}")
-    _, dy = torch.func.jvp(f, (p.detach(),), (tangent,))
+    was_training = seq.training
+    seq.eval()
+    try:
+        return _derivative(f, p, tangent, seq, layer, unit, res)
+    finally:
+        seq.train(was_training)
+
+
+def _derivative(f, p: Tensor, tangent: Tensor, seq: nn.Sequential, layer: int, unit: int,
+                res: int) -> np.ndarray:
+    with torch.no_grad():
+        width = f(p.detach()).shape[1]
+    if not 0 <= unit < width:
+        raise ValueError(f"unit must be in [0, {width - 1}] for module {layer}, got {unit}")
+    try:
+        _, dy = torch.func.jvp(f, (p.detach(),), (tangent,))
+    except RuntimeError as exc:
+        if "functorch" not in str(exc) and "forward AD" not in str(exc) \
+                and "forward-mode" not in str(exc):
+            raise
+        dy = _jvp_by_double_vjp(f, p.detach(), tangent, seq, layer)
     return dy[:, unit].detach().float().cpu().numpy().reshape(res, res)
+
+
+def _jvp_by_double_vjp(f, p: Tensor, tangent: Tensor, seq: nn.Sequential, layer: int) -> Tensor:
+    """J t for f: p -> y by differentiating the vjp u -> J^T u (linear in u) along t."""
+    with torch.enable_grad():
+        w = p.clone().requires_grad_(True)
+        y = f(w)
+        u = torch.zeros_like(y, requires_grad=True)
+        (g,) = torch.autograd.grad(y, w, grad_outputs=u, create_graph=True, allow_unused=True)
+        if g is None:  # y does not depend on w at all: the derivative is zero everywhere
+            return torch.zeros_like(y)
+        if not g.requires_grad:
+            names = sorted({type(m).__name__ for m in seq[: layer + 1]})
+            raise ValueError(f"parameter_derivative: a module among {names} supports neither "
+                             "forward-mode AD nor double backward")
+        (jt,) = torch.autograd.grad(g, u, grad_outputs=tangent, allow_unused=True)
+        # the identity needs u -> J^T u linear: a backward that depends on the sign of the
+        # upstream gradient (left_right) has no Jacobian to show
+        r = torch.randn(y.shape, generator=torch.Generator().manual_seed(0), dtype=y.dtype)
+        r = r.to(y.device)
+        (plus,) = torch.autograd.grad(y, w, grad_outputs=r, retain_graph=True)
+        (minus,) = torch.autograd.grad(y, w, grad_outputs=-r)
+        if not torch.allclose(plus, -minus, rtol=1e-4, atol=1e-6):
+            names = sorted({type(m).__name__ for m in seq[: layer + 1]})
+            raise ValueError(f"parameter_derivative: the backward of a module among {names} "
+                             "is not linear in the upstream gradient (a sign-dependent "
+                             "surrogate): it has no Jacobian to draw")
+    return torch.zeros_like(y) if jt is None else jt
 
 
 def plot_atlas(layers: list[AtlasLayer], path: str | Path, *, lo: float = -2.0, hi: float = 2.0,

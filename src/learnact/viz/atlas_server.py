@@ -1,130 +1,62 @@
 """Interactive atlas: ``learnact atlas serve`` (standard-library HTTP server, no framework).
 
-The page shows the atlas of a 2-2-2 network x -> sigma0(A0 x + b0) -> sigma1(A1 h + b1) with
-sliders for every entry of A0, b0, A1, b1, the choice of sigma0/sigma1 from learnact's
-registry, and zoom. Every image is rendered by learnact's own activation modules
-(:func:`learnact.viz.atlas.atlas`), rows pre0, post0, pre1, post1, one column per unit.
+The page builds networks of 1 to 6 hidden layers (width 2 to 8, each layer's activation from
+learnact's registry or a spec string) and draws, over the input plane: every unit before and
+after its activation (one row each per layer, one symmetric scale per row), each activation's
+f and f' (and DiTAC's velocity field) with its parameters as sliders or a compact editor, the
+derivative of any unit with respect to any parameter (forward-mode AD,
+:func:`learnact.viz.atlas.parameter_derivative`), and live training on the toy GMM or the
+sine-mixture regression (the page asks for 10 more steps at a time; stop and reset).
+
+Routes (all GET; the query is described in :mod:`learnact.viz.atlas_state`): ``/`` the page,
+``/render`` rows (``layer=all|k|out``), ``/deriv`` unit and derivative, ``/act`` activation
+curves (``layer=k``), ``/data`` the dataset view (GMM decision regions and points; sines
+prediction and target), ``/state`` JSON (steps, losses, every parameter's exact value). The
+same URL gives byte-identical images: every network is drawn from the URL's seed, and
+training is a pure function of the URL.
 
 Security: the server binds 127.0.0.1 and answers only loopback clients whose Host header names
 the loopback server (localhost, 127.0.0.1, [::1]: a DNS-rebinding page is refused) unless a host
-is given explicitly (``--host 0.0.0.0``); it serves two routes and never touches the file system.
-Bad parameters get a 400 with the reason, never a crash.
+is given explicitly (``--host 0.0.0.0``); it never touches the file system. Bad parameters get
+a 400 with the reason, work over the time limit a 503 (ask again: the run resumes), never a
+crash; model work is serialised by one lock.
 """
 
 from __future__ import annotations
 
-import html
-import io
 import ipaddress
 import json
 import logging
-import math
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import numpy as np
-import torch
-from torch import nn
+from .atlas_state import (DEFAULTS, LEGACY_KEYS, AtlasConfig, BadRequest, Busy, Runs,
+                          parse_query)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["NETWORK_PARAMS", "DEFAULTS", "parse_params", "render_png", "make_server",
-           "client_allowed", "serve", "screenshot"]
+           "client_allowed", "serve", "screenshot", "AtlasConfig"]
 
-NETWORK_PARAMS = ("A0_00", "A0_01", "A0_10", "A0_11", "b0_0", "b0_1",
-                  "A1_00", "A1_01", "A1_10", "A1_11", "b1_0", "b1_1")
-DEFAULTS: dict[str, Any] = {"A0_00": 1.0, "A0_01": -0.5, "A0_10": 0.7, "A0_11": 1.2,
-                            "b0_0": 0.0, "b0_1": 0.3, "A1_00": 1.0, "A1_01": -1.0,
-                            "A1_10": 0.5, "A1_11": 0.8, "b1_0": 0.0, "b1_1": -0.2,
-                            "sigma0": "relu", "sigma1": "gelu", "zoom": 1.0, "res": 80}
-LIMIT = 10.0  # slider range for weights and biases
-TILE = 160  # pixels per unit image
+NETWORK_PARAMS = LEGACY_KEYS  # the first page's A0, b0, A1, b1 keys (still accepted)
 
 
-class BadRequest(ValueError):
-    """A parameter the page may not send; becomes a 400."""
+def parse_params(query: dict[str, list[str]]) -> AtlasConfig:
+    """Validated parameters from ``parse_qs`` output (see :mod:`.atlas_state`); raises
+    BadRequest (a ValueError) naming the parameter and its allowed range."""
+    return parse_query(query)
 
 
-def parse_params(query: dict[str, list[str]]) -> dict[str, Any]:
-    """Validated parameters (defaults for the missing ones); raises BadRequest."""
-    from ..registry import available
+def render_png(cfg: AtlasConfig, runs: Runs | None = None) -> bytes:
+    """The rows the configuration's ``layer`` view selects (default: every module) as PNG."""
+    from .atlas_state import render_rows
 
-    out = dict(DEFAULTS)
-    unknown = set(query) - set(DEFAULTS)
-    if unknown:
-        raise BadRequest(f"unknown parameter(s) {sorted(unknown)}; allowed: {sorted(DEFAULTS)}")
-    names = set(available())
-    for key, values in query.items():
-        raw = values[-1]
-        if key in ("sigma0", "sigma1"):
-            if raw not in names:
-                raise BadRequest(f"{key} must be a registered activation name, got {raw!r}")
-            out[key] = raw
-            continue
-        try:
-            v = float(raw)
-        except ValueError:
-            raise BadRequest(f"{key} must be a number, got {raw!r}") from None
-        if not math.isfinite(v):
-            raise BadRequest(f"{key} must be finite, got {raw!r}")
-        if key == "zoom":
-            if not 0.05 <= v <= 20:
-                raise BadRequest(f"zoom must be in [0.05, 20], got {v}")
-        elif key == "res":
-            if not (v == int(v) and 8 <= v <= 256):
-                raise BadRequest(f"res must be an integer in [8, 256], got {raw!r}")
-            v = int(v)
-        elif abs(v) > LIMIT:
-            raise BadRequest(f"{key} must be in [-{LIMIT:g}, {LIMIT:g}], got {v}")
-        out[key] = v
-    return out
-
-
-def build_network(p: dict[str, Any]) -> nn.Sequential:
-    from ..registry import create
-
-    net = nn.Sequential(nn.Linear(2, 2), create(p["sigma0"]), nn.Linear(2, 2), create(p["sigma1"]))
-    with torch.no_grad():
-        for k, lin in ((0, net[0]), (1, net[2])):
-            lin.weight.copy_(torch.tensor([[p[f"A{k}_00"], p[f"A{k}_01"]],
-                                           [p[f"A{k}_10"], p[f"A{k}_11"]]]))
-            lin.bias.copy_(torch.tensor([p[f"b{k}_0"], p[f"b{k}_1"]]))
-    return net.eval()
-
-
-def render_png(p: dict[str, Any]) -> bytes:
-    """The atlas mosaic (rows pre0, post0, pre1, post1; columns = units) as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import colormaps
-    from matplotlib.image import imsave
-
-    from .atlas import atlas
-
-    half = 2.0 / p["zoom"]
-    layers = atlas(build_network(p), -half, half, p["res"])
-    cmap = colormaps["RdBu_r"]
-    gap = 4
-    rows = []
-    for layer in layers:
-        v = layer.values
-        vmax = float(np.nanmax(np.abs(v))) or 1.0
-        tiles = []
-        for u in range(v.shape[0]):
-            img = np.kron(v[u], np.ones((max(1, TILE // p["res"]),) * 2))
-            rgba = cmap(0.5 + 0.5 * np.clip(img / vmax, -1, 1))
-            tiles.append(rgba)
-            tiles.append(np.ones((rgba.shape[0], gap, 4)))
-        rows.append(np.concatenate(tiles[:-1], 1))
-        rows.append(np.ones((gap, rows[-1].shape[1], 4)))
-    mosaic = np.concatenate(rows[:-1], 0)
-    buf = io.BytesIO()
-    imsave(buf, mosaic, format="png")
-    return buf.getvalue()
+    runs = runs or Runs(capacity=1)
+    with runs.lock:
+        return render_rows(cfg, runs.get(cfg).model)
 
 
 def client_allowed(address: str, allow_remote: bool) -> bool:
@@ -156,49 +88,10 @@ def host_allowed(host_header: str | None, allow_remote: bool) -> bool:
     return name in _LOOPBACK_NAMES
 
 
-def _page() -> str:
-    from ..registry import available
-
-    opts = "".join(f"<option>{html.escape(n)}</option>" for n in available())
-    sliders = "".join(
-        f'<label>{k} <input type="range" id="{k}" min="-{LIMIT:g}" max="{LIMIT:g}" '
-        f'step="0.05" value="{DEFAULTS[k]}"><span id="{k}_v">{DEFAULTS[k]}</span></label>'
-        for k in NETWORK_PARAMS)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>learnact atlas</title>
-<style>body{{font-family:sans-serif;margin:12px}} label{{display:inline-block;width:300px}}
-input[type=range]{{width:160px;vertical-align:middle}} #img{{border:1px solid #ccc;margin-top:8px}}
-.rows{{font-size:12px;color:#555}}</style></head><body>
-<h3>learnact atlas: x &rarr; &sigma;1(A1 &sigma;0(A0 x + b0) + b1) over the input plane</h3>
-<div>{sliders}</div>
-<div><label>sigma0 <select id="sigma0">{opts}</select></label>
-<label>sigma1 <select id="sigma1">{opts}</select></label>
-<label>zoom <input type="range" id="zoom" min="0.25" max="4" step="0.05" value="1">
-<span id="zoom_v">1</span></label></div>
-<div class="rows">rows: pre0, post0, pre1, post1 &middot; columns: units &middot;
-RdBu_r, symmetric scale per row</div>
-<img id="img" alt="atlas"><div id="err" style="color:#b00"></div>
-<script>
-const keys = {json.dumps(list(NETWORK_PARAMS) + ["zoom"])};
-document.getElementById("sigma0").value = {json.dumps(DEFAULTS["sigma0"])};
-document.getElementById("sigma1").value = {json.dumps(DEFAULTS["sigma1"])};
-function update() {{
-  const q = new URLSearchParams();
-  for (const k of keys) {{ const v = document.getElementById(k).value; q.set(k, v);
-    document.getElementById(k + "_v").textContent = v; }}
-  q.set("sigma0", document.getElementById("sigma0").value);
-  q.set("sigma1", document.getElementById("sigma1").value);
-  document.getElementById("img").src = "/render?" + q.toString();
-}}
-for (const el of document.querySelectorAll("input,select")) el.addEventListener("input", update);
-document.getElementById("img").onerror = () => {{ document.getElementById("err").textContent =
-  "render failed"; }};
-update();
-</script></body></html>"""
-
-
 class _Handler(BaseHTTPRequestHandler):
     server_version = "learnact-atlas"
     allow_remote = False
+    runs: Runs
 
     def log_message(self, fmt: str, *args: Any) -> None:  # route through logging
         log.debug("%s %s", self.address_string(), fmt % args)
@@ -223,28 +116,74 @@ class _Handler(BaseHTTPRequestHandler):
             return
         url = urlparse(self.path)
         if url.path == "/":
-            self._send(HTTPStatus.OK, _page().encode(), "text/html; charset=utf-8")
-        elif url.path == "/render":
-            try:
-                params = parse_params(parse_qs(url.query, keep_blank_values=True))
-            except BadRequest as e:
-                self._send(HTTPStatus.BAD_REQUEST, f"bad request: {e}\n".encode(), "text/plain")
-                return
-            try:
-                png = render_png(params)
-            except Exception as e:  # a model error must not kill the server
-                log.exception("render failed")
-                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, f"render failed: {e}\n".encode(),
-                           "text/plain")
-                return
-            self._send(HTTPStatus.OK, png, "image/png")
-        else:
+            from .atlas_page import page
+
+            self._send(HTTPStatus.OK, page().encode(), "text/html; charset=utf-8")
+            return
+        if url.path == "/favicon.ico":
+            self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
+            return
+        route = _ROUTES.get(url.path)
+        if route is None:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+            return
+        try:
+            cfg = parse_params(parse_qs(url.query, keep_blank_values=True))
+            with self.runs.lock:
+                body, ctype = route(cfg, self.runs.get(cfg))
+        except BadRequest as e:
+            self._send(HTTPStatus.BAD_REQUEST, f"bad request: {e}\n".encode(), "text/plain")
+            return
+        except Busy as e:
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, f"busy: {e}\n".encode(), "text/plain")
+            return
+        except Exception as e:  # a model error must not kill the server
+            log.exception("render failed")
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, f"render failed: {e}\n".encode(),
+                       "text/plain")
+            return
+        self._send(HTTPStatus.OK, body, ctype)
+
+
+def _route_render(cfg: AtlasConfig, run: Any) -> tuple[bytes, str]:
+    from .atlas_state import render_rows
+
+    return render_rows(cfg, run.model), "image/png"
+
+
+def _route_deriv(cfg: AtlasConfig, run: Any) -> tuple[bytes, str]:
+    from .atlas_state import render_derivative
+
+    return render_derivative(cfg, run.model), "image/png"
+
+
+def _route_data(cfg: AtlasConfig, run: Any) -> tuple[bytes, str]:
+    from .atlas_state import render_data
+
+    return render_data(cfg, run.model), "image/png"
+
+
+def _route_act(cfg: AtlasConfig, run: Any) -> tuple[bytes, str]:
+    from .atlas_state import render_activation
+
+    return render_activation(cfg, run.model), "image/png"
+
+
+def _route_state(cfg: AtlasConfig, run: Any) -> tuple[bytes, str]:
+    from .atlas_state import state
+
+    return json.dumps(state(cfg, run)).encode(), "application/json"
+
+
+_ROUTES = {"/render": _route_render, "/deriv": _route_deriv, "/act": _route_act,
+           "/data": _route_data,
+           "/state": _route_state}
 
 
 def make_server(host: str | None = None, port: int = 8765) -> ThreadingHTTPServer:
     """A server on ``host`` (default 127.0.0.1, loopback clients only) and ``port`` (0: any)."""
-    handler = type("AtlasHandler", (_Handler,), {"allow_remote": host is not None})
+    handler = type("AtlasHandler", (_Handler,), {"allow_remote": host is not None,
+                                                 "runs": Runs()})
     try:
         return ThreadingHTTPServer((host or "127.0.0.1", port), handler)
     except OSError as exc:  # busy port, unknown host name, address not on this machine
@@ -265,17 +204,32 @@ def serve(host: str | None = None, port: int = 8765) -> None:
         server.server_close()
 
 
-def screenshot(path: str, width: int = 900, height: int = 1080, timeout: float = 60.0) -> str:
+def screenshot(path: str, width: int = 900, height: int = 1080, timeout: float = 120.0,
+               query: str = "", element: str | None = None) -> str:
     """Start a server on a free port, open the page in headless Chromium (Debian ``chromium``
-    and ``chromium-driver``, driven by selenium), wait for the image, save a screenshot."""
+    and ``chromium-driver``, driven by selenium) at ``/?query`` (the page's state, as its
+    address bar shows it; validated first), wait until every image has loaded, save a
+    screenshot of the window or of the page element with id ``element``."""
+    query = query.lstrip("?")
+    if query:
+        parse_params(parse_qs(query, keep_blank_values=True))  # BadRequest before any browser
     server = make_server(None, 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         with headless_chromium(width, height) as drv:
-            drv.get(f"http://127.0.0.1:{server.server_address[1]}/")
+            drv.get(f"http://127.0.0.1:{server.server_address[1]}/" + (f"?{query}" if query
+                                                                       else ""))
             wait_image(drv, timeout)
-            drv.save_screenshot(str(path))
+            if element:
+                from selenium.webdriver.common.by import By
+
+                found = drv.find_elements(By.ID, element)
+                if not found:
+                    raise ValueError(f"--element: the page has no element {element!r}")
+                found[0].screenshot(str(path))
+            else:
+                drv.save_screenshot(str(path))
     finally:
         server.shutdown()
         server.server_close()
@@ -308,10 +262,11 @@ class headless_chromium:
         self.driver.quit()
 
 
-def wait_image(driver, timeout: float = 60.0) -> str:
-    """Wait until the atlas image has loaded; returns its src."""
+def wait_image(driver, timeout: float = 60.0, image: str = "img0") -> str:
+    """Wait until the page is idle (no request in flight, every image loaded); returns the
+    src of the image with id ``image``."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(driver, timeout).until(lambda d: d.execute_script(
-        "const i = document.getElementById('img'); return i.complete && i.naturalWidth > 0;"))
-    return driver.execute_script("return document.getElementById('img').src;")
+        "return window.atlasIdle !== undefined && window.atlasIdle();"))
+    return driver.execute_script(f"return document.getElementById({image!r}).src;")

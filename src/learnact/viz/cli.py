@@ -106,12 +106,27 @@ def _cmd_atlas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _window(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT, got {text!r}") from None
+    if not (200 <= w <= 4000 and 200 <= h <= 8000):
+        raise argparse.ArgumentTypeError(f"must be in [200, 4000] x [200, 8000], got {text!r}")
+    return w, h
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .atlas_server import screenshot, serve
 
     if args.screenshot:
-        print(screenshot(args.screenshot))
+        width, height = args.window
+        print(screenshot(args.screenshot, width, height, query=args.query or "",
+                         element=args.element))
         return 0
+    if args.query or args.element:
+        raise ValueError("--query and --element: only with --screenshot (in the browser, the page's "
+                         "address holds its state)")
     serve(args.host, args.port)
     return 0
 
@@ -153,4 +168,10 @@ def add_atlas_subcommands(sub: argparse._SubParsersAction) -> None:
                                                 "non-loopback clients")
     p.add_argument("--port", type=port, default=8765)
     p.add_argument("--screenshot", help="open the page in headless Chromium, save a PNG, exit")
+    p.add_argument("--query", help="with --screenshot: the page state as its address shows it, "
+                                   "e.g. 'w=3,3&act0=hermite&data=gmm&steps=200'")
+    p.add_argument("--window", type=_window, default=(900, 1080),
+                   help="with --screenshot: browser window WIDTHxHEIGHT in pixels")
+    p.add_argument("--element", help="with --screenshot: capture only the page element with "
+                                     "this id (layer0, layer1, ..., outsec, deriv)")
     p.set_defaults(func=_cmd_serve)

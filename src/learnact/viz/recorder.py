@@ -64,10 +64,13 @@ class Recorder:
 
     Args:
         model: any nn.Module; every activation module in it is recorded.
-        bins, lo, hi: input histogram bins on [lo, hi] (default 120 on [-6, 6]).
-        grad_floor, grad_decades: dL/dx is binned on a symmetric log scale,
-            sign(g) log10(|g| / grad_floor) in [-grad_decades, grad_decades] (default 1e-10
-            and 12 decades: |g| from 1e-10 to 1e2); |g| <= floor lands in the middle bin.
+        bins: input histogram bins on [lo, hi] (default 120).
+        lo: the input histogram's lower end (default -6).
+        hi: its upper end (default 6).
+        grad_floor: dL/dx is binned on a symmetric log scale,
+            sign(g) log10(|g| / grad_floor) in [-grad_decades, grad_decades] (default 1e-10);
+            |g| <= floor lands in the middle bin.
+        grad_decades: the scale's half-width in decades (default 12: |g| from 1e-10 to 1e2).
         every: record one training forward in ``every`` per layer (1: all). Histograms of a
             regular subsample of the batches; ``seen`` counts the recorded elements, so counts
             stay exact. Measured on the autoencoder quick preset: every=1 costs 37% wall time,
