@@ -17,4 +17,13 @@ except ImportError as exc:
     assert "learnact[torch]" in str(exc), exc
 else:
     raise AssertionError("learnact.create without torch must raise ImportError")
+from learnact.core import cpab  # noqa: E402
+
+if importlib.util.find_spec("scipy") is None:  # DiTAC's basis says what to install
+    try:
+        cpab.basis(4)
+    except ImportError as exc:
+        assert "scipy" in str(exc), exc
+    else:
+        raise AssertionError("cpab.basis without scipy must raise ImportError")
 print("core-only wheel ok:", learnact.__version__, learnact.__file__)

@@ -54,7 +54,9 @@ def train(act: str, seed: int, steps: int, lr: float, batch: int, width: int) ->
 
     @nnx.jit
     def step(model, opt, x, y):
-        loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
+        # + DiTAC's prior (lambda theta^T P theta; 0 without a DiTAC), as PyTorch's toy2d
+        loss, grads = nnx.value_and_grad(
+            lambda m: jnp.mean((m(x) - y) ** 2) + lj.regularization(m))(model)
         opt.update(model, grads)
         return loss
 
@@ -72,7 +74,8 @@ def train(act: str, seed: int, steps: int, lr: float, batch: int, width: int) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(__doc__, lj.create, train, f"jax {jax.__version__}, Flax NNX + optax", argv)
+    return run(__doc__, lambda spec: lj.create(spec, rngs=nnx.Rngs(0)), train,
+               f"jax {jax.__version__}, Flax NNX + optax", argv)
 
 
 if __name__ == "__main__":

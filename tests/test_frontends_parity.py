@@ -28,7 +28,10 @@ import learnact.keras as lk  # noqa: E402
 
 from .frontends.conftest import SPECS  # noqa: E402
 
-CASES = [(s, c) for s in SPECS for c in (None, 3)]
+# DiTAC's variants and options besides the frontends' own "ditac:cells=5"
+EXTRA = ["leaky_ditac:cells=4", "ge_ditac:cells=6", "ditac:cells=5,gate=silu,warp=output",
+         "ditac:cells=3,gate=identity,a=-1.5,b=1.0"]
+CASES = [(s, c) for s in SPECS + EXTRA for c in (None, 3)]
 
 
 def _torch_case(spec: str, channels: int | None, dtype: torch.dtype):
@@ -38,6 +41,8 @@ def _torch_case(spec: str, channels: int | None, dtype: torch.dtype):
         for p in m.parameters():
             p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype))
     tensors = dict(m.named_parameters()) | dict(m.named_buffers())
+    if hasattr(m, "basis"):  # DiTAC's CPA basis: a plain attribute in torch, a buffer there
+        tensors["basis"] = m.basis
     return m, {k: v.detach().numpy().astype(np.float64) for k, v in tensors.items()}
 
 
@@ -51,7 +56,7 @@ def _torch_grads(m, x: np.ndarray, w: np.ndarray, dtype):
 
 
 def _jax_grads(spec, channels, values, x, w, dtype):
-    m = lj.create(spec, channels=channels, param_dtype=dtype)
+    m = lj.create(spec, channels=channels, param_dtype=dtype, rngs=nnx.Rngs(0))
     for n in m.tensor_names:
         getattr(m, n)[...] = jnp.asarray(values[n], dtype)
     graphdef, params, rest = nnx.split(m, nnx.Param, ...)
@@ -114,6 +119,8 @@ for spec in %r:
         m = learnact.create(spec, channels=channels, channel_dim=-1).double()
         layer = lk.create(spec, channels=channels, dtype="float64")
         tensors = dict(m.named_parameters()) | dict(m.named_buffers())
+        if hasattr(m, "basis"):
+            tensors["basis"] = m.basis
         for v in layer.weights:
             v.assign(tensors[v.name].detach().double().numpy())
         x = np.random.default_rng(3).normal(scale=2.0, size=(6, 3))

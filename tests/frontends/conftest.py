@@ -16,5 +16,5 @@ jax.config.update("jax_enable_x64", True)  # float64 references; float32 stays t
 SPECS = [
     "hermite:degree=5", "hermite:degree=4,tails=linear,bound=2.5", "hermite:degree=6,init=gelu",
     "fourier:degree=4", "tropical:degree=4", "tropical_rational:degree=3", "rational",
-    "rational:init=unit", "selu_variation", "selu_variation:init=unit",
+    "rational:init=unit", "selu_variation", "selu_variation:init=unit", "ditac:cells=5",
 ]

@@ -22,7 +22,48 @@ def evaluate(family: str, x: np.ndarray, p: dict[str, np.ndarray], per_channel: 
     return _one(family, x, p, None)
 
 
+def _ditac_flow(u: float, a: np.ndarray, b: np.ndarray) -> float:
+    """T(u): the time-1 flow of v = a_c u + b_c, cell by cell, scalar: in a cell the ODE is
+    linear, u(t) = (u0 + b/a) e^{a t} - b/a, and the edge e is reached at
+    t = log(v(e)/v(u0))/a (or (e - u0)/v for a = 0) when v(e) has v(u0)'s sign."""
+    n = len(a)
+    c = min(max(int(math.floor(u * n)), 0), n - 1)
+    t = 1.0
+    while True:
+        v = a[c] * u + b[c]
+        if v == 0.0:
+            return u
+        e = (c + 1) / n if v > 0 else c / n
+        nxt = c + 1 if v > 0 else c - 1
+        ve = a[c] * e + b[c]
+        if 0 <= nxt < n and ve * v > 0:
+            hit = (e - u) / v if a[c] == 0 else math.log(ve / v) / a[c]
+            if hit < t:
+                t, u, c = t - hit, e, nxt
+                continue
+        if a[c] == 0:
+            return u + b[c] * t
+        return (u + b[c] / a[c]) * math.exp(a[c] * t) - b[c] / a[c]
+
+
+def _ditac(x: np.ndarray, theta: np.ndarray, basis: np.ndarray, lo: float = -0.5,
+           hi: float = 2.0) -> np.ndarray:
+    """DiTAC (gelu gate, input warp): x~ Phi(x), x~ = lo + (hi - lo) T((x - lo)/(hi - lo))."""
+    A = basis @ theta
+    a, b = A[0::2], A[1::2]
+    out = np.empty_like(x)
+    for i, xi in np.ndenumerate(x):
+        xt = xi
+        if lo <= xi <= hi:
+            xt = lo + (hi - lo) * _ditac_flow((xi - lo) / (hi - lo), a, b)
+        out[i] = xt * 0.5 * (1.0 + math.erf(xi / math.sqrt(2.0)))
+    return out
+
+
 def _one(family, x, p, ch):
+    if family == "ditac":
+        theta = np.asarray(p["theta"], dtype=np.float64)
+        return _ditac(x, theta if ch is None else theta[ch], np.asarray(p["basis"]))
     g = {k: _bc(v, ch, x) for k, v in p.items()}
     if family == "hermite":
         c = g["coeffs"]

@@ -156,3 +156,28 @@ def test_fixed_baselines_follow_torch_defaults():
     leaky = keras.ops.convert_to_numpy(lk.create("leaky_relu:negative_slope=0.2",
                                                  dtype="float64")(x))
     np.testing.assert_allclose(leaky, np.where(x > 0, x, 0.2 * x))
+
+
+def test_ditac_adds_its_prior_to_the_losses_and_round_trips(tmp_path):
+    from learnact.core.cpab import precision
+
+    layer = lk.DiTAC(cells=5, channels=3, seed=4, dtype="float64", lambda_reg=0.3)
+    again = lk.DiTAC(cells=5, channels=3, seed=4, dtype="float64", lambda_reg=0.3)
+    theta = keras.ops.convert_to_numpy(layer.theta)
+    np.testing.assert_array_equal(theta, keras.ops.convert_to_numpy(again.theta))
+    assert theta.shape == (3, 4) and not np.allclose(theta[0], theta[1])
+    y = layer(np.random.default_rng(0).normal(size=(4, 3)))
+    P = precision(5).astype(np.float32).astype(np.float64)
+    want = 0.3 * float(np.einsum("ci,ij,cj->", theta, P, theta))
+    assert len(layer.losses) == 1
+    assert float(keras.ops.convert_to_numpy(layer.losses[0])) == pytest.approx(want, rel=1e-10)
+    assert not [w for w in layer.trainable_weights if w.name == "basis"]
+    model = keras.Sequential([keras.Input((3,)), layer])
+    model.save(tmp_path / "d.keras")
+    loaded = keras.saving.load_model(tmp_path / "d.keras")
+    x = np.random.default_rng(1).normal(size=(5, 3))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
+                               keras.ops.convert_to_numpy(model(x)), rtol=0, atol=1e-13)
+    assert keras.ops.convert_to_numpy(y).shape == (4, 3)
+    with pytest.raises(ValueError, match="lut=64: the lookup-table mode is PyTorch-only"):
+        lk.create("ditac:lut=64")

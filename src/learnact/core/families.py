@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_channels, check_choice, check_float, check_int
-from . import fourier, hermite, perlin, rational, selu_variation, tropical
+from . import cpab, fourier, hermite, perlin, rational, selu_variation, tropical
 
 __all__ = ["Family", "FAMILIES", "family", "MAX_DEGREE"]
 
@@ -225,10 +225,86 @@ class _Perlin(Family):
                              kw["base"])
 
 
+class _DiTAC(Family):
+    """DiTAC and its variants (they differ in the defaults of ``a`` and ``gate``): theta
+    (d,) or (C, d) learns; the CPA basis B (2N, d) is a fixed buffer (from :func:`cpab.basis`,
+    the same matrix as PyTorch's). Exact mode only: ``lut`` and ``prior="released"`` are the
+    PyTorch module's (a clear error here)."""
+
+    inits = ("prior", "zeros")
+
+    def __init__(self, name: str, default_a: float, default_gate: str) -> None:
+        self.name = name
+        self.default_a = default_a
+        self.default_gate = default_gate
+
+    def check(self, kw):
+        out = super().check(kw)
+        out["a"] = check_float("a", self.default_a if kw.get("a") is None else kw["a"])
+        out["b"] = check_float("b", kw["b"])
+        if not out["a"] < out["b"]:
+            raise ValueError(f"DiTAC needs a < b, got a={out['a']}, b={out['b']}")
+        out["cells"] = check_int("cells", kw["cells"], 1, 1024)
+        out["gate"] = check_choice("gate", self.default_gate if kw.get("gate") is None
+                                   else kw["gate"], cpab.GATES)
+        out["warp"] = check_choice("warp", kw["warp"], ("input", "output"))
+        if kw.get("lut") is not None:
+            raise ValueError(f"lut={kw['lut']!r}: the lookup-table mode is PyTorch-only; the "
+                             "JAX and Keras DiTAC compute the exact flow (lut=None)")
+        out["lut"] = None
+        out["lambda_reg"] = check_float("lambda_reg", kw["lambda_reg"], 0.0)
+        out["lambda_smooth"] = check_float("lambda_smooth", kw["lambda_smooth"], 0.0,
+                                           lo_open=True)
+        out["lambda_var"] = check_float("lambda_var", kw["lambda_var"], 0.0, lo_open=True)
+        out["kernel"] = check_choice("kernel", kw["kernel"], cpab.KERNELS)
+        out["alpha"] = check_float("alpha", kw["alpha"])
+        out["prior"] = check_choice("prior", kw["prior"], ("explicit",))
+        return out
+
+    def tensors(self, kw):
+        return ("theta", "basis"), ("basis",)
+
+    def _theta(self, kw, normal, shape):
+        if kw["init"] == "zeros" or shape[-1] == 0:
+            return np.zeros(shape)
+        if normal is None:
+            raise ValueError("init='prior' draws theta at random: pass a seed")
+        return cpab.init_theta(kw["cells"], normal, shape)
+
+    def shared_init(self, kw, normal):
+        B = np.array(cpab.basis(kw["cells"]))
+        return {"theta": self._theta(kw, normal, (B.shape[1],)), "basis": B}
+
+    def initial(self, kw, normal=None):
+        if kw["channels"] is None:
+            return self.shared_init(kw, normal)
+        B = np.array(cpab.basis(kw["cells"]))  # one field per channel, one draw each
+        return {"theta": self._theta(kw, normal, (kw["channels"], B.shape[1])), "basis": B}
+
+    def forward(self, xp, x, p, kw):
+        return cpab.ditac(xp, x, p["theta"], p["basis"], a=kw["a"], b=kw["b"],
+                          cells=kw["cells"], gate_name=kw["gate"], alpha=kw["alpha"],
+                          warp=kw["warp"], channel_dim=kw["channel_dim"],
+                          per_channel=kw["channels"] is not None)
+
+    @staticmethod
+    def precision(kw) -> np.ndarray:
+        """The prior's precision, rounded through float32 as PyTorch's module keeps it."""
+        return cpab.precision(kw["cells"], kw["lambda_smooth"], kw["lambda_var"],
+                              kw["kernel"]).astype(np.float32)
+
+    @staticmethod
+    def prior_loss(xp, theta, P, lambda_reg: float):
+        """lambda_reg * sum over channels of theta_c^T P theta_c."""
+        th = xp.reshape(theta, (-1, theta.shape[-1]))
+        return lambda_reg * xp.sum(xp.matmul(th, P) * th)
+
+
 #: every family the JAX and Keras frontends build, by registry name
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     _Hermite(), _Fourier(), _Tropical(), _TropicalRational(), _Rational(), _SELUVariation(),
-    _Perlin())}
+    _Perlin(), _DiTAC("ditac", -0.5, "gelu"), _DiTAC("leaky_ditac", -0.5, "leaky_relu"),
+    _DiTAC("ge_ditac", 0.0, "gelu"))}
 
 
 def family(name: str) -> Family:

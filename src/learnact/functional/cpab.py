@@ -34,58 +34,24 @@ Two implementations of the same flow:
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ..core import cpab as _core
+from ..core.cpab import constraint_matrix
+
 __all__ = ["constraint_matrix", "cpa_basis", "velocity", "flow_tables", "FlowTables", "integrate_stepwise", "prior_covariance", "init_covariance"]
 
 
-def constraint_matrix(cells: int, zero_boundary: bool = True, lo: float = 0.0,
-                      hi: float = 1.0) -> np.ndarray:
-    """Rows orthogonal to A: continuity at inner knots (+ zero velocity at both ends)."""
-    h = (hi - lo) / cells
-    rows = []
-    for k in range(1, cells):
-        xk = lo + k * h
-        r = np.zeros(2 * cells)
-        r[2 * (k - 1): 2 * k + 2] = [xk, 1.0, -xk, -1.0]
-        rows.append(r)
-    if zero_boundary:
-        r = np.zeros(2 * cells)
-        r[0:2] = [-lo, -1.0]
-        rows.append(r)
-        r = np.zeros(2 * cells)
-        r[-2:] = [-hi, -1.0]
-        rows.append(r)
-    return np.array(rows).reshape(-1, 2 * cells)
-
-
-@functools.lru_cache(maxsize=32)
-def _basis_np(cells: int, zero_boundary: bool) -> np.ndarray:
-    try:
-        from scipy.linalg import qr
-    except ImportError:  # pragma: no cover - scipy is in the [torch] extra
-        raise ImportError("DiTAC's CPAB basis needs scipy (pivoted QR, as the released code): "
-                          "pip install 'learnact[torch]' (or scipy)") from None
-
-    L = constraint_matrix(cells, zero_boundary)
-    if L.shape[0] == 0:
-        return np.eye(2 * cells)
-    q, r, _ = qr(L.T, mode="full", pivoting=True)
-    tol = np.abs(L).max() * np.finfo(np.float64).eps
-    rank = int((np.abs(np.diag(r)) > tol).sum())
-    return q[:, rank:]
-
-
 def cpa_basis(cells: int, zero_boundary: bool = True) -> Tensor:
-    """Orthonormal null-space basis B (2N x d), float64, as DiTAC's ``basis='qr'``."""
+    """Orthonormal null-space basis B (2N x d), float64, as DiTAC's ``basis='qr'``
+    (learnact.core.cpab.basis: one source for PyTorch, JAX and Keras)."""
     if cells < 1:
         raise ValueError(f"cells must be an integer >= 1, got {cells}")
-    return torch.from_numpy(_basis_np(int(cells), bool(zero_boundary)).copy())
+    return torch.from_numpy(np.array(_core.basis(int(cells), bool(zero_boundary))))
 
 
 def _ab(theta: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
@@ -197,53 +163,18 @@ def integrate_stepwise(x: Tensor, theta: Tensor, basis: Tensor, t: float = 1.0) 
     return torch.where(done, out, x)
 
 
-def _exp_kernel(pos: np.ndarray, length: float, variance: float, doubled: bool) -> np.ndarray:
-    d = np.abs(pos[:, None] - pos[None, :])
-    k = np.exp(-(2.0 if doubled else 1.0) * d / length)
-    return variance * k
-
-
 def prior_covariance(cells: int, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
                      zero_boundary: bool = True, kernel: str = "released") -> Tensor:
-    """Sigma_CPA = B^T K B of the released code's regulariser (notes section 4), float64.
-
-    ``kernel="released"``: K_ij = (lambda_var D)^2 exp(-2 |p_i - p_j| / lambda_smooth) on
-    p = linspace(-1, 1, D), D = 2N (the released code's doubled exponent); ``"exponential"``:
-    the same without the doubling; ``"squared_exponential"``: exp(-|p_i - p_j|^2 / (2 l^2)).
-    """
-    D = 2 * cells
-    p = np.linspace(-1.0, 1.0, D)
-    var = (lambda_var * D) ** 2
-    if kernel == "released":
-        K = _exp_kernel(p, lambda_smooth, var, doubled=True)
-    elif kernel == "exponential":
-        K = _exp_kernel(p, lambda_smooth, var, doubled=False)
-    elif kernel == "squared_exponential":
-        K = var * np.exp(-((p[:, None] - p[None, :]) ** 2) / (2 * lambda_smooth**2))
-    else:
-        raise ValueError(f"kernel must be 'released', 'exponential' or 'squared_exponential', "
-                         f"got {kernel!r}")
-    B = _basis_np(cells, zero_boundary)
-    return torch.from_numpy(B.T @ K @ B)
+    """Sigma_CPA = B^T K B of the released code's regulariser, float64
+    (:func:`learnact.core.cpab.prior_covariance`, which documents the kernels)."""
+    return torch.from_numpy(_core.prior_covariance(cells, lambda_smooth, lambda_var,
+                                                   zero_boundary, kernel))
 
 
 def init_covariance(cells: int, length_scale: float = 5.0, output_variance: float = 2.0,
                     zero_boundary: bool = True) -> Tensor:
-    """difw's covariance on the N cell centres (used for DiTAC's init), B^T K B, float64.
-
-    a-a and b-b blocks: s^2 exp(-|c_i - c_j| / (2 l^2)); a-b blocks:
-    s^2 exp(-100 max|c_i - c_j| / (2 l^2)) (notes section 4).
-    """
-    centres = (np.arange(cells) + 0.5) / cells
-    d = np.abs(centres[:, None] - centres[None, :])
-    s2 = output_variance**2
-    same = s2 * np.exp(-d / (2 * length_scale**2))
-    cross = s2 * np.exp(-100 * d.max(initial=0.0) / (2 * length_scale**2)) * np.ones_like(d)
-    K = np.zeros((2 * cells, 2 * cells))
-    K[0::2, 0::2] = same
-    K[1::2, 1::2] = same
-    K[0::2, 1::2] = cross
-    K[1::2, 0::2] = cross
-    B = _basis_np(cells, zero_boundary)
-    return torch.from_numpy(B.T @ K @ B)
+    """difw's covariance on the N cell centres (DiTAC's init), B^T K B, float64
+    (:func:`learnact.core.cpab.init_covariance`)."""
+    return torch.from_numpy(_core.init_covariance(cells, length_scale, output_variance,
+                                                  zero_boundary))
 

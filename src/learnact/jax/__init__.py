@@ -26,10 +26,12 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised without jax i
     raise ImportError("learnact.jax needs jax and flax: pip install 'learnact[jax]'") from exc
 
 from . import functional
-from .modules import (Activation, Cantor, Cantor2, Fixed, Fourier, Hermite, LeftRight, Perlin,
-                      Rational, SELUVariation, Staircase, SurrogateActivation, Tropical,
-                      TropicalRational, available, create, parameters)
+from .modules import (Activation, Cantor, Cantor2, DiTAC, Fixed, Fourier, GEDiTAC, Hermite,
+                      LeakyDiTAC, LeftRight, Perlin, Rational, SELUVariation, Staircase,
+                      SurrogateActivation, Tropical, TropicalRational, available, create,
+                      parameters, regularization)
 
 __all__ = ["functional", "Activation", "Fixed", "Hermite", "Fourier", "Tropical",
-           "TropicalRational", "Rational", "SELUVariation", "Perlin", "SurrogateActivation",
-           "Staircase", "Cantor", "Cantor2", "LeftRight", "create", "available", "parameters"]
+           "TropicalRational", "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC",
+           "GEDiTAC", "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight",
+           "create", "available", "parameters", "regularization"]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
+from ..core import cpab as _cpab
 from ..core import fourier as _fourier
 from ..core import hermite as _hermite
 from ..core import rational as _rational
@@ -19,9 +21,27 @@ from ..core import selu_variation as _selu
 from ..core import tropical as _tropical
 
 __all__ = ["hermite", "fourier", "tropical", "tropical_rational", "rational", "selu_variation",
-           "compute_dtype"]
+           "ditac", "compute_dtype"]
 
 Array = Any
+
+
+class _Jnp:
+    """jax.numpy plus the two extras the core's formulas use (``cast``, ``erf``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(jnp, name)
+
+    @staticmethod
+    def cast(t: Any, dtype: Any) -> Any:
+        return t.astype(dtype)
+
+    @staticmethod
+    def erf(t: Any) -> Any:
+        return jax.scipy.special.erf(t)
+
+
+_JNP = _Jnp()
 
 
 def compute_dtype(dtype: Any) -> Any:
@@ -35,7 +55,7 @@ def _call(formula, x: Array, params: tuple, channel_dim: int) -> Array:
     x = jnp.asarray(x)
     ct = compute_dtype(x.dtype)
     ps = tuple(None if p is None else jnp.asarray(p).astype(ct) for p in params)
-    return formula(jnp, x.astype(ct), *ps, channel_dim=channel_dim).astype(x.dtype)
+    return formula(_JNP, x.astype(ct), *ps, channel_dim=channel_dim).astype(x.dtype)
 
 
 def hermite(x: Array, coeffs: Array, channel_dim: int = -1, lo: Array | None = None,
@@ -80,3 +100,18 @@ def selu_variation(x: Array, lam: Array, alpha: Array, beta: Array, gamma: Array
     """f(x) = scale lam (x if x > 0 else alpha (e^{beta x} - 1) + gamma sin(omega x)) + offset."""
     return _call(_selu.selu_variation, x, (lam, alpha, beta, gamma, omega, scale, offset),
                  channel_dim)
+
+
+def ditac(x: Array, theta: Array, basis: Array, channel_dim: int = -1, *, a: float = -0.5,
+          b: float = 2.0, gate: str = "gelu", alpha: float = 0.01, warp: str = "input"
+          ) -> Array:
+    """DiTAC's f(x) = x~ s(x) (``warp="output"``: the warp of x s(x)); theta (d,) or (C, d)
+    with channels at ``channel_dim``, basis B (2N, d) (learnact.core.cpab.basis(N))."""
+    cells = jnp.shape(basis)[0] // 2
+
+    def formula(xp, x, theta, basis, channel_dim):
+        return _cpab.ditac(xp, x, theta, basis, a=a, b=b, cells=cells, gate_name=gate,
+                           alpha=alpha, warp=warp, channel_dim=channel_dim,
+                           per_channel=len(theta.shape) == 2)
+
+    return _call(formula, x, (theta, basis), channel_dim)

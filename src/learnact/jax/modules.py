@@ -13,30 +13,12 @@ from .._frontend import FIXED_NAMES, from_spec, names
 from .._validate import check_choice, check_float, check_input_channels
 from ..core import surrogate
 from ..core.families import family
-from .functional import compute_dtype
+from .functional import _JNP, compute_dtype
 
 __all__ = ["Activation", "Buffer", "Fixed", "Hermite", "Fourier", "Tropical",
-           "TropicalRational", "Rational", "SELUVariation", "Perlin", "SurrogateActivation",
-           "Staircase",
-           "Cantor", "Cantor2", "LeftRight", "create", "available", "parameters"]
-
-
-class _Jnp:
-    """jax.numpy plus the two extras the core's formulas use (``cast``, ``erf``)."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(jnp, name)
-
-    @staticmethod
-    def cast(t: Any, dtype: Any) -> Any:
-        return t.astype(dtype)
-
-    @staticmethod
-    def erf(t: Any) -> Any:
-        return jax.scipy.special.erf(t)
-
-
-_JNP = _Jnp()
+           "TropicalRational", "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC",
+           "GEDiTAC", "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight",
+           "create", "available", "parameters", "regularization"]
 
 
 class Buffer(nnx.Variable):
@@ -241,6 +223,85 @@ class Perlin(Activation):
                          channels=channels, channel_dim=channel_dim), param_dtype, None)
 
 
+class DiTAC(Activation):
+    r"""DiTAC: a CPAB diffeomorphism T_theta of the input on [a, b], gated like GELU,
+    f(x) = x~ s(x), x~ = a + (b - a) T((x - a)/(b - a)) on [a, b] and x elsewhere.
+
+    T is the time-1 flow of a continuous piecewise-affine velocity field with ``cells`` cells
+    and zero velocity at both ends, (a_j, b_j) = B theta with the same basis B as PyTorch's
+    (so the same theta gives the same function), integrated in closed form cell by cell
+    (learnact.core.cpab). Args as :class:`learnact.modules.DiTAC`: ``a`` (default -0.5),
+    ``b`` (2), ``cells`` (10), ``channels``, ``channel_dim`` (default -1), ``init``
+    ("prior": one draw from the released code's init covariance, from ``rngs``; "zeros":
+    GELU), ``gate`` ("gelu", "leaky_relu", "silu", "identity"), ``warp`` ("input"/"output"),
+    ``alpha``, and the prior's ``lambda_reg``, ``lambda_smooth``, ``lambda_var``, ``kernel``:
+    :meth:`prior_loss` = lambda_reg theta^T P theta, summed over a model by
+    :func:`regularization`. Exact mode only (``lut`` is PyTorch's).
+
+    Source: I. Chelly, S. E. Finder, S. Ifergane, O. Freifeld, "Trainable Highly-expressive
+    Activation Functions", ECCV 2024 (arXiv:2407.07564).
+    """
+
+    family = "ditac"
+
+    def __init__(self, a: float | None = None, b: float = 2.0, cells: int = 10,
+                 channels: int | None = None, channel_dim: int = -1, init: str = "prior",
+                 gate: str | None = None, warp: str = "input", lut: int | None = None,
+                 lambda_reg: float = 0.1, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
+                 kernel: str = "released", alpha: float = 0.01, prior: str = "explicit", *,
+                 param_dtype: Any = jnp.float32, rngs: nnx.Rngs | None = None) -> None:
+        self._build(dict(a=a, b=b, cells=cells, channels=channels, channel_dim=channel_dim,
+                         init=init, gate=gate, warp=warp, lut=lut, lambda_reg=lambda_reg,
+                         lambda_smooth=lambda_smooth, lambda_var=lambda_var, kernel=kernel,
+                         alpha=alpha, prior=prior), param_dtype, rngs)
+        self.precision = Buffer(jnp.asarray(family(self.family).precision(dict(self.config)),
+                                            dtype=param_dtype))
+
+    def prior_loss(self) -> Any:
+        """lambda_reg * theta^T P theta (summed over channels)."""
+        theta = self.theta[...]
+        return family(self.family).prior_loss(jnp, theta, self.precision[...].astype(
+            theta.dtype), dict(self.config)["lambda_reg"])
+
+    def velocity(self, x: Any) -> Any:
+        """The CPA field at x in input units ((b - a) v((x - a)/(b - a)) on [a, b], 0
+        outside); shared theta only."""
+        kw = dict(self.config)
+        if kw["channels"] is not None:
+            raise ValueError("velocity: per-channel DiTAC has one field per channel; index "
+                             "theta yourself")
+        x = jnp.asarray(x)
+        A = jnp.reshape(self.basis[...] @ self.theta[...], (-1, 2))
+        n, a, b = kw["cells"], kw["a"], kw["b"]
+        inside = (x >= a) & (x <= b)
+        u = jnp.where(inside, (x - a) / (b - a), 0.0)
+        c = jnp.clip(jnp.floor(u * n), 0, n - 1).astype(jnp.int32)
+        return jnp.where(inside, (b - a) * (A[c, 0] * u + A[c, 1]), 0.0)
+
+
+class LeakyDiTAC(DiTAC):
+    r"""Leaky-DiTAC: :class:`DiTAC` with the leaky-ReLU gate (s = 1 for x > 0, alpha else) by
+    default."""
+
+    family = "leaky_ditac"
+
+
+class GEDiTAC(DiTAC):
+    r"""GE-DiTAC: :class:`DiTAC` on [0, b] by default (f = GELU for x < 0)."""
+
+    family = "ge_ditac"
+
+
+def regularization(model: nnx.Module) -> Any:
+    """The sum of every DiTAC's ``prior_loss()`` inside ``model`` (0.0 without any): add it
+    to the training loss, as ``learnact.regularization`` in PyTorch."""
+    total = jnp.zeros(())
+    for _, node in nnx.iter_graph(model):
+        if isinstance(node, DiTAC):
+            total = total + node.prior_loss()
+    return total
+
+
 def _with_derivative(forward: Any, backward: Any) -> Any:
     """x -> forward(x) whose vector-Jacobian product is backward(x, g) (jax.custom_vjp)."""
 
@@ -351,7 +412,8 @@ class Fixed(nnx.Module):
 
 
 _CLASSES: dict[str, type] = {c.family: c for c in (
-    Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation)}
+    Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation, DiTAC, LeakyDiTAC,
+    GEDiTAC)}
 #: the surrogate-derivative activations (not learnable: ``available(learnable=False)``)
 _SURROGATES: dict[str, type] = {c.name: c for c in (
     Staircase, Cantor, Cantor2, LeftRight)} | {"perlin": Perlin}

@@ -25,10 +25,11 @@ try:
 except ModuleNotFoundError as exc:  # pragma: no cover - exercised without keras installed
     raise ImportError("learnact.keras needs Keras 3: pip install 'learnact[keras]'") from exc
 
-from .layers import (Activation, Cantor, Cantor2, Fixed, Fourier, Hermite, LeftRight, Perlin,
-                     Rational, SELUVariation, Staircase, SurrogateActivation, Tropical,
-                     TropicalRational, available, create)
+from .layers import (Activation, Cantor, Cantor2, DiTAC, Fixed, Fourier, GEDiTAC, Hermite,
+                     LeakyDiTAC, LeftRight, Perlin, Rational, SELUVariation, Staircase,
+                     SurrogateActivation, Tropical, TropicalRational, available, create)
 
 __all__ = ["Activation", "Fixed", "Hermite", "Fourier", "Tropical", "TropicalRational",
-           "Rational", "SELUVariation", "Perlin", "SurrogateActivation", "Staircase", "Cantor",
-           "Cantor2", "LeftRight", "create", "available"]
+           "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC", "GEDiTAC",
+           "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight", "create",
+           "available"]

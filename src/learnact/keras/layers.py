@@ -14,8 +14,9 @@ from ..core import surrogate
 from ..core.families import family
 
 __all__ = ["Activation", "Fixed", "Hermite", "Fourier", "Tropical", "TropicalRational",
-           "Rational", "SELUVariation", "Perlin", "SurrogateActivation", "Staircase", "Cantor",
-           "Cantor2", "LeftRight", "create", "available"]
+           "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC", "GEDiTAC",
+           "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight", "create",
+           "available"]
 
 _PACKAGE = "learnact"
 
@@ -32,10 +33,10 @@ class _Values:
 
 class _Ops:
     """``keras.ops`` for the core's formulas, except where Keras' type promotion drops float64:
-    on the JAX and PyTorch backends ``sin``/``cos``/``floor`` (JAX) and ``minimum``/``maximum``
-    (PyTorch) return float32 for float64 tensors (keras.src.backend.common.dtypes maps float64 to
-    float32 outside TensorFlow), which would cost float64 layers eight digits. For float64
-    tensors those go to the backend's own function."""
+    on the JAX and PyTorch backends ``sin``/``cos``/``floor`` (JAX) and ``minimum``/``maximum``/
+    ``matmul`` (PyTorch) return float32 for float64 tensors (keras.src.backend.common.dtypes
+    maps float64 to float32 outside TensorFlow), which would cost float64 layers eight
+    digits. For float64 tensors those go to the backend's own function."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(ops, name)
@@ -65,6 +66,9 @@ class _Ops:
 
     def maximum(self, x: Any, y: Any) -> Any:
         return self._native("maximum", x, y)
+
+    def matmul(self, x: Any, y: Any) -> Any:  # float32 on the PyTorch backend (DiTAC's B theta)
+        return self._native("matmul", x, y)
 
 
 _OPS = _Ops()
@@ -284,6 +288,68 @@ class Perlin(Activation):
         return super().get_config() | {"seed": self._kw["seed"]}
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DiTAC(Activation):
+    r"""DiTAC: a CPAB diffeomorphism T_theta of the input on [a, b], gated like GELU,
+    f(x) = x~ s(x), x~ = a + (b - a) T((x - a)/(b - a)) on [a, b] and x elsewhere.
+
+    T is the time-1 flow of a continuous piecewise-affine velocity field with ``cells`` cells
+    and zero velocity at both ends, (a_j, b_j) = B theta with the same basis B as PyTorch's
+    (non-trainable weight ``basis``), integrated in closed form cell by cell
+    (learnact.core.cpab). Args as :class:`learnact.modules.DiTAC`: ``a`` (default -0.5),
+    ``b`` (2), ``cells`` (10), ``channels``, ``channel_dim`` (default -1), ``init``
+    ("prior": one draw from the released code's init covariance, from ``seed``; "zeros":
+    GELU), ``gate``, ``warp``, ``alpha``, and the prior's ``lambda_reg``, ``lambda_smooth``,
+    ``lambda_var``, ``kernel``: every call adds lambda_reg theta^T P theta to the layer's
+    losses (``add_loss``: ``model.fit`` minimises it with the data loss). Exact mode only.
+
+    Source: I. Chelly, S. E. Finder, S. Ifergane, O. Freifeld, "Trainable Highly-expressive
+    Activation Functions", ECCV 2024 (arXiv:2407.07564).
+    """
+
+    family = "ditac"
+
+    def __init__(self, a: float | None = None, b: float = 2.0, cells: int = 10,
+                 channels: int | None = None, channel_dim: int = -1, init: str = "prior",
+                 gate: str | None = None, warp: str = "input", lut: int | None = None,
+                 lambda_reg: float = 0.1, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
+                 kernel: str = "released", alpha: float = 0.01, prior: str = "explicit",
+                 seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._build(dict(a=a, b=b, cells=cells, channels=channels, channel_dim=channel_dim,
+                         init=init, gate=gate, warp=warp, lut=lut, lambda_reg=lambda_reg,
+                         lambda_smooth=lambda_smooth, lambda_var=lambda_var, kernel=kernel,
+                         alpha=alpha, prior=prior), seed)
+        self._precision = family(self.family).precision(self._kw)
+
+    def prior_loss(self) -> Any:
+        """lambda_reg * theta^T P theta (summed over channels)."""
+        dtype = keras.backend.standardize_dtype(self.theta.dtype)
+        return family(self.family).prior_loss(
+            _OPS, self.theta, ops.convert_to_tensor(self._precision, dtype=dtype),
+            self._kw["lambda_reg"])
+
+    def call(self, x: Any) -> Any:
+        if self._kw["lambda_reg"] > 0:
+            self.add_loss(self.prior_loss())
+        return super().call(x)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LeakyDiTAC(DiTAC):
+    r"""Leaky-DiTAC: :class:`DiTAC` with the leaky-ReLU gate (s = 1 for x > 0, alpha else) by
+    default."""
+
+    family = "leaky_ditac"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class GEDiTAC(DiTAC):
+    r"""GE-DiTAC: :class:`DiTAC` on [0, b] by default (f = GELU for x < 0)."""
+
+    family = "ge_ditac"
+
+
 class SurrogateActivation(keras.layers.Layer):
     """Base of the surrogate-derivative activations: a fixed forward whose backward is the
     declared derivative (``keras.ops.custom_gradient``), not the forward's own derivative."""
@@ -404,7 +470,8 @@ class Fixed(keras.layers.Layer):
 
 
 _CLASSES: dict[str, type] = {c.family: c for c in (
-    Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation)}
+    Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation, DiTAC, LeakyDiTAC,
+    GEDiTAC)}
 #: the surrogate-derivative activations (not learnable: ``available(learnable=False)``)
 _SURROGATES: dict[str, type] = {c.kind: c for c in (
     Staircase, Cantor, Cantor2, LeftRight)} | {"perlin": Perlin}
