@@ -30,7 +30,8 @@ from .frontends.conftest import SPECS  # noqa: E402
 
 # DiTAC's variants and options besides the frontends' own "ditac:cells=5"
 EXTRA = ["leaky_ditac:cells=4", "ge_ditac:cells=6", "ditac:cells=5,gate=silu,warp=output",
-         "ditac:cells=3,gate=identity,a=-1.5,b=1.0"]
+         "ditac:cells=3,gate=identity,a=-1.5,b=1.0", "ditac:lut=64", "leaky_ditac:lut=100,cells=4",
+         "ditac:lut=50,gate=silu,warp=output"]
 CASES = [(s, c) for s in SPECS + EXTRA for c in (None, 3)]
 
 
@@ -104,9 +105,14 @@ def test_same_parameters_same_outputs_and_gradients(spec, channels, precision):
         scale = max(1.0, float(np.abs(y_t).max()))
         np.testing.assert_allclose(y, y_t, rtol=0, atol=tol * scale, err_msg=name)
         assert set(g) == set(g_t), (name, sorted(g), sorted(g_t))
+        # DiTAC's table in PyTorch differentiates T on its grid through the cumulative
+        # crossing times: per grid point up to 1.7e-10 from autograd of the stepwise
+        # reference (functional.cpab.integrate_stepwise), which the frontends' flow matches
+        # to 1e-15 (measured, session 10); summed over a table's grid it exceeds 1e-10
+        gtol = 1e-9 if "lut" in spec and precision == "float64" else tol
         for k in g_t:
             gs = max(1.0, float(np.abs(g_t[k]).max()))
-            np.testing.assert_allclose(g[k], g_t[k], rtol=0, atol=tol * gs,
+            np.testing.assert_allclose(g[k], g_t[k], rtol=0, atol=gtol * gs,
                                        err_msg=f"{name} d/d{k}")
 
 

@@ -179,5 +179,11 @@ def test_ditac_adds_its_prior_to_the_losses_and_round_trips(tmp_path):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
                                keras.ops.convert_to_numpy(model(x)), rtol=0, atol=1e-13)
     assert keras.ops.convert_to_numpy(y).shape == (4, 3)
-    with pytest.raises(ValueError, match="lut=64: the lookup-table mode is PyTorch-only"):
-        lk.create("ditac:lut=64")
+    with pytest.raises(ValueError, match="prior must be one of"):
+        lk.create("ditac:prior=released")
+    lut = lk.create("ditac:lut=64,cells=5", seed=4, dtype="float64")
+    grid = -0.5 + 2.5 * np.arange(64) / 63
+    ref = lk.create("ditac:cells=5", seed=4, dtype="float64")
+    ref.theta.assign(keras.ops.convert_to_numpy(lut.theta))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(lut(grid)),
+                               keras.ops.convert_to_numpy(ref(grid)), rtol=0, atol=1e-12)

@@ -160,19 +160,23 @@ def _hit_time(xp: Any, where: Any, v: Any, a: Any, dist: Any, big: float) -> Any
     return xp.where(where, dist / sv * _ratio(xp, xp.log1p, z, -1.0), xp.full_like(v, big))
 
 
-def flow(xp: Any, u: Any, a: Any, b: Any, cells: int, offset: Any = 0) -> Any:
+def flow(xp: Any, u: Any, a: Any, b: Any, cells: int, offset: Any = 0,
+         slope: bool = False) -> Any:
     """T(u) = phi(u, 1) for u in [0, 1]: the cell-by-cell closed form (module docstring).
 
     a, b: flat per-cell tables, (N,) or (C N,) (channel c's cells at c N + j); ``offset``: the
-    flat index of each element's first cell (0, or c N broadcast against u)."""
+    flat index of each element's first cell (0, or c N broadcast against u). With ``slope``:
+    (T, dT/du), dT/du = v(T)/v(u) for a point that crosses a knot, e^{a} for one that stays
+    in its cell (the lookup-table mode's straight-through derivative)."""
     n = cells
     c = xp.clip(xp.floor(u * n), 0.0, n - 1.0)
     trem = xp.ones_like(u)
     done = xp.zeros_like(u) > 1.0
+    crossed = done
     out = u
     big = 4.0  # any time > 1: "never reaches the edge"
     tiny = 1e-30
-    for _ in range(n):  # a point visits at most N cells
+    for step in range(n):  # a point visits at most N cells
         idx = xp.cast(c, "int32") + offset
         ac, bc = xp.take(a, idx), xp.take(b, idx)
         v = ac * u + bc
@@ -196,12 +200,20 @@ def flow(xp: Any, u: Any, a: Any, b: Any, cells: int, offset: Any = 0) -> Any:
         za = xp.where(za > 80.0, xp.full_like(za, 80.0), za)
         psi = u + trem * _ratio(xp, xp.expm1, za, 1.0) * v
         out = xp.where(finish, psi, out)
+        if slope:
+            if step == 0:
+                v0, stay = v, 1.0 + za * _ratio(xp, xp.expm1, za, 1.0)  # e^{a}
+                vfin = v
+            crossed = xp.logical_or(crossed, xp.logical_and(cross, xp.logical_not(done)))
+            vfin = xp.where(finish, ac * psi + bc, vfin)
         done = xp.logical_or(done, finish)
         move = xp.logical_not(done)
         u = xp.where(move, edge, u)
         trem = xp.where(move, trem - xp.where(move, thit, xp.zeros_like(thit)), trem)
         c = xp.where(move, nxt, c)
-    return out
+    if not slope:
+        return out
+    return out, xp.where(crossed, vfin / xp.where(crossed, v0, xp.ones_like(v0)), stay)
 
 
 def gate(xp: Any, x: Any, name: str, alpha: float) -> Any:
@@ -216,20 +228,55 @@ def gate(xp: Any, x: Any, name: str, alpha: float) -> Any:
 
 
 def ditac(xp: Any, x: Any, theta: Any, B: Any, *, a: float, b: float, cells: int, gate_name: str,
-          alpha: float, warp: str, channel_dim: int, per_channel: bool) -> Any:
+          alpha: float, warp: str, channel_dim: int, per_channel: bool,
+          lut: int | None = None) -> Any:
     """f(x) = x~ s(x) (warp="input") or the warp of x s(x) (warp="output"), x~ = a + (b - a)
-    T((x - a)/(b - a)) on [a, b] and x elsewhere; theta (d,) or (C, d), B (2N, d)."""
+    T((x - a)/(b - a)) on [a, b] and x elsewhere; theta (d,) or (C, d), B (2N, d).
+
+    ``lut=n``: the lookup-table mode (as PyTorch's ``ditac:lut=n``): T and dT/du on the grid
+    u_r = r/(n - 1) (computed here, differentiable in theta through T), x~ = x + (b - a)(T(u_r)
+    - u_r) for the grid point nearest to x (bin floor((x - a)(n - 1)/(b - a) + 1/2); x~ = x
+    beyond half a bin outside [a, b]), and the straight-through derivative dx~/dx = T'(u_r)."""
     A = xp.matmul(theta, xp.transpose(B)) if per_channel else xp.matmul(B, theta)
     A = xp.reshape(A, (-1, 2))  # rows (a_j, b_j), channel-major
     ta, tb = xp.reshape(A[:, 0], (-1,)), xp.reshape(A[:, 1], (-1,))
     nd = len(x.shape)
-    offset = 0
-    if per_channel:
-        ch = xp.arange(theta.shape[0], dtype="int32") * cells
-        offset = channel_view(xp, ch, nd, channel_dim)
     s = gate(xp, x, gate_name, alpha)
     src = x if warp == "input" else x * s
-    inside = xp.logical_and(src >= a, src <= b)
-    u = xp.where(inside, (src - a) * (1.0 / (b - a)), xp.zeros_like(src))
-    warped = xp.where(inside, a + (b - a) * flow(xp, u, ta, tb, cells, offset), src)
+    if lut is None:
+        offset = 0
+        if per_channel:
+            offset = channel_view(xp, xp.arange(theta.shape[0], dtype="int32") * cells, nd,
+                                  channel_dim)
+        inside = xp.logical_and(src >= a, src <= b)
+        u = xp.where(inside, (src - a) * (1.0 / (b - a)), xp.zeros_like(src))
+        warped = xp.where(inside, a + (b - a) * flow(xp, u, ta, tb, cells, offset), src)
+    else:
+        warped = _lut_read(xp, src, theta, ta, tb, a=a, b=b, cells=cells, n=lut, nd=nd,
+                           channel_dim=channel_dim, per_channel=per_channel)
     return warped * s if warp == "input" else warped
+
+
+def _lut_read(xp: Any, src: Any, theta: Any, ta: Any, tb: Any, *, a: float, b: float,
+              cells: int, n: int, nd: int, channel_dim: int, per_channel: bool) -> Any:
+    """x~ by the n-point table (see :func:`ditac`), with the straight-through derivative."""
+    ones = xp.ones_like(theta[..., :1])  # (1,) or (C, 1), theta's dtype
+    grid = (xp.cumsum(xp.repeat(ones, n, axis=-1), axis=-1) - 1.0) * (1.0 / (n - 1))
+    goff = 0
+    if per_channel:
+        goff = xp.reshape(xp.arange(theta.shape[0], dtype="int32") * cells, (-1, 1))
+    T, dT = flow(xp, grid, ta, tb, cells, goff, slope=True)
+    D = (b - a) * (T - grid)
+    zero = xp.zeros_like(D[..., :1])
+    table = xp.reshape(xp.concatenate([zero, D, zero], axis=-1), (-1,))  # outside bins: 0
+    slopes = xp.reshape(xp.concatenate([zero + 1.0, xp.stop_gradient(dT), zero + 1.0],
+                                       axis=-1), (-1,))
+    k = (n - 1) / (b - a)
+    r = xp.clip(xp.floor(xp.clip(src * k + (1.5 - a * k), 0.0, n + 1.5)), 0.0, n + 1.0)
+    idx = xp.cast(r, "int32")
+    if per_channel:
+        idx = idx + channel_view(xp, xp.arange(theta.shape[0], dtype="int32") * (n + 2), nd,
+                                 channel_dim)
+    slope = xp.take(slopes, idx)
+    # value: src + D[bin]; derivative in src: T'(u_bin) (src - stop_gradient(src) is 0)
+    return src + xp.take(table, idx) + (slope - 1.0) * (src - xp.stop_gradient(src))

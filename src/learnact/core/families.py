@@ -228,8 +228,9 @@ class _Perlin(Family):
 class _DiTAC(Family):
     """DiTAC and its variants (they differ in the defaults of ``a`` and ``gate``): theta
     (d,) or (C, d) learns; the CPA basis B (2N, d) is a fixed buffer (from :func:`cpab.basis`,
-    the same matrix as PyTorch's). Exact mode only: ``lut`` and ``prior="released"`` are the
-    PyTorch module's (a clear error here)."""
+    the same matrix as PyTorch's). Exact mode or the lookup table (``lut``, PyTorch's bin rule
+    and straight-through derivative); ``prior="released"`` is PyTorch's (a clear error
+    here)."""
 
     inits = ("prior", "zeros")
 
@@ -248,10 +249,7 @@ class _DiTAC(Family):
         out["gate"] = check_choice("gate", self.default_gate if kw.get("gate") is None
                                    else kw["gate"], cpab.GATES)
         out["warp"] = check_choice("warp", kw["warp"], ("input", "output"))
-        if kw.get("lut") is not None:
-            raise ValueError(f"lut={kw['lut']!r}: the lookup-table mode is PyTorch-only; the "
-                             "JAX and Keras DiTAC compute the exact flow (lut=None)")
-        out["lut"] = None
+        out["lut"] = None if kw.get("lut") is None else check_int("lut", kw["lut"], 2, 1 << 20)
         out["lambda_reg"] = check_float("lambda_reg", kw["lambda_reg"], 0.0)
         out["lambda_smooth"] = check_float("lambda_smooth", kw["lambda_smooth"], 0.0,
                                            lo_open=True)
@@ -285,7 +283,7 @@ class _DiTAC(Family):
         return cpab.ditac(xp, x, p["theta"], p["basis"], a=kw["a"], b=kw["b"],
                           cells=kw["cells"], gate_name=kw["gate"], alpha=kw["alpha"],
                           warp=kw["warp"], channel_dim=kw["channel_dim"],
-                          per_channel=kw["channels"] is not None)
+                          per_channel=kw["channels"] is not None, lut=kw["lut"])
 
     @staticmethod
     def precision(kw) -> np.ndarray:

@@ -40,6 +40,10 @@ class _Jnp:
     def erf(t: Any) -> Any:
         return jax.scipy.special.erf(t)
 
+    @staticmethod
+    def stop_gradient(t: Any) -> Any:
+        return jax.lax.stop_gradient(t)
+
 
 _JNP = _Jnp()
 

@@ -236,7 +236,8 @@ class DiTAC(Activation):
     GELU), ``gate`` ("gelu", "leaky_relu", "silu", "identity"), ``warp`` ("input"/"output"),
     ``alpha``, and the prior's ``lambda_reg``, ``lambda_smooth``, ``lambda_var``, ``kernel``:
     :meth:`prior_loss` = lambda_reg theta^T P theta, summed over a model by
-    :func:`regularization`. Exact mode only (``lut`` is PyTorch's).
+    :func:`regularization`. ``lut=n``: the lookup-table mode (PyTorch's bin rule and
+    straight-through derivative; the table computed in the graph on every call).
 
     Source: I. Chelly, S. E. Finder, S. Ifergane, O. Freifeld, "Trainable Highly-expressive
     Activation Functions", ECCV 2024 (arXiv:2407.07564).

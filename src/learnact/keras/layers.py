@@ -301,7 +301,8 @@ class DiTAC(Activation):
     ("prior": one draw from the released code's init covariance, from ``seed``; "zeros":
     GELU), ``gate``, ``warp``, ``alpha``, and the prior's ``lambda_reg``, ``lambda_smooth``,
     ``lambda_var``, ``kernel``: every call adds lambda_reg theta^T P theta to the layer's
-    losses (``add_loss``: ``model.fit`` minimises it with the data loss). Exact mode only.
+    losses (``add_loss``: ``model.fit`` minimises it with the data loss). ``lut=n``: the
+    lookup-table mode (PyTorch's bin rule and straight-through derivative).
 
     Source: I. Chelly, S. E. Finder, S. Ifergane, O. Freifeld, "Trainable Highly-expressive
     Activation Functions", ECCV 2024 (arXiv:2407.07564).
