@@ -7,7 +7,7 @@ import json
 import statistics
 from collections.abc import Callable
 
-ACTS = ["gelu", "relu", "hermite", "fourier", "tropical", "tropical_rational", "rational",
+ACTS = ["gelu", "relu", "hermite", "fourier", "tropical", "tropical_rational", "rational", "ditac",
         "selu_variation"]
 
 

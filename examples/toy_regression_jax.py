@@ -5,7 +5,7 @@ MLP 2-50-act-1 (per-channel activation parameters), PyTorch's default Linear ini
 constant 5e-3, batches of 98 fresh points from U[-1, 1]^2 every step, 6000 steps; test MSE and
 R^2 on the 50 x 50 grid. No torch is imported.
 
-    python examples/toy_regression_jax.py                       # 8 activations x 3 seeds
+    python examples/toy_regression_jax.py                       # 9 activations x 3 seeds
     python examples/toy_regression_jax.py --steps 200 --seeds 0 --acts gelu hermite
 """
 
@@ -40,7 +40,7 @@ def torch_like_linear(fan_in: int, fan_out: int, rngs: nnx.Rngs) -> nnx.Linear:
 class MLP(nnx.Module):
     def __init__(self, act: str, width: int, rngs: nnx.Rngs) -> None:
         self.inp = torch_like_linear(2, width, rngs)
-        learnable = act in lj.available(learnable=True)
+        learnable = act.split(":")[0] in lj.available(learnable=True)
         self.act = lj.create(act, channels=width, rngs=rngs) if learnable else lj.create(act)
         self.out = torch_like_linear(width, 1, rngs)
 

@@ -39,7 +39,7 @@ def torch_like_dense(fan_in: int, units: int, seed: int) -> keras.layers.Dense:
 
 
 def build(act: str, width: int, seed: int) -> keras.Model:
-    learnable = act in lk.available(learnable=True)
+    learnable = act.split(":")[0] in lk.available(learnable=True)
     return keras.Sequential([
         keras.Input((2,)), torch_like_dense(2, width, 2 * seed),
         lk.create(act, channels=width, seed=seed) if learnable else lk.create(act),

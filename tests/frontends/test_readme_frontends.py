@@ -29,9 +29,9 @@ def test_the_toy_regression_examples_run(tmp_path) -> None:
     for name in ("toy_regression_jax.py", "toy_regression_keras.py"):
         out = tmp_path / f"{name}.json"
         done = subprocess.run([sys.executable, str(root / "examples" / name), "--acts", "gelu",
-                               "hermite:degree=4", "--seeds", "0", "--steps", "30", "--json",
-                               str(out)], capture_output=True, text=True, timeout=600,
-                              cwd=tmp_path)
+                               "hermite:degree=4", "ditac:cells=4", "--seeds", "0", "--steps",
+                               "30", "--json", str(out)], capture_output=True, text=True,
+                              timeout=600, cwd=tmp_path)
         assert done.returncode == 0, (name, done.stderr[-3000:])
         records = json.loads(out.read_text())
-        assert len(records) == 2, records
+        assert len(records) == 3, records
