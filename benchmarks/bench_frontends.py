@@ -40,7 +40,7 @@ def _jax_step(spec: str):
     if spec == "gelu":
         f = jax.jit(jax.value_and_grad(lambda x, g: (jax.nn.gelu(x, approximate=False) * g).sum()))
         return lambda x, g: f(x, g)
-    m = lj.create(spec)
+    m = lj.create(spec, rngs=nnx.Rngs(0))  # seeded: DiTAC's prior init draws theta
     graphdef, params, rest = nnx.split(m, nnx.Param, ...)
 
     def loss(x, params, g):
@@ -51,7 +51,7 @@ def _jax_step(spec: str):
 
 
 def _keras_step(spec: str):
-    layer = lk.create(spec)
+    layer = lk.create(spec, seed=0)
     layer.build((16, 256, 768))
     tv = [v.value for v in layer.trainable_variables]
     ntv = [v.value for v in layer.non_trainable_variables]
