@@ -19,7 +19,7 @@ WVENV  ?= .venv-wheel
 # nothing of learnact)
 DVENV  ?= .venv-docs
 
-.PHONY: setup setup-frontends data browser compiler test test-torch test-frontends test-wheel docs test-fast main bench-ops atlas-shots lint clean
+.PHONY: setup setup-frontends data browser compiler test test-torch test-frontends test-wheel docs test-fast main bench-ops atlas-shots gallery lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -104,15 +104,12 @@ bench-ops: setup
 	$(PY) benchmarks/bench_ops.py $(ARGS)
 
 # the atlas page's views in docs/ (headless Chromium; each is the page at an address)
-ATLAS_DEEP  := w=4,4,3,2&act0=hermite&act1=ditac&act2=tropical&act3=gelu&seed=2&zoom=0.8&res=48&ui=compact
-ATLAS_ACT   := w=4,4,3&act0=hermite&act1=ditac&act2=tropical&pc=1&seed=1&zoom=0.8&res=48
-ATLAS_TRAIN := w=6,6&act0=hermite&act1=ditac&data=gmm&steps=400&lr=0.03&zoom=0.6&res=64&dparam=3.theta@4&ui=compact
 atlas-shots: setup browser
-	$(VENV)/bin/learnact atlas serve --screenshot docs/atlas-page-depth.png --window 1250x1500 --query "$(ATLAS_DEEP)" --element net
-	$(VENV)/bin/learnact atlas serve --screenshot docs/atlas-page-activation.png --window 1250x2400 --query "$(ATLAS_ACT)" --element layer1
-	$(VENV)/bin/learnact atlas serve --screenshot docs/atlas-page-derivative.png --window 1250x2400 --query "$(ATLAS_ACT)&dparam=3.theta@2" --element deriv
-	$(VENV)/bin/learnact atlas serve --screenshot docs/atlas-page-training.png --window 1250x1400 --query "$(ATLAS_TRAIN)"
-	$(VENV)/bin/learnact atlas serve --screenshot docs/atlas-serve.png --window 1250x1100
+	$(PY) benchmarks/gallery.py --only atlas-page
+
+# every figure of docs/gallery.md from real runs (~8 min; ARGS=--full adds the long runs)
+gallery: setup data browser compiler
+	$(PY) benchmarks/gallery.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(FVENV) $(WVENV) $(DVENV) .pytest_cache build src/*.egg-info

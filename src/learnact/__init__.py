@@ -1,7 +1,8 @@
 """learnact: learnable activation functions for PyTorch, JAX (Flax NNX) and Keras 3.
 
 Every family in one place, exact math, variance-preserving init, fused kernels.
-See README.md for the tour and docs/design.md for the layout and the op and family contracts.
+See the documentation (docs/ in the repository, `make docs`) for guides and the API
+reference, and docs/design.md for the layout and the op and family contracts.
 
 ``import learnact`` itself imports no framework: the PyTorch API below (``learnact.Hermite``,
 ``learnact.create``, ...) loads torch on first use, and ``learnact.jax`` / ``learnact.keras``

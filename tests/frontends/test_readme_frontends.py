@@ -1,4 +1,5 @@
-"""The README's JAX/Keras code block runs as written (in the torch-free venv)."""
+"""The JAX/Keras code blocks of the README and of the documentation run as written (in the
+torch-free venv); the PyTorch blocks run in tests/test_docs_blocks.py."""
 
 from __future__ import annotations
 
@@ -8,17 +9,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_readme_jax_keras_block_runs(tmp_path) -> None:
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-              if "learnact.jax" in b]
-    assert len(blocks) == 1
+def _frontend_blocks() -> list[tuple[str, str]]:
+    pages = [README] + sorted((README.parent / "docs").rglob("*.md"))
+    return [(str(page.relative_to(README.parent)), b) for page in pages
+            for b in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+            if "learnact.jax" in b or "learnact.keras" in b]
+
+
+def test_the_readme_and_the_jax_keras_guide_have_frontend_blocks() -> None:
+    pages = [p for p, _ in _frontend_blocks()]
+    assert pages.count("README.md") == 1 and "docs/guides/jax-keras.md" in pages
+
+
+@pytest.mark.parametrize("page,code", _frontend_blocks(), ids=lambda v: v if v.endswith(".md") else "")
+def test_frontend_block_runs(page: str, code: str, tmp_path) -> None:
     env = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "jax"))
-    done = subprocess.run([sys.executable, "-c", blocks[0]], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path, timeout=600, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, (page, done.stderr[-3000:])
 
 
 def test_the_toy_regression_examples_run(tmp_path) -> None:
