@@ -1,4 +1,4 @@
-"""argparse wiring of the experiment subcommands (``learnact bench autoencoder|toy2d|depth``)."""
+"""argparse wiring of the experiment subcommands (``learnact bench autoencoder|toy2d|depth|sampling``)."""
 
 from __future__ import annotations
 
@@ -62,10 +62,12 @@ def add_subcommands(bench: argparse._SubParsersAction) -> None:
     add_prior_flag(p)
     p.set_defaults(func=_cmd_autoencoder)
     from .depth import add_subcommand as _depth
+    from .sampling import add_subcommand as _sampling
     from .toy2d import add_subcommand as _toy
 
     _toy(bench)
     _depth(bench)
+    _sampling(bench)
 
 
 
