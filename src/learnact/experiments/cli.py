@@ -1,4 +1,4 @@
-"""argparse wiring of the experiment subcommands (``learnact bench autoencoder|toy2d|depth|sampling``)."""
+"""argparse wiring of the experiment subcommands (``learnact bench autoencoder|toy2d|depth|sampling|generate``)."""
 
 from __future__ import annotations
 
@@ -62,12 +62,14 @@ def add_subcommands(bench: argparse._SubParsersAction) -> None:
     add_prior_flag(p)
     p.set_defaults(func=_cmd_autoencoder)
     from .depth import add_subcommand as _depth
+    from .generate import add_subcommand as _generate
     from .sampling import add_subcommand as _sampling
     from .toy2d import add_subcommand as _toy
 
     _toy(bench)
     _depth(bench)
     _sampling(bench)
+    _generate(bench)
 
 
 
