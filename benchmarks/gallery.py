@@ -2,8 +2,8 @@
 """Regenerate the documentation's figures (docs/*.png, shown in docs/gallery.md) from real runs.
 
     make gallery                              # = python benchmarks/gallery.py (~8 min on 2 cores)
-    python benchmarks/gallery.py --full       # also the main job, the GPT, the ConvNeXt and the
-                                              # surrogates (~1 h 40 min on 2 cores)
+    python benchmarks/gallery.py --full       # also the main job, the GPT, the ConvNeXt, the
+                                              # surrogates, sampling, the VAE (~2 h)
     python benchmarks/gallery.py --only depth,fit --dry-run   # print the commands
 
 Every figure comes from a command a user can run (printed before it runs); the runs land in
@@ -81,6 +81,11 @@ def groups(runs: Path) -> dict[str, list[tuple[list[str], dict[str, str]]]]:
                         {str(runs / "surrogates" / "loss.png"): "surrogates-loss.png"})],
         "charlm": [(la + ["train", "charlm", "--preset", "cpu", "--quiet", "--out", str(runs / "charlm")],
                     {str(runs / "charlm" / "val_loss.png"): "charlm-val-loss.png"})],
+        "sampling-study": [(la + ["bench", "sampling", "--quiet", "--out", str(runs / "sampling")],
+                            {str(runs / "sampling" / "sampling.png"): "sampling-study.png"})],
+        "generate": [(la + ["bench", "generate", "--quiet", "--out", str(runs / "generate")],
+                      {str(runs / "generate" / "samples.png"): "generate-samples.png",
+                       str(runs / "generate" / "curves.png"): "generate-curves.png"})],
         "convnext": [(la + ["train", "convnext", "--preset", "cpu", "--quiet", "--out", str(runs / "convnext")],
                       {str(runs / "convnext" / "test_error.png"): "convnext-test-error.png"})],
     }

@@ -184,6 +184,20 @@ def _median(xs: list[float]) -> float:
     return float(statistics.median(xs)) if xs else float("nan")
 
 
+def _drift_verdict(moves: dict[float, float], seed_w: float) -> str:
+    """Which learning rates move the sampled region more than two seeds differ."""
+    if not np.isfinite(seed_w):
+        return "no seed-to-seed reference (one seed)."
+    more = [lr for lr, m in moves.items() if m > seed_w]
+    within = [lr for lr, m in moves.items() if not m > seed_w]
+    if not within:
+        return "at every learning rate it moves more than two runs differ."
+    if not more:
+        return "at every learning rate the drift is within the seed-to-seed spread."
+    return (f"at lr {', '.join(f'{lr:g}' for lr in more)} it moves more than two runs differ, "
+            f"at lr {', '.join(f'{lr:g}' for lr in within)} the drift stays within that spread.")
+
+
 def _fmt(x: float, digits: int = 2) -> str:
     return "n/a" if not np.isfinite(x) else f"{x:.{digits}f}"
 
@@ -239,10 +253,7 @@ def write_summary(analysis: dict[str, Any], path: Path, command: str = "") -> st
             "the input distribution moves by W1 = "
             + ", ".join(f"{_fmt(moves[lr], 3)} (lr {lr:g})" for lr in lrs)
             + f" (median over layers and seeds), against {_fmt(seed_w, 3)} between two seeds at "
-            "the end: "
-            + ("it moves more than two runs differ." if np.isfinite(seed_w) and
-               moves[lrs[-1]] > seed_w else "the drift is within the seed-to-seed spread.")
-            + "", ""]
+            "the end: " + _drift_verdict(moves, seed_w), ""]
         # Q3: loss derivatives
         meds = {lr: _median([r["layers"][l]["epochs"][-1]["median_abs"] for r in finals[lr] for l in layers])
                 for lr in lrs}

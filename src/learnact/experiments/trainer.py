@@ -49,7 +49,7 @@ CHECKPOINT_FORMAT = "learnact-ckpt-1"
 
 # what both trainers (charlm, convnext) compare by default; SPEC@TARGET fits SPEC to TARGET first
 TRAINER_ACTS = ("gelu", "hermite:degree=8", "hermite:degree=8@gelu", "fourier:degree=4",
-                "tropical:degree=4")
+                "tropical:degree=4", "ditac", "ditac:lut=2048")
 
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
