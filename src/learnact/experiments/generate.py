@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,14 +92,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def make_config(preset: str = "main", **overrides: Any) -> GenerateConfig:
     """Preset values, then explicit overrides (None keeps the preset's value); every value is
     checked before anything runs."""
-    if preset not in PRESETS:
-        raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {preset!r}")
-    known = {f.name for f in fields(GenerateConfig)}
-    bad = set(overrides) - known
-    if bad:
-        raise ValueError(f"unknown config key(s) {sorted(bad)}; known: {sorted(known)}")
-    cfg = replace(GenerateConfig(), preset=preset, **PRESETS[preset])
-    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    cfg = trainer.configure(GenerateConfig, PRESETS, preset, **overrides)
     for k in ("width", "latent", "epochs", "batch_size"):
         if getattr(cfg, k) < 1:
             raise ValueError(f"--{k.replace('_', '-')} must be >= 1, got {getattr(cfg, k)}")
