@@ -134,3 +134,18 @@ def test_token_bin_files_and_record(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="vocab-size"):
         _run("charlm", charlm.make_config("tiny", data_bin=str(bad), vocab_size=64,
                                           out=str(tmp_path / "b"), quiet=True))
+
+
+def test_gpu_presets_are_the_documented_settings() -> None:
+    """#19 item 5: one-GPU presets for the autoencoder (the blog's architecture, all 60k images)
+    and the ConvNeXt (all images, a ConvNeXt-T-like shape), 3 seeds each."""
+    from learnact.experiments import autoencoder, convnext
+
+    ae = autoencoder.make_config("gpu")
+    blog = autoencoder.make_config("blog")
+    assert (ae.channels, ae.latent, ae.train_limit, ae.test_limit) == (
+        blog.channels, blog.latent, None, None) and ae.seeds == [0, 1, 2]
+    cn = convnext.make_config("gpu")
+    assert cn.train_limit is None and cn.dims == [64, 128, 256] and cn.depths == [2, 2, 6]
+    assert cn.seeds == [0, 1, 2] and "ditac" in cn.acts
+    assert convnext.make_config("gpu", epochs=1).epochs == 1  # overrides still apply

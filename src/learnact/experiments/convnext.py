@@ -13,6 +13,7 @@ One CPU (``cpu`` preset: 5 activations x 2 seeds, 20k training images, 3 epochs)
 
 One GPU / N GPUs / several nodes (DDP; rank-offset batches; rank 0 writes)::
 
+    learnact train convnext --preset gpu --device cuda --compile
     learnact train convnext --device cuda --compile --train-limit 0
     torchrun --nproc_per_node=8 -m learnact train convnext --train-limit 0 --steps 20000
     torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 \\
@@ -120,6 +121,10 @@ class ConvNeXtConfig(RunOptions):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {},
+    # one GPU (learnact train convnext --preset gpu --device cuda --compile): a ConvNeXt-T-like
+    # shape at 28x28, all 60k images, 10 epochs, 3 seeds; not yet timed on a GPU
+    "gpu": {"seeds": [0, 1, 2], "dims": [64, 128, 256], "depths": [2, 2, 6], "batch_size": 256,
+            "epochs": 10, "train_limit": None},
     "tiny": {"acts": ["gelu", "hermite:degree=4"], "seeds": [0], "dims": [8, 16],
              "depths": [1, 1], "batch_size": 16, "epochs": 2, "train_limit": 160,
              "test_limit": 64},
