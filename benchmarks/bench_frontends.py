@@ -33,7 +33,7 @@ import learnact.keras as lk  # noqa: E402
 SPECS = ["hermite:degree=4", "hermite:degree=8", "hermite:degree=8,tails=linear",
          "hermite:degree=8,channels=768", "fourier:degree=4", "fourier:degree=8",
          "tropical:degree=4", "tropical:degree=8", "tropical_rational:degree=4", "rational",
-         "selu_variation"]
+         "selu_variation", "ditac", "ditac:channels=768", "ditac:lut=2048"]
 
 
 def _jax_step(spec: str):

@@ -294,3 +294,87 @@ def test_ditac_lookup_table_reads_the_exact_flow_on_its_grid():
     graphdef, params, rest = nnx.split(table, nnx.Param, ...)
     g = jax.grad(lambda p: nnx.merge(graphdef, p, rest)(x).sum())(params)
     assert float(jnp.abs(g["theta"][...]).max()) > 0
+
+
+def _flow_case(cells: int, scale: float, channels: int | None, seed: int):
+    """A field (a, b) of `cells` cells from theta ~ scale x the init prior, and u in [0, 1]
+    of shape (5, channels or 3, 40) (channels at dimension 1)."""
+    from learnact.core import cpab
+
+    rng = np.random.default_rng(seed)
+    B = np.asarray(cpab.basis(cells))
+    shape = (B.shape[1],) if channels is None else (channels, B.shape[1])
+    theta = scale * cpab.init_theta(cells, rng.standard_normal, shape)
+    A = (theta @ B.T).reshape(shape[:-1] + (cells, 2))
+    u = rng.uniform(0.0, 1.0, (5, channels or 3, 40))
+    return jnp.asarray(A[..., 0]), jnp.asarray(A[..., 1]), jnp.asarray(u), rng
+
+
+@pytest.mark.parametrize("cells,scale,channels", [(10, 1.0, None), (10, 4.0, None),
+                                                  (3, 2.0, None), (7, 3.0, 4), (10, 1.0, 4)])
+def test_ditac_flow_derivative_is_autodiff_of_the_closed_form(cells, scale, channels):
+    """The frontends' flow carries learnact.core.cpab.flow_vjp as its derivative: the same
+    first derivatives (u, a, b) as autodiff of the closed form and the same second ones
+    (grad of a gradient), shared and per-channel, from mild to strong fields (many cells
+    crossed), float64."""
+    from learnact.core import cpab
+    from learnact.jax.functional import _JNP, _cpab_flow
+
+    a, b, u, rng = _flow_case(cells, scale, channels, 0)
+    g = jnp.asarray(rng.standard_normal(u.shape))
+    w = jnp.asarray(rng.standard_normal(u.shape))
+
+    def plain(u, a, b):
+        return (cpab.flow(_JNP, u, a, b, cells, 3, 1) * g).sum()
+
+    def custom(u, a, b):
+        return (_cpab_flow(u, a, b, cells, 1) * g).sum()
+
+    want, got = jax.grad(plain, (0, 1, 2))(u, a, b), jax.grad(custom, (0, 1, 2))(u, a, b)
+    for x, y in zip(got, want):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12 * float(jnp.abs(y).max()))
+    assert float(jnp.abs(want[1]).max()) > 0 and float(jnp.abs(want[2]).max()) > 0
+
+    def second(f):
+        return jax.grad(lambda a, b: (jax.grad(f)(u, a, b) * w).sum(), (0, 1))(a, b)
+
+    for x, y in zip(second(custom), second(plain)):
+        np.testing.assert_allclose(x, y, rtol=1e-8, atol=1e-11 * float(jnp.abs(y).max()))
+    # the closed form itself against the independent per-point reference
+    from .references import _ditac_flow
+
+    T = cpab.flow(_JNP, u, a, b, cells, 3, 1)
+    for i, j, k in [(0, 0, 0), (1, 2, 5), (4, 1, 39), (2, 0, 17)]:
+        ch = j if channels is not None else None
+        aa = np.asarray(a if ch is None else a[ch])
+        bb = np.asarray(b if ch is None else b[ch])
+        assert abs(float(T[i, j, k]) - _ditac_flow(float(u[i, j, k]), aa, bb)) < 1e-10
+
+
+def test_ditac_flow_forward_mode_is_refused_clearly():
+    """The exact flow's derivative is a custom reverse-mode rule: forward mode (jvp, jacfwd,
+    hessian) raises JAX's own error instead of differentiating something else."""
+    a, b, u, _ = _flow_case(5, 1.0, None, 1)
+    from learnact.jax.functional import _cpab_flow
+
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(lambda u: _cpab_flow(u, a, b, 5, 1), (u,), (jnp.ones_like(u),))
+
+
+def test_materialize_is_the_identity_and_keeps_its_conditional():
+    """learnact._xla.materialize returns its arrays unchanged (NaN, inf, -0, ints, bools,
+    empty) and compiles to a conditional, which XLA does not fuse through (the speed of the
+    frontends' DiTAC rests on it; JAX drops a conditional with identical branches and XLA's
+    CPU pipeline expands optimization_barrier before fusion)."""
+    from learnact import _xla
+
+    vals = (jnp.array([np.nan, np.inf, -0.0, 1.5]), jnp.arange(4), jnp.array([True, False]),
+            jnp.zeros((0,)))
+    out = jax.jit(_xla.materialize)(vals[:3])
+    for x, y in zip(out, vals):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        assert x.dtype == y.dtype
+    assert _xla.materialize(vals[3:])[0].shape == (0,)
+    text = jax.jit(lambda t: _xla.materialize((t * 3.0,))[0] * 2.0).lower(
+        jnp.ones(8)).compile().as_text()
+    assert "conditional" in text

@@ -10,7 +10,7 @@ from keras import ops
 
 from .._frontend import FIXED_NAMES, from_spec, names
 from .._validate import check_choice, check_float, check_input_channels, check_int
-from ..core import surrogate
+from ..core import cpab, surrogate
 from ..core.families import family
 
 __all__ = ["Activation", "Fixed", "Hermite", "Fourier", "Tropical", "TropicalRational",
@@ -69,6 +69,31 @@ class _Ops:
 
     def matmul(self, x: Any, y: Any) -> Any:  # float32 on the PyTorch backend (DiTAC's B theta)
         return self._native("matmul", x, y)
+
+    @staticmethod
+    def materialize(arrays: tuple) -> tuple:
+        """On the JAX backend a fusion barrier (see learnact.jax.functional); else as is."""
+        if keras.backend.backend() == "jax":
+            from .. import _xla
+
+            return _xla.materialize(arrays)
+        return arrays
+
+    def cpab_flow(self, u: Any, a: Any, b: Any, cells: int, cd: int) -> Any:
+        """The CPAB flow with its analytic derivative (learnact.core.cpab.flow_vjp) on every
+        backend (``keras.ops.custom_gradient``): autodiff through the closed form's selects
+        costs ~70x its forward on XLA's CPU backend."""
+
+        @ops.custom_gradient
+        def f(u: Any, a: Any, b: Any) -> Any:
+            def grad(*args: Any, upstream: Any = None) -> Any:
+                if upstream is None:
+                    (upstream,) = args
+                return cpab.flow_vjp(self, upstream, u, a, b, cells, cd)
+
+            return cpab.flow(self, u, a, b, cells, len(u.shape), cd), grad
+
+        return f(u, a, b)
 
 
 _OPS = _Ops()
