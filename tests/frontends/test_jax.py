@@ -257,7 +257,7 @@ def test_ditac_prior_init_regularization_and_velocity():
     with pytest.raises(ValueError, match=r"lut must be an integer in \[2, 1048576\]"):
         lj.create("ditac:lut=1", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="prior must be one of"):
-        lj.create("ditac:prior=released", rngs=nnx.Rngs(0))
+        lj.create("ditac:prior=implicit", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="pass rngs"):
         lj.create("ditac")
     with pytest.raises(ValueError, match="a < b"):
@@ -378,3 +378,30 @@ def test_materialize_is_the_identity_and_keeps_its_conditional():
     text = jax.jit(lambda t: _xla.materialize((t * 3.0,))[0] * 2.0).lower(
         jnp.ones(8)).compile().as_text()
     assert "conditional" in text
+
+
+@pytest.mark.parametrize("spec,channels", [("ditac:cells=6", None), ("ditac:cells=5,lut=64", 3)])
+def test_ditac_released_prior_reproduces_the_released_update(spec, channels):
+    """prior="released": the same outputs as the explicit prior, no prior loss, and theta's
+    gradient d g + 2 lambda theta * colsum(P) while training; model.eval() restores g."""
+    kw = dict(channels=channels, param_dtype=jnp.float64, lambda_reg=0.3)
+    plain = lj.create(spec, rngs=nnx.Rngs(4), **kw)
+    rel = lj.create(spec + ",prior=released", rngs=nnx.Rngs(4), **kw)
+    x = jnp.asarray(np.random.default_rng(0).uniform(-1, 2.5, size=(9, 3)))
+    w = jnp.asarray(np.random.default_rng(1).normal(size=x.shape))
+    np.testing.assert_array_equal(np.asarray(rel(x)), np.asarray(plain(x)))
+    assert float(rel.prior_loss()) == 0.0 and float(lj.regularization(rel)) == 0.0
+    assert float(plain.prior_loss()) > 0
+
+    def theta_grad(m):
+        graphdef, params, rest = nnx.split(m, nnx.Param, ...)
+        return jax.grad(lambda p: (nnx.merge(graphdef, p, rest)(x) * w).sum())(
+            params)["theta"][...]
+
+    g = theta_grad(plain)
+    theta = np.asarray(plain.theta[...])
+    P = np.asarray(plain.precision[...])
+    want = theta.shape[-1] * np.asarray(g) + 2 * 0.3 * theta * P.sum(0)
+    np.testing.assert_allclose(theta_grad(rel), want, rtol=1e-12, atol=1e-14)
+    rel.eval()
+    np.testing.assert_allclose(theta_grad(rel), g, rtol=1e-12, atol=1e-14)

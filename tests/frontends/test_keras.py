@@ -180,7 +180,7 @@ def test_ditac_adds_its_prior_to_the_losses_and_round_trips(tmp_path):
                                keras.ops.convert_to_numpy(model(x)), rtol=0, atol=1e-13)
     assert keras.ops.convert_to_numpy(y).shape == (4, 3)
     with pytest.raises(ValueError, match="prior must be one of"):
-        lk.create("ditac:prior=released")
+        lk.create("ditac:prior=implicit")
     lut = lk.create("ditac:lut=64,cells=5", seed=4, dtype="float64")
     grid = -0.5 + 2.5 * np.arange(64) / 63
     ref = lk.create("ditac:cells=5", seed=4, dtype="float64")
@@ -189,7 +189,7 @@ def test_ditac_adds_its_prior_to_the_losses_and_round_trips(tmp_path):
                                keras.ops.convert_to_numpy(ref(grid)), rtol=0, atol=1e-12)
 
 
-def _value_and_grads(layer, x: np.ndarray, w: np.ndarray):
+def _value_and_grads(layer, x: np.ndarray, w: np.ndarray, training: bool | None = None):
     """sum(layer(x) w) and its gradients in x and the layer's trainable weights, by the
     backend's own autodiff (the layer's custom gradients included)."""
     backend = keras.backend.backend()
@@ -198,7 +198,7 @@ def _value_and_grads(layer, x: np.ndarray, w: np.ndarray):
 
         xv = tf.Variable(x)
         with tf.GradientTape() as tape:
-            y = tf.reduce_sum(layer(xv) * w)
+            y = tf.reduce_sum(layer(xv, training=training) * w)
         grads = tape.gradient(y, [xv, *layer.trainable_weights])
         return float(y), [np.asarray(g) for g in grads]
     import jax
@@ -208,7 +208,7 @@ def _value_and_grads(layer, x: np.ndarray, w: np.ndarray):
     ntv = [v.value for v in layer.non_trainable_weights]
 
     def f(x, tv):
-        return (layer.stateless_call(tv, ntv, x)[0] * w).sum()
+        return (layer.stateless_call(tv, ntv, x, training=training)[0] * w).sum()
 
     y, (gx, gt) = jax.value_and_grad(f, (0, 1))(x, tv)
     return float(y), [np.asarray(gx), *(np.asarray(g) for g in gt)]
@@ -248,3 +248,25 @@ def test_ditac_gradients_match_finite_differences(spec, channels):
     theta.assign(t0)
     np.testing.assert_allclose(gt, fdt, rtol=1e-5, atol=1e-6)
     assert np.abs(fdt).max() > 1e-3
+
+
+def test_ditac_released_prior_reproduces_the_released_update():
+    """prior="released": no prior loss; with training=True theta's gradient is
+    d g + 2 lambda theta * colsum(P); without it (inference) g."""
+    kw = dict(seed=4, dtype="float64", lambda_reg=0.3, channels=3)
+    plain = lk.create("ditac:cells=5", **kw)
+    rel = lk.create("ditac:cells=5,prior=released", **kw)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 2.5, size=(9, 3))
+    w = rng.normal(size=x.shape)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(rel(x)),
+                                  keras.ops.convert_to_numpy(plain(x)))
+    assert float(rel.prior_loss()) == 0.0 and not rel.losses
+    assert float(plain.prior_loss()) > 0
+    _, (_, g) = _value_and_grads(plain, x, w, training=True)
+    theta = keras.ops.convert_to_numpy(plain.theta)
+    P = np.asarray(plain._precision, dtype=np.float64)
+    want = theta.shape[-1] * g + 2 * 0.3 * theta * P.sum(0)
+    np.testing.assert_allclose(_value_and_grads(rel, x, w, training=True)[1][1], want,
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(_value_and_grads(rel, x, w)[1][1], g, rtol=1e-12, atol=1e-14)

@@ -229,8 +229,8 @@ class _DiTAC(Family):
     """DiTAC and its variants (they differ in the defaults of ``a`` and ``gate``): theta
     (d,) or (C, d) learns; the CPA basis B (2N, d) is a fixed buffer (from :func:`cpab.basis`,
     the same matrix as PyTorch's). Exact mode or the lookup table (``lut``, PyTorch's bin rule
-    and straight-through derivative); ``prior="released"`` is PyTorch's (a clear error
-    here)."""
+    and straight-through derivative); ``prior="released"``: the frontends apply
+    :meth:`released_gradient` to theta's gradient in training mode, as PyTorch's module."""
 
     inits = ("prior", "zeros")
 
@@ -256,7 +256,7 @@ class _DiTAC(Family):
         out["lambda_var"] = check_float("lambda_var", kw["lambda_var"], 0.0, lo_open=True)
         out["kernel"] = check_choice("kernel", kw["kernel"], cpab.KERNELS)
         out["alpha"] = check_float("alpha", kw["alpha"])
-        out["prior"] = check_choice("prior", kw["prior"], ("explicit",))
+        out["prior"] = check_choice("prior", kw["prior"], ("explicit", "released"))
         return out
 
     def tensors(self, kw):
@@ -290,6 +290,13 @@ class _DiTAC(Family):
         """The prior's precision, rounded through float32 as PyTorch's module keeps it."""
         return cpab.precision(kw["cells"], kw["lambda_smooth"], kw["lambda_var"],
                               kw["kernel"]).astype(np.float32)
+
+    @staticmethod
+    def released_gradient(xp, theta, g, P, lambda_reg: float):
+        """The released code's effective update of theta (``prior="released"``, training):
+        d g + 2 lambda_reg theta * colsum(P), d = theta's last size (its elementwise
+        ``P.mul(theta)`` broadcasts to (d, d) and autograd sums it back)."""
+        return theta.shape[-1] * g + 2.0 * lambda_reg * theta * xp.sum(P, axis=0)
 
     @staticmethod
     def prior_loss(xp, theta, P, lambda_reg: float):

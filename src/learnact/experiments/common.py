@@ -252,12 +252,16 @@ _BUILDERS = {
 }
 
 
-def model_filename(spec: str, **tags: Any) -> str:
-    """A file-system-safe name for (spec, tags), e.g. 'hermite_degree-8-s0.pt'."""
+def spec_slug(spec: str) -> str:
+    """A file-system-safe form of a spec, e.g. 'hermite_degree-8' for 'hermite:degree=8'."""
     import re
 
-    slug = re.sub(r"[^A-Za-z0-9.]+", "-", spec.replace(":", "_").replace("=", "-")).strip("-")
-    return slug + "".join(f"-{k}{v}" for k, v in tags.items()) + ".pt"
+    return re.sub(r"[^A-Za-z0-9.]+", "-", spec.replace(":", "_").replace("=", "-")).strip("-")
+
+
+def model_filename(spec: str, **tags: Any) -> str:
+    """A file-system-safe name for (spec, tags), e.g. 'hermite_degree-8-s0.pt'."""
+    return spec_slug(spec) + "".join(f"-{k}{v}" for k, v in tags.items()) + ".pt"
 
 
 def save_model(path: str | Path, model: torch.nn.Module, builder: str, kwargs: dict[str, Any],

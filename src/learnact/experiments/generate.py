@@ -29,7 +29,6 @@ draws z ~ N(0, I), the first seed's model, the same z for every activation) plus
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,12 +43,13 @@ from ..modules import FAMILIES
 from ..params import activation_parameters
 from ..registry import create, parse_spec
 from . import trainer
-from .common import Dist, RunDir, progress, require_plots, setup_distributed, teardown_distributed
+from .autoencoder import _batches
+from .common import (Dist, RunDir, progress, require_plots, setup_distributed, spec_slug,
+                     teardown_distributed)
 from .trainer import OptimConfig, Task
 
 __all__ = ["GenerateConfig", "VAE", "default_acts", "make_config", "run_generate", "nelbo"]
 
-log = logging.getLogger(__name__)
 LN2 = math.log(2.0)
 DIMS = 28 * 28
 
@@ -172,15 +172,11 @@ def pixel_baseline_bits(xtr: Tensor, xte_bin: Tensor) -> float:
 
 
 def make_task(cfg: GenerateConfig, xtr: Tensor, xte_bin: Tensor) -> Task:
-    steps = math.ceil(xtr.shape[0] / cfg.batch_size)
-
     def stream(seed: int, d: Dist):
         gen = torch.Generator().manual_seed(seed)
-        while True:
-            perm = torch.randperm(xtr.shape[0], generator=gen)
-            for i in range(steps):
-                xb = torch.bernoulli(xtr[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]],
-                                     generator=gen)
+        while True:  # shuffled epochs (this rank's share), each image binarised afresh
+            for b in _batches(xtr.shape[0], cfg.batch_size, gen, d):
+                xb = torch.bernoulli(xtr[b], generator=gen)
                 yield xb, xb
 
     def evaluate(model: nn.Module, d: Dist) -> dict[str, float]:
@@ -274,19 +270,13 @@ def run_generate(cfg: GenerateConfig) -> Path:
                     if seed == cfg.seeds[0] and not results["runs"][-1]["diverged"]:
                         imgs = samples(model)
                         grids[spec] = imgs
-                        _save_grid(imgs, run.path / f"samples-{_slug(spec)}.png", title=spec)
+                        _save_grid(imgs, run.path / f"samples-{spec_slug(spec)}.png", title=spec)
         if grids:
             _save_rows(grids, run.path / "samples.png")
         _write_report(run, results)
         return run.path
     finally:
         teardown_distributed(d)
-
-
-def _slug(spec: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9.]+", "-", spec.replace(":", "_").replace("=", "-")).strip("-")
 
 
 def _write_report(run: RunDir, results: dict[str, Any]) -> None:

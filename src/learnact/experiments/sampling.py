@@ -184,6 +184,18 @@ def _median(xs: list[float]) -> float:
     return float(statistics.median(xs)) if xs else float("nan")
 
 
+def _last(rs: list[dict[str, Any]], layers: list[str], key: str, agg=None) -> float:
+    """The median (or ``agg``) of ``key`` at the last epoch over runs rs and layers; key
+    "width" is q99 - q01, key "first_to_last_w1" is the per-layer drift."""
+    def value(r: dict[str, Any], l: str) -> float:
+        if key == "first_to_last_w1":
+            return r["layers"][l][key]
+        e = r["layers"][l]["epochs"][-1]
+        return e["q99"] - e["q01"] if key == "width" else e[key]
+
+    return (agg or _median)([value(r, l) for r in rs for l in layers])
+
+
 def _drift_verdict(moves: dict[float, float], seed_w: float) -> str:
     """Which learning rates move the sampled region more than two seeds differ."""
     if not np.isfinite(seed_w):
@@ -216,12 +228,10 @@ def write_summary(analysis: dict[str, Any], path: Path, command: str = "") -> st
         lines += [f"## `{act}` ({len(layers)} activation layers, learning rates "
                   f"{', '.join(f'{lr:g}' for lr in lrs)}, seeds {comp['seeds']})", ""]
         # Q1: where
-        widths = {lr: _median([r["layers"][l]["epochs"][-1]["q99"] - r["layers"][l]["epochs"][-1]["q01"]
-                               for r in finals[lr] for l in layers]) for lr in lrs}
-        outside = {lr: _mean([r["layers"][l]["epochs"][-1]["outside"] for r in finals[lr] for l in layers])
+        widths = {lr: _last(finals[lr], layers, "width") for lr in lrs}
+        outside = {lr: _last(finals[lr], layers, "outside", _mean)
                    for lr in lrs}
-        per_layer_w = [_median([r["layers"][l]["epochs"][-1]["q99"] - r["layers"][l]["epochs"][-1]["q01"]
-                                for r in mine]) for l in layers]
+        per_layer_w = [_last(mine, [l], "width") for l in layers]
         narrow, wide = int(np.nanargmin(per_layer_w)), int(np.nanargmax(per_layer_w))
         seed_w = _median([v["seed_w1"] for v in comp["layers"].values()])
         lr_w = _median([v["lr_w1"] for v in comp["layers"].values()])
@@ -245,7 +255,7 @@ def write_summary(analysis: dict[str, Any], path: Path, command: str = "") -> st
                if seed_w > 0 and lr_w > 0 else "no difference measured."),
             ""]
         # Q2: movement over epochs
-        moves = {lr: _median([r["layers"][l]["first_to_last_w1"] for r in finals[lr] for l in layers])
+        moves = {lr: _last(finals[lr], layers, "first_to_last_w1")
                  for lr in lrs}
         nep = len(mine[0]["layers"][layers[0]]["epochs"])
         lines += [
@@ -255,11 +265,11 @@ def write_summary(analysis: dict[str, Any], path: Path, command: str = "") -> st
             + f" (median over layers and seeds), against {_fmt(seed_w, 3)} between two seeds at "
             "the end: " + _drift_verdict(moves, seed_w), ""]
         # Q3: loss derivatives
-        meds = {lr: _median([r["layers"][l]["epochs"][-1]["median_abs"] for r in finals[lr] for l in layers])
+        meds = {lr: _last(finals[lr], layers, "median_abs")
                 for lr in lrs}
-        tails = {lr: _median([r["layers"][l]["epochs"][-1]["tail_decades"] for r in finals[lr] for l in layers])
+        tails = {lr: _last(finals[lr], layers, "tail_decades")
                  for lr in lrs}
-        zeros = {lr: _mean([r["layers"][l]["epochs"][-1]["zero_fraction"] for r in finals[lr] for l in layers])
+        zeros = {lr: _last(finals[lr], layers, "zero_fraction", _mean)
                  for lr in lrs}
         lines += [
             "**What do the loss derivatives look like?** At the last epoch the median non-zero "
@@ -277,12 +287,12 @@ def write_summary(analysis: dict[str, Any], path: Path, command: str = "") -> st
                   "|---|---|---:|---:|---:|---:|---:|"]
         for l in layers:
             r0 = finals[lrs[0]]
-            q01 = _median([r["layers"][l]["epochs"][-1]["q01"] for r in r0])
-            q99 = _median([r["layers"][l]["epochs"][-1]["q99"] for r in r0])
+            q01 = _last(r0, [l], "q01")
+            q99 = _last(r0, [l], "q99")
             c = comp["layers"][l]
-            mv = _median([r["layers"][l]["first_to_last_w1"] for r in mine])
-            gm = _median([r["layers"][l]["epochs"][-1]["median_abs"] for r in mine])
-            tl = _median([r["layers"][l]["epochs"][-1]["tail_decades"] for r in mine])
+            mv = _last(mine, [l], "first_to_last_w1")
+            gm = _last(mine, [l], "median_abs")
+            tl = _last(mine, [l], "tail_decades")
             lines.append(f"| `{l}` | [{_fmt(q01)}, {_fmt(q99)}] | {_fmt(c['seed_w1'], 3)} | "
                          f"{_fmt(c['lr_w1'], 3)} | {_fmt(mv, 3)} | {gm:.2e} | {_fmt(tl, 1)} |")
         lines.append("")
@@ -307,10 +317,10 @@ def plot_analysis(analysis: dict[str, Any], path: Path) -> Path:
         mine = [r for r in analysis["runs"] if r["act"] == act]
         for k, lr in enumerate(comp["lrs"]):
             rs = [r for r in mine if r["lr"] == lr]
-            lo = [_median([r["layers"][l]["epochs"][-1]["q01"] for r in rs]) for l in layers]
-            hi = [_median([r["layers"][l]["epochs"][-1]["q99"] for r in rs]) for l in layers]
+            lo = [_last(rs, [l], "q01") for l in layers]
+            hi = [_last(rs, [l], "q99") for l in layers]
             axes[row, 0].vlines(xs + 0.2 * (k - 1), lo, hi, colors=f"C{k}", lw=3, label=f"lr {lr:g}")
-            med = [_median([r["layers"][l]["epochs"][-1]["median_abs"] for r in rs]) for l in layers]
+            med = [_last(rs, [l], "median_abs") for l in layers]
             axes[row, 2].semilogy(xs, med, "o-", color=f"C{k}", label=f"lr {lr:g}")
         axes[row, 0].set_title(f"{act}: central 98% of inputs, last epoch", fontsize=9)
         axes[row, 0].legend(fontsize=7)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, ClassVar
 
 import jax
@@ -65,8 +67,11 @@ class Activation(nnx.Module):
         ct = compute_dtype(x.dtype)
         kw = dict(self.config)
         check_input_channels(x.shape, kw["channels"], kw["channel_dim"], type(self).__name__)
-        p = {n: getattr(self, n)[...].astype(ct) for n in self.tensor_names}
+        p = self._tensors(ct)
         return family(self.family).forward(_JNP, x.astype(ct), p, kw).astype(x.dtype)
+
+    def _tensors(self, ct: Any) -> dict[str, Any]:
+        return {n: getattr(self, n)[...].astype(ct) for n in self.tensor_names}
 
 
 class Hermite(Activation):
@@ -238,6 +243,11 @@ class DiTAC(Activation):
     :meth:`prior_loss` = lambda_reg theta^T P theta, summed over a model by
     :func:`regularization`. ``lut=n``: the lookup-table mode (PyTorch's bin rule and
     straight-through derivative; the table computed in the graph on every call).
+    ``prior="released"``: the released code's update instead of the explicit prior (theta's
+    gradient becomes d dL/dtheta + 2 lambda_reg theta * colsum(P) while the module trains,
+    i.e. until ``model.eval()`` sets ``deterministic``; :meth:`prior_loss` is then 0), for
+    reproducing published numbers. The exact flow's derivative is a custom reverse-mode rule:
+    ``jax.grad``/``vjp`` (and grad of grad) work, forward mode (``jvp``, ``jacfwd``) does not.
 
     Source: I. Chelly, S. E. Finder, S. Ifergane, O. Freifeld, "Trainable Highly-expressive
     Activation Functions", ECCV 2024 (arXiv:2407.07564).
@@ -257,10 +267,21 @@ class DiTAC(Activation):
                          alpha=alpha, prior=prior), param_dtype, rngs)
         self.precision = Buffer(jnp.asarray(family(self.family).precision(dict(self.config)),
                                             dtype=param_dtype))
+        self.deterministic = False  # training mode (nnx's model.eval() sets it)
+
+    def _tensors(self, ct: Any) -> dict[str, Any]:
+        p = super()._tensors(ct)
+        kw = dict(self.config)
+        if kw["prior"] == "released" and not self.deterministic:
+            p["theta"] = _released(p["theta"], self.precision[...].astype(ct), kw["lambda_reg"])
+        return p
 
     def prior_loss(self) -> Any:
-        """lambda_reg * theta^T P theta (summed over channels)."""
+        """lambda_reg * theta^T P theta (summed over channels); 0 with ``prior="released"``
+        (whose prior acts on the gradient)."""
         theta = self.theta[...]
+        if dict(self.config)["prior"] == "released":
+            return jnp.zeros((), theta.dtype)
         return family(self.family).prior_loss(jnp, theta, self.precision[...].astype(
             theta.dtype), dict(self.config)["lambda_reg"])
 
@@ -278,6 +299,25 @@ class DiTAC(Activation):
         u = jnp.where(inside, (x - a) / (b - a), 0.0)
         c = jnp.clip(jnp.floor(u * n), 0, n - 1).astype(jnp.int32)
         return jnp.where(inside, (b - a) * (A[c, 0] * u + A[c, 1]), 0.0)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _released(theta: Any, P: Any, lambda_reg: float) -> Any:
+    """theta itself; its gradient becomes the released code's update (core family's
+    ``released_gradient``)."""
+    return theta
+
+
+def _released_fwd(theta, P, lambda_reg):
+    return theta, (theta, P)
+
+
+def _released_bwd(lambda_reg, res, g):
+    theta, P = res
+    return family("ditac").released_gradient(jnp, theta, g, P, lambda_reg), jnp.zeros_like(P)
+
+
+_released.defvjp(_released_fwd, _released_bwd)
 
 
 class LeakyDiTAC(DiTAC):

@@ -134,14 +134,17 @@ class Activation(keras.layers.Layer):
     def channel_dim(self) -> int:
         return self._kw["channel_dim"]
 
-    def call(self, x: Any) -> Any:
+    def call(self, x: Any, training: bool | None = None) -> Any:
         dtype = keras.backend.standardize_dtype(x.dtype)
         ct = _compute_dtype(dtype)
         check_input_channels(tuple(x.shape), self._kw["channels"], self._kw["channel_dim"],
                              type(self).__name__)
-        p = {n: ops.cast(getattr(self, n), ct) for n in self._names}
+        p = self._tensors(ct, training)
         y = family(self.family).forward(_OPS, ops.cast(x, ct), p, self._kw)
         return ops.cast(y, dtype)
+
+    def _tensors(self, ct: str, training: bool | None) -> dict[str, Any]:
+        return {n: ops.cast(getattr(self, n), ct) for n in self._names}
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
@@ -328,6 +331,9 @@ class DiTAC(Activation):
     ``lambda_var``, ``kernel``: every call adds lambda_reg theta^T P theta to the layer's
     losses (``add_loss``: ``model.fit`` minimises it with the data loss). ``lut=n``: the
     lookup-table mode (PyTorch's bin rule and straight-through derivative).
+    ``prior="released"``: the released code's update instead (theta's gradient becomes
+    d dL/dtheta + 2 lambda_reg theta * colsum(P) in calls with ``training=True``, as
+    ``model.fit`` makes them; no loss is added), for reproducing published numbers.
 
     Source: I. Chelly, S. E. Finder, S. Ifergane, O. Freifeld, "Trainable Highly-expressive
     Activation Functions", ECCV 2024 (arXiv:2407.07564).
@@ -349,16 +355,38 @@ class DiTAC(Activation):
         self._precision = family(self.family).precision(self._kw)
 
     def prior_loss(self) -> Any:
-        """lambda_reg * theta^T P theta (summed over channels)."""
+        """lambda_reg * theta^T P theta (summed over channels); 0 with ``prior="released"``
+        (whose prior acts on the gradient)."""
         dtype = keras.backend.standardize_dtype(self.theta.dtype)
+        if self._kw["prior"] == "released":
+            return ops.zeros((), dtype)
         return family(self.family).prior_loss(
             _OPS, self.theta, ops.convert_to_tensor(self._precision, dtype=dtype),
             self._kw["lambda_reg"])
 
-    def call(self, x: Any) -> Any:
-        if self._kw["lambda_reg"] > 0:
+    def _tensors(self, ct: str, training: bool | None) -> dict[str, Any]:
+        p = super()._tensors(ct, training)
+        kw = self._kw
+        if kw["prior"] == "released" and training:
+            P = ops.convert_to_tensor(self._precision, dtype=ct)
+
+            @ops.custom_gradient
+            def released(theta: Any) -> Any:
+                def grad(*args: Any, upstream: Any = None) -> Any:
+                    if upstream is None:
+                        (upstream,) = args
+                    return family(self.family).released_gradient(_OPS, theta, upstream, P,
+                                                                 kw["lambda_reg"])
+
+                return theta + ops.zeros_like(theta), grad
+
+            p["theta"] = released(p["theta"])
+        return p
+
+    def call(self, x: Any, training: bool | None = None) -> Any:
+        if self._kw["lambda_reg"] > 0 and self._kw["prior"] == "explicit":
             self.add_loss(self.prior_loss())
-        return super().call(x)
+        return super().call(x, training=training)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
