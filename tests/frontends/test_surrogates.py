@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from flax import nnx
 
 import learnact.jax as lj
 import learnact.keras as lk
@@ -106,3 +107,78 @@ def test_keras_surrogate_round_trips(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "s.keras")
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
     assert loaded.layers[1].get_config()["steps"] == 4
+
+
+def _keras_grad_training(layer, x, w, training):
+    """d sum(layer(x, training) w)/dx on the running backend."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return np.asarray(jax.grad(lambda t: (layer(t, training=training) * w).sum())(
+            jnp.asarray(x)))
+    import tensorflow as tf
+
+    t = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        out = tf.reduce_sum(layer(t, training=training) * w)
+    return tape.gradient(out, t).numpy()
+
+
+# classical derivatives from their definitions (central differences of the float64 math
+# functions, away from the kinks) for noisy's base
+_BASES = {"relu": lambda x: max(x, 0.0), "silu": lambda x: x / (1 + math.exp(-x)),
+          "gelu": lambda x: 0.5 * x * (1 + math.erf(x / math.sqrt(2))), "tanh": math.tanh,
+          "elu": lambda x: x if x > 0 else math.expm1(x),
+          "softplus": lambda x: math.log1p(math.exp(x)),
+          "selu": lambda x: 1.0507009873554805 * (x if x > 0 else 1.6732632423543772
+                                                  * math.expm1(x))}
+
+
+@pytest.mark.parametrize("base", sorted(_BASES))
+def test_noisy_derivative(base):
+    """noisy: base's forward; backward base'(x) g without noise (JAX after eval(), Keras
+    outside training), base'(x) g u with u in [lower, upper] while training, the noise
+    changing from call to call (JAX: the module's key stream) and reproducible from the
+    seed."""
+    f = _BASES[base]
+    x = X[np.abs(X) > 0.05]  # off relu/elu/selu's kink
+    w = W[: x.size]
+    h = 1e-6
+    d = np.array([(f(v + h) - f(v - h)) / (2 * h) for v in x])
+    m = lj.create(f"noisy:base={base},lower=0.25,upper=0.75,seed=3")
+    np.testing.assert_allclose(np.asarray(m(jnp.asarray(x))), [f(v) for v in x], atol=1e-12)
+    # nnx.grad carries the module's key stream out of the trace (as for nnx.Dropout)
+    loss = nnx.grad(lambda m, t: (m(t) * w).sum(), argnums=1)
+    m = lj.create(f"noisy:base={base},lower=0.25,upper=0.75,seed=3")
+
+    def grad(t):
+        return loss(m, t)
+
+    g1, g2 = np.asarray(grad(jnp.asarray(x))), np.asarray(grad(jnp.asarray(x)))
+    live = np.abs(d * w) > 1e-9
+    for g in (g1, g2):
+        ratio = g[live] / (d * w)[live]
+        assert ratio.min() >= 0.25 - 1e-9 and ratio.max() <= 0.75 + 1e-9 and ratio.std() > 0.05
+    assert not np.allclose(g1, g2)  # a fresh key per call
+    again = lj.create(f"noisy:base={base},lower=0.25,upper=0.75,seed=3")
+    np.testing.assert_array_equal(np.asarray(loss(again, jnp.asarray(x))), g1)
+    m.eval()
+    np.testing.assert_allclose(np.asarray(grad(jnp.asarray(x))), d * w, rtol=1e-6, atol=1e-9)
+    layer = lk.create(f"noisy:base={base},lower=0.25,upper=0.75", seed=3, dtype="float64")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), [f(v) for v in x],
+                               atol=1e-12)
+    np.testing.assert_allclose(_keras_grad_training(layer, x, w, None), d * w, rtol=1e-6,
+                               atol=1e-9)
+    ratio = _keras_grad_training(layer, x, w, True)[live] / (d * w)[live]
+    assert ratio.min() >= 0.25 - 1e-9 and ratio.max() <= 0.75 + 1e-9 and ratio.std() > 0.05
+
+
+def test_noisy_errors_and_config():
+    with pytest.raises(ValueError, match="noisy needs lower <= upper"):
+        lj.create("noisy:lower=2,upper=1")
+    with pytest.raises(ValueError, match="base must be one of"):
+        lk.create("noisy:base=hermite")
+    assert "noisy" in lj.available(False) and "noisy" in lk.available(False)
+    layer = lk.create("noisy:base=silu,lower=0.1,upper=0.2", seed=7)
+    again = lk.NoisyDerivative.from_config(layer.get_config())
+    assert (again.base, again.lower, again.upper, again.seed) == ("silu", 0.1, 0.2, 7)

@@ -4,19 +4,25 @@ r"""Surrogate-derivative activations: a fixed forward with a declared derivative
   derivative k sum_j sigma'(k (x - b_j)/w), b_j = (j - n/2) w (the smooth staircase's);
 * Cantor staircase of depth n on [lo, hi] (2^n flat steps); declared derivative 0 (cantor)
   or 1 (cantor2, straight through);
-* left_right: ReLU forward; backward grad where grad < 0, grad [x > 0] elsewhere.
+* left_right: ReLU forward; backward grad where grad < 0, grad [x > 0] elsewhere;
+* noisy: a classical activation's forward; backward grad f'(x) u, u ~ U(lower, upper) per
+  element while training (the frontends draw u; :func:`fixed_derivative` gives f').
 
 The forward formulas are written against an array namespace (numpy, jax.numpy, keras.ops).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .._validate import check_float, check_int
 
 __all__ = ["staircase", "staircase_derivative", "cantor_staircase", "left_right_backward",
-           "DEFAULTS", "check", "forward", "backward"]
+           "fixed_derivative", "check_noisy", "DEFAULTS", "check", "forward", "backward"]
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def staircase(xp: Any, x: Any, steps: int, width: float) -> Any:
@@ -53,6 +59,54 @@ def cantor_staircase(xp: Any, x: Any, depth: int, lo: float, hi: float) -> Any:
 def left_right_backward(xp: Any, x: Any, g: Any) -> Any:
     """grad where grad < 0 (the right derivative 1), grad [x > 0] elsewhere."""
     return xp.where(g < 0, g, xp.where(x > 0, g, xp.zeros_like(g)))
+
+
+def fixed_derivative(xp: Any, name: str, x: Any, approximate: str = "none",
+                     negative_slope: float = 0.01) -> Any:
+    """f'(x) of a classical activation by its PyTorch name, as PyTorch's backward computes
+    it (relu' = [x > 0]; softplus' = 1 above its threshold 20; gelu exact or "tanh")."""
+    one, zero = xp.ones_like(x), xp.zeros_like(x)
+    pos = x > 0
+    if name == "identity":
+        return one
+    if name == "relu":
+        return xp.where(pos, one, zero)
+    if name == "leaky_relu":
+        return xp.where(pos, one, zero + negative_slope)
+    if name == "elu":
+        return xp.where(pos, one, xp.exp(xp.minimum(x, zero)))
+    if name == "selu":
+        return _SELU_SCALE * xp.where(pos, one, _SELU_ALPHA * xp.exp(xp.minimum(x, zero)))
+    if name in ("sigmoid", "silu", "softplus"):
+        s = 1.0 / (1.0 + xp.exp(-x))
+        if name == "sigmoid":
+            return s * (1.0 - s)
+        if name == "silu":
+            return s * (1.0 + x * (1.0 - s))
+        return xp.where(x > 20.0, one, s)
+    if name == "tanh":
+        t = xp.tanh(x)
+        return 1.0 - t * t
+    if name == "gelu":
+        if approximate == "tanh":
+            k = math.sqrt(2.0 / math.pi)
+            t = xp.tanh(k * (x + 0.044715 * x * x * x))
+            return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3 * 0.044715 * x * x)
+        return (0.5 + 0.5 * xp.erf(x * (1.0 / math.sqrt(2.0)))
+                + x * xp.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi)))
+    raise ValueError(f"no derivative for activation {name!r}")
+
+
+def check_noisy(base: str, lower: float, upper: float, fixed_names: tuple[str, ...]
+                ) -> tuple[str, float, float]:
+    """noisy's arguments (PyTorch's messages; ``base`` one of the classical activations)."""
+    if base not in fixed_names:
+        raise ValueError(f"noisy: base must be one of {', '.join(fixed_names)} in the JAX and "
+                         f"Keras frontends (PyTorch's takes any spec), got {base!r}")
+    lower, upper = check_float("lower", lower), check_float("upper", upper)
+    if lower > upper:
+        raise ValueError(f"noisy needs lower <= upper, got lower={lower}, upper={upper}")
+    return base, lower, upper
 
 
 # --- what the JAX and Keras frontends build: checks, forward, declared backward -------------

@@ -27,11 +27,11 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised without jax i
 
 from . import functional
 from .modules import (Activation, Cantor, Cantor2, DiTAC, Fixed, Fourier, GEDiTAC, Hermite,
-                      LeakyDiTAC, LeftRight, Perlin, Rational, SELUVariation, Staircase,
+                      LeakyDiTAC, LeftRight, NoisyDerivative, Perlin, Rational, SELUVariation, Staircase,
                       SurrogateActivation, Tropical, TropicalRational, available, create,
                       parameters, regularization)
 
 __all__ = ["functional", "Activation", "Fixed", "Hermite", "Fourier", "Tropical",
            "TropicalRational", "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC",
-           "GEDiTAC", "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight",
+           "GEDiTAC", "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight", "NoisyDerivative",
            "create", "available", "parameters", "regularization"]

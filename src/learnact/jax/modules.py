@@ -12,7 +12,7 @@ import numpy as np
 from flax import nnx
 
 from .._frontend import FIXED_NAMES, from_spec, names
-from .._validate import check_choice, check_float, check_input_channels
+from .._validate import check_choice, check_float, check_input_channels, check_int
 from ..core import surrogate
 from ..core.families import family
 from .functional import _JNP, compute_dtype
@@ -20,6 +20,7 @@ from .functional import _JNP, compute_dtype
 __all__ = ["Activation", "Buffer", "Fixed", "Hermite", "Fourier", "Tropical",
            "TropicalRational", "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC",
            "GEDiTAC", "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight",
+           "NoisyDerivative",
            "create", "available", "parameters", "regularization"]
 
 
@@ -420,6 +421,54 @@ class LeftRight(SurrogateActivation):
         self._build({})
 
 
+class NoisyDerivative(nnx.Module):
+    r"""A classical activation's forward with a noisy derivative.
+
+    forward: base(x) (default ReLU). backward while training: grad * base'(x) * u,
+    u ~ U(lower, upper) per element (the RReLU idea applied to the derivative instead of the
+    function); after ``model.eval()`` (``deterministic``): grad * base'(x). Not the true
+    gradient in training. Args: ``base`` (a classical activation's name, default "relu"),
+    ``lower`` <= ``upper`` (0.5, 1.5), ``seed`` (the noise's key stream, an ``nnx.Rngs``
+    kept in the module: each call draws the next key); ``channels``/``channel_dim`` ignored.
+    As PyTorch's ``noisy`` (whose base may be any spec).
+    """
+
+    name = "noisy"
+
+    def __init__(self, base: str = "relu", lower: float = 0.5, upper: float = 1.5,
+                 channels: int | None = None, channel_dim: int = -1, seed: int = 0) -> None:
+        self.base, self.lower, self.upper = surrogate.check_noisy(base, lower, upper,
+                                                                  FIXED_NAMES)
+        self.fn = Fixed(self.base)
+        self.rngs = nnx.Rngs(noise=check_int("seed", seed, 0))
+        self.deterministic = False
+
+    def __call__(self, x: Any) -> Any:
+        x = jnp.asarray(x)
+        ct = compute_dtype(x.dtype)
+        t = x.astype(ct)
+        u = (jnp.ones_like(t) if self.deterministic else
+             jax.random.uniform(self.rngs.noise(), t.shape, ct, self.lower, self.upper))
+        return _noisy(t, u, self.base).astype(x.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _noisy(x: Any, u: Any, base: str) -> Any:
+    return Fixed(base)(x)
+
+
+def _noisy_fwd(x, u, base):
+    return _noisy(x, u, base), (x, u)
+
+
+def _noisy_bwd(base, res, g):
+    x, u = res
+    return g * surrogate.fixed_derivative(_JNP, base, x) * u, jnp.zeros_like(u)
+
+
+_noisy.defvjp(_noisy_fwd, _noisy_bwd)
+
+
 def _gelu(x: Any, approximate: str) -> Any:
     return jax.nn.gelu(x, approximate=approximate == "tanh")
 
@@ -457,7 +506,7 @@ _CLASSES: dict[str, type] = {c.family: c for c in (
     GEDiTAC)}
 #: the surrogate-derivative activations (not learnable: ``available(learnable=False)``)
 _SURROGATES: dict[str, type] = {c.name: c for c in (
-    Staircase, Cantor, Cantor2, LeftRight)} | {"perlin": Perlin}
+    Staircase, Cantor, Cantor2, LeftRight, NoisyDerivative)} | {"perlin": Perlin}
 
 
 def available(learnable: bool | None = None) -> list[str]:

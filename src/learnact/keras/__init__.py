@@ -26,10 +26,11 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised without keras
     raise ImportError("learnact.keras needs Keras 3: pip install 'learnact[keras]'") from exc
 
 from .layers import (Activation, Cantor, Cantor2, DiTAC, Fixed, Fourier, GEDiTAC, Hermite,
-                     LeakyDiTAC, LeftRight, Perlin, Rational, SELUVariation, Staircase,
-                     SurrogateActivation, Tropical, TropicalRational, available, create)
+                     LeakyDiTAC, LeftRight, NoisyDerivative, Perlin, Rational, SELUVariation,
+                     Staircase, SurrogateActivation, Tropical, TropicalRational, available,
+                     create)
 
 __all__ = ["Activation", "Fixed", "Hermite", "Fourier", "Tropical", "TropicalRational",
            "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC", "GEDiTAC",
-           "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight", "create",
-           "available"]
+           "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight",
+           "NoisyDerivative", "create", "available"]

@@ -33,8 +33,8 @@ class _Values:
 
 class _Ops:
     """``keras.ops`` for the core's formulas, except where Keras' type promotion drops float64:
-    on the JAX and PyTorch backends ``sin``/``cos``/``floor`` (JAX) and ``minimum``/``maximum``/
-    ``matmul`` (PyTorch) return float32 for float64 tensors (keras.src.backend.common.dtypes
+    on the JAX and PyTorch backends ``sin``/``cos``/``floor``/``tanh`` (JAX) and
+    ``minimum``/``maximum``/``matmul`` (PyTorch) return float32 for float64 tensors (keras.src.backend.common.dtypes
     maps float64 to float32 outside TensorFlow), which would cost float64 layers eight
     digits. For float64 tensors those go to the backend's own function."""
 
@@ -60,6 +60,9 @@ class _Ops:
 
     def floor(self, x: Any) -> Any:
         return self._native("floor", x)
+
+    def tanh(self, x: Any) -> Any:
+        return self._native("tanh", x)
 
     def minimum(self, x: Any, y: Any) -> Any:
         return self._native("minimum", x, y)
@@ -490,6 +493,58 @@ class LeftRight(SurrogateActivation):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class NoisyDerivative(keras.layers.Layer):
+    r"""A classical activation's forward with a noisy derivative.
+
+    forward: base(x) (default ReLU). backward in calls with ``training=True`` (as
+    ``model.fit`` makes them): grad * base'(x) * u, u ~ U(lower, upper) per element (the RReLU
+    idea applied to the derivative instead of the function); otherwise grad * base'(x). Not
+    the true gradient in training. Args: ``base`` (a classical activation's name, default
+    "relu"), ``lower`` <= ``upper`` (0.5, 1.5), ``seed`` (the noise's ``SeedGenerator``);
+    ``channels``/``channel_dim`` ignored. As PyTorch's ``noisy`` (whose base may be any spec).
+    """
+
+    kind = "noisy"
+
+    def __init__(self, base: str = "relu", lower: float = 0.5, upper: float = 1.5,
+                 channels: int | None = None, channel_dim: int = -1, seed: int | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.base, self.lower, self.upper = surrogate.check_noisy(base, lower, upper,
+                                                                  FIXED_NAMES)
+        self.seed = None if seed is None else check_int("seed", seed, 0)
+        self.fn = Fixed(self.base, dtype=self.dtype_policy)  # the layer's dtype, not float32
+        self.noise = keras.random.SeedGenerator(self.seed)
+
+    def call(self, x: Any, training: bool | None = None) -> Any:
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        ct = _compute_dtype(dtype)
+        t = ops.cast(x, ct)
+        u = (keras.random.uniform(ops.shape(t), self.lower, self.upper, dtype=ct,
+                                  seed=self.noise) if training else ops.ones_like(t))
+        base, fn = self.base, self.fn
+
+        @ops.custom_gradient
+        def f(t: Any, u: Any) -> Any:
+            def grad(*args: Any, upstream: Any = None) -> Any:
+                if upstream is None:
+                    (upstream,) = args
+                return (upstream * surrogate.fixed_derivative(_OPS, base, t) * u,
+                        ops.zeros_like(u))
+
+            return fn(t), grad
+
+        return ops.cast(f(t, u), dtype)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"base": self.base, "lower": self.lower,
+                                       "upper": self.upper, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class Fixed(keras.layers.Layer):
     """A classical (parameter-free) activation by its PyTorch name, for baselines:
     identity, relu, silu, tanh, sigmoid, softplus, selu, elu, leaky_relu (``negative_slope``),
@@ -513,7 +568,7 @@ class Fixed(keras.layers.Layer):
             return ops.leaky_relu(x, negative_slope=self.negative_slope)
         if self.kind == "identity":
             return x
-        return getattr(ops, self.kind)(x)
+        return getattr(_OPS, self.kind)(x)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
@@ -528,7 +583,7 @@ _CLASSES: dict[str, type] = {c.family: c for c in (
     GEDiTAC)}
 #: the surrogate-derivative activations (not learnable: ``available(learnable=False)``)
 _SURROGATES: dict[str, type] = {c.kind: c for c in (
-    Staircase, Cantor, Cantor2, LeftRight)} | {"perlin": Perlin}
+    Staircase, Cantor, Cantor2, LeftRight, NoisyDerivative)} | {"perlin": Perlin}
 
 
 def available(learnable: bool | None = None) -> list[str]:
