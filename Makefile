@@ -108,7 +108,7 @@ atlas-shots: setup browser
 	$(PY) benchmarks/gallery.py --only atlas-page
 
 # every figure of docs/gallery.md from real runs (~8 min; ARGS=--full adds the long runs)
-gallery: setup data browser compiler
+gallery: setup data browser compiler $(DVENV)/.installed
 	$(PY) benchmarks/gallery.py $(ARGS)
 
 clean:

@@ -72,6 +72,11 @@ def groups(runs: Path) -> dict[str, list[tuple[list[str], dict[str, str]]]]:
                    "1250x1400", "--query", ATLAS_TRAIN], {}),
             (la + ["atlas", "serve", "--screenshot", str(DOCS / "atlas-serve.png"), "--window", "1250x1100"], {}),
         ],
+        # this site's front page and family-choice table (make docs builds build/site)
+        "docs-site": [
+            ([str(ROOT / ".venv-docs" / "bin" / "mkdocs"), "build", "--strict"], {}),
+            ([sys.executable, str(ROOT / "benchmarks" / "docs_shots.py")], {}),
+        ],
     }
     full = {
         "main": [(la + ["bench", "autoencoder", "--preset", "main", "--out", str(runs / "main")],
@@ -113,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         runs.mkdir(parents=True, exist_ok=True)
     for name, steps in todo.items():
         for cmd, figures in steps:
-            shown = " ".join(shlex.quote(c) for c in cmd).replace(f"{sys.executable} -m learnact", "learnact")
+            shown = " ".join(shlex.quote(c) for c in cmd).replace(
+                f"{sys.executable} -m learnact", "learnact").replace(f"{ROOT}/", "")
             print(f"[{name}] {shown}", flush=True)
             if args.dry_run:
                 continue
-            if cmd[3] in ("bench", "train"):  # a fresh run in our own folder under --runs
+            if cmd[3:4] in (["bench"], ["train"]):  # a fresh run in our own folder under --runs
                 out = Path(cmd[cmd.index("--out") + 1])
                 if out.exists():
                     shutil.rmtree(out)
