@@ -26,12 +26,14 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised without jax i
     raise ImportError("learnact.jax needs jax and flax: pip install 'learnact[jax]'") from exc
 
 from . import functional
+from .fit import FitReport, fit
 from .modules import (Activation, Cantor, Cantor2, DiTAC, Fixed, Fourier, GEDiTAC, Hermite,
-                      LeakyDiTAC, LeftRight, NoisyDerivative, Perlin, Rational, SELUVariation, Staircase,
-                      SurrogateActivation, Tropical, TropicalRational, available, create,
-                      parameters, regularization)
+                      LeakyDiTAC, LeftRight, NoisyDerivative, Perlin, Rational, SELUVariation,
+                      Staircase, SurrogateActivation, Tropical, TropicalRational, available,
+                      create, parameters, regularization)
 
 __all__ = ["functional", "Activation", "Fixed", "Hermite", "Fourier", "Tropical",
            "TropicalRational", "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC",
-           "GEDiTAC", "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight", "NoisyDerivative",
-           "create", "available", "parameters", "regularization"]
+           "GEDiTAC", "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight",
+           "NoisyDerivative", "create", "available", "parameters", "regularization", "fit",
+           "FitReport"]
