@@ -419,8 +419,9 @@ def test_fit_hermite_reaches_the_least_squares_solution():
     He = np.stack([np.polynomial.hermite_e.hermeval(z, np.eye(K)[k]) / math.factorial(k)
                    for k in range(K)], 1)
     dHe = np.concatenate([np.zeros((z.size, 1)), He[:, :-1]], 1)  # h_k' = h_{k-1}
-    gelu = 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
-    dgelu = 0.5 * (1 + np.vectorize(math.erf)(z / math.sqrt(2))) + z * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
+    gelu = z * cdf
+    dgelu = cdf + z * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
     sw = np.sqrt(w)[:, None]
     A = np.concatenate([He * sw, dHe * sw])
     b = np.concatenate([gelu * sw[:, 0], dgelu * sw[:, 0]])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-
 from typing import Any, ClassVar
 
 import jax
@@ -439,7 +438,6 @@ class NoisyDerivative(nnx.Module):
                  channels: int | None = None, channel_dim: int = -1, seed: int = 0) -> None:
         self.base, self.lower, self.upper = surrogate.check_noisy(base, lower, upper,
                                                                   FIXED_NAMES)
-        self.fn = Fixed(self.base)
         self.rngs = nnx.Rngs(noise=check_int("seed", seed, 0))
         self.deterministic = False
 

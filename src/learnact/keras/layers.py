@@ -34,9 +34,10 @@ class _Values:
 class _Ops:
     """``keras.ops`` for the core's formulas, except where Keras' type promotion drops float64:
     on the JAX and PyTorch backends ``sin``/``cos``/``floor``/``tanh`` (JAX) and
-    ``minimum``/``maximum``/``matmul`` (PyTorch) return float32 for float64 tensors (keras.src.backend.common.dtypes
-    maps float64 to float32 outside TensorFlow), which would cost float64 layers eight
-    digits. For float64 tensors those go to the backend's own function."""
+    ``minimum``/``maximum``/``matmul`` (PyTorch) return float32 for float64 tensors
+    (keras.src.backend.common.dtypes maps float64 to float32 outside TensorFlow), which would
+    cost float64 layers eight digits. For float64 tensors those go to the backend's own
+    function."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(ops, name)
@@ -75,7 +76,8 @@ class _Ops:
 
     @staticmethod
     def materialize(arrays: tuple) -> tuple:
-        """On the JAX backend a fusion barrier (see learnact.jax.functional); else as is."""
+        """On the JAX backend the arrays computed once before their consumers
+        (learnact._xla.materialize: XLA would fuse them into each); else as is."""
         if keras.backend.backend() == "jax":
             from .. import _xla
 
