@@ -92,15 +92,16 @@ def test_steady_malloc_reuses_memory_and_labels_rows() -> None:
     assert applied == (platform.system() == "Linux")
     if applied:
         faults = []
-        for _ in range(12):
+        for _ in range(24):
             before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             torch.empty(3 << 20).fill_(1.0)  # 12 MB: 3072 pages if freshly mapped
             faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-        # the heap may still grow once or twice (seen: [2988, 0, 3072, 0, ...]; a CI run saw
-        # one late fault of ~2700 pages), but most calls reuse pages: fresh pages would fault
-        # ~3072 times every call
-        assert sum(f > 1000 for f in faults) <= 3, faults
-        assert sorted(faults)[len(faults) // 2] < 300, faults
+        # the heap may grow during the first calls (seen: [2988, 0, 3072, 0, ...] and, in a
+        # full CI run, [0, 1457, 3072, 3072, 3072, 0, ...]) and once more late (~2700 pages),
+        # but then calls reuse pages: fresh pages would fault ~3072 times on every call
+        late = faults[12:]
+        assert sum(f > 1000 for f in late) <= 2, faults
+        assert sorted(late)[len(late) // 2] < 300, faults
     rows = benchmark_ops(["ditac:lut=16"], shape=(4, 8), runs=2, warmup=1, backends=["eager"],
                          threads=None, progress=False, malloc="steady")
     assert rows[0].malloc == ("steady" if applied else "default")
