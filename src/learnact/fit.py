@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .core.quadrature import fit_domain
 from .modules.base import LearnableActivation
 from .registry import create
 
@@ -122,15 +123,8 @@ def report_range(domain: Any, sigma: float = 1.0) -> tuple[float, float] | None:
 
 def domain_points(domain: Any, *, sigma: float = 1.0, points: int | None = None,
                   max_points: int = 20000, seed: int = 0) -> tuple[Tensor, Tensor, str]:
-    """(points, weights summing to 1, description) of a fitting domain, float64."""
-    if isinstance(domain, str):
-        if domain != "normal":
-            raise ValueError(f"domain must be 'normal', an interval (lo, hi) or a tensor of "
-                             f"samples, got {domain!r}")
-        n = points or 120
-        z, w = np.polynomial.hermite_e.hermegauss(n)
-        x = torch.from_numpy(z * sigma)
-        return x, torch.from_numpy(w / w.sum()), f"N(0, {sigma:g}^2)"
+    """(points, weights summing to 1, description) of a fitting domain, float64: "normal" and
+    intervals by :func:`learnact.core.quadrature.fit_domain`, a tensor of samples here."""
     if isinstance(domain, Tensor):
         s = domain.detach().reshape(-1).to(torch.float64).cpu()
         s = s[torch.isfinite(s)]
@@ -147,16 +141,8 @@ def domain_points(domain: Any, *, sigma: float = 1.0, points: int | None = None,
             keep = torch.randperm(s.numel(), generator=g)[: max_points - 2]
             s = torch.cat([s[keep], s.min().reshape(1), s.max().reshape(1)])
         return s, torch.full_like(s, 1.0 / s.numel()), f"empirical ({domain.numel()} samples)"
-    if isinstance(domain, (tuple, list)) and len(domain) == 2:
-        lo, hi = float(domain[0]), float(domain[1])
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"domain interval must satisfy lo < hi (finite), got {domain!r}")
-        n = points or 400
-        gx, gw = np.polynomial.legendre.leggauss(n)
-        x = torch.from_numpy((gx + 1) * (hi - lo) / 2 + lo)
-        return x, torch.from_numpy(gw / gw.sum()), f"U[{lo:g}, {hi:g}]"
-    raise ValueError(f"domain must be 'normal', an interval (lo, hi) or a tensor of samples, "
-                     f"got {type(domain).__name__}")
+    x, w, desc = fit_domain(domain, sigma, points, samples="a tensor of samples")
+    return torch.from_numpy(x), torch.from_numpy(w), desc
 
 
 # ------------------------------------------------------------------------------------------

@@ -320,8 +320,8 @@ def flow_vjp(xp: Any, g: Any, u: Any, a: Any, b: Any, cells: int, cd: int = -1,
     closed form's derivatives (PyTorch's ``_table_terms``): the last cell's
     dT/db_m = t_m E, dT/da_m = t_m^2 E'(t_m a_m) v_m + x_m t_m E; every crossed time (t0 and
     the full cells' tau_j) enters with -v(T); t0's own derivatives in the first cell's a, b.
-    Per-cell sums by one ``segment_sum`` (the crossed tau_j as a difference array: each
-    element adds to a run of cells). Written in differentiable operations of (u, a, b), so
+    Per-cell sums by ``segment_sum`` (six 1-D sums over two index arrays; the crossed tau_j
+    as a difference array: each element adds to a run of cells). Written in differentiable operations of (u, a, b), so
     this product can itself be differentiated (second derivatives)."""
     n, nd = cells, len(u.shape)
     per_channel = len(a.shape) == 2

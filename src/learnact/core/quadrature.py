@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Moments", "panel_nodes", "expectations", "unit_scale_offset", "HALF_WIDTH"]
+__all__ = ["Moments", "panel_nodes", "expectations", "unit_scale_offset", "fit_domain",
+           "HALF_WIDTH"]
 
 HALF_WIDTH = 12.0
 _PANEL = 0.5
@@ -85,3 +86,26 @@ def unit_scale_offset(m: Any) -> tuple[float, float]:
     var = float(m.second) - float(m.mean) ** 2
     t = -s * float(m.mean) + math.sqrt(max(0.0, 1.0 - s * s * var))
     return s, t
+
+
+def fit_domain(domain: Any, sigma: float = 1.0, points: int | None = None,
+               samples: str = "an array of samples") -> tuple[np.ndarray, np.ndarray, str]:
+    """(points, weights summing to 1, description) of a fitting domain given as ``"normal"``
+    (Gauss-Hermite nodes of N(0, sigma^2), 120 by default) or an interval ``(lo, hi)``
+    (Gauss-Legendre, uniform weight, 400), float64; the fits of every frontend use it (observed
+    samples, their third kind of domain, each frontend reads itself: ``samples`` names them in
+    the error)."""
+    if isinstance(domain, str):
+        if domain != "normal":
+            raise ValueError(f"domain must be 'normal', an interval (lo, hi) or {samples}, "
+                             f"got {domain!r}")
+        z, w = np.polynomial.hermite_e.hermegauss(points or 120)
+        return z * sigma, w / w.sum(), f"N(0, {sigma:g}^2)"
+    if isinstance(domain, (tuple, list)) and len(domain) == 2:
+        lo, hi = float(domain[0]), float(domain[1])
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"domain interval must satisfy lo < hi (finite), got {domain!r}")
+        gx, gw = np.polynomial.legendre.leggauss(points or 400)
+        return (gx + 1) * (hi - lo) / 2 + lo, gw / gw.sum(), f"U[{lo:g}, {hi:g}]"
+    raise ValueError(f"domain must be 'normal', an interval (lo, hi) or {samples}, got "
+                     f"{type(domain).__name__}")

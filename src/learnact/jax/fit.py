@@ -29,6 +29,7 @@ from flax import nnx
 
 from .._frontend import FIXED_NAMES
 from .._validate import check_float, check_int
+from ..core.quadrature import fit_domain
 
 __all__ = ["FitReport", "fit", "domain_points"]
 
@@ -54,19 +55,10 @@ class FitReport:
 
 def domain_points(domain: Any, sigma: float = 1.0, points: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray, str]:
-    """(points, weights summing to 1, description) of a fitting domain, float64 numpy."""
-    if isinstance(domain, str):
-        if domain != "normal":
-            raise ValueError(f"domain must be 'normal', an interval (lo, hi) or an array of "
-                             f"samples, got {domain!r}")
-        z, w = np.polynomial.hermite_e.hermegauss(points or 120)
-        return z * sigma, w / w.sum(), f"N(0, {sigma:g}^2)"
-    if isinstance(domain, (tuple, list)) and len(domain) == 2:
-        lo, hi = float(domain[0]), float(domain[1])
-        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-            raise ValueError(f"domain interval must satisfy lo < hi (finite), got {domain!r}")
-        gx, gw = np.polynomial.legendre.leggauss(points or 400)
-        return (gx + 1) * (hi - lo) / 2 + lo, gw / gw.sum(), f"U[{lo:g}, {hi:g}]"
+    """(points, weights summing to 1, description) of a fitting domain, float64 numpy:
+    "normal" and intervals by :func:`learnact.core.quadrature.fit_domain`, samples here."""
+    if isinstance(domain, str) or (isinstance(domain, (tuple, list)) and len(domain) == 2):
+        return fit_domain(domain, sigma, points)
     s = np.asarray(domain, dtype=np.float64).reshape(-1)
     s = s[np.isfinite(s)]
     if s.size == 0 or not s.max() - s.min() > 1e-9 * max(1.0, float(np.abs(s).max())):
@@ -99,10 +91,10 @@ def fit(module: nnx.Module, target: Any, *, domain: Any = "normal", sigma: float
     dw = check_float("derivative_weight", derivative_weight, 0.0)
     steps = check_int("steps", steps, 1)
     graphdef, params, rest = nnx.split(module, nnx.Param, ...)
-    if not jax.tree_util.tree_leaves(params):
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
         raise ValueError(f"fit: {type(module).__name__} has no trainable parameters")
     fn = _target_fn(target)
-    leaves = jax.tree_util.tree_leaves(params)
     dtype = jnp.result_type(*leaves)
     x_np, w_np, desc = domain_points(domain, sigma, points)
     x, w = jnp.asarray(x_np, dtype), jnp.asarray(w_np, dtype)
