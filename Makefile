@@ -56,10 +56,11 @@ data:
 browser:
 	@$(call apt_unless,chromium chromium-driver,command -v chromedriver >/dev/null && command -v chromium >/dev/null)
 
-# a C compiler for the native CPU kernels (ops/native/, built on first use; without one the
-# ops fall back to PyTorch, and the tests that check the native path would fail)
+# C and C++ compilers for the native CPU kernels (ops/native/ for PyTorch, xla_native/ for
+# JAX; built on first use; without them the ops fall back to PyTorch or jax.numpy, and the
+# tests that check the native paths would fail)
 compiler:
-	@$(call apt_unless,gcc libc6-dev,command -v cc >/dev/null || command -v gcc >/dev/null)
+	@$(call apt_unless,gcc g++ libc6-dev,( command -v cc || command -v gcc ) >/dev/null && ( command -v c++ || command -v g++ ) >/dev/null)
 
 test: test-torch test-frontends test-wheel docs
 
@@ -68,7 +69,7 @@ test-torch: setup data browser compiler
 
 # learnact.jax and learnact.keras without torch; Keras on the JAX and TensorFlow backends, each
 # in its own process (tests/test_frontends_parity.py in the suite above compares with torch)
-test-frontends: setup-frontends
+test-frontends: setup-frontends compiler
 	KERAS_BACKEND=jax $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends
 	KERAS_BACKEND=tensorflow $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends/test_keras.py tests/frontends/test_surrogates.py tests/frontends/test_perlin.py
 

@@ -1,9 +1,18 @@
-"""XLA helpers shared by the JAX frontend and Keras on the JAX backend (imports jax only)."""
+"""XLA helpers shared by the JAX frontend and Keras on the JAX backend (imports jax only):
+``materialize``, the ``jax.numpy`` namespace the core's formulas run against (``JNP``) and
+the CPAB flow with its analytic VJP."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+
+from .core import cpab as _cpab
+
+Array = Any
 
 
 def materialize(arrays: tuple) -> tuple:
@@ -23,3 +32,56 @@ def materialize(arrays: tuple) -> tuple:
     bits = jax.lax.bitcast_convert_type(flat[flat.shape[0] // 2].astype(jnp.float32), jnp.int32)
     return jax.lax.cond((bits | 1) != 0, lambda t: t,
                         lambda t: tuple(jnp.zeros_like(v) for v in t), tuple(arrays))
+
+
+class Jnp:
+    """jax.numpy plus the two extras the core's formulas use (``cast``, ``erf``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(jnp, name)
+
+    @staticmethod
+    def cast(t: Any, dtype: Any) -> Any:
+        return t.astype(dtype)
+
+    @staticmethod
+    def erf(t: Any) -> Any:
+        return jax.scipy.special.erf(t)
+
+    @staticmethod
+    def stop_gradient(t: Any) -> Any:
+        return jax.lax.stop_gradient(t)
+
+    @staticmethod
+    def segment_sum(data: Any, ids: Any, num_segments: int) -> Any:
+        return jax.ops.segment_sum(data, ids, num_segments=num_segments)
+
+    @staticmethod
+    def materialize(arrays: tuple) -> tuple:
+        """The arrays computed once, before their consumers (learnact._xla.materialize)."""
+        return materialize(arrays)
+
+    @staticmethod
+    def cpab_flow(u: Any, a: Any, b: Any, cells: int, cd: int) -> Any:
+        """The CPAB flow with its analytic derivative (learnact.core.cpab.flow_vjp): autodiff
+        through the closed form's selects costs ~70x its forward on XLA's CPU backend."""
+        return cpab_flow(u, a, b, cells, cd)
+
+
+JNP = Jnp()
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def cpab_flow(u: Array, a: Array, b: Array, cells: int, cd: int) -> Array:
+    return _cpab.flow(JNP, u, a, b, cells, len(u.shape), cd)
+
+
+def _cpab_flow_fwd(u, a, b, cells, cd):
+    return cpab_flow(u, a, b, cells, cd), (u, a, b)
+
+
+def _cpab_flow_bwd(cells, cd, res, g):
+    return _cpab.flow_vjp(JNP, g, *res, cells, cd)
+
+
+cpab_flow.defvjp(_cpab_flow_fwd, _cpab_flow_bwd)

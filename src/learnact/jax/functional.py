@@ -8,13 +8,13 @@ their own dtype; parameters are cast to the compute dtype.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
-from .. import _xla
+from .. import xla_native
+from .._xla import JNP as _JNP
+from .._xla import cpab_flow as _cpab_flow  # noqa: F401 (tests)
 from ..core import cpab as _cpab
 from ..core import fourier as _fourier
 from ..core import hermite as _hermite
@@ -28,59 +28,6 @@ __all__ = ["hermite", "fourier", "tropical", "tropical_rational", "rational", "s
 Array = Any
 
 
-class _Jnp:
-    """jax.numpy plus the two extras the core's formulas use (``cast``, ``erf``)."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(jnp, name)
-
-    @staticmethod
-    def cast(t: Any, dtype: Any) -> Any:
-        return t.astype(dtype)
-
-    @staticmethod
-    def erf(t: Any) -> Any:
-        return jax.scipy.special.erf(t)
-
-    @staticmethod
-    def stop_gradient(t: Any) -> Any:
-        return jax.lax.stop_gradient(t)
-
-    @staticmethod
-    def segment_sum(data: Any, ids: Any, num_segments: int) -> Any:
-        return jax.ops.segment_sum(data, ids, num_segments=num_segments)
-
-    @staticmethod
-    def materialize(arrays: tuple) -> tuple:
-        """The arrays computed once, before their consumers (learnact._xla.materialize)."""
-        return _xla.materialize(arrays)
-
-    @staticmethod
-    def cpab_flow(u: Any, a: Any, b: Any, cells: int, cd: int) -> Any:
-        """The CPAB flow with its analytic derivative (learnact.core.cpab.flow_vjp): autodiff
-        through the closed form's selects costs ~70x its forward on XLA's CPU backend."""
-        return _cpab_flow(u, a, b, cells, cd)
-
-
-_JNP = _Jnp()
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _cpab_flow(u: Array, a: Array, b: Array, cells: int, cd: int) -> Array:
-    return _cpab.flow(_JNP, u, a, b, cells, len(u.shape), cd)
-
-
-def _cpab_flow_fwd(u, a, b, cells, cd):
-    return _cpab_flow(u, a, b, cells, cd), (u, a, b)
-
-
-def _cpab_flow_bwd(cells, cd, res, g):
-    return _cpab.flow_vjp(_JNP, g, *res, cells, cd)
-
-
-_cpab_flow.defvjp(_cpab_flow_fwd, _cpab_flow_bwd)
-
-
 def compute_dtype(dtype: Any) -> Any:
     """float32 for float16/bfloat16, else the dtype itself (float32 or float64)."""
     if not jnp.issubdtype(dtype, jnp.floating):
@@ -88,17 +35,28 @@ def compute_dtype(dtype: Any) -> Any:
     return jnp.float32 if jnp.dtype(dtype).itemsize < 4 else dtype
 
 
-def _call(formula, x: Array, params: tuple, channel_dim: int) -> Array:
+def _call(formula, x: Array, params: tuple, channel_dim: int, fused: str | None = None,
+          names: tuple[str, ...] = ()) -> Array:
+    """The formula in the compute dtype; ``fused``: the family whose CPU kernels
+    (learnact.xla_native) run instead where they apply, its tensors called ``names``."""
     x = jnp.asarray(x)
     ct = compute_dtype(x.dtype)
     ps = tuple(None if p is None else jnp.asarray(p).astype(ct) for p in params)
-    return formula(_JNP, x.astype(ct), *ps, channel_dim=channel_dim).astype(x.dtype)
+    y = None
+    if fused is not None:
+        tables = [p for p in ps if p is not None and p.ndim == 2]
+        kw = {"channel_dim": channel_dim, "channels": tables[0].shape[0] if tables else None}
+        y = xla_native.apply(fused, x.astype(ct), dict(zip(names, ps)), kw)
+    if y is None:
+        y = formula(_JNP, x.astype(ct), *ps, channel_dim=channel_dim)
+    return y.astype(x.dtype)
 
 
 def hermite(x: Array, coeffs: Array, channel_dim: int = -1, lo: Array | None = None,
             hi: Array | None = None) -> Array:
     """f(x) = sum_k c_k He_k(x)/k! (Clenshaw); linear outside [lo, hi] when given."""
-    return _call(_hermite_formula, x, (coeffs, lo, hi), channel_dim)
+    return _call(_hermite_formula, x, (coeffs, lo, hi), channel_dim, "hermite",
+                 ("coeffs", "lo", "hi"))
 
 
 def _hermite_formula(xp: Any, x: Array, c: Array, lo: Array | None, hi: Array | None,
@@ -115,7 +73,8 @@ def fourier(x: Array, bias: Array, amplitude: Array, frequency: Array, phase: Ar
 def tropical(x: Array, slopes: Array, coeffs: Array, scale: Array, offset: Array,
              channel_dim: int = -1) -> Array:
     """f(x) = scale max_k (slopes_k x + coeffs_k) + offset."""
-    return _call(_tropical.tropical, x, (slopes, coeffs, scale, offset), channel_dim)
+    return _call(_tropical.tropical, x, (slopes, coeffs, scale, offset), channel_dim,
+                 "tropical", ("slopes", "coeffs", "scale", "offset"))
 
 
 def tropical_rational(x: Array, num_slopes: Array, num_coeffs: Array, den_slopes: Array,
@@ -123,13 +82,15 @@ def tropical_rational(x: Array, num_slopes: Array, num_coeffs: Array, den_slopes
                       channel_dim: int = -1) -> Array:
     """f(x) = scale (max_k (p_k x + a_k) - max_k (q_k x + b_k)) + offset."""
     return _call(_tropical.tropical_rational, x,
-                 (num_slopes, num_coeffs, den_slopes, den_coeffs, scale, offset), channel_dim)
+                 (num_slopes, num_coeffs, den_slopes, den_coeffs, scale, offset), channel_dim,
+                 "tropical_rational", _tropical.RATIONAL_NAMES)
 
 
 def rational(x: Array, num: Array, den: Array, scale: Array, offset: Array,
              channel_dim: int = -1) -> Array:
     """f(x) = scale P(x)/(1 + |A(x)|) + offset; num: x^0..x^n, den: x^1..x^m."""
-    return _call(_rational.rational, x, (num, den, scale, offset), channel_dim)
+    return _call(_rational.rational, x, (num, den, scale, offset), channel_dim,
+                 "rational", _rational.NAMES)
 
 
 def selu_variation(x: Array, lam: Array, alpha: Array, beta: Array, gamma: Array,

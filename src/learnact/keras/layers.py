@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from .. import xla_native
 from .._frontend import FIXED_NAMES, from_spec, names
 from .._validate import check_choice, check_float, check_input_channels, check_int
 from ..core import cpab, surrogate
@@ -145,7 +146,12 @@ class Activation(keras.layers.Layer):
         check_input_channels(tuple(x.shape), self._kw["channels"], self._kw["channel_dim"],
                              type(self).__name__)
         p = self._tensors(ct, training)
-        y = family(self.family).forward(_OPS, ops.cast(x, ct), p, self._kw)
+        x = ops.cast(x, ct)
+        y = None
+        if keras.backend.backend() == "jax":  # learnact.jax's fused CPU kernels
+            y = xla_native.apply(self.family, x, p, self._kw)
+        if y is None:
+            y = family(self.family).forward(_OPS, x, p, self._kw)
         return ops.cast(y, dtype)
 
     def _tensors(self, ct: str, training: bool | None) -> dict[str, Any]:

@@ -3,11 +3,8 @@
 The sources in ``ops/native/`` include no PyTorch or Python headers, so a build takes a few
 seconds once per machine (cpab.c: ~4 s with GCC 12) and does not depend on the installed
 torch's ABI (the fragility of extensions compiled against torch at import). The shared library
-is cached per source, compiler, flags and CPU under ``$LEARNACT_CACHE`` (default
-``~/.cache/learnact``), written atomically (several processes may build at once) with a
-SHA-256 checksum beside it that is checked before every load (a truncated or corrupt file is
-rebuilt with one warning, never loaded), and called
-through ctypes on data pointers. Threads: where torch runs GNU OpenMP (its Linux builds) the
+is cached and checksummed by :mod:`learnact._build` and called through ctypes on data
+pointers. Threads: where torch runs GNU OpenMP (its Linux builds) the
 kernels are built with -fopenmp and share torch's OpenMP pool (same libgomp by soname);
 otherwise one contiguous element range per thread runs on a small Python thread pool (ctypes
 releases the GIL), sized by ``torch.get_num_threads()``.
@@ -20,20 +17,18 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import logging
-import os
 import platform
 import re
-import shutil
 import subprocess
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from .. import _build as _build_mod
 
 log = logging.getLogger(__name__)
 
@@ -61,35 +56,12 @@ _pool_size = 0
 _MIN_PER_THREAD = 1 << 15  # elements per thread below which one thread runs the whole call
 
 
-def _enabled() -> bool:
-    return os.environ.get("LEARNACT_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("LEARNACT_CACHE")
-    if root:
-        return Path(root)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "learnact"
+_enabled = _build_mod.enabled
+_cpu_fingerprint = _build_mod.cpu_fingerprint
 
 
 def _compiler() -> str | None:
-    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if cc and shutil.which(cc):
-            return cc
-    return None
-
-
-def _cpu_fingerprint() -> str:
-    """What -march=native depends on: a cache shared by different machines keeps one build
-    per CPU."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            lines = [ln for ln in f if ln.startswith(("model name", "flags", "Features",
-                                                         "CPU part"))]
-        return "".join(sorted(set(lines)))
-    except OSError:
-        return platform.processor() + platform.machine()
+    return _build_mod.find_compiler("CC", ("cc", "gcc", "clang"))
 
 
 def _torch_libgomp() -> bool:
@@ -111,36 +83,7 @@ def _abi(name: str) -> int:
     return int(m.group(1))
 
 
-def _checksum_path(lib: Path) -> Path:
-    return lib.with_name(lib.name + ".sha256")
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _verified(lib: Path) -> bool:
-    """Whether the cached library exists and matches the checksum written beside it when it
-    was built (a build interrupted mid-write, a truncated copy or a foreign file does not)."""
-    try:
-        return lib.is_file() and _checksum_path(lib).read_text().strip() == _digest(lib)
-    except OSError:
-        return False
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _build(name: str) -> Path:
-    src = _SOURCES / f"{name}.c"
     cc = _compiler()
     if cc is None:
         raise RuntimeError("no C compiler found (set CC, or install gcc)")
@@ -148,42 +91,10 @@ def _build(name: str) -> Path:
                              check=False).stdout
     flags = _FLAGS + (_GCC_FLAGS if "Free Software Foundation" in version else ())
     omp = ("-fopenmp",) if _torch_libgomp() else ()
-    key = hashlib.sha256()
-    headers = sorted(_SOURCES.glob("*.h"))  # the templates cpab.c includes
-    for part in (src.read_bytes(), *(h.read_bytes() for h in headers),
-                 repr((cc, version.splitlines()[:1], flags, _NATIVE, omp,
-                       _cpu_fingerprint())).encode()):
-        key.update(part)
-    out_dir = _cache_dir()
-    out = out_dir / f"{name}-{key.hexdigest()[:16]}.so"
-    if _verified(out):
-        return out
-    if out.exists():  # never load it: a truncated shared object crashes dlopen (SIGBUS)
-        log.warning("native kernel cache %s failed its checksum (truncated, corrupt or from an "
-                    "older learnact); rebuilding it", out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log.info("building native CPU kernels %s with %s (once per machine, a few seconds)",
-             src.name, cc)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
-    os.close(fd)
-    try:
-        err = ""
-        # without -march=native or OpenMP it still builds (and runs on the Python pool)
-        for extra in dict.fromkeys((_NATIVE + omp, omp, _NATIVE, ())):
-            res = subprocess.run([cc, *flags, *extra, "-o", tmp, str(src), "-lm"],
-                                 capture_output=True, text=True, check=False)
-            if res.returncode == 0:
-                break
-            err = res.stderr.strip()
-        else:
-            raise RuntimeError(f"{cc} failed on {src.name}:\n{err}")
-        _write_atomic(_checksum_path(out), _digest(Path(tmp)))
-        os.replace(tmp, out)  # atomic: a concurrent build leaves one complete file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    log.info("built %s", out)
-    return out
+    # without -march=native or OpenMP it still builds (and runs on the Python pool)
+    return _build_mod.compile_cached(
+        _SOURCES / f"{name}.c", cc, flags, (_NATIVE + omp, omp, _NATIVE, ()),
+        deps=sorted(_SOURCES.glob("*.h")))  # the templates cpab.c includes
 
 
 _I64, _I32, _P = ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p

@@ -1,0 +1,133 @@
+"""Native kernels built on first use (internal, imports neither torch nor jax).
+
+Shared by the PyTorch ops' C kernels (:mod:`learnact.ops._native`) and the JAX kernels
+(:mod:`learnact.xla_native`). A shared library is cached per source, compiler, flags and CPU
+under ``$LEARNACT_CACHE`` (default ``~/.cache/learnact``), written atomically (several processes
+may build at once) with a SHA-256 checksum beside it that is checked before every load: a
+truncated or corrupt file is rebuilt with one warning, never loaded. ``LEARNACT_NATIVE=0``
+turns every native kernel off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+__all__ = ["enabled", "cache_dir", "cpu_fingerprint", "find_compiler", "verified",
+           "compile_cached"]
+
+
+def enabled() -> bool:
+    """False when ``LEARNACT_NATIVE`` is 0, false, no or off."""
+    return os.environ.get("LEARNACT_NATIVE", "1").strip().lower() not in ("0", "false", "no",
+                                                                         "off")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("LEARNACT_CACHE")
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "learnact"
+
+
+def find_compiler(env: str, names: Sequence[str]) -> str | None:
+    """``$env`` when set and found on PATH, else the first of ``names`` found."""
+    for cc in (os.environ.get(env), *names):
+        if cc and shutil.which(cc):
+            return cc
+    return None
+
+
+def cpu_fingerprint() -> str:
+    """What -march=native depends on: a cache shared by different machines keeps one build
+    per CPU."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = [ln for ln in f if ln.startswith(("model name", "flags", "Features",
+                                                         "CPU part"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor() + platform.machine()
+
+
+def checksum_path(lib: Path) -> Path:
+    return lib.with_name(lib.name + ".sha256")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def verified(lib: Path) -> bool:
+    """Whether the cached library exists and matches the checksum written beside it when it
+    was built (a build interrupted mid-write, a truncated copy or a foreign file does not)."""
+    try:
+        return lib.is_file() and checksum_path(lib).read_text().strip() == _digest(lib)
+    except OSError:
+        return False
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def compile_cached(src: Path, cc: str, flags: Sequence[str],
+                   variants: Sequence[Sequence[str]], key: Iterable[object] = (),
+                   deps: Iterable[Path] = (), libs: Sequence[str] = ("-lm",)) -> Path:
+    """The shared library built from ``src`` by ``cc flags variant -o out src libs``, cached:
+    the first variant that compiles is kept (e.g. with and without -march=native). The cache
+    key holds the sources (``src`` and the headers in ``deps``), the compiler's version line,
+    the flags, the variants, ``key`` and the CPU."""
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True,
+                             check=False).stdout
+    h = hashlib.sha256()
+    for part in (src.read_bytes(), *(d.read_bytes() for d in deps),
+                 repr((cc, version.splitlines()[:1], tuple(flags),
+                       tuple(map(tuple, variants)), tuple(key), cpu_fingerprint())).encode()):
+        h.update(part)
+    out_dir = cache_dir()
+    out = out_dir / f"{src.stem}-{h.hexdigest()[:16]}.so"
+    if verified(out):
+        return out
+    if out.exists():  # never load it: a truncated shared object crashes dlopen (SIGBUS)
+        log.warning("native kernel cache %s failed its checksum (truncated, corrupt or from an "
+                    "older learnact); rebuilding it", out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log.info("building native CPU kernels %s with %s (once per machine, a few seconds)",
+             src.name, cc)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
+    os.close(fd)
+    try:
+        err = ""
+        for extra in dict.fromkeys(map(tuple, variants)):
+            res = subprocess.run([cc, *flags, *extra, "-o", tmp, str(src), *libs],
+                                 capture_output=True, text=True, check=False)
+            if res.returncode == 0:
+                break
+            err = res.stderr.strip()
+        else:
+            raise RuntimeError(f"{cc} failed on {src.name}:\n{err[-4000:]}")
+        _write_atomic(checksum_path(out), _digest(Path(tmp)))
+        os.replace(tmp, out)  # atomic: a concurrent build leaves one complete file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    log.info("built %s", out)
+    return out

@@ -1,0 +1,245 @@
+"""Fused CPU kernels for JAX: one forward and one backward custom call per family.
+
+Used by :mod:`learnact.jax` (modules and functions) and by :mod:`learnact.keras` on the JAX
+backend, for Hermite, tropical, tropical rational and rational activations in float32 and
+float64 on the CPU. The C++ source (``families.cc``, XLA's FFI headers from jaxlib) is built
+on first use with the system C++ compiler (~10 s once per machine, cached and checksummed by
+:mod:`learnact._build`), registered with ``jax.ffi``, and wrapped in a ``jax.custom_vjp``: the
+forward is one pass; the backward is one pass that returns dL/dx and every parameter's sum, on
+XLA's intra-op threads. (XLA runs a backward's parameter reductions as one pass each: Hermite
+degree 8 took ~4x GELU's fwd+bwd, the kernels ~0.5x.)
+
+What stays the same: values and gradients agree with the ``jax.numpy`` formulas of
+:mod:`learnact.core` (tests: float64 to 1e-12, float32 to 1e-5 relative); ``jax.jit``,
+``jax.grad``, ``jax.vmap`` and grad of grad work (the backward's own derivative is the
+formula's autodiff). What differs: **forward-mode differentiation** (``jax.jvp``, ``jacfwd``,
+``jax.hessian``) of a custom VJP is refused by JAX; call :func:`use_kernels` (False) first, or
+set ``LEARNACT_NATIVE=0``, to differentiate the formulas in any mode.
+
+The ``jax.numpy`` formulas run instead (no error) when the kernels do not apply: another
+platform (JAX's default backend is not the CPU: XLA fuses these on GPUs), another dtype
+(bfloat16/float16 inputs compute in float32 and do apply), an empty input, no C++ compiler, a
+failed build (logged once), or kernels turned off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import math
+import platform
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from .. import _build
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FAMILIES", "apply", "available", "use_kernels"]
+
+_SOURCE = Path(__file__).resolve().parent / "families.cc"
+#: the families with kernels, and how each packs its tensors into one row per channel:
+#: (name, scalar per channel) in row order
+FAMILIES: dict[str, tuple[tuple[str, bool], ...]] = {
+    "hermite": (("coeffs", False), ("lo", True), ("hi", True)),
+    "tropical": (("slopes", False), ("coeffs", False), ("scale", True), ("offset", True)),
+    "tropical_rational": tuple((n, n in ("scale", "offset")) for n in (
+        "num_slopes", "num_coeffs", "den_slopes", "den_coeffs", "scale", "offset")),
+    "rational": (("num", False), ("den", False), ("scale", True), ("offset", True)),
+}
+_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno", "-fno-trapping-math")
+_NATIVE = ("-march=native",) + (("-mprefer-vector-width=512",)
+                                if platform.machine() in ("x86_64", "AMD64") else ())
+_lock = threading.Lock()
+_state: dict[str, Any] = {"loaded": False, "ok": False, "on": True}
+
+
+def use_kernels(enabled: bool | None = None) -> bool:
+    """Whether the fused kernels are used (default True); pass a bool to change it. Off, every
+    family runs its ``jax.numpy`` formula (needed for forward-mode differentiation). Takes
+    effect when a function is traced: ``jax.jit`` caches what it traced before the change."""
+    if enabled is not None:
+        if not isinstance(enabled, bool):
+            raise TypeError(f"enabled must be True, False or None, got {enabled!r}")
+        _state["on"] = enabled
+    return bool(_state["on"])
+
+
+def _abi() -> int:
+    m = re.search(r"^#define LA_XLA_ABI (\d+)$", _SOURCE.read_text(), re.M)
+    if m is None:
+        raise RuntimeError("families.cc declares no LA_XLA_ABI")
+    return int(m.group(1))
+
+
+def _load() -> bool:
+    import jax
+
+    cxx = _build.find_compiler("CXX", ("c++", "g++", "clang++"))
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
+    include = ("-I" + str(jax.ffi.include_dir()),)
+    path = _build.compile_cached(_SOURCE, cxx, _FLAGS + include, (_NATIVE, ()),
+                                 key=(jax.__version__,), libs=())
+    lib = ctypes.CDLL(str(path))
+    if lib.la_xla_abi() != _abi():
+        raise RuntimeError(f"families.cc: ABI {lib.la_xla_abi()}, expected {_abi()}")
+    for fam in FAMILIES:
+        for step in ("fwd", "bwd"):
+            for suf in ("f32", "f64"):
+                name = f"la_{fam}_{step}_{suf}"
+                jax.ffi.register_ffi_target(f"learnact_{fam}_{step}_{suf}",
+                                            jax.ffi.pycapsule(getattr(lib, name)),
+                                            platform="cpu")
+    _state["lib"] = lib
+    return True
+
+
+def available() -> bool:
+    """Whether the kernels are built and registered (building them on first call); False
+    without a C++ compiler, after a failed build, or with ``LEARNACT_NATIVE=0``."""
+    if not _build.enabled():
+        return False
+    with _lock:
+        if not _state["loaded"]:
+            _state["loaded"] = True
+            try:
+                _state["ok"] = _load()
+            except (OSError, RuntimeError, AttributeError) as exc:
+                log.warning("learnact's JAX CPU kernels are unavailable, using the jax.numpy "
+                            "formulas: %s", exc)
+                _state["ok"] = False
+        return bool(_state["ok"])
+
+
+def _layout(shape: tuple[int, ...], channels: int | None, cd: int) -> tuple[int, int, int]:
+    if channels is None:
+        return 1, 1, math.prod(shape)
+    cd %= len(shape)
+    return math.prod(shape[:cd]), shape[cd], math.prod(shape[cd + 1:])
+
+
+def _pack(name: str, p: dict[str, Any], channels: int | None) -> tuple[Any, tuple] | None:
+    """(table (C, P), the columns' (name, width, scalar)) from the module's tensors; None for
+    shapes that are not one family's (the formula then raises its own error)."""
+    import jax.numpy as jnp
+
+    rows, cols, parts = channels or 1, [], []
+    for n, scalar in FAMILIES[name]:
+        if p.get(n) is None:
+            continue
+        v = p[n]
+        if scalar:
+            if v.ndim > 1 or v.size not in (1, rows):
+                return None
+            v = jnp.reshape(v, (-1, 1))
+        elif v.ndim == 1:  # a shared row (shared parameters, or tropical's fixed slopes)
+            v = v[None, :]
+        elif v.ndim != 2 or v.shape[0] != rows:
+            return None
+        cols.append((n, v.shape[1], scalar))
+        parts.append(jnp.broadcast_to(v, (rows, v.shape[1])))
+    return jnp.concatenate(parts, axis=1), tuple(cols)
+
+
+def _unpack(table: Any, cols: tuple, channels: int | None) -> dict[str, Any]:
+    out, at = {}, 0
+    for n, width, scalar in cols:
+        v = table[:, at:at + width]
+        at += width
+        if scalar:
+            v = v[:, 0]
+        out[n] = v[0] if channels is None else v
+    return out
+
+
+def _config(name: str, cols: tuple) -> tuple[int, int]:
+    w = {n: width for n, width, _ in cols}
+    if name == "hermite":
+        return w["coeffs"] - 1, int("lo" in w)
+    if name == "rational":
+        return w["num"] - 1, w["den"]
+    return w["coeffs" if name == "tropical" else "num_slopes"] - 1, 0
+
+
+@functools.lru_cache(maxsize=None)
+def _op(name: str, cols: tuple, channels: int | None, channel_dim: int):
+    """The fused f(x, table) for one family and packing, with its custom VJP."""
+    import jax
+    import jax.numpy as jnp
+
+    from .._xla import JNP
+    from ..core.families import family
+
+    a, b = _config(name, cols)
+    kw = {"channel_dim": channel_dim, "channels": channels}
+
+    def attrs(x):
+        outer, c, inner = _layout(x.shape, channels, channel_dim)
+        return dict(outer=outer, channels=c, inner=inner, a=a, b=b)
+
+    def suffix(x):
+        return "f32" if x.dtype == jnp.float32 else "f64"
+
+    def formula(x, table):
+        return family(name).forward(JNP, x, _unpack(table, cols, channels), kw)
+
+    @jax.custom_vjp
+    def backward(x, table, g):
+        out = (jax.ShapeDtypeStruct(x.shape, x.dtype),
+               jax.ShapeDtypeStruct(table.shape, table.dtype))
+        return tuple(jax.ffi.ffi_call(f"learnact_{name}_bwd_{suffix(x)}", out,
+                                      vmap_method="sequential")(
+            x, g, table, **attrs(x)))
+
+    def backward_fwd(x, table, g):
+        return backward(x, table, g), (x, table, g)
+
+    def backward_bwd(res, cot):  # the backward's derivative: autodiff of the formula's VJP
+        x, table, g = res
+        _, vjp2 = jax.vjp(lambda x, t, g: jax.vjp(formula, x, t)[1](g), x, table, g)
+        return vjp2(cot)
+
+    backward.defvjp(backward_fwd, backward_bwd)
+
+    @jax.custom_vjp
+    def op(x, table):
+        return jax.ffi.ffi_call(f"learnact_{name}_fwd_{suffix(x)}",
+                                jax.ShapeDtypeStruct(x.shape, x.dtype),
+                                vmap_method="sequential")(x, table, **attrs(x))
+
+    def op_fwd(x, table):
+        return op(x, table), (x, table)
+
+    def op_bwd(res, g):
+        return backward(*res, g)
+
+    op.defvjp(op_fwd, op_bwd)
+    return op
+
+
+def apply(name: str, x: Any, p: dict[str, Any], kw: dict[str, Any]) -> Any | None:
+    """f(x) by the family's kernels, or None where they do not apply (then the caller runs
+    the formula). ``x``: float32/float64 (the compute dtype), ``p``: the module's tensors in
+    that dtype, ``kw``: its checked arguments (``channels``, ``channel_dim``)."""
+    if name not in FAMILIES or not _state["on"]:
+        return None
+    import jax
+    import jax.numpy as jnp
+
+    if x.dtype not in (jnp.float32, jnp.float64) or x.size == 0 or x.ndim == 0:
+        return None
+    if jax.default_backend() != "cpu" or not available():
+        return None
+    channels, cd = kw.get("channels"), kw.get("channel_dim", -1)
+    if channels is not None and not -x.ndim <= cd < x.ndim or (
+            channels is not None and x.shape[cd] != channels):
+        return None  # the formula's own error
+    packed = _pack(name, p, channels)
+    if packed is None:
+        return None
+    table, cols = packed
+    return _op(name, cols, channels, cd)(x, table.astype(x.dtype))

@@ -1,0 +1,207 @@
+"""learnact.xla_native: the fused JAX CPU kernels against the jax.numpy formulas of
+learnact.core (values, every gradient, ties, layouts, dtypes, transformations) and their
+fallbacks. No torch here."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import learnact.jax as lj
+from learnact import xla_native
+from learnact._xla import JNP
+from learnact.core.families import family
+
+# (family, constructor arguments) covering every kernel and option
+CASES = [
+    ("hermite", dict(degree=8, init="unit", tails="polynomial", bound=3.0)),
+    ("hermite", dict(degree=1, init="unit", tails="polynomial", bound=3.0)),
+    ("hermite", dict(degree=4, init="gelu", tails="linear", bound=1.0)),
+    ("tropical", dict(degree=4, init="unit")),
+    ("tropical", dict(degree=1, init="paper")),
+    ("tropical_rational", dict(degree=3, init="unit")),
+    ("rational", dict(num_degree=5, den_degree=4, init="paper")),
+]
+# (channels, channel_dim, shape): shared; channels last (the lanes schedule); a middle and a
+# first channel axis (runs of one channel); odd sizes everywhere (partial blocks)
+LAYOUTS = [(None, -1, (3, 37, 7)), (7, -1, (3, 50, 7)), (5, 1, (2, 5, 41)), (5, 0, (5, 3)),
+           (40, -1, (70, 40))]
+
+
+@pytest.fixture(autouse=True)
+def _kernels_on():
+    assert xla_native.available(), "CI has a C++ compiler: never test only the fallback"
+    yield
+    xla_native.use_kernels(True)
+
+
+def _setup(name, kw0, channels, cd, dtype, seed=0):
+    fam = family(name)
+    kw = fam.check(dict(kw0, channels=channels, channel_dim=cd))
+    rng = np.random.default_rng(seed)
+    values = fam.initial(kw, lambda s: rng.normal(size=s))
+    names, buffers = fam.tensors(kw)
+    p = {n: jnp.asarray(values[n] + (0 if n in buffers else 0.1 * rng.normal(
+        size=np.shape(values[n]))), dtype) for n in names}
+    return kw, p, rng
+
+
+def _pair(name, kw, p, g):
+    """(kernel, formula) losses sum(f(x) g)."""
+    def fused(x, p):
+        y = xla_native.apply(name, x, p, kw)
+        assert y is not None
+        return (y * g).sum()
+
+    def formula(x, p):
+        return (family(name).forward(JNP, x, p, kw) * g).sum()
+
+    return fused, formula
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+@pytest.mark.parametrize("name,kw0", CASES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype,tol", [(jnp.float64, 1e-12), (jnp.float32, 1e-5)])
+def test_values_and_every_gradient_match_the_formula(name, kw0, layout, dtype, tol):
+    """Against the formula in float64 (float32 kernels: error relative to max(|ref|, 1); a
+    float32 formula would be no reference for sums like the offset's, sum(g))."""
+    channels, cd, shape = layout
+    kw, p, rng = _setup(name, kw0, channels, cd, dtype)
+    x = jnp.asarray(2.0 * rng.normal(size=shape), dtype)
+    x = x.at[(0,) * len(shape)].set(0.0)  # the rational's A(0) = 0, a tropical tie point
+    g = jnp.asarray(rng.normal(size=shape), dtype)
+    f64 = {n: v.astype(jnp.float64) for n, v in p.items()}
+    fused, _ = _pair(name, kw, p, g)
+    _, formula = _pair(name, kw, f64, g.astype(jnp.float64))
+    floor = 0.0 if dtype == jnp.float64 else 1.0
+
+    def err(a, b):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        return float(np.abs(a - b).max() / max(np.abs(b).max(), floor, 1e-30))
+
+    y1 = xla_native.apply(name, x, p, kw)
+    y2 = family(name).forward(JNP, x.astype(jnp.float64), f64, kw)
+    assert y1.dtype == dtype and y1.shape == x.shape
+    assert err(y1, y2) <= tol
+    gx1, gp1 = jax.grad(fused, argnums=(0, 1))(x, p)
+    gx2, gp2 = jax.grad(formula, argnums=(0, 1))(x.astype(jnp.float64), f64)
+    assert gx1.dtype == dtype and err(gx1, gx2) <= tol
+    for n in p:  # buffers too: their gradient is the formula's, never a silent zero
+        assert gp1[n].shape == p[n].shape and gp1[n].dtype == dtype
+        assert err(gp1[n], gp2[n]) <= tol, n
+
+
+def test_hermite_tails_clamp_on_both_sides_and_bounds_get_their_gradient():
+    kw, p, _ = _setup("hermite", dict(degree=5, init="unit", tails="linear", bound=0.5), None,
+                      -1, jnp.float64)
+    x = jnp.linspace(-3.0, 3.0, 301)
+    fused, formula = _pair("hermite", kw, p, jnp.cos(x))
+    g1, g2 = jax.grad(fused, argnums=1)(x, p), jax.grad(formula, argnums=1)(x, p)
+    for n in ("lo", "hi"):
+        assert abs(float(g2[n])) > 1e-3  # the clamp is active on that side
+        assert abs(float(g1[n] - g2[n])) <= 1e-12 * abs(float(g2[n]))
+
+
+def test_tropical_ties_give_the_first_line_its_gradient():
+    # slopes 0..2, intercepts 0, 0, 0: at x = 0 all three lines tie
+    p = {"slopes": jnp.arange(3.0), "coeffs": jnp.zeros(3), "scale": jnp.asarray(1.5),
+         "offset": jnp.asarray(0.25)}
+    kw = {"channels": None, "channel_dim": -1}
+    x = jnp.asarray([-1.0, 0.0, 0.0, 2.0])
+    fused, formula = _pair("tropical", kw, p, jnp.ones(4))
+    (gx1, gp1), (gx2, gp2) = (jax.grad(f, argnums=(0, 1))(x, p) for f in (fused, formula))
+    np.testing.assert_array_equal(gx1, gx2)
+    np.testing.assert_array_equal(gp1["coeffs"], gp2["coeffs"])
+    np.testing.assert_array_equal(gp1["coeffs"], [4.5, 0.0, 1.5])  # x=0 ties pick line 0
+
+
+def test_grad_of_grad_vmap_jit_and_bfloat16():
+    kw, p, rng = _setup("rational", dict(num_degree=5, den_degree=4, init="paper"), None, -1,
+                        jnp.float64)
+    x = jnp.asarray(rng.normal(size=(4, 9)))
+    fused, formula = _pair("rational", kw, p, jnp.ones_like(x))
+
+    def second(loss):
+        return jax.grad(lambda p: jax.grad(loss)(x, p).sum())(p)
+
+    s1, s2 = second(fused), second(formula)
+    for n in p:
+        assert _rel(s1[n], s2[n]) <= 1e-10, n
+    # vmap over a batch axis (a loop over the batch, each call one kernel)
+    f = jax.vmap(lambda r: xla_native.apply("rational", r, p, kw))
+    ref = family("rational").forward(JNP, x, p, kw)
+    assert _rel(f(x), ref) <= 1e-12
+    assert _rel(jax.jit(f)(x), ref) <= 1e-12
+    # bfloat16 through the module: computed in float32, returned in bfloat16
+    m = lj.create("hermite:degree=6")
+    xb = jnp.linspace(-2, 2, 64).astype(jnp.bfloat16)
+    assert m(xb).dtype == jnp.bfloat16
+    xla_native.use_kernels(False)
+    ref = m(xb)
+    xla_native.use_kernels(True)
+    np.testing.assert_array_equal(np.asarray(m(xb), np.float32), np.asarray(ref, np.float32))
+
+
+def test_modules_and_functions_run_the_kernels():
+    """The NNX modules, the pure functions and Keras on the JAX backend lower to the custom
+    call; with use_kernels(False) they lower to the formula."""
+    x = jnp.ones((2, 8), jnp.float32)
+    m = lj.create("tropical:degree=3,channels=8")
+    assert "learnact_tropical_fwd_f32" in jax.jit(m).lower(x).as_text()
+    c = jnp.ones(5, jnp.float32)
+    assert "learnact_hermite_fwd_f32" in jax.jit(lj.functional.hermite).lower(x, c).as_text()
+    import keras  # noqa: PLC0415
+
+    if keras.backend.backend() == "jax":
+        import learnact.keras as lk  # noqa: PLC0415
+
+        layer = lk.create("rational")
+        layer.build(x.shape)
+        tv = [v.value for v in layer.trainable_variables]
+        text = jax.jit(lambda x: layer.stateless_call(tv, [], x)[0]).lower(x).as_text()
+        assert "learnact_rational_fwd_f32" in text
+    xla_native.use_kernels(False)  # jit caches per function: a new one traces again
+    assert "learnact_" not in jax.jit(lambda v: m(v)).lower(x).as_text()
+
+
+def test_forward_mode_needs_the_kernels_off():
+    m = lj.create("hermite:degree=4")
+    x = jnp.linspace(-1.0, 1.0, 5)
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(m, (x,), (jnp.ones_like(x),))
+    assert xla_native.use_kernels() is True
+    assert xla_native.use_kernels(False) is False
+    y, t = jax.jvp(m, (x,), (jnp.ones_like(x),))
+    h = jax.hessian(lambda v: m(v).sum())(x)
+    xla_native.use_kernels(True)
+    _, vjp = jax.vjp(m, x)
+    np.testing.assert_allclose(t, vjp(jnp.ones_like(x))[0], rtol=1e-6)  # diagonal Jacobian
+    assert h.shape == (5, 5) and float(jnp.abs(h - jnp.diag(jnp.diag(h))).max()) == 0.0
+    with pytest.raises(TypeError, match="enabled must be True, False or None"):
+        xla_native.use_kernels(1)
+
+
+def test_where_the_kernels_do_not_apply_the_formula_runs(monkeypatch):
+    kw = {"channels": None, "channel_dim": -1}
+    p = {"coeffs": jnp.ones(4)}
+    assert xla_native.apply("hermite", jnp.zeros((0,)), p, kw) is None  # empty
+    assert xla_native.apply("hermite", jnp.asarray(1.0), p, kw) is None  # 0-d
+    assert xla_native.apply("fourier", jnp.ones(3), p, kw) is None  # no kernel
+    assert xla_native.apply("hermite", jnp.ones(3, jnp.float16), p, kw) is None  # dtype
+    # a table that is not this layout's (the formula then raises its own error)
+    assert xla_native.apply("hermite", jnp.ones((2, 3)), {"coeffs": jnp.ones((4, 4))},
+                            {"channels": 4, "channel_dim": -1}) is None
+    # and the modules keep working
+    m = lj.create("hermite:degree=3,channels=3", rngs=nnx.Rngs(0))
+    assert m(jnp.ones((0, 3))).shape == (0, 3)
+    monkeypatch.setenv("LEARNACT_NATIVE", "0")
+    assert not xla_native.available()
+    assert xla_native.apply("hermite", jnp.ones(3), p, kw) is None
