@@ -24,6 +24,10 @@ CASES = [
     ("tropical", dict(degree=1, init="paper")),
     ("tropical_rational", dict(degree=3, init="unit")),
     ("rational", dict(num_degree=5, den_degree=4, init="paper")),
+    ("fourier", dict(degree=4, init="unit")),
+    ("fourier", dict(degree=1, init="paper")),
+    ("selu_variation", dict(init="paper")),
+    ("selu_variation", dict(init="unit")),
 ]
 # (channels, channel_dim, shape): shared; channels last (the lanes schedule); a middle and a
 # first channel axis (runs of one channel); odd sizes everywhere (partial blocks)
@@ -123,6 +127,40 @@ def test_tropical_ties_give_the_first_line_its_gradient():
     np.testing.assert_array_equal(gp1["coeffs"], [4.5, 0.0, 1.5])  # x=0 ties pick line 0
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_sin_cos_and_expm1_over_their_whole_range(dtype):
+    """The kernels' own sin/cos (a Cody-Waite reduction and Taylor series; beyond |t| = 6000
+    in float32, 3e6 in float64, the C library's) and expm1 (overflow to inf, -1 far left),
+    with NaN propagated, against the formula."""
+    t = np.concatenate([np.linspace(-40.0, 40.0, 1001), [0.0, -0.0, 5999.5, 6000.5, -7e3, 1e5,
+                        2.9e6, 3.1e6, -1e9, 1e20]])
+    kw = {"channels": None, "channel_dim": -1}
+    x = jnp.asarray(np.concatenate([t, [np.nan]]), dtype)
+    p = {"bias": jnp.asarray(0.25, dtype), "amplitude": jnp.asarray([1.0, -0.5], dtype),
+         "frequency": jnp.asarray([1.0, 3.0], dtype), "phase": jnp.asarray([0.3, -1.0], dtype)}
+    y1 = np.asarray(xla_native.apply("fourier", x, p, kw), np.float64)
+    y2 = np.asarray(family("fourier").forward(JNP, x, p, kw), np.float64)
+    assert np.isnan(y1[-1]) and np.isnan(y2[-1])
+    np.testing.assert_allclose(y1[:-1], y2[:-1], rtol=0, atol=2e-6 if dtype == jnp.float32
+                               else 1e-13)
+    z = np.concatenate([np.linspace(-30.0, 30.0, 601), [-800.0, -100.0, 88.0, 89.0, 700.0,
+                                                        720.0, np.nan]])
+    sp = {n: jnp.asarray(v, dtype) for n, v in dict(
+        lam=1.05, alpha=1.7, beta=-1.0, gamma=0.1, omega=2.0, scale=1.0, offset=0.0).items()}
+    x = jnp.asarray(z, dtype)  # beta < 0: expm1(beta min(x, 0)) overflows far left
+    y1 = np.asarray(xla_native.apply("selu_variation", x, sp, kw), np.float64)
+    y2 = np.asarray(family("selu_variation").forward(JNP, x, sp, kw), np.float64)
+    np.testing.assert_array_equal(np.isinf(y1), np.isinf(y2))
+    np.testing.assert_array_equal(np.isnan(y1), np.isnan(y2))
+    ok = np.isfinite(y2)
+    assert np.isinf(y2).any() and ok.sum() > 600
+    np.testing.assert_allclose(y1[ok], y2[ok], rtol=2e-6 if dtype == jnp.float32 else 1e-13)
+    sp["beta"] = jnp.asarray(1.0, dtype)  # and -1 (alpha (e^z - 1) -> -alpha) on the left
+    y1 = np.asarray(xla_native.apply("selu_variation", x, sp, kw), np.float64)
+    y2 = np.asarray(family("selu_variation").forward(JNP, x, sp, kw), np.float64)
+    np.testing.assert_allclose(y1[:-1], y2[:-1], rtol=2e-6 if dtype == jnp.float32 else 1e-13)
+
+
 def test_grad_of_grad_vmap_jit_and_bfloat16():
     kw, p, rng = _setup("rational", dict(num_degree=5, den_degree=4, init="paper"), None, -1,
                         jnp.float64)
@@ -194,7 +232,7 @@ def test_where_the_kernels_do_not_apply_the_formula_runs(monkeypatch):
     p = {"coeffs": jnp.ones(4)}
     assert xla_native.apply("hermite", jnp.zeros((0,)), p, kw) is None  # empty
     assert xla_native.apply("hermite", jnp.asarray(1.0), p, kw) is None  # 0-d
-    assert xla_native.apply("fourier", jnp.ones(3), p, kw) is None  # no kernel
+    assert xla_native.apply("perlin", jnp.ones(3), p, kw) is None  # no kernel
     assert xla_native.apply("hermite", jnp.ones(3, jnp.float16), p, kw) is None  # dtype
     # a table that is not this layout's (the formula then raises its own error)
     assert xla_native.apply("hermite", jnp.ones((2, 3)), {"coeffs": jnp.ones((4, 4))},

@@ -15,6 +15,11 @@ channels-last); ``param_dtype`` chooses the parameters' dtype (float32 by defaul
 ``jax.config.update("jax_enable_x64", True)``); random inits draw from ``rngs`` (one key per
 table). bf16/fp16 inputs are computed in float32 and returned in their own dtype.
 Install: ``pip install 'learnact[jax]'`` (jax, flax, optax; no torch).
+
+On the CPU, Hermite, Fourier, tropical, tropical rational, rational and SELU-variation
+activations run fused kernels (``learnact.xla_native``: one forward and one backward custom
+call, built on first use with the system C++ compiler); forward-mode differentiation
+(``jax.jvp``, ``jax.hessian``) needs ``use_kernels(False)`` first.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ try:
 except ModuleNotFoundError as exc:  # pragma: no cover - exercised without jax installed
     raise ImportError("learnact.jax needs jax and flax: pip install 'learnact[jax]'") from exc
 
+from ..xla_native import use_kernels
 from . import functional
 from .fit import FitReport, fit
 from .modules import (Activation, Cantor, Cantor2, DiTAC, Fixed, Fourier, GEDiTAC, Hermite,
@@ -36,4 +42,4 @@ __all__ = ["functional", "Activation", "Fixed", "Hermite", "Fourier", "Tropical"
            "TropicalRational", "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC",
            "GEDiTAC", "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight",
            "NoisyDerivative", "create", "available", "parameters", "regularization", "fit",
-           "FitReport"]
+           "FitReport", "use_kernels"]

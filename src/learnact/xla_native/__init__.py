@@ -1,20 +1,24 @@
 """Fused CPU kernels for JAX: one forward and one backward custom call per family.
 
 Used by :mod:`learnact.jax` (modules and functions) and by :mod:`learnact.keras` on the JAX
-backend, for Hermite, tropical, tropical rational and rational activations in float32 and
-float64 on the CPU. The C++ source (``families.cc``, XLA's FFI headers from jaxlib) is built
+backend, for Hermite, Fourier, tropical, tropical rational, rational and SELU-variation
+activations in float32 and float64 on the CPU. The C++ source (``families.cc``, XLA's FFI headers from jaxlib) is built
 on first use with the system C++ compiler (~10 s once per machine, cached and checksummed by
 :mod:`learnact._build`), registered with ``jax.ffi``, and wrapped in a ``jax.custom_vjp``: the
 forward is one pass; the backward is one pass that returns dL/dx and every parameter's sum, on
-XLA's intra-op threads. (XLA runs a backward's parameter reductions as one pass each: Hermite
-degree 8 took ~4x GELU's fwd+bwd, the kernels ~0.5x.)
+XLA's intra-op threads. (XLA runs a backward's parameter reductions as one pass each, and
+its sin/cos/expm1 as scalar calls: Hermite degree 8 took ~4x GELU's fwd+bwd, Fourier degree 8
+~26x; benchmarks/RESULTS.md has the kernels' figures.) ``families.cc`` brings its own
+vectorisable sin/cos and expm1 (Cody-Waite reduction, Taylor series; float64 to ~1e-16).
 
 What stays the same: values and gradients agree with the ``jax.numpy`` formulas of
 :mod:`learnact.core` (tests: float64 to 1e-12, float32 to 1e-5 relative); ``jax.jit``,
 ``jax.grad``, ``jax.vmap`` and grad of grad work (the backward's own derivative is the
 formula's autodiff). What differs: **forward-mode differentiation** (``jax.jvp``, ``jacfwd``,
 ``jax.hessian``) of a custom VJP is refused by JAX; call :func:`use_kernels` (False) first, or
-set ``LEARNACT_NATIVE=0``, to differentiate the formulas in any mode.
+set ``LEARNACT_NATIVE=0``, to differentiate the formulas in any mode. Ties follow JAX's own
+derivative conventions (d|A|/dA = 1 at 0, d min(x, 0)/dx = 1/2 at 0, the first line of a
+tropical envelope).
 
 The ``jax.numpy`` formulas run instead (no error) when the kernels do not apply: another
 platform (JAX's default backend is not the CPU: XLA fuses these on GPUs), another dtype
@@ -49,6 +53,9 @@ FAMILIES: dict[str, tuple[tuple[str, bool], ...]] = {
     "tropical_rational": tuple((n, n in ("scale", "offset")) for n in (
         "num_slopes", "num_coeffs", "den_slopes", "den_coeffs", "scale", "offset")),
     "rational": (("num", False), ("den", False), ("scale", True), ("offset", True)),
+    "fourier": (("bias", True), ("amplitude", False), ("frequency", False), ("phase", False)),
+    "selu_variation": tuple((n, True) for n in (
+        "lam", "alpha", "beta", "gamma", "omega", "scale", "offset")),
 }
 _FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno", "-fno-trapping-math")
 _NATIVE = ("-march=native",) + (("-mprefer-vector-width=512",)
@@ -162,6 +169,10 @@ def _config(name: str, cols: tuple) -> tuple[int, int]:
         return w["coeffs"] - 1, int("lo" in w)
     if name == "rational":
         return w["num"] - 1, w["den"]
+    if name == "fourier":
+        return w["amplitude"], 0
+    if name == "selu_variation":
+        return 0, 0
     return w["coeffs" if name == "tropical" else "num_slopes"] - 1, 0
 
 

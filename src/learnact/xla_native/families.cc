@@ -317,6 +317,265 @@ struct Rational {
 };
 
 // ------------------------------------------------------------------------------------------
+// sin, cos and expm1 over a block (XLA's scalar libm calls are what keep its Fourier and SELU
+// variation backward slow): t = j pi/2 + r with |r| <= pi/4 by a three-part Cody-Waite split
+// of pi/2 (each product j * part exact while |j| < 2^11 in float, 2^21 in double), then Taylor
+// series in r (to r^12 in float, r^18 in double: below half an ulp on |r| <= pi/4), quadrant
+// by selects. Larger |t| (rare) are redone with std::sin/std::cos.
+// ------------------------------------------------------------------------------------------
+template <typename T>
+struct Trig;
+
+template <>
+struct Trig<float> {
+  static constexpr float P1 = 1.57080078125f, P2 = -4.453584551811218e-06f,
+                         P3 = -8.705515752716053e-10f, LIMIT = 6000.0f;
+  static LA_INLINE float sin_r(float r, float r2) {
+    return r + r * r2 * (-1.0f / 6 + r2 * (1.0f / 120 + r2 * (-1.0f / 5040 + r2 * (
+        1.0f / 362880 + r2 * (-1.0f / 39916800)))));
+  }
+  static LA_INLINE float cos_r(float r2) {
+    return 1.0f + r2 * (-0.5f + r2 * (1.0f / 24 + r2 * (-1.0f / 720 + r2 * (
+        1.0f / 40320 + r2 * (-1.0f / 3628800 + r2 * (1.0f / 479001600))))));
+  }
+};
+
+template <>
+struct Trig<double> {
+  static constexpr double P1 = 1.5707963267341256, P2 = 6.077100506303966e-11,
+                          P3 = 2.0222662487959506e-21, LIMIT = 3.0e6;
+  static LA_INLINE double sin_r(double r, double r2) {
+    double p = -1.0 / 355687428096000.0;                  // -1/17!
+    p = 1.0 / 1307674368000.0 + r2 * p;                   // 1/15!
+    p = -1.0 / 6227020800.0 + r2 * p;                     // -1/13!
+    p = 1.0 / 39916800.0 + r2 * p;
+    p = -1.0 / 362880.0 + r2 * p;
+    p = 1.0 / 5040.0 + r2 * p;
+    p = -1.0 / 120.0 + r2 * p;
+    p = 1.0 / 6.0 + r2 * p;
+    return r - r * r2 * p;
+  }
+  static LA_INLINE double cos_r(double r2) {
+    double p = 1.0 / 6402373705728000.0;                  // 1/18!
+    p = -1.0 / 20922789888000.0 + r2 * p;                 // -1/16!
+    p = 1.0 / 87178291200.0 + r2 * p;                     // 1/14!
+    p = -1.0 / 479001600.0 + r2 * p;
+    p = 1.0 / 3628800.0 + r2 * p;
+    p = -1.0 / 40320.0 + r2 * p;
+    p = 1.0 / 720.0 + r2 * p;
+    p = -1.0 / 24.0 + r2 * p;
+    p = 0.5 + r2 * p;
+    return 1.0 - r2 * p;
+  }
+};
+
+// s[j] = sin(t[j]), c[j] = cos(t[j])
+template <typename T>
+static LA_INLINE void sincos_block(const T* __restrict__ t, int n, T* __restrict__ s,
+                                   T* __restrict__ c) {
+  using R = Trig<T>;
+  int large = 0;
+  for (int j = 0; j < n; ++j) {
+    const T v = t[j];
+    const T q = std::rint(v * T(0.63661977236758134308));
+    const T r = ((v - q * R::P1) - q * R::P2) - q * R::P3;
+    const T r2 = r * r;
+    const T sr = R::sin_r(r, r2), cr = R::cos_r(r2);
+    const T m = q - T(4) * std::floor(q * T(0.25));  // quadrant 0..3
+    const bool odd = m == T(1) || m == T(3);
+    const T sv = odd ? cr : sr, cv = odd ? sr : cr;
+    s[j] = m >= T(2) ? -sv : sv;
+    c[j] = (m == T(1) || m == T(2)) ? -cv : cv;
+    large += std::abs(v) <= R::LIMIT ? 0 : 1;  // NaN too: std:: functions give NaN
+  }
+  if (large)
+    for (int j = 0; j < n; ++j)
+      if (!(std::abs(t[j]) <= R::LIMIT)) {
+        s[j] = std::sin(t[j]);
+        c[j] = std::cos(t[j]);
+      }
+}
+
+// e^z - 1 for z = t[j]: z = n ln2 + r, |r| <= ln2/2, e^z - 1 = 2^n (e^r - 1) + (2^n - 1), e^r - 1
+// by its Taylor series (to r^8 in float, r^14 in double); 2^n from the exponent bits.
+template <typename T>
+static LA_INLINE void expm1_block(const T* __restrict__ t, int n, T* __restrict__ out);
+
+template <>
+LA_INLINE void expm1_block<float>(const float* __restrict__ t, int n, float* __restrict__ out) {
+  for (int j = 0; j < n; ++j) {
+    const float z = std::min(std::max(t[j], -88.0f), 88.0f);
+    const float k = std::rint(z * 1.44269504088896340736f);
+    const float r = (z - k * 0.693145751953125f) - k * 1.428606765330187045e-06f;
+    float p = 1.0f / 40320;
+    p = 1.0f / 5040 + r * p;
+    p = 1.0f / 720 + r * p;
+    p = 1.0f / 120 + r * p;
+    p = 1.0f / 24 + r * p;
+    p = 1.0f / 6 + r * p;
+    p = 0.5f + r * p;
+    const float em1 = r + r * r * p;
+    int32_t bits = ((int32_t)k + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    float v = scale * em1 + (scale - 1.0f);
+    v = t[j] > 88.7228390f ? INFINITY : v;
+    out[j] = t[j] != t[j] ? t[j] : v;  // NaN stays NaN
+  }
+}
+
+template <>
+LA_INLINE void expm1_block<double>(const double* __restrict__ t, int n,
+                                   double* __restrict__ out) {
+  for (int j = 0; j < n; ++j) {
+    const double z = std::min(std::max(t[j], -708.0), 709.0);
+    const double k = std::rint(z * 1.44269504088896340736);
+    const double r = (z - k * 0.6931471806019545) - k * -4.2009150726810846e-11;
+    double p = 1.0 / 87178291200.0;  // 1/14!
+    p = 1.0 / 6227020800.0 + r * p;
+    p = 1.0 / 479001600.0 + r * p;
+    p = 1.0 / 39916800.0 + r * p;
+    p = 1.0 / 3628800.0 + r * p;
+    p = 1.0 / 362880.0 + r * p;
+    p = 1.0 / 40320.0 + r * p;
+    p = 1.0 / 5040.0 + r * p;
+    p = 1.0 / 720.0 + r * p;
+    p = 1.0 / 120.0 + r * p;
+    p = 1.0 / 24.0 + r * p;
+    p = 1.0 / 6.0 + r * p;
+    p = 0.5 + r * p;
+    const double em1 = r + r * r * p;
+    // k + 1.5 2^52 holds k in its low bits (|k| < 2^31); shifted into the exponent field
+    const double m = k + 6755399441055744.0;
+    int64_t bits;
+    std::memcpy(&bits, &m, sizeof bits);
+    bits = (bits + 1023) << 52;
+    double scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    double v = scale * em1 + (scale - 1.0);
+    v = t[j] > 709.782712893384 ? INFINITY : v;
+    out[j] = t[j] != t[j] ? t[j] : v;
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// fourier: row = bias, amplitude_1..d, frequency_1..d, phase_1..d   (a = d)
+// ------------------------------------------------------------------------------------------
+struct Fourier {
+  static int64_t width(const Cfg& c) { return 1 + 3 * c.a; }
+
+  template <typename T, class P>
+  static void fwd(const T* x, T* y, int n, const P& p, const Cfg& cfg) {
+    const int d = (int)cfg.a;
+    T f[W], t[W], s[W], c[W];
+    for (int j = 0; j < n; ++j) f[j] = p(0, j);
+    for (int k = 0; k < d; ++k) {
+      for (int j = 0; j < n; ++j) t[j] = x[j] * p(1 + d + k, j) - p(1 + 2 * d + k, j);
+      sincos_block<T>(t, n, s, c);
+      for (int j = 0; j < n; ++j) f[j] += p(1 + k, j) * c[j];
+    }
+    for (int j = 0; j < n; ++j) y[j] = f[j];
+  }
+
+  template <typename T, class P>
+  static void bwd(const T* x, const T* g, T* gx, int n, const P& p, const Acc<T>& acc,
+                  const Cfg& cfg) {
+    const int d = (int)cfg.a;
+    // inputs and parameters copied into the block's own arrays: the stores into acc may
+    // not alias them, and the loops vectorise (with raw pointers GCC gives up on the alias
+    // checks)
+    T xs[W], gs[W], amp[W], fr[W], df[W], t[W], s[W], c[W];
+    for (int j = 0; j < n; ++j) {
+      xs[j] = x[j];
+      gs[j] = g[j];
+      df[j] = T(0);
+      acc(0, j) += gs[j];
+    }
+    for (int k = 0; k < d; ++k) {
+      for (int j = 0; j < n; ++j) {
+        amp[j] = p(1 + k, j);
+        fr[j] = p(1 + d + k, j);
+        t[j] = xs[j] * fr[j] - p(1 + 2 * d + k, j);
+      }
+      sincos_block<T>(t, n, s, c);
+      for (int j = 0; j < n; ++j) {
+        const T as = gs[j] * amp[j] * s[j];  // g c_k sin(theta)
+        acc(1 + k, j) += gs[j] * c[j];
+        acc(1 + d + k, j) -= as * xs[j];
+        acc(1 + 2 * d + k, j) += as;
+        df[j] -= amp[j] * fr[j] * s[j];
+      }
+    }
+    for (int j = 0; j < n; ++j) gx[j] = gs[j] * df[j];
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// selu_variation: row = lam, alpha, beta, gamma, omega, scale, offset
+//   f = s lam (x if x > 0 else alpha expm1(beta xn) + gamma sin(omega xn)) + t, xn = min(x, 0)
+//   (JAX's tie rule: d min(x, 0)/dx = 1/2 at x = 0)
+// ------------------------------------------------------------------------------------------
+struct SELUVariation {
+  static int64_t width(const Cfg&) { return 7; }
+
+  template <typename T, class P>
+  static LA_INLINE void negative(const T* x, int n, const P& p, T* xn, T* e, T* s, T* c) {
+    T z[W], w[W];
+    for (int j = 0; j < n; ++j) {
+      xn[j] = std::min(x[j], T(0));
+      z[j] = p(2, j) * xn[j];
+      w[j] = p(4, j) * xn[j];
+    }
+    expm1_block<T>(z, n, e);
+    sincos_block<T>(w, n, s, c);
+  }
+
+  template <typename T, class P>
+  static void fwd(const T* x, T* y, int n, const P& p, const Cfg&) {
+    T xn[W], e[W], s[W], c[W];
+    negative(x, n, p, xn, e, s, c);
+    for (int j = 0; j < n; ++j) {
+      const T neg = p(1, j) * e[j] + p(3, j) * s[j];
+      y[j] = p(5, j) * (p(0, j) * (x[j] > T(0) ? x[j] : neg)) + p(6, j);
+    }
+  }
+
+  template <typename T, class P>
+  static void bwd(const T* x, const T* g, T* gx, int n, const P& p, const Acc<T>& acc,
+                  const Cfg&) {
+    T xn[W], e[W], s[W], c[W], xs[W], gs[W], q[7][W];  // own copies, as in Fourier::bwd
+    negative(x, n, p, xn, e, s, c);
+    for (int j = 0; j < n; ++j) {
+      xs[j] = x[j];
+      gs[j] = g[j];
+    }
+    for (int k = 0; k < 7; ++k)
+      for (int j = 0; j < n; ++j) q[k][j] = p(k, j);
+    for (int j = 0; j < n; ++j) {
+      const T la = q[0][j], al = q[1][j], be = q[2][j], ga = q[3][j], om = q[4][j],
+              sc = q[5][j];
+      const bool pos = xs[j] > T(0);
+      const T neg = al * e[j] + ga * s[j];
+      const T u = pos ? xs[j] : neg;
+      const T gn = pos ? T(0) : gs[j] * sc * la;  // dL/d(neg)
+      const T dxn = xs[j] < T(0) ? T(1) : T(0.5);
+      q[0][j] = gs[j] * sc * u;  // the terms, overwriting the parameters
+      q[1][j] = gn * e[j];
+      q[2][j] = gn * al * (e[j] + T(1)) * xn[j];
+      q[3][j] = gn * s[j];
+      q[4][j] = gn * ga * c[j] * xn[j];
+      q[5][j] = gs[j] * la * u;
+      q[6][j] = gs[j];
+      gx[j] = pos ? gs[j] * sc * la : gn * (al * be * (e[j] + T(1)) + ga * om * c[j]) * dxn;
+    }
+    // one accumulator row per loop: seven rows in one loop need more alias checks than GCC
+    // makes, and it stays scalar (3.5x slower)
+    for (int k = 0; k < 7; ++k)
+      for (int j = 0; j < n; ++j) acc(k, j) += q[k][j];
+  }
+};
+
+// ------------------------------------------------------------------------------------------
 // driver
 // ------------------------------------------------------------------------------------------
 
@@ -530,3 +789,5 @@ LA_FAMILY(hermite, Hermite)
 LA_FAMILY(tropical, Tropical)
 LA_FAMILY(tropical_rational, TropicalRational)
 LA_FAMILY(rational, Rational)
+LA_FAMILY(fourier, Fourier)
+LA_FAMILY(selu_variation, SELUVariation)
