@@ -43,9 +43,11 @@ def _call(formula, x: Array, params: tuple, channel_dim: int, fused: str | None 
     ct = compute_dtype(x.dtype)
     ps = tuple(None if p is None else jnp.asarray(p).astype(ct) for p in params)
     y = None
-    if fused is not None:
-        tables = [p for p in ps if p is not None and p.ndim == 2]
-        kw = {"channel_dim": channel_dim, "channels": tables[0].shape[0] if tables else None}
+    if fused is not None:  # per channel: a (C, K) table or a (C,) per-channel scalar
+        kinds = dict(xla_native.FAMILIES[fused])
+        rows = [p.shape[0] for n, p in zip(names, ps) if p is not None and (
+            p.ndim == 2 or p.ndim == 1 and kinds.get(n, False))]
+        kw = {"channel_dim": channel_dim, "channels": rows[0] if rows else None}
         y = xla_native.apply(fused, x.astype(ct), dict(zip(names, ps)), kw)
     if y is None:
         y = formula(_JNP, x.astype(ct), *ps, channel_dim=channel_dim)
@@ -67,7 +69,8 @@ def _hermite_formula(xp: Any, x: Array, c: Array, lo: Array | None, hi: Array | 
 def fourier(x: Array, bias: Array, amplitude: Array, frequency: Array, phase: Array,
             channel_dim: int = -1) -> Array:
     """f(x) = bias + sum_k amplitude_k cos(frequency_k x - phase_k)."""
-    return _call(_fourier.fourier, x, (bias, amplitude, frequency, phase), channel_dim)
+    return _call(_fourier.fourier, x, (bias, amplitude, frequency, phase), channel_dim,
+                 "fourier", _fourier.NAMES)
 
 
 def tropical(x: Array, slopes: Array, coeffs: Array, scale: Array, offset: Array,
@@ -97,7 +100,7 @@ def selu_variation(x: Array, lam: Array, alpha: Array, beta: Array, gamma: Array
                    omega: Array, scale: Array, offset: Array, channel_dim: int = -1) -> Array:
     """f(x) = scale lam (x if x > 0 else alpha (e^{beta x} - 1) + gamma sin(omega x)) + offset."""
     return _call(_selu.selu_variation, x, (lam, alpha, beta, gamma, omega, scale, offset),
-                 channel_dim)
+                 channel_dim, "selu_variation", _selu.NAMES)
 
 
 def ditac(x: Array, theta: Array, basis: Array, channel_dim: int = -1, *, a: float = -0.5,
