@@ -18,9 +18,9 @@ import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-# 2 threads, like the PyTorch op table (XLA's CPU client reads this before jax starts)
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true "
-                      "intra_op_parallelism_threads=2")
+# 2 threads, like the PyTorch op table: XLA's CPU client sizes its intra-op pool by the CPU
+# affinity mask when it starts, so the process keeps two CPUs before jax is imported
+os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -243,3 +243,39 @@ def test_where_the_kernels_do_not_apply_the_formula_runs(monkeypatch):
     monkeypatch.setenv("LEARNACT_NATIVE", "0")
     assert not xla_native.available()
     assert xla_native.apply("hermite", jnp.ones(3), p, kw) is None
+
+
+_THREADS_SCRIPT = """
+import jax, jax.numpy as jnp, numpy as np
+from learnact import xla_native
+jax.config.update("jax_enable_x64", True)
+rng = np.random.default_rng(0)
+out = []
+for shape, channels, cd in (((600, 40), 40, -1), ((3, 7, 20000), 7, 1), ((200000,), None, -1)):
+    x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    g = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    c = jnp.asarray(rng.normal(size=(9,) if channels is None else (channels, 9)), jnp.float32)
+    kw = {"channels": channels, "channel_dim": cd}
+    f = lambda c: (xla_native.apply("hermite", x, {"coeffs": c}, kw) * g).sum()
+    out.append(np.asarray(jax.grad(f)(c)).tobytes().hex())
+print(xla_native.available(), "|".join(out))
+"""
+
+
+def test_parameter_gradients_do_not_depend_on_the_thread_count():
+    """The parameter sums are added in a fixed order: one CPU (XLA sizes its intra-op pool by
+    the affinity mask) and all of them give the same bits."""
+    import os
+    import subprocess
+    import sys
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs to compare thread counts")
+    runs = []
+    for mask in ([cpus[0]], cpus):
+        pin = f"import os; os.sched_setaffinity(0, {mask!r})\n"
+        res = subprocess.run([sys.executable, "-c", pin + _THREADS_SCRIPT], capture_output=True,
+                             text=True, timeout=300, check=True)
+        runs.append(res.stdout.strip().splitlines()[-1])
+    assert runs[0].startswith("True ") and runs[0] == runs[1]

@@ -3,8 +3,8 @@
 // Why: XLA's CPU backend fuses an activation's forward well, but its backward needs one
 // reduction per parameter (sum_i g_i df/dp_k(x_i)), and XLA runs those as separate passes over
 // the tensor (Hermite degree 8: nine, ~4x GELU's fwd+bwd). Here the backward is one pass that
-// writes dL/dx and every parameter's partial sums (per thread, in double), on XLA's intra-op
-// thread pool.
+// writes dL/dx and every parameter's partial sums (in double, added in a fixed order), on XLA's
+// intra-op thread pool.
 //
 // Layout: the input is viewed as (outer, C, inner) around the channel axis (C = 1 for shared
 // parameters); the parameters arrive as one table (C, P), a row of P numbers per channel, in
@@ -30,6 +30,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -44,6 +45,7 @@ namespace {
 constexpr int W = 32;             // lanes per block
 constexpr int64_t CHUNK = 16384;  // elements per work item in the "run" schedule
 constexpr int ROWS = 64;          // rows per work item in the "lanes" schedule
+constexpr int64_t GROUPS = 32;    // groups of items with their own parameter sums (lanes)
 
 // Parameter k of lane j: a shared row (run schedule) or column j of the transposed table.
 template <typename T, bool LANES>
@@ -579,29 +581,37 @@ struct SELUVariation {
 // driver
 // ------------------------------------------------------------------------------------------
 
-// Runs body(worker, item) for item in [0, items) on the pool plus the calling thread.
+// Runs body(item) for item in [0, items) on up to `workers` threads: the caller and tasks on
+// XLA's pool. The caller works too and waits only for the items (not for the tasks to start:
+// XLA may run this call on a pool thread while the other threads are busy, even with another
+// such call), so it cannot deadlock; a task that starts late finds no item and touches only
+// the shared counters, which it keeps alive.
 template <typename F>
 void parallel(ffi::ThreadPool& pool, int64_t items, int64_t workers, F&& body) {
   if (workers <= 1 || items <= 1) {
-    for (int64_t i = 0; i < items; ++i) body(0, i);
+    for (int64_t i = 0; i < items; ++i) body(i);
     return;
   }
-  std::atomic<int64_t> next(0);
-  int64_t left = workers - 1;
-  std::mutex m;
-  std::condition_variable cv;
-  auto work = [&](int64_t w) {
-    for (int64_t i; (i = next.fetch_add(1)) < items;) body(w, i);
+  struct Shared {
+    std::atomic<int64_t> next{0}, done{0};
+    std::mutex m;
+    std::condition_variable cv;
   };
-  for (int64_t w = 1; w < workers; ++w)
-    pool.Schedule([&, w] {
-      work(w);
-      std::lock_guard<std::mutex> lock(m);
-      if (--left == 0) cv.notify_all();
-    });
-  work(0);
-  std::unique_lock<std::mutex> lock(m);
-  cv.wait(lock, [&] { return left == 0; });
+  auto st = std::make_shared<Shared>();
+  auto* fn = &body;
+  auto work = [st, fn, items] {
+    for (int64_t i; (i = st->next.fetch_add(1)) < items;) {
+      (*fn)(i);
+      if (st->done.fetch_add(1) + 1 == items) {
+        std::lock_guard<std::mutex> lock(st->m);
+        st->cv.notify_all();
+      }
+    }
+  };
+  for (int64_t w = 1; w < workers; ++w) pool.Schedule(decltype(work)(work));  // a copy each
+  work();
+  std::unique_lock<std::mutex> lock(st->m);
+  st->cv.wait(lock, [&] { return st->done.load() == items; });
 }
 
 int64_t worker_count(ffi::ThreadPool& pool, int64_t items) {
@@ -627,7 +637,7 @@ void forward(ffi::ThreadPool& pool, const T* x, const T* table, T* y, Shape sh, 
   if (sh.lanes()) {
     std::vector<T> tt = transposed(table, C, P);
     const int64_t items = (sh.outer + ROWS - 1) / ROWS;
-    parallel(pool, items, worker_count(pool, items), [&](int64_t, int64_t it) {
+    parallel(pool, items, worker_count(pool, items), [&](int64_t it) {
       for (int64_t r = it * ROWS; r < std::min(sh.outer, (it + 1) * ROWS); ++r)
         for (int64_t c0 = 0; c0 < C; c0 += W) {
           const int n = (int)std::min<int64_t>(W, C - c0);
@@ -639,7 +649,7 @@ void forward(ffi::ThreadPool& pool, const T* x, const T* table, T* y, Shape sh, 
   }
   const int64_t per_run = (sh.inner + CHUNK - 1) / CHUNK, runs = sh.outer * C;
   const int64_t items = runs * per_run;
-  parallel(pool, items, worker_count(pool, items), [&](int64_t, int64_t it) {
+  parallel(pool, items, worker_count(pool, items), [&](int64_t it) {
     const int64_t run = it / per_run, c = run % C;
     const int64_t lo = (it % per_run) * CHUNK, hi = std::min(sh.inner, lo + CHUNK);
     const T* xr = x + run * sh.inner;
@@ -650,6 +660,9 @@ void forward(ffi::ThreadPool& pool, const T* x, const T* table, T* y, Shape sh, 
   });
 }
 
+// Parameter sums are formed per work item (run schedule) or per one of at most GROUPS
+// contiguous groups of items (lanes schedule) and added in a fixed order: the gradients do
+// not depend on the number of threads or on which thread ran what.
 template <class F, typename T>
 void backward(ffi::ThreadPool& pool, const T* x, const T* g, const T* table, T* gx, T* gtable,
               Shape sh, Cfg cfg) {
@@ -658,51 +671,53 @@ void backward(ffi::ThreadPool& pool, const T* x, const T* g, const T* table, T* 
   if (sh.lanes()) {
     std::vector<T> tt = transposed(table, C, P);
     const int64_t items = (sh.outer + ROWS - 1) / ROWS;
-    const int64_t workers = worker_count(pool, items);
-    std::vector<double> sums(workers * P * C, 0.0);  // per worker (P, C)
-    std::vector<T> lane(workers * P * C);
-    parallel(pool, items, workers, [&](int64_t w, int64_t it) {
-      T* a = lane.data() + w * P * C;
-      std::fill(a, a + P * C, T(0));
-      for (int64_t r = it * ROWS; r < std::min(sh.outer, (it + 1) * ROWS); ++r)
-        for (int64_t c0 = 0; c0 < C; c0 += W) {
-          const int n = (int)std::min<int64_t>(W, C - c0);
-          Par<T, true> p{tt.data() + c0, C};
-          Acc<T> acc{a + c0, C};
-          F::template bwd<T>(x + r * C + c0, g + r * C + c0, gx + r * C + c0, n, p, acc, cfg);
-        }
-      double* s = sums.data() + w * P * C;
-      for (int64_t i = 0; i < P * C; ++i) s[i] += (double)a[i];
+    const int64_t groups = std::min<int64_t>(items, GROUPS);
+    std::vector<double> sums(groups * P * C, 0.0);  // per group (P, C)
+    parallel(pool, groups, worker_count(pool, groups), [&](int64_t gi) {
+      std::vector<T> lane(P * C);
+      T* a = lane.data();
+      double* s = sums.data() + gi * P * C;
+      for (int64_t it = items * gi / groups; it < items * (gi + 1) / groups; ++it) {
+        std::fill(a, a + P * C, T(0));
+        for (int64_t r = it * ROWS; r < std::min(sh.outer, (it + 1) * ROWS); ++r)
+          for (int64_t c0 = 0; c0 < C; c0 += W) {
+            const int n = (int)std::min<int64_t>(W, C - c0);
+            Par<T, true> p{tt.data() + c0, C};
+            Acc<T> acc{a + c0, C};
+            F::template bwd<T>(x + r * C + c0, g + r * C + c0, gx + r * C + c0, n, p, acc,
+                               cfg);
+          }
+        for (int64_t i = 0; i < P * C; ++i) s[i] += (double)a[i];
+      }
     });
-    for (int64_t w = 0; w < workers; ++w)
+    for (int64_t gi = 0; gi < groups; ++gi)
       for (int64_t k = 0; k < P; ++k)
-        for (int64_t c = 0; c < C; ++c) total[c * P + k] += sums[(w * P + k) * C + c];
+        for (int64_t c = 0; c < C; ++c) total[c * P + k] += sums[(gi * P + k) * C + c];
   } else {
     const int64_t per_run = (sh.inner + CHUNK - 1) / CHUNK, runs = sh.outer * C;
     const int64_t items = runs * per_run;
-    const int64_t workers = worker_count(pool, items);
-    std::vector<double> sums(workers * C * P, 0.0);  // per worker (C, P)
-    std::vector<T> lane(workers * P * W);
-    parallel(pool, items, workers, [&](int64_t w, int64_t it) {
+    std::vector<double> sums(items * P, 0.0);  // per item (one channel's run or part of it)
+    parallel(pool, items, worker_count(pool, items), [&](int64_t it) {
       const int64_t run = it / per_run, c = run % C;
       const int64_t lo = (it % per_run) * CHUNK, hi = std::min(sh.inner, lo + CHUNK);
       const int64_t off = run * sh.inner;
-      T* a = lane.data() + w * P * W;
-      std::fill(a, a + P * W, T(0));
+      std::vector<T> lane(P * W, T(0));
       Par<T, false> p{table + c * P, 0};
-      Acc<T> acc{a, W};
+      Acc<T> acc{lane.data(), W};
       for (int64_t i = lo; i < hi; i += W)
         F::template bwd<T>(x + off + i, g + off + i, gx + off + i,
                            (int)std::min<int64_t>(W, hi - i), p, acc, cfg);
-      double* s = sums.data() + (w * C + c) * P;
+      double* s = sums.data() + it * P;
       for (int64_t k = 0; k < P; ++k) {
         double t = 0.0;
-        for (int j = 0; j < W; ++j) t += (double)a[k * W + j];
-        s[k] += t;
+        for (int j = 0; j < W; ++j) t += (double)lane[k * W + j];
+        s[k] = t;
       }
     });
-    for (int64_t w = 0; w < workers; ++w)
-      for (int64_t i = 0; i < C * P; ++i) total[i] += sums[w * C * P + i];
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t c = (it / per_run) % C;
+      for (int64_t k = 0; k < P; ++k) total[c * P + k] += sums[it * P + k];
+    }
   }
   for (int64_t i = 0; i < C * P; ++i) gtable[i] = (T)total[i];
 }
