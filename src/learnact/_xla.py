@@ -35,7 +35,8 @@ def materialize(arrays: tuple) -> tuple:
 
 
 class Jnp:
-    """jax.numpy plus the two extras the core's formulas use (``cast``, ``erf``)."""
+    """jax.numpy plus the extras the core's formulas use (``cast``, ``erf``, ``segment_sum``,
+    ``materialize``, ``cpab_flow``...)."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(jnp, name)

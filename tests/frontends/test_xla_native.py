@@ -237,6 +237,12 @@ def test_where_the_kernels_do_not_apply_the_formula_runs(monkeypatch):
     # a table that is not this layout's (the formula then raises its own error)
     assert xla_native.apply("hermite", jnp.ones((2, 3)), {"coeffs": jnp.ones((4, 4))},
                             {"channels": 4, "channel_dim": -1}) is None
+    # one tail bound alone: no tails, as in the formula
+    kw1 = {"channels": None, "channel_dim": -1}
+    x = jnp.linspace(-4.0, 4.0, 9)
+    one = xla_native.apply("hermite", x, {"coeffs": jnp.ones(4), "lo": jnp.asarray(-1.0)}, kw1)
+    np.testing.assert_allclose(one, family("hermite").forward(JNP, x, {"coeffs": jnp.ones(4)},
+                                                               kw1), rtol=1e-12)
     # and the modules keep working
     m = lj.create("hermite:degree=3,channels=3", rngs=nnx.Rngs(0))
     assert m(jnp.ones((0, 3))).shape == (0, 3)

@@ -135,6 +135,8 @@ def _pack(name: str, p: dict[str, Any], channels: int | None) -> tuple[Any, tupl
     import jax.numpy as jnp
 
     rows, cols, parts = channels or 1, [], []
+    if name == "hermite" and (p.get("lo") is None or p.get("hi") is None):
+        p = {"coeffs": p["coeffs"]}  # linear tails need both bounds (as in the formula)
     for n, scalar in FAMILIES[name]:
         if p.get(n) is None:
             continue
@@ -246,8 +248,7 @@ def apply(name: str, x: Any, p: dict[str, Any], kw: dict[str, Any]) -> Any | Non
     if jax.default_backend() != "cpu" or not available():
         return None
     channels, cd = kw.get("channels"), kw.get("channel_dim", -1)
-    if channels is not None and not -x.ndim <= cd < x.ndim or (
-            channels is not None and x.shape[cd] != channels):
+    if channels is not None and (not -x.ndim <= cd < x.ndim or x.shape[cd] != channels):
         return None  # the formula's own error
     packed = _pack(name, p, channels)
     if packed is None:
