@@ -10,6 +10,7 @@ turns every native kernel off.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -22,8 +23,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["enabled", "cache_dir", "cpu_fingerprint", "find_compiler", "verified",
-           "compile_cached"]
+__all__ = ["enabled", "cache_dir", "cpu_fingerprint", "find_compiler", "compiler_version",
+           "verified", "compile_cached"]
 
 
 def enabled() -> bool:
@@ -46,6 +47,13 @@ def find_compiler(env: str, names: Sequence[str]) -> str | None:
         if cc and shutil.which(cc):
             return cc
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_version(cc: str) -> str:
+    """``cc --version`` (run once per compiler and process)."""
+    return subprocess.run([cc, "--version"], capture_output=True, text=True,
+                          check=False).stdout
 
 
 def cpu_fingerprint() -> str:
@@ -95,8 +103,7 @@ def compile_cached(src: Path, cc: str, flags: Sequence[str],
     the first variant that compiles is kept (e.g. with and without -march=native). The cache
     key holds the sources (``src`` and the headers in ``deps``), the compiler's version line,
     the flags, the variants, ``key`` and the CPU."""
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True,
-                             check=False).stdout
+    version = compiler_version(cc)
     h = hashlib.sha256()
     for part in (src.read_bytes(), *(d.read_bytes() for d in deps),
                  repr((cc, version.splitlines()[:1], tuple(flags),

@@ -20,7 +20,6 @@ import functools
 import logging
 import platform
 import re
-import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -87,9 +86,8 @@ def _build(name: str) -> Path:
     cc = _compiler()
     if cc is None:
         raise RuntimeError("no C compiler found (set CC, or install gcc)")
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True,
-                             check=False).stdout
-    flags = _FLAGS + (_GCC_FLAGS if "Free Software Foundation" in version else ())
+    gcc = "Free Software Foundation" in _build_mod.compiler_version(cc)
+    flags = _FLAGS + (_GCC_FLAGS if gcc else ())
     omp = ("-fopenmp",) if _torch_libgomp() else ()
     # without -march=native or OpenMP it still builds (and runs on the Python pool)
     return _build_mod.compile_cached(

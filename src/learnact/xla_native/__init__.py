@@ -88,9 +88,11 @@ def _load() -> bool:
     cxx = _build.find_compiler("CXX", ("c++", "g++", "clang++"))
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
-    include = ("-I" + str(jax.ffi.include_dir()),)
-    path = _build.compile_cached(_SOURCE, cxx, _FLAGS + include, (_NATIVE, ()),
-                                 key=(jax.__version__,), libs=())
+    include = Path(jax.ffi.include_dir())
+    # the cache key holds jaxlib's FFI headers themselves (the ABI the handlers are built for)
+    path = _build.compile_cached(_SOURCE, cxx, _FLAGS + ("-I" + str(include),), (_NATIVE, ()),
+                                 deps=sorted((include / "xla" / "ffi" / "api").glob("*.h")),
+                                 libs=())
     lib = ctypes.CDLL(str(path))
     if lib.la_xla_abi() != _abi():
         raise RuntimeError(f"families.cc: ABI {lib.la_xla_abi()}, expected {_abi()}")
