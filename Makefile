@@ -62,7 +62,13 @@ browser:
 compiler:
 	@$(call apt_unless,gcc g++ libc6-dev,( command -v cc || command -v gcc ) >/dev/null && ( command -v c++ || command -v g++ ) >/dev/null)
 
-test: test-torch test-frontends test-wheel docs
+test: lint test-torch test-frontends test-wheel docs
+
+# ruff (its rules in pyproject.toml) and the house rules (.ci/house_rules.py: no source file
+# over 800 lines, no import cycle between learnact's modules)
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks examples .ci
+	$(PY) .ci/house_rules.py
 
 test-torch: setup data browser compiler
 	$(PY) -m pytest -q --ignore=tests/frontends
@@ -95,8 +101,9 @@ $(DVENV)/.installed: pyproject.toml Makefile
 docs: $(DVENV)/.installed
 	NO_MKDOCS_2_WARNING=1 $(DVENV)/bin/mkdocs build --strict
 
-test-fast: setup compiler
-	$(PY) -m pytest -q -m "not slow" $(ARGS)
+# the inner loop: lint, then the PyTorch suite without the tests marked slow (a few minutes)
+test-fast: lint compiler
+	$(PY) -m pytest -q -m "not slow" --ignore=tests/frontends $(ARGS)
 
 main: setup data compiler
 	$(VENV)/bin/learnact bench autoencoder $(ARGS)

@@ -29,6 +29,6 @@ if importlib.util.find_spec("scipy") is None:  # DiTAC's basis says what to inst
 # the native kernels' sources ship in the wheel (built on first use)
 from importlib.resources import files  # noqa: E402
 
-for name in ("ops/native/cpab.c", "xla_native/families.cc"):
+for name in ("ops/native/cpab.c", "xla_native/families.cc", "xla_native/vecmath.h"):
     assert files("learnact").joinpath(name).is_file(), f"{name} is not in the wheel"
 print("core-only wheel ok:", learnact.__version__, learnact.__file__)

@@ -13,9 +13,13 @@ import torch
 import torch.autograd.forward_ad as fwAD
 
 import learnact
+from learnact.core.families import FAMILIES
 
-SPECS = ["hermite", "hermite:tails=linear", "fourier", "tropical", "tropical_rational",
-         "rational", "selu_variation", "perlin:learnable=True"]
+# every family that has forward mode (learnact.core.families, THE list), at its test and
+# layout specs; Perlin with learnable lattices (its buffers otherwise)
+SPECS = [s.replace("perlin", "perlin:learnable=True") if s == "perlin" else s
+         for d in FAMILIES.values() if "forward_ad" not in d.missing
+         for s in (*d.test_specs, *d.variant_specs)[:2] or (d.name,)]
 
 
 def _module(spec: str, per_channel: bool) -> torch.nn.Module:

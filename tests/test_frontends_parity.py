@@ -20,7 +20,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
-import keras  # noqa: E402
+import keras  # noqa: E402, F401  (its backend set before torch loads)
 from flax import nnx  # noqa: E402
 
 import learnact.jax as lj  # noqa: E402
@@ -134,7 +134,7 @@ for spec in %r:
         want = m(torch.tensor(x)).detach().numpy()
         worst = max(worst, float(np.abs(y - want).max() / max(1.0, np.abs(want).max())))
 print(worst)
-""" % (SPECS,)
+""" % (SPECS,)  # noqa: UP031  (a script template: its braces are code)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300, env=os.environ | {"KERAS_BACKEND": "torch"})
     assert out.returncode == 0, out.stderr[-3000:]

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import learnact
+from learnact.core.families import FAMILIES
 from learnact.ops import _library, backend, family_ops
 
 from .conftest import perturb_
@@ -21,10 +22,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning"
 
 # families with Triton kernels: (spec, its op's parameter tensors as the module passes them)
 TRITON = {"hermite", "fourier", "tropical", "tropical_rational", "rational", "selu_variation"}
-SPECS = ["hermite:degree=5", "hermite:degree=8,tails=linear,bound=1.5", "hermite:degree=1",
-         "fourier:degree=4", "tropical:degree=4", "tropical:degree=1",
-         "tropical_rational:degree=3", "rational", "rational:num_degree=2,den_degree=1",
-         "selu_variation"]
+# every family with a FamilyOp Triton kernel (DiTAC's flow and table kernels: below), at its
+# test, layout and edge specs (the definitions in learnact.core.families, THE list)
+SPECS = [s for d in FAMILIES.values() if "triton" not in d.missing and "ditac" not in d.name
+         for s in (*d.test_specs, *d.variant_specs, *d.edge_specs) if "init=" not in s]
 TOL = {torch.float32: 2e-5, torch.bfloat16: 2e-2, torch.float16: 4e-3}
 
 

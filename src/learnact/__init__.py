@@ -36,6 +36,17 @@ _TORCH_API: dict[str, str] = {
         "SELUVariation", "Rational", "Perlin", "Surrogate", "Staircase", "Cantor", "Cantor2",
         "NoisyDerivative", "LeftRight", "DiTAC", "LeakyDiTAC", "GEDiTAC")},
 }
+
+
+def _derived_classes() -> dict[str, str]:
+    """The class names of the families generated from their definitions (PWLU, ...): read
+    from learnact.core.families, THE list (numpy only, no framework import)."""
+    from .core.families import FAMILIES
+
+    return {d.class_name: "modules" for d in FAMILIES.values() if d.derived}
+
+
+_TORCH_API.update(_derived_classes())
 # subpackages reachable as attributes (``learnact.ops``), also loaded on first access
 _SUBMODULES = ("functional", "integrations", "ops", "core", "jax", "keras")
 

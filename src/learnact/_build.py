@@ -49,7 +49,7 @@ def find_compiler(env: str, names: Sequence[str]) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiler_version(cc: str) -> str:
     """``cc --version`` (run once per compiler and process)."""
     return subprocess.run([cc, "--version"], capture_output=True, text=True,

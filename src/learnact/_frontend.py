@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from ._spec import parse_spec, signature, typed_kwargs, unknown
 from ._validate import suggest
 
-__all__ = ["FIXED_NAMES", "ALIASES", "fixed_signature", "from_spec", "names"]
+__all__ = ["FIXED_NAMES", "ALIASES", "fixed_signature", "from_spec", "names", "derived_init"]
 
 #: the classical baselines both frontends build by their PyTorch names
 FIXED_NAMES = ("elu", "gelu", "identity", "leaky_relu", "relu", "selu", "sigmoid", "silu",
@@ -60,3 +61,39 @@ def from_spec(spec: str, classes: dict[str, type], fixed: Callable[..., Any], fr
     if key in FIXED_NAMES:
         return fixed(key, **kw, **(layer or {}))
     return target(**kw, **build)
+
+
+def derived_init(definition: Any, channel_dim: int, extra: tuple[inspect.Parameter, ...],
+                 build: Callable[[Any, dict[str, Any], dict[str, Any]], None]
+                 ) -> Callable[..., None]:
+    """The ``__init__`` of a frontend class generated from a family's definition
+    (learnact.core.definition, ``derived = True``): the definition's arguments, then
+    ``channels=None, channel_dim=<the frontend's default>``, then the frontend's own
+    ``extra`` parameters; it calls ``build(self, family_kwargs, extra_kwargs)``. Its
+    signature and annotations are real, so spec strings are typed against it."""
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
+    annotations: dict[str, Any] = {}
+    for name, typ, default in definition.arguments:
+        params.append(P(name, P.POSITIONAL_OR_KEYWORD, default=default, annotation=typ))
+        annotations[name] = typ
+    params += [P("channels", P.POSITIONAL_OR_KEYWORD, default=None, annotation=int | None),
+               P("channel_dim", P.POSITIONAL_OR_KEYWORD, default=channel_dim,
+                 annotation=int), *extra]
+    annotations |= {"channels": int | None, "channel_dim": int, "return": None}
+    annotations |= {p.name: p.annotation for p in extra if p.annotation is not P.empty}
+    sig = inspect.Signature(params)
+    own = [p.name for p in extra]
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        bound = sig.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        kw = dict(bound.arguments)
+        kw.pop("self")
+        extras = {n: kw.pop(n) for n in own}
+        build(self, kw, extras)
+
+    __init__.__signature__ = sig  # type: ignore[attr-defined]
+    __init__.__annotations__ = annotations
+    __init__.__qualname__ = f"{definition.class_name}.__init__"
+    return __init__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from difflib import get_close_matches
 from typing import Any
@@ -11,11 +12,14 @@ from typing import Any
 def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
     """An integer in [lo, hi]; bools and non-integral floats are rejected."""
     rng = _range_text(lo, hi)
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise TypeError(f"{name} must be an integer{rng}, got {value!r}")
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        raise TypeError(f"{name} must be an integer{rng}, got {value!r}")
+    if isinstance(value, numbers.Integral):  # int, numpy's integer scalars
+        value = int(value)
+    elif isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+        value = int(value)
+    else:
+        raise TypeError(f"{name} must be an integer{rng}, got {value!r}")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ValueError(f"{name} must be an integer{rng}, got {value}")
     return value
@@ -27,7 +31,9 @@ MAX_MAGNITUDE = 1e6  # a hyperparameter beyond this is a typo (and overflows flo
 def check_float(name: str, value: Any, lo: float | None = None, hi: float | None = None,
                 *, lo_open: bool = False, hi_open: bool = False) -> float:
     """A finite real in the given (closed unless *_open) interval, of magnitude <= 1e6."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # numbers.Real: int, float and numpy's integer and floating scalars (np.float32(2))
+    if (isinstance(value, bool) or type(value).__name__ == "bool_"
+            or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     v = float(value)
     lo_ok = lo is None or (v > lo if lo_open else v >= lo)

@@ -10,8 +10,8 @@ Forms, family by family (the value is the training module's up to rounding, exce
 table):
 
 =====================  ===================================================================
-hermite                monomial coefficients (converted in float64) by Horner's rule on
-                       clamp(x, lo, hi), the linear tails folded into two constant slopes
+hermite                Clenshaw's recurrence in the orthogonal basis (the module's numerics)
+                       on clamp(x, lo, hi), the linear tails folded into two constant slopes
                        (the training op evaluates f' at the bound per element)
 tropical, tropical_   max of the lines, one multiply-add and one maximum per line (the training
 rational               op also tracks the argmax for its backward)
@@ -50,7 +50,8 @@ from .surgery import _swap
 
 __all__ = ["freeze", "FrozenActivation", "FrozenHermite", "FrozenFourier", "FrozenTropical",
            "FrozenTropicalRational", "FrozenRational", "FrozenSELUVariation", "FrozenPerlin",
-           "FrozenDiTACTable", "FrozenDiTACLookup", "FrozenDiTACExact", "FrozenStaircase", "FrozenCantor"]
+           "FrozenDiTACTable", "FrozenDiTACLookup", "FrozenDiTACExact", "FrozenStaircase", "FrozenCantor",
+           "FrozenDefined"]
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,12 @@ class FrozenActivation(nn.Module):
 
 
 class FrozenHermite(FrozenActivation):
-    r"""f(x) = \sum_k c_k He_k(x)/k! converted at freeze time (float64) to monomial
-    coefficients a_k and evaluated by Horner's rule (one multiply-add per degree); with tails,
-    at clamp(x, lo, hi) plus slope (x - clamp(x)), the slopes f'(lo), f'(hi) folded at
-    freeze time (the training op evaluates f' at the bound per element)."""
+    r"""f(x) = \sum_k c_k He_k(x)/k! by the training module's own numerics: Clenshaw's
+    recurrence in the orthogonal basis (b_k = c_k + x b_{k+1}/(k+1) - b_{k+2}/(k+2)) on the
+    constant coefficients, in float32 for half inputs; never via monomials (a float32
+    monomial expansion of a degree-32 fit is off by 0.025, at degree 64 by more). With tails,
+    at clamp(x, lo, hi) plus slope (x - clamp(x)), the slopes f'(lo), f'(hi) folded at freeze
+    time in float64 (the training op evaluates f' at the bound per element)."""
 
     channel_dim: int
     per_channel: bool
@@ -104,19 +107,11 @@ class FrozenHermite(FrozenActivation):
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__(module)
-        import numpy as np
-        from numpy.polynomial import hermite_e
-
         self.channel_dim = int(module.channel_dim)
         self.per_channel = module.coeffs.ndim == 2
         coeffs = module.coeffs.detach()
         self.degree = int(coeffs.shape[-1] - 1)
-        c64 = coeffs.double().cpu().numpy().reshape(-1, self.degree + 1)
-        fact = np.array([math.factorial(k) for k in range(self.degree + 1)], dtype=np.float64)
-        mono = np.stack([hermite_e.herme2poly(row / fact) for row in c64])
-        mono = np.pad(mono, ((0, 0), (0, self.degree + 1 - mono.shape[1])))
-        monomial = torch.from_numpy(mono).to(coeffs.dtype)  # (rows, degree + 1): a_0 .. a_d
-        self._const("monomial", monomial if self.per_channel else monomial[0])
+        self._const("coeffs", coeffs)
         self.tails = module.lo is not None and module.hi is not None
         if self.tails:
             from .functional.hermite import hermite_derivative
@@ -136,25 +131,32 @@ class FrozenHermite(FrozenActivation):
                 self._const(name, None)
 
     def forward(self, x: Tensor) -> Tensor:
-        a = self.monomial.to(x.dtype)
+        xt = x.to(_compute_dtype(x))
+        c = self.coeffs.to(xt.dtype)
         if self.per_channel:
-            a = _along(a, x.dim(), self.channel_dim)
-        xc = x
+            c = _along(c, xt.dim(), self.channel_dim)
+        xc = xt
         lo, hi, s_lo, s_hi = self.lo, self.hi, self.slope_lo, self.slope_hi
         if self.tails and lo is not None and hi is not None and s_lo is not None \
                 and s_hi is not None:
             if self.per_channel:
-                lo = _along(lo, x.dim(), self.channel_dim)
-                hi = _along(hi, x.dim(), self.channel_dim)
-                s_lo = _along(s_lo, x.dim(), self.channel_dim)
-                s_hi = _along(s_hi, x.dim(), self.channel_dim)
-            xc = torch.minimum(torch.maximum(x, lo.to(x.dtype)), hi.to(x.dtype))
-        y = a[..., self.degree] + torch.zeros_like(xc)
-        for k in range(self.degree - 1, -1, -1):
-            y = torch.addcmul(a[..., k], y, xc)
+                lo = _along(lo, xt.dim(), self.channel_dim)
+                hi = _along(hi, xt.dim(), self.channel_dim)
+                s_lo = _along(s_lo, xt.dim(), self.channel_dim)
+                s_hi = _along(s_hi, xt.dim(), self.channel_dim)
+            xc = torch.minimum(torch.maximum(xt, lo.to(xt.dtype)), hi.to(xt.dtype))
+        n = self.degree + 1
+        if n == 2:
+            y = c[..., 0] + xc * c[..., 1]
+        else:
+            b2 = torch.zeros_like(xc)
+            b1 = c[..., n - 1] + b2
+            for k in range(n - 2, 0, -1):
+                b1, b2 = c[..., k] + xc * b1 * (1.0 / (k + 1)) - b2 * (1.0 / (k + 2)), b1
+            y = c[..., 0] + xc * b1 - 0.5 * b2
         if self.tails and s_lo is not None and s_hi is not None:
-            y = y + torch.where(x < xc, s_lo.to(x.dtype), s_hi.to(x.dtype)) * (x - xc)
-        return y
+            y = y + torch.where(xt < xc, s_lo.to(xt.dtype), s_hi.to(xt.dtype)) * (xt - xc)
+        return y.to(x.dtype)
 
 
 class FrozenFourier(FrozenActivation):
@@ -533,36 +535,42 @@ class FrozenCantor(FrozenActivation):
 
 
 def _frozen_form(module: nn.Module, ditac: str, points: int) -> "nn.Module | None":
-    """The inference form of one learnact module (None: not a learnact activation)."""
-    from .modules import surrogate as sur
-    from .modules.base import LearnableActivation
-
-    if isinstance(module, sur.Staircase):
-        return FrozenStaircase(module)
-    if isinstance(module, sur.Cantor):
-        return FrozenCantor(module)
-    if isinstance(module, sur.LeftRight):
-        return nn.ReLU()
-    if isinstance(module, (sur.NoisyDerivative, sur.Surrogate)):
-        fn = module.fn
-        if not isinstance(fn, nn.Module):
-            raise ValueError(f"freeze: {type(module).__name__} wraps a plain function "
-                             f"({fn!r}), not a module; wrap it in an nn.Module to freeze it")
-        return copy.deepcopy(fn)
-    if not isinstance(module, LearnableActivation):
+    """The inference form of one learnact module (None: not a learnact activation): the
+    family hook ``inference_form`` of its class (docs/design.md, "The family contract")."""
+    hook = getattr(type(module), "inference_form", None)
+    if hook is None:
         return None
-    family = type(module).family
-    if family.endswith("ditac"):
-        if ditac == "exact":
-            return FrozenDiTACExact(module)
-        return FrozenDiTACLookup(module) if module.lut else FrozenDiTACTable(module, points)
-    forms = {"hermite": FrozenHermite, "fourier": FrozenFourier, "tropical": FrozenTropical,
-             "tropical_rational": FrozenTropicalRational, "rational": FrozenRational,
-             "selu_variation": FrozenSELUVariation, "perlin": FrozenPerlin}
-    if family not in forms:
-        raise ValueError(f"freeze: no inference form for the family {family!r} "
-                         f"({type(module).__name__})")
-    return forms[family](module)
+    return hook(module, ditac=ditac, points=points)
+
+
+class FrozenDefined(FrozenActivation):
+    """The inference form of a derived family (learnact.core.definition, e.g. PWLU): the
+    definition's formula, the very expression the training module evaluates, with ``torch``
+    as its array namespace on constant buffers (float32 for half inputs). torch.export, ONNX
+    and torch.jit.trace record its standard operators; torch.jit.script cannot compile a
+    formula written for every array namespace and says so."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__(module)
+        self.definition = module.definition
+        self.config = dict(module._kw)
+        self.tensor_names = tuple(module.tensor_names)
+        for n in self.tensor_names:
+            self._const(n, getattr(module, n))
+
+    def forward(self, x: Tensor) -> Tensor:
+        xt = x.to(_compute_dtype(x))
+        p = {n: getattr(self, n).to(xt.dtype) for n in self.tensor_names}
+        return self.definition.forward(torch, xt, p, self.config).to(x.dtype)
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise TypeError(
+            f"torch.jit.script cannot compile the frozen {self.definition.class_name} (its "
+            "formula is written once for numpy, JAX, Keras and torch); torch.jit.trace, "
+            "torch.export and torch.onnx.export record it as standard operators")
+
+    def extra_repr(self) -> str:
+        return f"{self.definition.name}: {self.source}"
 
 
 def freeze(model: nn.Module, *, ditac: Literal["table", "exact"] = "table",

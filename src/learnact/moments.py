@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -101,9 +101,8 @@ def _classical_evaluator(act: nn.Module) -> Callable[[Tensor], tuple[Tensor, Ten
 
 def moments(act: nn.Module | Callable[[Tensor], Tensor]) -> GaussianMoments:
     """Exact :class:`GaussianMoments` of a learnact module, a torch activation or a callable."""
-    from .modules.base import LearnableActivation
-
-    if isinstance(act, LearnableActivation):
+    if callable(getattr(act, "closed_form_moments", None)) and callable(
+            getattr(act, "function_and_derivative", None)):  # a learnable family (its hooks)
         m = act.closed_form_moments()
         if m is not None:
             if not all(bool(torch.isfinite(torch.as_tensor(v)).all()) for v in

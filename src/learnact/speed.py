@@ -37,7 +37,7 @@ DEFAULT_SPECS = (
     "hermite:degree=8,channels=768,channel_dim=-1",
     "hermite:degree=8,tails=linear",
     "selu_variation", "rational", "perlin", "staircase", "cantor",
-    "ditac", "ditac:lut=2048",
+    "ditac", "ditac:lut=2048", "pwlu",
 )
 
 

@@ -42,8 +42,7 @@ from torch import Tensor, nn
 
 from .fit import FitReport
 from .fit import fit as _fit
-from .kinds import HF_ACTIVATIONS, TIMM_ACTIVATIONS, TORCH_ACTIVATIONS, is_activation
-from .modules.base import LearnableActivation
+from .kinds import is_activation
 from .registry import create, parse_spec
 
 log = logging.getLogger(__name__)

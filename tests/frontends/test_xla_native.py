@@ -13,22 +13,22 @@ from flax import nnx
 import learnact.jax as lj
 from learnact import xla_native
 from learnact._xla import JNP
-from learnact.core.families import family
+from learnact.core.families import FAMILIES, family
 
-# (family, constructor arguments) covering every kernel and option
-CASES = [
-    ("hermite", dict(degree=8, init="unit", tails="polynomial", bound=3.0)),
-    ("hermite", dict(degree=1, init="unit", tails="polynomial", bound=3.0)),
-    ("hermite", dict(degree=4, init="gelu", tails="linear", bound=1.0)),
-    ("tropical", dict(degree=4, init="unit")),
-    ("tropical", dict(degree=1, init="paper")),
-    ("tropical_rational", dict(degree=3, init="unit")),
-    ("rational", dict(num_degree=5, den_degree=4, init="paper")),
-    ("fourier", dict(degree=4, init="unit")),
-    ("fourier", dict(degree=1, init="paper")),
-    ("selu_variation", dict(init="paper")),
-    ("selu_variation", dict(init="unit")),
-]
+
+
+def _arguments(spec: str) -> tuple[str, dict]:
+    """(family, every constructor argument) of a spec, as the JAX module built from it has
+    them."""
+    kw = dict(lj.create(spec, rngs=nnx.Rngs(0)).config)
+    return spec.split(":")[0], {k: v for k, v in kw.items() if k not in ("channels",
+                                                                          "channel_dim")}
+
+
+# (family, constructor arguments) covering every kernel and option: every family with XLA
+# kernels (learnact.core.families, THE list) at its test, layout and edge specs
+CASES = [_arguments(s) for d in FAMILIES.values() if d.name in xla_native.FAMILIES
+         for s in (*d.test_specs, *d.variant_specs, *d.edge_specs)]
 # (channels, channel_dim, shape): shared; channels last (the lanes schedule); a middle and a
 # first channel axis (runs of one channel); odd sizes everywhere (partial blocks)
 LAYOUTS = [(None, -1, (3, 37, 7)), (7, -1, (3, 50, 7)), (5, 1, (2, 5, 41)), (5, 0, (5, 3)),

@@ -1,64 +1,27 @@
 """What a frontend needs to build each learnable family, framework-neutral.
 
-One :class:`Family` per family (the JAX and Keras frontends build their modules and layers from
-these): the arguments and their checks (the same ranges and messages as the PyTorch modules),
-the tensors a module holds (trainable parameters and fixed buffers, in formula order), their
-float64 initial values (learnact.core's inits, expanded per channel), and the forward formula
-against an array namespace. The PyTorch modules keep their own classes (fused ops, fit hooks).
+``FAMILIES`` is THE list of learnable families: every frontend, tool and test reads it. One
+:class:`~learnact.core.definition.Family` per family: the arguments and their checks (every
+frontend calls them: the same ranges and messages in PyTorch, JAX and Keras), the tensors a
+module holds (trainable parameters and fixed buffers, in formula order), their float64 initial
+values (learnact.core's inits, expanded per channel), the forward formula against an array
+namespace, the test and main-job specs, and the surfaces the family lacks (with the reason).
+Derived families (PWLU) define everything in their own core file and get every class from it;
+the others keep hand-written classes with fused ops that read these definitions.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 
-from .._validate import check_channels, check_choice, check_float, check_int
+from .._validate import check_choice, check_float, check_int
 from . import cpab, fourier, hermite, perlin, rational, selu_variation, tropical
+from .definition import SURFACES, Family, Normal
+from .pwlu import PWLU
 
-__all__ = ["Family", "FAMILIES", "family", "MAX_DEGREE"]
+__all__ = ["Family", "FAMILIES", "family", "MAX_DEGREE", "SURFACES", "Normal"]
 
 MAX_DEGREE = 64  # Hermite, Fourier, tropical (the PyTorch modules' bound)
-Normal = Callable[[tuple[int, ...]], np.ndarray]
-
-
-class Family(ABC):
-    """A learnable family as the JAX and Keras frontends see it."""
-
-    name = ""
-    inits: tuple[str, ...] = ()
-
-    def check(self, kw: dict[str, Any]) -> dict[str, Any]:
-        """Validated, normalised constructor arguments (channels and channel_dim included)."""
-        out = dict(kw)
-        out["channels"] = check_channels(kw.get("channels"))
-        out["channel_dim"] = check_int("channel_dim", kw.get("channel_dim", -1))
-        if "init" in kw:
-            out["init"] = check_choice("init", kw["init"], self.inits)
-        return out
-
-    @abstractmethod
-    def tensors(self, kw: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(names in formula order, the names among them that are fixed buffers)."""
-
-    @abstractmethod
-    def shared_init(self, kw: dict[str, Any], normal: Normal | None) -> dict[str, np.ndarray]:
-        """float64 initial values of one channel (shared shapes)."""
-
-    def initial(self, kw: dict[str, Any], normal: Normal | None = None) -> dict[str, np.ndarray]:
-        """float64 initial values, (C, ...) per channel when ``channels`` is set."""
-        values = self.shared_init(kw, normal)
-        c = kw["channels"]
-        if c is None:
-            return values
-        return {k: np.ascontiguousarray(np.broadcast_to(v, (c, *np.shape(v))))
-                for k, v in values.items()}
-
-    @abstractmethod
-    def forward(self, xp: Any, x: Any, p: dict[str, Any], kw: dict[str, Any]) -> Any:
-        """f(x) by the family's core formula (xp: the array namespace)."""
 
 
 class _Degree(Family):
@@ -73,6 +36,12 @@ class _Degree(Family):
 class _Hermite(_Degree):
     name = "hermite"
     inits = hermite.INITS
+    test_specs = ("hermite:degree=5",)
+    edge_specs = ("hermite:degree=1",)
+    variant_specs = ("hermite:degree=4,tails=linear,bound=2.5", "hermite:degree=6,init=gelu")
+    # un-normalised, heavy-tailed inputs in the main job's network: a pure degree-8 polynomial
+    # overflows there (NaN at step ~200), so linear tails; the GELU-shaped init beside it
+    main_job_specs = ("hermite:tails=linear", "hermite:init=gelu,tails=linear")
 
     def check(self, kw):
         out = super().check(kw)
@@ -98,6 +67,9 @@ class _Hermite(_Degree):
 class _Fourier(_Degree):
     name = "fourier"
     inits = fourier.INITS
+    test_specs = ("fourier:degree=4",)
+    edge_specs = ("fourier:degree=1",)
+    main_job_specs = ("fourier",)
 
     def tensors(self, kw):
         return fourier.NAMES, ()
@@ -112,6 +84,9 @@ class _Fourier(_Degree):
 class _Tropical(_Degree):
     name = "tropical"
     inits = tropical.INITS
+    test_specs = ("tropical:degree=4",)
+    edge_specs = ("tropical:degree=1",)
+    main_job_specs = ("tropical",)
 
     def tensors(self, kw):
         return ("slopes", "coeffs", "scale", "offset"), ("slopes",)
@@ -133,6 +108,8 @@ class _Tropical(_Degree):
 class _TropicalRational(_Degree):
     name = "tropical_rational"
     inits = tropical.INITS
+    test_specs = ("tropical_rational:degree=3",)
+    main_job_specs = ("tropical_rational",)
 
     def tensors(self, kw):
         return tropical.RATIONAL_NAMES, ()
@@ -159,6 +136,10 @@ class _TropicalRational(_Degree):
 class _Rational(Family):
     name = "rational"
     inits = rational.INITS
+    test_specs = ("rational:num_degree=3,den_degree=2",)
+    variant_specs = ("rational", "rational:init=unit")
+    edge_specs = ("rational:num_degree=2,den_degree=1",)
+    main_job_specs = ("rational",)
 
     def check(self, kw):
         out = super().check(kw)
@@ -179,6 +160,9 @@ class _Rational(Family):
 class _SELUVariation(Family):
     name = "selu_variation"
     inits = selu_variation.INITS
+    test_specs = ("selu_variation",)
+    variant_specs = ("selu_variation:init=unit",)
+    main_job_specs = ("selu_variation",)
 
     def tensors(self, kw):
         return selu_variation.NAMES, ()
@@ -196,6 +180,15 @@ class _Perlin(Family):
     buffers unless ``learnable``."""
 
     name = "perlin"
+    # not in the shared property tests: no fused op (autograd keeps its intermediates) and no
+    # per-channel lattices; tests/test_perlin.py covers it
+    variant_specs = ("perlin", "perlin:kind=gradient,base=gelu,learnable=true")
+    missing = {
+        "per_channel": "one noise function for every channel (channels is accepted, ignored)",
+        "torch_op": "no fused op: autograd through the lattice lookups",
+        "xla_kernel": "no fused kernel: the formula runs in XLA",
+        "triton": "no GPU kernel: the formula runs as torch operators",
+    }
 
     def check(self, kw):
         out = super().check(kw)
@@ -233,11 +226,23 @@ class _DiTAC(Family):
     :meth:`released_gradient` to theta's gradient in training mode, as PyTorch's module."""
 
     inits = ("prior", "zeros")
+    missing = {
+        "torch_op": "its own custom ops over the flow and the table (ops/cpab: flow_apply, "
+                    "lut_apply, cpab_grid), not a FamilyOp",
+        "xla_kernel": "JAX runs the flow as selects in XLA (the C kernels of ops/native/cpab.c "
+                      "have no XLA binding yet)",
+        "forward_ad": "its autograd Functions (flow, table read) define no forward-mode rule",
+    }
 
-    def __init__(self, name: str, default_a: float, default_gate: str) -> None:
-        self.name = name
+    def __init__(self, name: str, default_a: float, default_gate: str,
+                 main_job_specs: tuple[str, ...] = ()) -> None:
+        self.name = name  # type: ignore[misc]
         self.default_a = default_a
         self.default_gate = default_gate
+        self.test_specs = (f"{name}:cells=5",)  # type: ignore[misc]
+        self.main_job_specs = main_job_specs  # type: ignore[misc]
+        if name == "ditac":
+            self.variant_specs = ("ditac:lut=256", "ditac:gate=silu,warp=output")  # type: ignore[misc]
 
     def check(self, kw):
         out = super().check(kw)
@@ -308,8 +313,12 @@ class _DiTAC(Family):
 #: every family the JAX and Keras frontends build, by registry name
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     _Hermite(), _Fourier(), _Tropical(), _TropicalRational(), _Rational(), _SELUVariation(),
-    _Perlin(), _DiTAC("ditac", -0.5, "gelu"), _DiTAC("leaky_ditac", -0.5, "leaky_relu"),
-    _DiTAC("ge_ditac", 0.0, "gelu"))}
+    _Perlin(),
+    # DiTAC joins the main job with the lookup table: the released code's training path (exact
+    # mode costs ~4x more per epoch in its network)
+    _DiTAC("ditac", -0.5, "gelu", ("ditac:lut=2048",)),
+    _DiTAC("leaky_ditac", -0.5, "leaky_relu"), _DiTAC("ge_ditac", 0.0, "gelu"),
+    PWLU())}
 
 
 def family(name: str) -> Family:

@@ -56,9 +56,21 @@ def hermite(xp: Any, x: Any, coeffs: Any, channel_dim: int = -1, lo: Any = None,
     """f(x) for coefficient table (d+1,) or (C, d+1); linear outside [lo, hi] when given."""
     if lo is None or hi is None:
         return _clenshaw(xp, x, coeffs, channel_dim)
-    xc = _clamp(xp, x, lo, hi, channel_dim)
+    # f(clamp(x)) + f'(hi) (max(x, hi) - hi) + f'(lo) (min(x, lo) - lo): the same values as
+    # f(xc) + f'(xc) (x - xc), written so that autodiff never multiplies an infinite distance
+    # by a zero mask (dL/dx at x = +-inf is f'(bound), not NaN)
+    nd = len(x.shape)
+    lo_b, hi_b = _bound(xp, lo, nd, channel_dim), _bound(xp, hi, nd, channel_dim)
+    xc = xp.minimum(xp.maximum(x, lo_b), hi_b)
     return (_clenshaw(xp, xc, coeffs, channel_dim)
-            + _clenshaw(xp, xc, coeffs, channel_dim, 1) * (x - xc))
+            + _clenshaw(xp, hi_b, coeffs, channel_dim, 1) * (xp.maximum(x, hi_b) - hi_b)
+            + _clenshaw(xp, lo_b, coeffs, channel_dim, 1) * (xp.minimum(x, lo_b) - lo_b))
+
+
+def _bound(xp: Any, b: Any, nd: int, cd: int) -> Any:
+    """A tail bound as an nd-dimensional array broadcasting along the channel dimension."""
+    v = channel_view(xp, b, nd, cd)
+    return xp.reshape(v, (1,) * nd) if nd and len(getattr(v, "shape", ())) == 0 else v
 
 
 def hermite_derivative(xp: Any, x: Any, coeffs: Any, channel_dim: int = -1, lo: Any = None,

@@ -77,7 +77,7 @@ class OptimConfig:
 
     @classmethod
     def plain(cls, steps: int, lr: float, eval_every: int, optimizer: str = "adam",
-              weight_decay: float = 0.0) -> "OptimConfig":
+              weight_decay: float = 0.0) -> OptimConfig:
         """The small experiments' setting (autoencoder, toy2d): a constant rate, torch's
         default betas, weight decay (if any) on every non-activation parameter, no clipping,
         no autocast."""

@@ -24,21 +24,35 @@ from torch import Tensor
 __all__ = ["staircase", "staircase_derivative", "cantor_staircase"]
 
 
+def _wide(x: Tensor) -> Tensor:
+    """float16/bfloat16 in float32 (as every family computes half inputs: a half-precision
+    x / w + n / 2 rounds across a step edge), else x (TorchScript-compilable)."""
+    if x.dtype == torch.float16 or x.dtype == torch.bfloat16:
+        return x.float()
+    return x
+
+
 def staircase(x: Tensor, steps: int, width: float) -> Tensor:
-    k = torch.clamp(torch.floor(x / width + steps / 2.0), 0, steps)
-    return width * (k - steps / 2.0)
+    t = _wide(x)
+    k = torch.clamp(torch.floor(t / width + steps / 2.0), 0, steps)
+    return (width * (k - steps / 2.0)).to(x.dtype)
 
 
 def staircase_derivative(x: Tensor, steps: int, width: float, sharpness: float) -> Tensor:
-    out = torch.zeros_like(x)
+    t = _wide(x)
+    out = torch.zeros_like(t)
     for j in range(1, steps + 1):
         b = (j - steps / 2.0) * width
-        sg = torch.sigmoid(sharpness * (x - b) / width)
+        sg = torch.sigmoid(sharpness * (t - b) / width)
         out = out + sharpness * sg * (1.0 - sg)
-    return out
+    return out.to(x.dtype)
 
 
 def cantor_staircase(x: Tensor, depth: int, lo: float, hi: float) -> Tensor:
+    return _cantor(_wide(x), depth, lo, hi).to(x.dtype)
+
+
+def _cantor(x: Tensor, depth: int, lo: float, hi: float) -> Tensor:
     u = torch.clamp((x - lo) / (hi - lo), 0.0, 1.0)
     value = torch.zeros_like(u)
     active = torch.ones_like(u, dtype=torch.bool)

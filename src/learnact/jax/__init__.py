@@ -33,7 +33,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised without jax i
 from ..xla_native import use_kernels
 from . import functional
 from .fit import FitReport, fit
-from .modules import (Activation, Cantor, Cantor2, DiTAC, Fixed, Fourier, GEDiTAC, Hermite,
+from .modules import (DERIVED, Activation, Cantor, Cantor2, DiTAC, Fixed, Fourier, GEDiTAC, Hermite,
                       LeakyDiTAC, LeftRight, NoisyDerivative, Perlin, Rational, SELUVariation,
                       Staircase, SurrogateActivation, Tropical, TropicalRational, available,
                       create, parameters, regularization)
@@ -43,3 +43,7 @@ __all__ = ["functional", "Activation", "Fixed", "Hermite", "Fourier", "Tropical"
            "GEDiTAC", "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight",
            "NoisyDerivative", "create", "available", "parameters", "regularization", "fit",
            "FitReport", "use_kernels"]
+
+# the classes generated from the derived families' definitions (PWLU, ...), by class name
+globals().update({c.__name__: c for c in DERIVED.values()})
+__all__ += [c.__name__ for c in DERIVED.values()]

@@ -13,6 +13,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .. import xla_native
+from .._validate import canonical_dim, check_int
 from .._xla import JNP as _JNP
 from .._xla import cpab_flow as _cpab_flow  # noqa: F401 (tests)
 from ..core import cpab as _cpab
@@ -42,11 +43,15 @@ def _call(formula, x: Array, params: tuple, channel_dim: int, fused: str | None 
     x = jnp.asarray(x)
     ct = compute_dtype(x.dtype)
     ps = tuple(None if p is None else jnp.asarray(p).astype(ct) for p in params)
+    channel_dim = check_int("channel_dim", channel_dim)
     y = None
-    if fused is not None:  # per channel: a (C, K) table or a (C,) per-channel scalar
-        kinds = dict(xla_native.FAMILIES[fused])
-        rows = [p.shape[0] for n, p in zip(names, ps) if p is not None and (
-            p.ndim == 2 or p.ndim == 1 and kinds.get(n, False))]
+    # per channel: a (C, K) table, or a (C,) per-channel scalar of a fused family
+    kinds = dict(xla_native.FAMILIES[fused]) if fused is not None else {}
+    rows = [p.shape[0] for n, p in zip(names or ("",) * len(ps), ps) if p is not None and (
+        p.ndim == 2 or p.ndim == 1 and kinds.get(n, False))]
+    if rows and x.ndim > 0:  # as PyTorch's ops: the channel axis must exist
+        canonical_dim(x.ndim, channel_dim)
+    if fused is not None:
         kw = {"channel_dim": channel_dim, "channels": rows[0] if rows else None}
         y = xla_native.apply(fused, x.astype(ct), dict(zip(names, ps)), kw)
     if y is None:

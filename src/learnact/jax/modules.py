@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, ClassVar
 
 import jax
@@ -11,10 +12,10 @@ import numpy as np
 from flax import nnx
 
 from .. import xla_native
-from .._frontend import FIXED_NAMES, from_spec, names
+from .._frontend import FIXED_NAMES, derived_init, from_spec, names
 from .._validate import check_choice, check_float, check_input_channels, check_int
 from ..core import surrogate
-from ..core.families import family
+from ..core.families import FAMILIES, family
 from .functional import _JNP, compute_dtype
 
 __all__ = ["Activation", "Buffer", "Fixed", "Hermite", "Fourier", "Tropical",
@@ -503,9 +504,30 @@ class Fixed(nnx.Module):
         return _FIXED[self.activation](x)
 
 
+def derive(definition: Any) -> type[Activation]:
+    """The NNX module class of a derived family (learnact.core.definition): the definition's
+    arguments, ``channels=None, channel_dim=-1``, then ``param_dtype`` and ``rngs``."""
+    P = inspect.Parameter
+    extra = (P("param_dtype", P.KEYWORD_ONLY, default=jnp.float32, annotation=Any),
+             P("rngs", P.KEYWORD_ONLY, default=None, annotation=nnx.Rngs | None))
+
+    def build(self: Activation, kw: dict[str, Any], ex: dict[str, Any]) -> None:
+        self._build(kw, ex["param_dtype"], ex["rngs"])
+
+    return type(definition.class_name, (Activation,), {
+        "__init__": derived_init(definition, -1, extra, build),
+        "__doc__": type(definition).__doc__, "__module__": __name__,
+        "__qualname__": definition.class_name, "family": definition.name})
+
+
+#: the classes generated from the definitions of the derived families, by registry name
+DERIVED: dict[str, type] = {d.name: derive(d) for d in FAMILIES.values() if d.derived}
+globals().update({c.__name__: c for c in DERIVED.values()})
+__all__ += [c.__name__ for c in DERIVED.values()]
+
 _CLASSES: dict[str, type] = {c.family: c for c in (
     Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation, DiTAC, LeakyDiTAC,
-    GEDiTAC)}
+    GEDiTAC, *DERIVED.values())}
 #: the surrogate-derivative activations (not learnable: ``available(learnable=False)``)
 _SURROGATES: dict[str, type] = {c.name: c for c in (
     Staircase, Cantor, Cantor2, LeftRight, NoisyDerivative)} | {"perlin": Perlin}

@@ -25,7 +25,7 @@ try:
 except ModuleNotFoundError as exc:  # pragma: no cover - exercised without keras installed
     raise ImportError("learnact.keras needs Keras 3: pip install 'learnact[keras]'") from exc
 
-from .layers import (Activation, Cantor, Cantor2, DiTAC, Fixed, Fourier, GEDiTAC, Hermite,
+from .layers import (DERIVED, Activation, Cantor, Cantor2, DiTAC, Fixed, Fourier, GEDiTAC, Hermite,
                      LeakyDiTAC, LeftRight, NoisyDerivative, Perlin, Rational, SELUVariation,
                      Staircase, SurrogateActivation, Tropical, TropicalRational, available,
                      create)
@@ -34,3 +34,7 @@ __all__ = ["Activation", "Fixed", "Hermite", "Fourier", "Tropical", "TropicalRat
            "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC", "GEDiTAC",
            "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight",
            "NoisyDerivative", "create", "available"]
+
+# the classes generated from the derived families' definitions (PWLU, ...), by class name
+globals().update({c.__name__: c for c in DERIVED.values()})
+__all__ += [c.__name__ for c in DERIVED.values()]

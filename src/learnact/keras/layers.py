@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import keras
@@ -9,10 +10,10 @@ import numpy as np
 from keras import ops
 
 from .. import xla_native
-from .._frontend import FIXED_NAMES, from_spec, names
+from .._frontend import FIXED_NAMES, derived_init, from_spec, names
 from .._validate import check_choice, check_float, check_input_channels, check_int
 from ..core import cpab, surrogate
-from ..core.families import family
+from ..core.families import FAMILIES, family
 
 __all__ = ["Activation", "Fixed", "Hermite", "Fourier", "Tropical", "TropicalRational",
            "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC", "GEDiTAC",
@@ -586,9 +587,33 @@ class Fixed(keras.layers.Layer):
                                        "negative_slope": self.negative_slope}
 
 
+def derive(definition: Any) -> type[Activation]:
+    """The Keras layer class of a derived family (learnact.core.definition): the definition's
+    arguments, ``channels=None, channel_dim=-1``, ``seed=None`` and Keras' layer keywords;
+    registered for ``.keras`` files under the package "learnact"."""
+    P = inspect.Parameter
+    extra = (P("seed", P.POSITIONAL_OR_KEYWORD, default=None, annotation=int | None),
+             P("kwargs", P.VAR_KEYWORD, annotation=Any))
+
+    def build(self: Activation, kw: dict[str, Any], ex: dict[str, Any]) -> None:
+        keras.layers.Layer.__init__(self, **ex["kwargs"])
+        self._build(kw, ex["seed"])
+
+    cls = type(definition.class_name, (Activation,), {
+        "__init__": derived_init(definition, -1, extra, build),
+        "__doc__": type(definition).__doc__, "__module__": __name__,
+        "__qualname__": definition.class_name, "family": definition.name})
+    return keras.saving.register_keras_serializable(package=_PACKAGE)(cls)
+
+
+#: the classes generated from the definitions of the derived families, by registry name
+DERIVED: dict[str, type] = {d.name: derive(d) for d in FAMILIES.values() if d.derived}
+globals().update({c.__name__: c for c in DERIVED.values()})
+__all__ += [c.__name__ for c in DERIVED.values()]
+
 _CLASSES: dict[str, type] = {c.family: c for c in (
     Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation, DiTAC, LeakyDiTAC,
-    GEDiTAC)}
+    GEDiTAC, *DERIVED.values())}
 #: the surrogate-derivative activations (not learnable: ``available(learnable=False)``)
 _SURROGATES: dict[str, type] = {c.kind: c for c in (
     Staircase, Cantor, Cantor2, LeftRight, NoisyDerivative)} | {"perlin": Perlin}

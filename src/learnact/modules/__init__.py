@@ -8,6 +8,7 @@ is not in ``FAMILIES`` is not reachable by name, and tests/test_registry.py fail
 from . import classical
 from .base import LearnableActivation
 from .classical import Sin
+from .defined import DERIVED, DefinedActivation
 from .ditac import DiTAC, GEDiTAC, LeakyDiTAC
 from .fourier import Fourier
 from .hermite import Hermite
@@ -17,12 +18,12 @@ from .selu_variation import SELUVariation
 from .surrogate import Cantor, Cantor2, LeftRight, NoisyDerivative, Staircase, Surrogate
 from .tropical import Tropical, TropicalRational
 
-from ..registry import register
+from .._registry import register
 
 #: every built-in learnable family, registered under ``cls.family`` (and ``cls.aliases``)
 FAMILIES: tuple[type[LearnableActivation], ...] = (
     Hermite, Fourier, Tropical, TropicalRational, SELUVariation, Rational, Perlin,
-    DiTAC, LeakyDiTAC, GEDiTAC,
+    DiTAC, LeakyDiTAC, GEDiTAC, *DERIVED.values(),
 )
 #: the surrogate-derivative activations (fixed forward, declared backward), by name
 SURROGATES: dict[str, type] = {
@@ -38,4 +39,8 @@ for _name, _cls in SURROGATES.items():
 __all__ = ["LearnableActivation", "Hermite", "Fourier", "Tropical", "TropicalRational", "Sin",
            "Rational", "SELUVariation", "Perlin", "Surrogate", "Staircase", "Cantor", "Cantor2",
            "NoisyDerivative", "LeftRight", "DiTAC", "LeakyDiTAC", "GEDiTAC",
-           "classical", "FAMILIES", "SURROGATES"]
+           "DefinedActivation", "classical", "FAMILIES", "SURROGATES"]
+
+# the classes generated from the derived families' definitions (PWLU, ...), by class name
+globals().update({_c.__name__: _c for _c in DERIVED.values()})
+__all__ += [_c.__name__ for _c in DERIVED.values()]

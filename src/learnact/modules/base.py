@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from .._validate import check_channels, check_input_channels, check_int
+from ..core.families import FAMILIES
 from ..moments import GaussianMoments
 
 __all__ = ["LearnableActivation"]
@@ -59,6 +60,12 @@ class LearnableActivation(nn.Module):
         init) or a CUDA default device, the values are computed on the CPU and the finished
         module is moved there (meta: shapes only, as loading expects)."""
         super().__init_subclass__(**kwargs)
+        definition = FAMILIES.get(cls.__dict__.get("family", ""))
+        if definition is not None:  # the definition's lists, by construction
+            if definition.inits:
+                cls.inits = definition.inits
+            cls.test_specs = definition.test_specs
+            cls.main_job_specs = definition.main_job_specs
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -98,6 +105,17 @@ class LearnableActivation(nn.Module):
             "inference, script learnact.freeze(model) (standard operators on constant buffers; "
             "every family); to train, use torch.compile; torch.jit.trace, torch.export and "
             "torch.onnx.export take the module as it is")
+
+    def _configure(self, **kw: Any) -> dict[str, Any]:
+        """Check the constructor's arguments by the family's definition
+        (:mod:`learnact.core.families`: the same checks, ranges and messages in PyTorch, JAX
+        and Keras) and keep each as an attribute; returns the normalised arguments."""
+        out = FAMILIES[self.family].check(dict(kw, channels=self.channels,
+                                                channel_dim=self.channel_dim))
+        for k, v in out.items():
+            if k not in ("channels", "channel_dim"):
+                setattr(self, k, v)
+        return out
 
     def _check_input(self, x: Tensor) -> None:
         if not isinstance(x, Tensor):
@@ -147,11 +165,17 @@ class LearnableActivation(nn.Module):
                   channel: int | None) -> None:
         """Move the parameters to a good start for the generic (L-BFGS) fit; default: none."""
 
-    def fit_twin(self) -> "LearnableActivation | None":
+    def fit_twin(self) -> LearnableActivation | None:
         """A module with the same parameters that :func:`learnact.fit` fits instead of this
         one (its parameters are then copied here), for a forward whose second derivatives the
         fit's derivative term cannot take; default None (fit this module)."""
         return None
+
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        """The family's frozen form (:func:`learnact.freeze`): standard operators on constant
+        buffers. ``ditac`` and ``points`` are read by DiTAC only."""
+        raise ValueError(f"freeze: no inference form for the family {self.family!r} "
+                         f"({type(self).__name__})")
 
     def flops_per_element(self) -> tuple[int, int]:
         """(arithmetic operations, transcendental calls) per element of the forward, counted

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .._validate import MAX_CHANNELS, check_choice, check_float, check_int
-from ..registry import register_factory
+from .._registry import register_factory
 
 __all__ = ["Sin", "CLASSICAL"]
 

@@ -9,9 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from .._tensor import canonical_dim
-from .._validate import check_choice, check_float, check_int
 from ..functional import cpab
-from ..ops.cpab import GATES, ditac_op
+from ..ops.cpab import ditac_op
 from ..ops.cpab import gate as ditac_gate
 
 MAX_LUT = 1 << 20  # table points per channel (2048 is the released code's)
@@ -95,14 +94,9 @@ class DiTAC(LearnableActivation):
     """
 
     family = "ditac"
-    inits = ("prior", "zeros")
     #: the variants differ in these defaults only (LeakyDiTAC: the gate; GEDiTAC: a)
     default_a: ClassVar[float] = -0.5
     default_gate: ClassVar[str] = "gelu"
-    # the lookup table: the released code's training path (exact mode costs ~4x more per epoch
-    # in the main job's network)
-    main_job_specs = ("ditac:lut=2048",)
-    test_specs = ("ditac:cells=5",)
 
     def __init__(self, a: float | None = None, b: float = 2.0, cells: int = 10,
                  channels: int | None = None, channel_dim: int = 1, init: str = "prior",
@@ -110,20 +104,10 @@ class DiTAC(LearnableActivation):
                  lambda_reg: float = 0.1, lambda_smooth: float = 5.0, lambda_var: float = 2.0,
                  kernel: str = "released", alpha: float = 0.01, prior: str = "explicit") -> None:
         super().__init__(channels, channel_dim)
-        self.a = check_float("a", self.default_a if a is None else a)
-        self.b = check_float("b", b)
-        if not self.a < self.b:
-            raise ValueError(f"DiTAC needs a < b, got a={a}, b={b}")
-        self.cells = check_int("cells", cells, 1, 1024)
-        self.init = check_choice("init", init, self.inits)
-        self.gate = check_choice("gate", self.default_gate if gate is None else gate, GATES)
-        self.warp = check_choice("warp", warp, ("input", "output"))
-        self.lut = None if lut is None else check_int("lut", lut, 2, MAX_LUT)
-        self.lambda_reg = check_float("lambda_reg", lambda_reg, 0.0)
-        self.alpha = check_float("alpha", alpha)
-        self.kernel = check_choice("kernel", kernel, ("released", "exponential",
-                                                      "squared_exponential"))
-        self.prior = check_choice("prior", prior, ("explicit", "released"))
+        kw = self._configure(a=a, b=b, cells=cells, init=init, gate=gate, warp=warp, lut=lut,
+                             lambda_reg=lambda_reg, lambda_smooth=lambda_smooth,
+                             lambda_var=lambda_var, kernel=kernel, alpha=alpha, prior=prior)
+        lambda_smooth, lambda_var = kw["lambda_smooth"], kw["lambda_var"]
         basis = cpab.cpa_basis(self.cells, True)
         self._basis64 = basis  # plain attribute: .float()/.half() must not round it
         d = basis.shape[1]
@@ -216,7 +200,7 @@ class DiTAC(LearnableActivation):
         th = self.theta.reshape(-1, self.theta.shape[-1])
         return self.lambda_reg * torch.einsum("ci,ij,cj->", th, self.precision.to(th), th)
 
-    def fit_twin(self) -> "DiTAC | None":
+    def fit_twin(self) -> DiTAC | None:
         """lut=N has first derivatives only (the fit's derivative term needs second ones): fit
         the exact mode, which reads the same theta; the table then follows theta."""
         if not self.lut:
@@ -243,6 +227,15 @@ class DiTAC(LearnableActivation):
         knots = self.a + (self.b - self.a) * torch.arange(self.cells + 1, dtype=torch.float64) / self.cells
         return knots
 
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        """``ditac="table"``: the table read (the module's own table with ``lut``, else T
+        sampled on ``points`` grid points); ``"exact"``: the closed-form flow."""
+        from ..freeze import FrozenDiTACExact, FrozenDiTACLookup, FrozenDiTACTable
+
+        if ditac == "exact":
+            return FrozenDiTACExact(self)
+        return FrozenDiTACLookup(self) if self.lut else FrozenDiTACTable(self, points)
+
     def extra_repr(self) -> str:
         lut = (f", lut={self.lut}" if self.lut else "") + (
             ", prior='released'" if self.prior == "released" else "")
@@ -257,8 +250,6 @@ class LeakyDiTAC(DiTAC):
 
     family = "leaky_ditac"
     # for time, one DiTAC variant in the main job (each costs ~40 s on the quick preset)
-    main_job_specs = ()
-    test_specs = ("leaky_ditac:cells=5",)
     default_gate = "leaky_relu"
 
 
@@ -268,6 +259,4 @@ class GEDiTAC(DiTAC):
     Documented as a reading, not the paper's text. See :class:`DiTAC` for the arguments."""
 
     family = "ge_ditac"
-    main_job_specs = ()
-    test_specs = ("ge_ditac:cells=5",)
     default_a = 0.0

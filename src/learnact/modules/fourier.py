@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validate import check_choice, check_int
 from ..functional import fourier as F
 from ..core import fourier as core
 from ..ops.fourier import fourier_op
@@ -39,16 +38,12 @@ class Fourier(LearnableActivation):
     """
 
     family = "fourier"
-    inits = ("unit", "paper", "published")
-    main_job_specs = ("fourier",)
-    test_specs = ("fourier:degree=4",)
     closed_form_held = ("frequency",)
 
     def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = 1,
                  init: str = "unit") -> None:
         super().__init__(channels, channel_dim)
-        self.degree = check_int("degree", degree, 1, MAX_DEGREE)
-        self.init = check_choice("init", init, self.inits)
+        self._configure(degree=degree, init=init)
         self.bias = nn.Parameter(torch.empty(self._param_shape()))
         self.amplitude = nn.Parameter(torch.empty(self._param_shape(self.degree)))
         self.frequency = nn.Parameter(torch.empty(self._param_shape(self.degree)))
@@ -100,6 +95,11 @@ class Fourier(LearnableActivation):
     def flops_per_element(self) -> tuple[int, int]:
         # per term: mul, sub, mul-add (2); the bias add; one cos per term
         return 4 * self.degree + 1, self.degree
+
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        from ..freeze import FrozenFourier
+
+        return FrozenFourier(self)
 
     def extra_repr(self) -> str:
         return f"degree={self.degree}, {self._channel_repr()}, init={self.init!r}"

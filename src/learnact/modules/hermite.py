@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validate import check_choice, check_float, check_int
 from ..functional import hermite as F
 from ..core import hermite as core
 from ..moments import GaussianMoments
@@ -52,19 +51,11 @@ class Hermite(LearnableActivation):
     """
 
     family = "hermite"
-    inits = ("unit", "paper", "published", "stable", "gelu")
-    # un-normalised, heavy-tailed inputs in the main job's network: a pure degree-8 polynomial
-    # overflows there (NaN at step ~200), so linear tails; the GELU-shaped init beside it
-    main_job_specs = ("hermite:tails=linear", "hermite:init=gelu,tails=linear")
-    test_specs = ("hermite:degree=5",)
 
     def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = 1,
                  init: str = "unit", tails: str = "polynomial", bound: float = 3.0) -> None:
         super().__init__(channels, channel_dim)
-        self.degree = check_int("degree", degree, 1, MAX_DEGREE)
-        self.init = check_choice("init", init, self.inits)
-        self.tails = check_choice("tails", tails, ("polynomial", "linear"))
-        self.bound = check_float("bound", bound, 0.0, 1e4, lo_open=True)  # |x| beyond: overflow
+        self._configure(degree=degree, init=init, tails=tails, bound=bound)
         self.coeffs = nn.Parameter(torch.empty(self._param_shape(self.degree + 1)))
         if self.tails == "linear":
             self.register_buffer("lo", torch.full(self._param_shape(), -self.bound))
@@ -146,6 +137,11 @@ class Hermite(LearnableActivation):
     def flops_per_element(self) -> tuple[int, int]:
         # Clenshaw: 2 mul + 2 add per step, 3 at the end
         return 4 * max(self.degree - 1, 0) + 3, 0
+
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        from ..freeze import FrozenHermite
+
+        return FrozenHermite(self)
 
     def extra_repr(self) -> str:
         tails = f", tails='linear', bound={self.bound:g}" if self.tails == "linear" else ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validate import check_choice, check_float, check_int
 from ..functional import perlin as F
 from .base import LearnableActivation
 
@@ -42,9 +41,6 @@ class Perlin(LearnableActivation):
 
     family = "perlin"
     inits = ("random",)
-    # not in the shared property tests yet: no fused op (autograd keeps its intermediates) and
-    # no per-channel lattices (channels is accepted and ignored); tests/test_perlin.py covers it
-    test_specs = ()
     learnable_by_default = False
 
     def __init__(self, kind: str = "value", resolution: int = 8, octaves: int = 3,
@@ -52,14 +48,8 @@ class Perlin(LearnableActivation):
                  learnable: bool = False, channels: int | None = None, channel_dim: int = 1) -> None:
         super().__init__(None, channel_dim)
         del channels  # the noise function is shared (uniform interface only)
-        self.kind = check_choice("kind", kind, ("value", "gradient"))
-        self.resolution = check_int("resolution", resolution, 1, 4096)
-        self.octaves = check_int("octaves", octaves, 1, 12)
-        self.radius = check_float("radius", radius, 0.0, lo_open=True)
-        self.seed = check_int("seed", seed)
-        self.amplitude = check_float("amplitude", amplitude)
-        self.base = check_choice("base", base, ("none", "identity", "relu", "gelu"))
-        self.learnable = bool(learnable)
+        self._configure(kind=kind, resolution=resolution, octaves=octaves, radius=radius,
+                        seed=seed, amplitude=amplitude, base=base, learnable=learnable)
         lats = F.make_lattices(self.resolution, self.octaves, self.seed, self.kind)
         for o, lat in enumerate(lats):
             if self.learnable:
@@ -98,6 +88,11 @@ class Perlin(LearnableActivation):
     def kinks(self, channel: int | None = None) -> Tensor:
         cells = self.resolution * 2 ** (self.octaves - 1)
         return torch.linspace(-self.radius, self.radius, cells + 1, dtype=torch.float64)
+
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        from ..freeze import FrozenPerlin
+
+        return FrozenPerlin(self)
 
     def extra_repr(self) -> str:
         return (f"kind={self.kind!r}, resolution={self.resolution}, octaves={self.octaves}, "

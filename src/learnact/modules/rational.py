@@ -7,7 +7,6 @@ import functools
 import torch
 from torch import Tensor, nn
 
-from .._validate import check_choice, check_int
 from ..core import rational as core
 from ..functional import rational as F
 from ..ops.rational import rational_op
@@ -87,17 +86,16 @@ class Rational(LearnableActivation):
     """
 
     family = "rational"
-    inits = ("paper", "published", "leaky_relu", "gelu", "unit")
     aliases = ("pau",)
-    main_job_specs = ("rational",)
-    test_specs = ("rational:num_degree=3,den_degree=2",)
 
     def __init__(self, num_degree: int = 5, den_degree: int = 4, channels: int | None = None,
                  channel_dim: int = 1, init: str = "paper") -> None:
         super().__init__(channels, channel_dim)
-        self.num_degree = check_int("num_degree", num_degree, 1, 16)
-        self.den_degree = check_int("den_degree", den_degree, 1, 16)
-        self.init = init if init == "_raw" else check_choice("init", init, self.inits)
+        if init == "_raw":  # internal: values set by the caller (no init, no check)
+            self._configure(num_degree=num_degree, den_degree=den_degree)
+            self.init = init
+        else:
+            self._configure(num_degree=num_degree, den_degree=den_degree, init=init)
         self.num = nn.Parameter(torch.zeros(self._param_shape(self.num_degree + 1)))
         self.den = nn.Parameter(torch.zeros(self._param_shape(self.den_degree)))
         self.scale = nn.Parameter(torch.ones(self._param_shape()))
@@ -126,6 +124,11 @@ class Rational(LearnableActivation):
     def flops_per_element(self) -> tuple[int, int]:
         # two Horner chains (mul + add per step), abs, add, div, scale and offset
         return 2 * self.num_degree + 2 * self.den_degree + 5, 0
+
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        from ..freeze import FrozenRational
+
+        return FrozenRational(self)
 
     def extra_repr(self) -> str:
         return (f"num_degree={self.num_degree}, den_degree={self.den_degree}, "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validate import check_choice
 from ..functional import selu_variation as F
 from ..core import selu_variation as core
 from ..ops.selu_variation import selu_variation_op
@@ -42,14 +41,11 @@ class SELUVariation(LearnableActivation):
     """
 
     family = "selu_variation"
-    inits = ("paper", "published", "unit")
-    main_job_specs = ("selu_variation",)
-    test_specs = ("selu_variation",)
 
     def __init__(self, channels: int | None = None, channel_dim: int = 1,
                  init: str = "paper") -> None:
         super().__init__(channels, channel_dim)
-        self.init = check_choice("init", init, self.inits)
+        self._configure(init=init)
         for name in F.NAMES:
             setattr(self, name, nn.Parameter(torch.empty(self._param_shape())))
         self.reset_parameters()
@@ -88,6 +84,11 @@ class SELUVariation(LearnableActivation):
     def flops_per_element(self) -> tuple[int, int]:
         # where, mul/add chains on both branches; exp and sin
         return 12, 2
+
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        from ..freeze import FrozenSELUVariation
+
+        return FrozenSELUVariation(self)
 
     def extra_repr(self) -> str:
         return f"{self._channel_repr()}, init={self.init!r}"

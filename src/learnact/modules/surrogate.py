@@ -6,6 +6,7 @@ true gradient (except where noted), so ``torch.autograd.gradcheck`` fails on the
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -15,12 +16,20 @@ from torch import Tensor, nn
 from .._validate import check_float, check_int
 from ..functional import surrogate as S
 from ..ops.surrogate import surrogate_op
-from ..registry import create
+from .._registry import create
 
 __all__ = ["Surrogate", "Staircase", "Cantor", "Cantor2", "NoisyDerivative", "LeftRight"]
 
 
 class _SurrogateModule(nn.Module):
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        """The frozen form (:func:`learnact.freeze`): the forward function only."""
+        fn = self.fn
+        if not isinstance(fn, nn.Module):
+            raise ValueError(f"freeze: {type(self).__name__} wraps a plain function "
+                             f"({fn!r}), not a module; wrap it in an nn.Module to freeze it")
+        return copy.deepcopy(fn)
+
     def __prepare_scriptable__(self) -> nn.Module:
         raise TypeError(
             f"torch.jit.script cannot compile learnact.{type(self).__name__} (its surrogate "
@@ -72,6 +81,11 @@ class Staircase(_SurrogateModule):
         return surrogate_op(x, lambda t: S.staircase(t, n, w),
                             lambda t, g: g * S.staircase_derivative(t, n, w, k))
 
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        from ..freeze import FrozenStaircase
+
+        return FrozenStaircase(self)
+
     def extra_repr(self) -> str:
         return f"steps={self.steps}, width={self.width:g}, sharpness={self.sharpness:g}"
 
@@ -100,6 +114,11 @@ class Cantor(_SurrogateModule):
     def forward(self, x: Tensor) -> Tensor:
         n, lo, hi, c = self.depth, self.lo, self.hi, self.declared
         return surrogate_op(x, lambda t: S.cantor_staircase(t, n, lo, hi), lambda t, g: g * c)
+
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        from ..freeze import FrozenCantor
+
+        return FrozenCantor(self)
 
     def extra_repr(self) -> str:
         return f"depth={self.depth}, lo={self.lo:g}, hi={self.hi:g}"
@@ -162,6 +181,9 @@ class LeftRight(_SurrogateModule):
 
     Args: none (channels/channel_dim are accepted and ignored).
     """
+
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        return nn.ReLU()  # its forward; the left/right derivative is a training rule
 
     def __init__(self, channels: int | None = None, channel_dim: int = 1) -> None:
         super().__init__()

@@ -7,7 +7,6 @@ import torch
 from torch import Tensor, nn
 
 from .._tensor import column
-from .._validate import check_choice, check_int
 from ..functional import tropical as F
 from ..core import tropical as core
 from ..ops.tropical import tropical_op, tropical_rational_op
@@ -42,15 +41,11 @@ class Tropical(LearnableActivation):
     """
 
     family = "tropical"
-    inits = ("unit", "paper", "published")
-    main_job_specs = ("tropical",)
-    test_specs = ("tropical:degree=4",)
 
     def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = 1,
                  init: str = "unit") -> None:
         super().__init__(channels, channel_dim)
-        self.degree = check_int("degree", degree, 1, MAX_DEGREE)
-        self.init = check_choice("init", init, self.inits)
+        self._configure(degree=degree, init=init)
         self.register_buffer("slopes", torch.arange(self.degree + 1, dtype=torch.float32))
         self.coeffs = nn.Parameter(torch.empty(self._param_shape(self.degree + 1)))
         self.scale = nn.Parameter(torch.empty(self._param_shape()))
@@ -115,6 +110,11 @@ class Tropical(LearnableActivation):
         # per line: mul, add, max; then scale and offset
         return 3 * (self.degree + 1) + 2, 0
 
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        from ..freeze import FrozenTropical
+
+        return FrozenTropical(self)
+
     def extra_repr(self) -> str:
         return f"degree={self.degree}, {self._channel_repr()}, init={self.init!r}"
 
@@ -143,15 +143,11 @@ class TropicalRational(LearnableActivation):
     """
 
     family = "tropical_rational"
-    inits = ("unit", "paper", "published")
-    main_job_specs = ("tropical_rational",)
-    test_specs = ("tropical_rational:degree=3",)
 
     def __init__(self, degree: int = 4, channels: int | None = None, channel_dim: int = 1,
                  init: str = "unit") -> None:
         super().__init__(channels, channel_dim)
-        self.degree = check_int("degree", degree, 1, MAX_DEGREE)
-        self.init = check_choice("init", init, self.inits)
+        self._configure(degree=degree, init=init)
         shape = self._param_shape(self.degree + 1)
         self.num_slopes = nn.Parameter(torch.empty(shape))
         self.num_coeffs = nn.Parameter(torch.empty(shape))
@@ -204,6 +200,11 @@ class TropicalRational(LearnableActivation):
 
     def flops_per_element(self) -> tuple[int, int]:
         return 6 * (self.degree + 1) + 3, 0
+
+    def inference_form(self, *, ditac: str = "table", points: int = 4096) -> nn.Module:
+        from ..freeze import FrozenTropicalRational
+
+        return FrozenTropicalRational(self)
 
     def extra_repr(self) -> str:
         return f"degree={self.degree}, {self._channel_repr()}, init={self.init!r}"

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 #: below this many elements the chunked CPU kernels cost more than the reference's few ops
 CPU_KERNEL_MIN = FAST_CPU_MIN
 
-_OPS: dict[str, "FamilyOp"] = {}
+_OPS: dict[str, FamilyOp] = {}
 
 Forward = Callable[..., Tensor]  # (x, *params, channel_dim) -> y, all in the compute dtype
 Backward = Callable[..., Sequence[Tensor]]  # (x, *params, grad, channel_dim) -> (gx, *gparams)

@@ -157,7 +157,8 @@ def split(numel: int, parts: int | None = None) -> tuple[int, int]:
     part for small inputs."""
     parts = parts or torch.get_num_threads()
     parts = max(1, min(parts, numel // _MIN_PER_THREAD))
-    step = max(64, -(-(-(-numel // parts)) // 64) * 64)
+    per_part = -(-numel // parts)  # ceil(numel / parts)
+    step = max(64, -(-per_part // 64) * 64)  # rounded up to 64
     return max(1, -(-numel // step)), step
 
 

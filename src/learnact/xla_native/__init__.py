@@ -91,7 +91,8 @@ def _load() -> bool:
     include = Path(jax.ffi.include_dir())
     # the cache key holds jaxlib's FFI headers themselves (the ABI the handlers are built for)
     path = _build.compile_cached(_SOURCE, cxx, _FLAGS + ("-I" + str(include),), (_NATIVE, ()),
-                                 deps=sorted((include / "xla" / "ffi" / "api").glob("*.h")),
+                                 deps=[_SOURCE.parent / "vecmath.h",
+                                       *sorted((include / "xla" / "ffi" / "api").glob("*.h"))],
                                  libs=())
     lib = ctypes.CDLL(str(path))
     if lib.la_xla_abi() != _abi():
@@ -180,7 +181,7 @@ def _config(name: str, cols: tuple) -> tuple[int, int]:
     return w["coeffs" if name == "tropical" else "num_slopes"] - 1, 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _op(name: str, cols: tuple, channels: int | None, channel_dim: int):
     """The fused f(x, table) for one family and packing, with its custom VJP."""
     import jax

@@ -354,7 +354,7 @@ def _run(x: Tensor, tb: _Tables, ch, t: float, lo, hi, gate: str, alpha: float,
     return xt, s, ds, inside, parts
 
 
-def flow_reference(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, cfg: "FlowConfig") -> Tensor:
+def flow_reference(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, cfg: FlowConfig) -> Tensor:
     """x~(x) s(x) by the closed form in differentiable PyTorch ops (one whole-tensor piece):
     autograd of it is the analytic backward almost everywhere, and it is twice
     differentiable: the exact op's double-backward path (``create_graph=True``)."""
