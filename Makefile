@@ -71,7 +71,7 @@ lint: setup
 	$(PY) .ci/house_rules.py
 
 test-torch: setup data browser compiler
-	$(PY) -m pytest -q --ignore=tests/frontends
+	$(PY) -m pytest -q --durations=15 --ignore=tests/frontends
 
 # learnact.jax and learnact.keras without torch; Keras on the JAX and TensorFlow backends, each
 # in its own process (tests/test_frontends_parity.py in the suite above compares with torch)

@@ -28,9 +28,9 @@ import learnact.keras as lk  # noqa: E402
 
 from .frontends.conftest import SPECS  # noqa: E402
 
-# DiTAC's variants and options besides the frontends' own "ditac:cells=5"
-EXTRA = ["leaky_ditac:cells=4", "ge_ditac:cells=6", "ditac:cells=5,gate=silu,warp=output",
-         "ditac:cells=3,gate=identity,a=-1.5,b=1.0", "ditac:lut=64", "leaky_ditac:lut=100,cells=4",
+# DiTAC's options besides the frontends' specs (its variants and the silu/output warp are
+# there): the identity gate on another interval and the lookup table
+EXTRA = ["ditac:cells=3,gate=identity,a=-1.5,b=1.0", "ditac:lut=64", "leaky_ditac:lut=100,cells=4",
          "ditac:lut=50,gate=silu,warp=output"]
 CASES = [(s, c) for s in SPECS + EXTRA for c in (None, 3)]
 

@@ -67,19 +67,26 @@ def derived_init(definition: Any, channel_dim: int, extra: tuple[inspect.Paramet
                  build: Callable[[Any, dict[str, Any], dict[str, Any]], None]
                  ) -> Callable[..., None]:
     """The ``__init__`` of a frontend class generated from a family's definition
-    (learnact.core.definition, ``derived = True``): the definition's arguments, then
-    ``channels=None, channel_dim=<the frontend's default>``, then the frontend's own
-    ``extra`` parameters; it calls ``build(self, family_kwargs, extra_kwargs)``. Its
-    signature and annotations are real, so spec strings are typed against it."""
+    (learnact.core.definition ``arguments``): the definition's arguments, with
+    ``channels=None, channel_dim=<the frontend's default>`` where the definition places them
+    (after its own arguments if it does not), then the frontend's own ``extra`` parameters; it
+    calls ``build(self, family_kwargs, extra_kwargs)``. Its signature and annotations are
+    real, so spec strings are typed against it."""
     P = inspect.Parameter
     params = [P("self", P.POSITIONAL_OR_KEYWORD)]
     annotations: dict[str, Any] = {}
+    channel_params = {
+        "channels": P("channels", P.POSITIONAL_OR_KEYWORD, default=None, annotation=int | None),
+        "channel_dim": P("channel_dim", P.POSITIONAL_OR_KEYWORD, default=channel_dim,
+                         annotation=int)}
+    names = [a[0] for a in definition.arguments]
     for name, typ, default in definition.arguments:
+        if name in channel_params:  # a placeholder: the frontend's own default
+            params.append(channel_params[name])
+            continue
         params.append(P(name, P.POSITIONAL_OR_KEYWORD, default=default, annotation=typ))
         annotations[name] = typ
-    params += [P("channels", P.POSITIONAL_OR_KEYWORD, default=None, annotation=int | None),
-               P("channel_dim", P.POSITIONAL_OR_KEYWORD, default=channel_dim,
-                 annotation=int), *extra]
+    params += [p for n, p in channel_params.items() if n not in names] + list(extra)
     annotations |= {"channels": int | None, "channel_dim": int, "return": None}
     annotations |= {p.name: p.annotation for p in extra if p.annotation is not P.empty}
     sig = inspect.Signature(params)

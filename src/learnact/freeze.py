@@ -45,6 +45,7 @@ from .functional import perlin as _perlin
 from .functional import rational as _rational
 from .functional import surrogate as _surrogate
 from .ops.cpab import export_form
+from .ops.defined import evaluate
 from .ops.cpab import gate as ditac_gate
 from .surgery import _swap
 
@@ -545,10 +546,11 @@ def _frozen_form(module: nn.Module, ditac: str, points: int) -> "nn.Module | Non
 
 class FrozenDefined(FrozenActivation):
     """The inference form of a derived family (learnact.core.definition, e.g. PWLU): the
-    definition's formula, the very expression the training module evaluates, with ``torch``
-    as its array namespace on constant buffers (float32 for half inputs). torch.export, ONNX
-    and torch.jit.trace record its standard operators; torch.jit.script cannot compile a
-    formula written for every array namespace and says so."""
+    module's own evaluation (``learnact.ops.defined.evaluate``: its eager kernel, or the
+    definition's formula with ``torch`` as its array namespace) on constant buffers, float32
+    for half inputs. torch.export, ONNX and torch.jit.trace record the formula's standard
+    operators; torch.jit.script cannot compile a formula written for every array namespace and
+    says so."""
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__(module)
@@ -561,7 +563,7 @@ class FrozenDefined(FrozenActivation):
     def forward(self, x: Tensor) -> Tensor:
         xt = x.to(_compute_dtype(x))
         p = {n: getattr(self, n).to(xt.dtype) for n in self.tensor_names}
-        return self.definition.forward(torch, xt, p, self.config).to(x.dtype)
+        return evaluate(self.definition, xt, p, self.config).to(x.dtype)
 
     def __prepare_scriptable__(self) -> nn.Module:
         raise TypeError(

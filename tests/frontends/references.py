@@ -14,12 +14,15 @@ def _bc(p, ch, x):
     return p if ch is None else p[ch]
 
 
-def evaluate(family: str, x: np.ndarray, p: dict[str, np.ndarray], per_channel: bool) -> np.ndarray:
-    """f(x) with channels on the last axis of x when per_channel."""
+def evaluate(family: str, x: np.ndarray, p: dict[str, np.ndarray], per_channel: bool,
+             config: dict | None = None) -> np.ndarray:
+    """f(x) with channels on the last axis of x when per_channel; ``config``: the module's
+    constructor arguments (DiTAC's interval, gate and warp, PWLU's interval)."""
     x = np.asarray(x, dtype=np.float64)
+    cfg = dict(config or {})
     if per_channel:
-        return np.stack([_one(family, x[..., c], p, c) for c in range(x.shape[-1])], -1)
-    return _one(family, x, p, None)
+        return np.stack([_one(family, x[..., c], p, c, cfg) for c in range(x.shape[-1])], -1)
+    return _one(family, x, p, None, cfg)
 
 
 def _ditac_flow(u: float, a: np.ndarray, b: np.ndarray) -> float:
@@ -46,24 +49,43 @@ def _ditac_flow(u: float, a: np.ndarray, b: np.ndarray) -> float:
         return (u + b[c] / a[c]) * math.exp(a[c] * t) - b[c] / a[c]
 
 
+def _gate(x: float, name: str, alpha: float) -> float:
+    if name == "gelu":
+        return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+    if name == "silu":
+        return 1.0 / (1.0 + math.exp(-x))
+    if name == "leaky_relu":
+        return 1.0 if x > 0 else alpha
+    return 1.0
+
+
 def _ditac(x: np.ndarray, theta: np.ndarray, basis: np.ndarray, lo: float = -0.5,
-           hi: float = 2.0) -> np.ndarray:
-    """DiTAC (gelu gate, input warp): x~ Phi(x), x~ = lo + (hi - lo) T((x - lo)/(hi - lo))."""
+           hi: float = 2.0, gate: str = "gelu", alpha: float = 0.01, warp: str = "input"
+           ) -> np.ndarray:
+    """DiTAC: x~ s(x) with x~ = lo + (hi - lo) T((x - lo)/(hi - lo)) on [lo, hi] (warp
+    "input"), or the same warp applied to x s(x) (warp "output"); s the gate."""
     A = basis @ theta
     a, b = A[0::2], A[1::2]
     out = np.empty_like(x)
     for i, xi in np.ndenumerate(x):
-        xt = xi
-        if lo <= xi <= hi:
-            xt = lo + (hi - lo) * _ditac_flow((xi - lo) / (hi - lo), a, b)
-        out[i] = xt * 0.5 * (1.0 + math.erf(xi / math.sqrt(2.0)))
+        s = _gate(float(xi), gate, alpha)
+        src = xi if warp == "input" else xi * s
+        xt = src
+        if lo <= src <= hi:
+            xt = lo + (hi - lo) * _ditac_flow((src - lo) / (hi - lo), a, b)
+        out[i] = xt * s if warp == "input" else xt
     return out
 
 
-def _one(family, x, p, ch):
-    if family == "ditac":
+def _one(family, x, p, ch, cfg):
+    if family.endswith("ditac"):
         theta = np.asarray(p["theta"], dtype=np.float64)
-        return _ditac(x, theta if ch is None else theta[ch], np.asarray(p["basis"]))
+        defaults = {"ditac": (-0.5, "gelu"), "leaky_ditac": (-0.5, "leaky_relu"),
+                    "ge_ditac": (0.0, "gelu")}[family]
+        return _ditac(x, theta if ch is None else theta[ch], np.asarray(p["basis"]),
+                      cfg.get("a", defaults[0]), cfg.get("b", 2.0),
+                      cfg.get("gate", defaults[1]), cfg.get("alpha", 0.01),
+                      cfg.get("warp", "input"))
     g = {k: _bc(v, ch, x) for k, v in p.items()}
     if family == "hermite":
         c = g["coeffs"]
@@ -74,6 +96,13 @@ def _one(family, x, p, ch):
             dc = he.hermeder(c / fact)
             return he.hermeval(xb, c / fact) + he.hermeval(xb, dc) * (x - xb)
         return he.hermeval(x, c / fact)
+    if family == "pwlu":  # linear interpolation of the knots, linear tails
+        lo, hi = cfg.get("a", -3.0), cfg.get("b", 3.0)
+        knots = np.asarray(p["knots"], dtype=np.float64)
+        knots = knots if ch is None else knots[ch]
+        pos = np.linspace(lo, hi, knots.shape[-1])
+        return (np.interp(x, pos, knots) + np.where(x < lo, g["left_slope"] * (x - lo), 0.0)
+                + np.where(x > hi, g["right_slope"] * (x - hi), 0.0))
     if family == "fourier":
         return g["bias"] + sum(a * np.cos(w * x - ph) for a, w, ph in
                                zip(g["amplitude"], g["frequency"], g["phase"]))

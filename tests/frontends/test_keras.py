@@ -47,7 +47,8 @@ def test_values_match_the_float64_reference(spec, channels):
     x = np.random.default_rng(1).normal(scale=2.0, size=(5, 3))
     x[0, 0] = 0.0
     got = keras.ops.convert_to_numpy(layer(x))
-    want = evaluate(layer.family, x, _params(layer), channels is not None)
+    want = evaluate(layer.family, x, _params(layer), channels is not None,
+                    layer._kw)
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
 

@@ -28,7 +28,7 @@ def _arguments(spec: str) -> tuple[str, dict]:
 # (family, constructor arguments) covering every kernel and option: every family with XLA
 # kernels (learnact.core.families, THE list) at its test, layout and edge specs
 CASES = [_arguments(s) for d in FAMILIES.values() if d.name in xla_native.FAMILIES
-         for s in (*d.test_specs, *d.variant_specs, *d.edge_specs)]
+         for s in (*d.test_specs, *d.variant_specs, *d.edge_specs) if s not in d.torch_only_specs]
 # (channels, channel_dim, shape): shared; channels last (the lanes schedule); a middle and a
 # first channel axis (runs of one channel); odd sizes everywhere (partial blocks)
 LAYOUTS = [(None, -1, (3, 37, 7)), (7, -1, (3, 50, 7)), (5, 1, (2, 5, 41)), (5, 0, (5, 3)),

@@ -54,8 +54,10 @@ class Family(ABC):
     class_name: ClassVar[str] = ""
     #: init names, the first the default
     inits: ClassVar[tuple[str, ...]] = ()
-    #: (name, type, default) of the family's own constructor arguments, in order (channels and
-    #: channel_dim follow them in every frontend); derived families' signatures come from here
+    #: (name, type, default) of the family's constructor arguments, in order; "channels" and
+    #: "channel_dim" may appear as placeholders (each frontend gives their defaults), else they
+    #: follow. The generated classes' signatures come from here (every frontend of a derived
+    #: family; the JAX and Keras classes of every family that declares arguments)
     arguments: ClassVar[tuple[tuple[str, Any, Any], ...]] = ()
     #: the frontend classes are generated from this definition (no hand-written class)
     derived: ClassVar[bool] = False
@@ -65,8 +67,14 @@ class Family(ABC):
     variant_specs: ClassVar[tuple[str, ...]] = ()
     #: the smallest sizes the fused kernels must also handle (kernel tests only)
     edge_specs: ClassVar[tuple[str, ...]] = ()
+    #: those of the specs above that only the PyTorch frontend builds (and why, in a comment)
+    torch_only_specs: ClassVar[tuple[str, ...]] = ()
     #: specs with which the family joins the main job (the autoencoder benchmark)
     main_job_specs: ClassVar[tuple[str, ...]] = ()
+    #: a derived family's eager PyTorch kernel, "module:function" (f(x, params, kw) -> y, an
+    #: autograd Function saving x and the parameters); None: the formula, recomputed in
+    #: backward. torch.compile, export and torch.func transforms trace the formula either way
+    torch_kernel: ClassVar[str | None] = None
     #: surface -> why the family does not have it (every other surface of SURFACES it has)
     missing: ClassVar[dict[str, str]] = {}
 

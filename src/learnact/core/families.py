@@ -34,6 +34,24 @@ class _Degree(Family):
 
 
 class _Hermite(_Degree):
+    r"""Learnable Hermite-polynomial activation, f(x) = sum_{k=0}^{d} c_k He_k(x)/k!.
+
+    Probabilists' Hermite polynomials evaluated by Clenshaw's recurrence; under N(0, 1)
+    E[f^2] = sum_k c_k^2/k! and E[f'^2] = sum_{k>=1} c_k^2/(k-1)!.
+
+    Args: ``degree`` d in [1, 64]; ``channels`` None (shared ``coeffs`` (d+1,)) or C
+    ((C, d+1)); ``channel_dim`` (PyTorch: default 1; JAX, Keras: -1); ``init``: "unit"
+    (E[f^2] = E[f'^2] = 1), "paper"/"published", "stable" (unit moments, V'(1) < 1), "gelu"
+    (GELU's shape, unit moments); ``tails``: "polynomial" or "linear" (f continues C1-linearly outside
+    [-bound, bound], held in the buffers ``lo``, ``hi``); ``bound`` (default 3).
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, "Learnable polynomial, trigonometric, and
+    tropical activations", arXiv:2502.01247 (2025).
+    """
+
+    class_name = "Hermite"
+    arguments = (("degree", int, 8), ("channels", None, None), ("channel_dim", None, None),
+                 ("init", str, "unit"), ("tails", str, "polynomial"), ("bound", float, 3.0))
     name = "hermite"
     inits = hermite.INITS
     test_specs = ("hermite:degree=5",)
@@ -65,6 +83,19 @@ class _Hermite(_Degree):
 
 
 class _Fourier(_Degree):
+    r"""Learnable truncated Fourier series, f(x) = a_0 + sum_{k=1}^{d} c_k cos(w_k x - phi_k).
+
+    Parameters ``bias`` a_0, ``amplitude`` c, ``frequency`` w (init w_k = k), ``phase`` phi.
+    Args: ``degree`` d in [1, 64]; ``channels``; ``channel_dim`` (PyTorch: default 1; JAX, Keras: -1); ``init``:
+    "unit" (the published shape rescaled to E[f^2] = E[f'^2] = 1) or "paper"/"published"
+    (c_k = 0.6623/k!, phi_k = pi/4).
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, arXiv:2502.01247 (2025).
+    """
+
+    class_name = "Fourier"
+    arguments = (("degree", int, 8), ("channels", None, None), ("channel_dim", None, None),
+                 ("init", str, "unit"))
     name = "fourier"
     inits = fourier.INITS
     test_specs = ("fourier:degree=4",)
@@ -82,6 +113,19 @@ class _Fourier(_Degree):
 
 
 class _Tropical(_Degree):
+    r"""Learnable tropical (max-plus) polynomial, f(x) = alpha max_{k=0..d}(k x + c_k) + beta.
+
+    Learnable intercepts ``coeffs`` c, ``scale`` alpha, ``offset`` beta; fixed buffer
+    ``slopes`` = 0..d. Args: ``degree`` d in [1, 64]; ``channels``; ``channel_dim``;
+    ``init``: "unit" (breakpoints at the N(0,1) quantiles j/(d+1), alpha and beta giving
+    E[f^2] = E[f'^2] = 1) or "paper"/"published" (c_k = 1, alpha = sqrt(2)/d, beta = 0).
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, arXiv:2502.01247 (2025).
+    """
+
+    class_name = "Tropical"
+    arguments = (("degree", int, 8), ("channels", None, None), ("channel_dim", None, None),
+                 ("init", str, "unit"))
     name = "tropical"
     inits = tropical.INITS
     test_specs = ("tropical:degree=4",)
@@ -106,6 +150,20 @@ class _Tropical(_Degree):
 
 
 class _TropicalRational(_Degree):
+    r"""Tropical rational activation, f(x) = alpha (max_k(p_k x + a_k) - max_k(q_k x + b_k)) + beta.
+
+    All of ``num_slopes`` p, ``num_coeffs`` a, ``den_slopes`` q, ``den_coeffs`` b, ``scale``
+    alpha and ``offset`` beta learn. Args: ``degree`` d in [1, 64] (d+1 lines each, default
+    4); ``channels``; ``channel_dim``; ``init``: "unit" (p_k = k, q_k = k/2, breakpoints at
+    the Gaussian quantiles, unit moments) or "paper"/"published" (the four tables i.i.d.
+    N(0, 1), drawn from ``rngs``, one key per table).
+
+    Source: I. Khalfaoui-Hassani and S. Kesselheim, arXiv:2502.01247 (2025).
+    """
+
+    class_name = "TropicalRational"
+    arguments = (("degree", int, 4), ("channels", None, None), ("channel_dim", None, None),
+                 ("init", str, "unit"))
     name = "tropical_rational"
     inits = tropical.INITS
     test_specs = ("tropical_rational:degree=3",)
@@ -134,11 +192,29 @@ class _TropicalRational(_Degree):
 
 
 class _Rational(Family):
+    r"""Rational (Pade) activation with the safe denominator,
+    f(x) = s (a_0 + ... + a_n x^n) / (1 + |b_1 x + ... + b_m x^m|) + t.
+
+    Parameters ``num`` (n+1), ``den`` (m), ``scale`` s, ``offset`` t. Args: ``num_degree``,
+    ``den_degree`` (the shipped fits: (5, 4)); ``channels``; ``channel_dim``; ``init``:
+    "paper"/"published"/"leaky_relu" (fitted to leaky ReLU on [-3, 3]), "gelu", "unit" (the
+    leaky-ReLU fit with unit moments).
+
+    Source: A. Molina, P. Schramowski, K. Kersting, "Pade Activation Units", ICLR 2020
+    (arXiv:1907.06732).
+    """
+
+    class_name = "Rational"
+    arguments = (("num_degree", int, 5), ("den_degree", int, 4), ("channels", None, None),
+                 ("channel_dim", None, None), ("init", str, "paper"))
     name = "rational"
     inits = rational.INITS
     test_specs = ("rational:num_degree=3,den_degree=2",)
     variant_specs = ("rational", "rational:init=unit")
     edge_specs = ("rational:num_degree=2,den_degree=1",)
+    # other degrees than the shipped (5, 4) fits are fitted at construction by PyTorch's L-BFGS
+    # (core.rational.init_parameters' ``fit``); JAX and Keras build the shipped degrees
+    torch_only_specs = ("rational:num_degree=3,den_degree=2", "rational:num_degree=2,den_degree=1")
     main_job_specs = ("rational",)
 
     def check(self, kw):
@@ -158,6 +234,20 @@ class _Rational(Family):
 
 
 class _SELUVariation(Family):
+    r"""Learnable SELU variation,
+    f(x) = s lam (x if x > 0 else alpha (e^{beta x} - 1) + gamma sin(omega x)) + t.
+
+    Parameters ``lam``, ``alpha``, ``beta``, ``gamma``, ``omega``, ``scale``, ``offset``.
+    Args: ``channels``; ``channel_dim``; ``init``: "paper"/"published" (lam = 1.0507,
+    alpha = 1.67326, beta = 1, gamma = 0.1, omega = 2, s = 1, t = 0) or "unit" (s, t giving
+    E[f^2] = E[f'^2] = 1). The negative branch is evaluated at min(x, 0): no overflow.
+
+    Source: the SELU Variation activations (ToyMath, GitHub, 2024), built on SELU (Klambauer
+    et al., NeurIPS 2017, arXiv:1706.02515).
+    """
+
+    class_name = "SELUVariation"
+    arguments = (("channels", None, None), ("channel_dim", None, None), ("init", str, "paper"))
     name = "selu_variation"
     inits = selu_variation.INITS
     test_specs = ("selu_variation",)

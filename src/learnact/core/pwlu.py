@@ -124,14 +124,12 @@ class PWLU(Family):
     Parameters (learnable): ``knots`` y, shape (N+1,) shared or (C, N+1) per channel;
     ``left_slope`` k_l and ``right_slope`` k_r, shape () or (C,).
 
-    Args:
-        segments: N in [1, 1024] (default 16).
-        a, b: the interval the segments cover, a < b (default -3, 3).
-        channels: None (one shared set) or C (one set per channel along ``channel_dim``).
-        channel_dim: the input's channel dimension.
-        init: ``"unit"`` (default: GELU at the knots, GELU's slopes at a and b, scaled and
-            shifted so that E[f^2] = E[f'^2] = 1 under N(0, 1)), ``"gelu"`` (GELU
-            interpolated, unscaled) or ``"relu"``.
+    Arguments of the generated classes (``learnact.PWLU``, ``learnact.jax.PWLU``,
+    ``learnact.keras.PWLU``): ``segments`` N in [1, 1024] (default 16); ``a`` < ``b``, the
+    interval the segments cover (default -3, 3); ``init``: "unit" (default: GELU at the knots,
+    GELU's slopes at a and b, scaled and shifted so that E[f^2] = E[f'^2] = 1 under N(0, 1)),
+    "gelu" (GELU interpolated, unscaled) or "relu"; ``channels`` None (one shared set) or C
+    (one set per channel along ``channel_dim``: PyTorch default 1, JAX and Keras -1).
 
     Source: Y. Zhou, Z. Zhu, Z.-H. Zhong, "Learning specialized activation functions with the
     Piecewise Linear Unit", ICCV 2021 (arXiv:2104.03693); the bounds, learnt and re-aligned
@@ -145,12 +143,13 @@ class PWLU(Family):
     arguments = (("segments", int, 16), ("a", float, -3.0), ("b", float, 3.0),
                  ("init", str, "unit"))
     test_specs = ("pwlu:segments=6",)
+    torch_kernel = "learnact.ops.pwlu:pwlu_function"
     missing = {
         "torchscript": "the frozen form evaluates the formula written once for every array "
                        "namespace, which TorchScript cannot parse (torch.jit.trace, torch.export "
                        "and ONNX take it)",
-        "torch_op": "no fused kernel yet: the formula as torch operators, with autograd memory "
-                    "of the input and parameters only (backward recomputes it)",
+        "torch_op": "no torch.library op: its eager kernel (ops/pwlu.py, a bin lookup and an "
+                    "analytic backward) is an autograd Function; compile traces the formula",
         "xla_kernel": "no fused kernel yet: XLA fuses the formula",
         "triton": "no GPU kernel yet: the formula as torch operators",
     }

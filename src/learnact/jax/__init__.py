@@ -33,17 +33,16 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised without jax i
 from ..xla_native import use_kernels
 from . import functional
 from .fit import FitReport, fit
-from .modules import (DERIVED, Activation, Cantor, Cantor2, DiTAC, Fixed, Fourier, GEDiTAC, Hermite,
-                      LeakyDiTAC, LeftRight, NoisyDerivative, Perlin, Rational, SELUVariation,
-                      Staircase, SurrogateActivation, Tropical, TropicalRational, available,
+from .modules import (DERIVED, Activation, Cantor, Cantor2, DiTAC, Fixed, GEDiTAC,
+                      LeakyDiTAC, LeftRight, NoisyDerivative, Perlin,
+                      Staircase, SurrogateActivation, available,
                       create, parameters, regularization)
 
-__all__ = ["functional", "Activation", "Fixed", "Hermite", "Fourier", "Tropical",
-           "TropicalRational", "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC",
-           "GEDiTAC", "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight",
+__all__ = ["functional", "Activation", "Fixed", "Perlin", "DiTAC", "LeakyDiTAC", "GEDiTAC",
+           "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight",
            "NoisyDerivative", "create", "available", "parameters", "regularization", "fit",
            "FitReport", "use_kernels"]
 
-# the classes generated from the derived families' definitions (PWLU, ...), by class name
+# the classes generated from the definitions (Hermite, ..., PWLU), by class name
 globals().update({c.__name__: c for c in DERIVED.values()})
 __all__ += [c.__name__ for c in DERIVED.values()]

@@ -19,12 +19,13 @@ from .._xla import cpab_flow as _cpab_flow  # noqa: F401 (tests)
 from ..core import cpab as _cpab
 from ..core import fourier as _fourier
 from ..core import hermite as _hermite
+from ..core import pwlu as _pwlu
 from ..core import rational as _rational
 from ..core import selu_variation as _selu
 from ..core import tropical as _tropical
 
 __all__ = ["hermite", "fourier", "tropical", "tropical_rational", "rational", "selu_variation",
-           "ditac", "compute_dtype"]
+           "ditac", "pwlu", "compute_dtype"]
 
 Array = Any
 
@@ -121,3 +122,14 @@ def ditac(x: Array, theta: Array, basis: Array, channel_dim: int = -1, *, a: flo
                            per_channel=len(theta.shape) == 2)
 
     return _call(formula, x, (theta, basis), channel_dim)
+
+
+def pwlu(x: Array, knots: Array, left_slope: Array, right_slope: Array, channel_dim: int = -1,
+         *, a: float = -3.0, b: float = 3.0) -> Array:
+    """The piecewise-linear unit: knot values ``knots`` (N+1,) or (C, N+1) at a + j (b - a)/N,
+    linear tails with slopes ``left_slope`` and ``right_slope`` (learnact.core.pwlu)."""
+
+    def formula(xp, x, knots, left, right, channel_dim):
+        return _pwlu.pwlu(xp, x, knots, left, right, a, b, channel_dim)
+
+    return _call(formula, x, (knots, left_slope, right_slope), channel_dim)

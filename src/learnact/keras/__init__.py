@@ -25,16 +25,15 @@ try:
 except ModuleNotFoundError as exc:  # pragma: no cover - exercised without keras installed
     raise ImportError("learnact.keras needs Keras 3: pip install 'learnact[keras]'") from exc
 
-from .layers import (DERIVED, Activation, Cantor, Cantor2, DiTAC, Fixed, Fourier, GEDiTAC, Hermite,
-                     LeakyDiTAC, LeftRight, NoisyDerivative, Perlin, Rational, SELUVariation,
-                     Staircase, SurrogateActivation, Tropical, TropicalRational, available,
+from .layers import (DERIVED, Activation, Cantor, Cantor2, DiTAC, Fixed, GEDiTAC,
+                     LeakyDiTAC, LeftRight, NoisyDerivative, Perlin,
+                     Staircase, SurrogateActivation, available,
                      create)
 
-__all__ = ["Activation", "Fixed", "Hermite", "Fourier", "Tropical", "TropicalRational",
-           "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC", "GEDiTAC",
+__all__ = ["Activation", "Fixed", "Perlin", "DiTAC", "LeakyDiTAC", "GEDiTAC",
            "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight",
            "NoisyDerivative", "create", "available"]
 
-# the classes generated from the derived families' definitions (PWLU, ...), by class name
+# the classes generated from the definitions (Hermite, ..., PWLU), by class name
 globals().update({c.__name__: c for c in DERIVED.values()})
 __all__ += [c.__name__ for c in DERIVED.values()]

@@ -15,8 +15,7 @@ from .._validate import check_choice, check_float, check_input_channels, check_i
 from ..core import cpab, surrogate
 from ..core.families import FAMILIES, family
 
-__all__ = ["Activation", "Fixed", "Hermite", "Fourier", "Tropical", "TropicalRational",
-           "Rational", "SELUVariation", "Perlin", "DiTAC", "LeakyDiTAC", "GEDiTAC",
+__all__ = ["Activation", "Fixed", "Perlin", "DiTAC", "LeakyDiTAC", "GEDiTAC",
            "SurrogateActivation", "Staircase", "Cantor", "Cantor2", "LeftRight", "create",
            "available"]
 
@@ -163,139 +162,6 @@ class Activation(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | dict(self._kw) | {"seed": self.seed}
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class Hermite(Activation):
-    r"""Learnable Hermite-polynomial activation, f(x) = sum_{k=0}^{d} c_k He_k(x)/k!.
-
-    Probabilists' Hermite polynomials evaluated by Clenshaw's recurrence; under N(0, 1)
-    E[f^2] = sum_k c_k^2/k! and E[f'^2] = sum_{k>=1} c_k^2/(k-1)!.
-
-    Args: ``degree`` d in [1, 64]; ``channels`` None (shared ``coeffs`` (d+1,)) or C
-    ((C, d+1)); ``channel_dim`` (default -1); ``init``: "unit" (E[f^2] = E[f'^2] = 1),
-    "paper"/"published", "stable" (unit moments, V'(1) < 1), "gelu" (GELU's shape, unit
-    moments); ``tails``: "polynomial" or "linear" (C1-linear outside [-bound, bound], held in
-    the non-trainable ``lo``, ``hi``); ``bound`` (default 3).
-
-    Source: I. Khalfaoui-Hassani and S. Kesselheim, "Learnable polynomial, trigonometric, and
-    tropical activations", arXiv:2502.01247 (2025).
-    """
-
-    family = "hermite"
-
-    def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = -1,
-                 init: str = "unit", tails: str = "polynomial", bound: float = 3.0,
-                 seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._build(dict(degree=degree, channels=channels, channel_dim=channel_dim, init=init,
-                         tails=tails, bound=bound), seed)
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class Fourier(Activation):
-    r"""Learnable truncated Fourier series, f(x) = a_0 + sum_{k=1}^{d} c_k cos(w_k x - phi_k).
-
-    Parameters ``bias`` a_0, ``amplitude`` c, ``frequency`` w (init w_k = k), ``phase`` phi.
-    Args: ``degree`` d in [1, 64]; ``channels``; ``channel_dim`` (default -1); ``init``:
-    "unit" (the published shape rescaled to E[f^2] = E[f'^2] = 1) or "paper"/"published".
-
-    Source: I. Khalfaoui-Hassani and S. Kesselheim, arXiv:2502.01247 (2025).
-    """
-
-    family = "fourier"
-
-    def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = -1,
-                 init: str = "unit", seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._build(dict(degree=degree, channels=channels, channel_dim=channel_dim, init=init),
-                    seed)
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class Tropical(Activation):
-    r"""Learnable tropical (max-plus) polynomial, f(x) = alpha max_{k=0..d}(k x + c_k) + beta.
-
-    Trainable ``coeffs`` c, ``scale`` alpha, ``offset`` beta; non-trainable ``slopes`` 0..d.
-    Args: ``degree`` d in [1, 64]; ``channels``; ``channel_dim``; ``init``: "unit"
-    (breakpoints at the N(0,1) quantiles, unit moments) or "paper"/"published" (c_k = 1,
-    alpha = sqrt(2)/d, beta = 0).
-
-    Source: I. Khalfaoui-Hassani and S. Kesselheim, arXiv:2502.01247 (2025).
-    """
-
-    family = "tropical"
-
-    def __init__(self, degree: int = 8, channels: int | None = None, channel_dim: int = -1,
-                 init: str = "unit", seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._build(dict(degree=degree, channels=channels, channel_dim=channel_dim, init=init),
-                    seed)
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class TropicalRational(Activation):
-    r"""Tropical rational activation, f(x) = alpha (max_k(p_k x + a_k) - max_k(q_k x + b_k)) + beta.
-
-    All of ``num_slopes``, ``num_coeffs``, ``den_slopes``, ``den_coeffs``, ``scale``,
-    ``offset`` train. Args: ``degree`` d in [1, 64] (default 4); ``channels``;
-    ``channel_dim``; ``init``: "unit" (p_k = k, q_k = k/2, breakpoints at the Gaussian
-    quantiles, unit moments) or "paper"/"published" (tables i.i.d. N(0, 1) from ``seed``).
-
-    Source: I. Khalfaoui-Hassani and S. Kesselheim, arXiv:2502.01247 (2025).
-    """
-
-    family = "tropical_rational"
-
-    def __init__(self, degree: int = 4, channels: int | None = None, channel_dim: int = -1,
-                 init: str = "unit", seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._build(dict(degree=degree, channels=channels, channel_dim=channel_dim, init=init),
-                    seed)
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class Rational(Activation):
-    r"""Rational (Pade) activation with the safe denominator,
-    f(x) = s (a_0 + ... + a_n x^n) / (1 + |b_1 x + ... + b_m x^m|) + t.
-
-    Parameters ``num``, ``den``, ``scale``, ``offset``. Args: ``num_degree``, ``den_degree``
-    (the shipped fits: (5, 4)); ``channels``; ``channel_dim``; ``init``:
-    "paper"/"published"/"leaky_relu", "gelu" or "unit".
-
-    Source: A. Molina, P. Schramowski, K. Kersting, "Pade Activation Units", ICLR 2020
-    (arXiv:1907.06732).
-    """
-
-    family = "rational"
-
-    def __init__(self, num_degree: int = 5, den_degree: int = 4, channels: int | None = None,
-                 channel_dim: int = -1, init: str = "paper", seed: int | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._build(dict(num_degree=num_degree, den_degree=den_degree, channels=channels,
-                         channel_dim=channel_dim, init=init), seed)
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class SELUVariation(Activation):
-    r"""Learnable SELU variation,
-    f(x) = s lam (x if x > 0 else alpha (e^{beta x} - 1) + gamma sin(omega x)) + t.
-
-    Parameters ``lam``, ``alpha``, ``beta``, ``gamma``, ``omega``, ``scale``, ``offset``.
-    Args: ``channels``; ``channel_dim``; ``init``: "paper"/"published" (lam = 1.0507,
-    alpha = 1.67326, beta = 1, gamma = 0.1, omega = 2) or "unit".
-
-    Source: the SELU Variation activations (ToyMath, GitHub, 2024), built on SELU (Klambauer
-    et al., NeurIPS 2017, arXiv:1706.02515).
-    """
-
-    family = "selu_variation"
-
-    def __init__(self, channels: int | None = None, channel_dim: int = -1, init: str = "paper",
-                 seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._build(dict(channels=channels, channel_dim=channel_dim, init=init), seed)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -606,14 +472,14 @@ def derive(definition: Any) -> type[Activation]:
     return keras.saving.register_keras_serializable(package=_PACKAGE)(cls)
 
 
-#: the classes generated from the definitions of the derived families, by registry name
-DERIVED: dict[str, type] = {d.name: derive(d) for d in FAMILIES.values() if d.derived}
+#: the classes generated from the definitions (every family that declares its arguments:
+#: Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation, PWLU), by name
+DERIVED: dict[str, type] = {d.name: derive(d) for d in FAMILIES.values() if d.arguments}
 globals().update({c.__name__: c for c in DERIVED.values()})
 __all__ += [c.__name__ for c in DERIVED.values()]
 
 _CLASSES: dict[str, type] = {c.family: c for c in (
-    Hermite, Fourier, Tropical, TropicalRational, Rational, SELUVariation, DiTAC, LeakyDiTAC,
-    GEDiTAC, *DERIVED.values())}
+    *DERIVED.values(), DiTAC, LeakyDiTAC, GEDiTAC)}
 #: the surrogate-derivative activations (not learnable: ``available(learnable=False)``)
 _SURROGATES: dict[str, type] = {c.kind: c for c in (
     Staircase, Cantor, Cantor2, LeftRight, NoisyDerivative)} | {"perlin": Perlin}

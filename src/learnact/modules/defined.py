@@ -2,9 +2,10 @@
 
 A family whose definition sets ``derived = True`` has no hand-written module: :func:`derive`
 builds its ``nn.Module`` class — signature, docstring, argument checks, parameters and buffers,
-init, forward, exact-moment hooks — from the definition alone. The forward runs the
-definition's formula with ``torch`` as the array namespace (float32 for half inputs, as every
-family), so autograd, ``torch.compile``, ``torch.export`` and ONNX see standard operators.
+init, forward, exact-moment hooks — from the definition alone. The forward
+(``learnact.ops.defined.evaluate``) runs the family's eager kernel when it has one, else the
+definition's formula with ``torch`` as the array namespace, float32 for half inputs as every
+family; ``torch.compile``, ``torch.export`` and ONNX trace the formula (standard operators).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .._frontend import derived_init
 from .._tensor import compute_dtype
 from ..core.definition import Family
 from ..core.families import FAMILIES
-from ..ops._library import _forward_mode_active
+from ..ops.defined import evaluate
 from .base import LearnableActivation
 
 __all__ = ["DefinedActivation", "derive", "DERIVED"]
@@ -62,16 +63,7 @@ class DefinedActivation(LearnableActivation):
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         ct = compute_dtype(x)
-        p = self._tensors(ct)
-        if (torch.compiler.is_compiling() or torch.compiler.is_exporting()
-                or torch.jit.is_tracing() or not torch.is_grad_enabled()
-                or _forward_mode_active()):
-            # traced (inductor fuses it, an exported graph holds standard operators), no
-            # graph to keep, or a torch.func transform / forward-mode AD: the formula itself
-            y = self.definition.forward(torch, x.to(ct), p, self._kw)
-        else:
-            y = _Recompute.apply(self.definition, self._kw, tuple(p), x.to(ct), *p.values())
-        return y.to(x.dtype)
+        return evaluate(self.definition, x.to(ct), self._tensors(ct), self._kw).to(x.dtype)
 
     def _numpy_params(self, channel: int | None) -> dict[str, np.ndarray]:
         out = {}
@@ -115,36 +107,6 @@ class DefinedActivation(LearnableActivation):
     def extra_repr(self) -> str:
         own = ", ".join(f"{n}={self._kw[n]!r}" for n, _, _ in self.definition.arguments)
         return f"{own}, {self._channel_repr()}"
-
-
-class _Recompute(torch.autograd.Function):
-    """The formula with autograd memory of the input and the parameters only: backward
-    evaluates the formula again under autograd and differentiates it (with
-    ``create_graph``, so double backward is exact, not zero)."""
-
-    @staticmethod
-    def forward(ctx: Any, definition: Family, kw: dict[str, Any], names: tuple[str, ...],
-                x: Tensor, *params: Tensor) -> Tensor:
-        ctx.definition, ctx.kw, ctx.names = definition, kw, names
-        ctx.save_for_backward(x, *params)
-        return definition.forward(torch, x, dict(zip(names, params)), kw)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, *params = ctx.saved_tensors
-        need = ctx.needs_input_grad[3:]
-        inputs = [t if t.requires_grad else t.detach().requires_grad_(True)
-                  for t in (x, *params)]
-        with torch.enable_grad():
-            y = ctx.definition.forward(torch, inputs[0], dict(zip(ctx.names, inputs[1:])),
-                                       ctx.kw)
-        wanted = [t for t, n in zip(inputs, need) if n]
-        grads = iter(torch.autograd.grad(y, wanted, grad, create_graph=torch.is_grad_enabled(),
-                                         allow_unused=True))
-        out = [next(grads) if n else None for n in need]
-        out = [torch.zeros_like(t) if n and g is None else g
-               for t, g, n in zip(inputs, out, need)]
-        return (None, None, None, *out)
 
 
 def derive(definition: Family, module: str = __name__) -> type[DefinedActivation]:
