@@ -27,10 +27,18 @@ __all__ = ["enabled", "cache_dir", "cpu_fingerprint", "find_compiler", "compiler
            "verified", "compile_cached"]
 
 
+_ON = ("1", "true", "yes", "on", "")
+_OFF = ("0", "false", "no", "off")
+
+
 def enabled() -> bool:
-    """False when ``LEARNACT_NATIVE`` is 0, false, no or off."""
-    return os.environ.get("LEARNACT_NATIVE", "1").strip().lower() not in ("0", "false", "no",
-                                                                         "off")
+    """False when ``LEARNACT_NATIVE`` is 0, false, no or off; True when unset or 1, true, yes,
+    on; any other value is an error (a typo such as "disable" must not leave them on)."""
+    value = os.environ.get("LEARNACT_NATIVE", "1").strip().lower()
+    if value not in _ON + _OFF:
+        raise ValueError(f"LEARNACT_NATIVE must be one of 0, false, no, off (native kernels "
+                         f"off) or 1, true, yes, on (on, the default), got {value!r}")
+    return value not in _OFF
 
 
 def cache_dir() -> Path:

@@ -45,17 +45,48 @@ def _cmd_moments(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_domain(text: str) -> object:
+    """'normal' or 'lo,hi' with finite ends, |lo|, |hi| <= 1e6, lo < hi (an argparse type)."""
+    from ._validate import check_float
+
+    if text == "normal":
+        return text
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+        lo, hi = check_float("lo", lo), check_float("hi", hi)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--domain must be 'normal' or 'lo,hi' with finite "
+                                         f"ends of magnitude <= 1e6, got {text!r} ({exc})"
+                                         ) from None
+    if not lo < hi:
+        raise argparse.ArgumentTypeError(f"--domain needs lo < hi, got {text!r}")
+    return (lo, hi)
+
+
+_FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def _figure_file(text: str) -> str:
+    """A new-file path whose suffix is a figure format (an argparse type)."""
+    from pathlib import Path
+
+    if Path(text).suffix.lower() not in _FIGURE_SUFFIXES:
+        raise argparse.ArgumentTypeError(f"--plot {text!r}: the file name must end in one of "
+                                         f"{', '.join(_FIGURE_SUFFIXES)}")
+    return new_file(text)
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from . import create, fit
 
+    for flag, path in (("--plot", args.plot), ("--save", args.save)):
+        if path and Path(path).exists() and not args.overwrite:
+            raise ValueError(f"{flag} {path!r} exists: choose a new file or pass --overwrite "
+                             "(checked before the fit runs)")
     act = create(args.spec)
-    domain: object = "normal"
-    if args.domain != "normal":
-        try:
-            lo, hi = (float(v) for v in args.domain.split(","))
-        except ValueError:
-            raise ValueError(f"--domain must be 'normal' or 'lo,hi', got {args.domain!r}") from None
-        domain = (lo, hi)
+    domain = args.domain
     rep = fit(act, args.target, domain=domain, derivative_weight=args.derivative_weight,
               sigma=args.sigma)
     print(rep)
@@ -64,7 +95,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.save:
         import torch
 
-        torch.save({"spec": args.spec, "state_dict": act.state_dict()}, args.save)
+        from ._files import write_atomic
+
+        write_atomic(args.save, lambda f: torch.save({"spec": args.spec,
+                                                     "state_dict": act.state_dict()}, f))
         print(f"saved: {args.save}")
     return 0
 
@@ -138,13 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit an activation to a target (value and derivative)")
     p.add_argument("spec", help="learnable activation spec, e.g. hermite:degree=8")
     p.add_argument("--target", default="gelu", help="registry name of the target (default gelu)")
-    p.add_argument("--domain", default="normal", help="'normal' or an interval 'lo,hi'")
+    p.add_argument("--domain", default="normal", type=_fit_domain,
+                   help="'normal' or an interval 'lo,hi' (finite, |lo|, |hi| <= 1e6, lo < hi)")
     p.add_argument("--sigma", type=positive_float, default=1.0, help="std of the normal domain")
     p.add_argument("--derivative-weight", type=nonneg_float, default=1.0)
-    p.add_argument("--plot", type=new_file,
-                   help="write target vs fit (and derivatives) to this PNG")
+    p.add_argument("--plot", type=_figure_file,
+                   help="write target vs fit (and derivatives) to this new .png/.pdf/.svg file")
     p.add_argument("--save", type=new_file,
-                   help="save {'spec', 'state_dict'} of the fitted module")
+                   help="save {'spec', 'state_dict'} of the fitted module to this new file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing --plot/--save files (refused otherwise)")
     p.set_defaults(func=_cmd_fit)
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     _add_bench_ops(bench)

@@ -403,7 +403,8 @@ class FrozenDiTACTable(_FrozenDiTAC):
         n = self.points
         u = (z - self.lo) * ((n - 1) / (self.hi - self.lo))
         inside = (z >= self.lo) & (z <= self.hi)
-        i = torch.clamp(torch.floor(u), 0.0, float(n - 2))
+        # NaN reads bin 0 (its value is z itself, below): a NaN index would be out of range
+        i = torch.clamp(torch.nan_to_num(torch.floor(u), nan=0.0), 0.0, float(n - 2))
         w = torch.clamp(u - i, 0.0, 1.0)
         idx = i.to(torch.int64)
         if self.per_channel:
@@ -447,7 +448,9 @@ class FrozenDiTACLookup(_FrozenDiTAC):
         self._const("D", D)
 
     def _read(self, z: Tensor) -> Tensor:
-        r = torch.clamp(z * self.k + self.off, 0.0, self.n + 1.5).to(torch.int64)
+        # NaN reads the outside bin 0 (displacement 0: z + 0 stays NaN)
+        r = torch.clamp(torch.nan_to_num(z * self.k + self.off, nan=0.0), 0.0,
+                        self.n + 1.5).to(torch.int64)
         r = torch.clamp(r, 0, self.n + 1)
         if self.per_channel:
             c = self.channels

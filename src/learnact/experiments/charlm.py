@@ -290,7 +290,10 @@ def _run(cfg: CharLMConfig, d: Dist, resume: str | None) -> Path | None:
         if data.vocab is None or not cfg.sample_chars:
             return
         gen = torch.Generator().manual_seed(rec["seed"])
-        start = torch.tensor([data.encode("\n")], device=d.device)
+        # a newline starts a sample; a text without one starts from its own first character
+        # (an empty start would be a float tensor the embedding refuses)
+        first = data.encode("\n") or [int(data.train[0])]
+        start = torch.tensor([first], dtype=torch.long, device=d.device)
         ids = model.eval().generate(start, cfg.sample_chars, generator=gen)[0].tolist()
         rec["sample"] = data.decode(ids)
 

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .._files import write_atomic
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Dist", "setup_distributed", "RunDir", "read_run_marker", "seed_everything", "progress",
@@ -184,20 +186,21 @@ class RunDir:
         return Path(root) / f"{task}-{stamp}"
 
     def write_json(self, name: str, obj: Any) -> Path:
-        p = self.path / name
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(_jsonable(obj), indent=1))
-        tmp.replace(p)
-        return p
+        return write_atomic(self.path / name, json.dumps(_jsonable(obj), indent=1))
 
     def read_json(self, name: str) -> Any:
+        """The JSON file ``name`` of the run, None if there is none; a file that is not JSON
+        (or not UTF-8) is a ValueError naming it."""
         p = self.path / name
-        return json.loads(p.read_text()) if p.exists() else None
+        if not p.exists():
+            return None
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{p}: not a valid JSON file ({exc})") from None
 
     def write_text(self, name: str, text: str) -> Path:
-        p = self.path / name
-        p.write_text(text)
-        return p
+        return write_atomic(self.path / name, text)
 
 
 def read_run_marker(path: str | os.PathLike) -> dict[str, str] | None:
@@ -275,10 +278,7 @@ def save_model(path: str | Path, model: torch.nn.Module, builder: str, kwargs: d
     payload = {"format": MODEL_FORMAT, "builder": builder, "kwargs": kwargs,
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "init_state_dict": init_state, "extra": extra or {}}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda f: torch.save(payload, f))
 
 
 def read_torch_file(path: str | Path, what: str) -> Any:

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from .._files import write_atomic
+
 __all__ = ["quantile", "wasserstein1", "grad_stats", "analyse", "write_summary", "run_sampling"]
 
 log = logging.getLogger(__name__)
@@ -299,7 +301,7 @@ def write_summary(analysis: dict[str, Any], path: Path, command: str = "") -> st
     lines += ["W1: Wasserstein-1 distance between input distributions (value units; mass outside "
               "[-6, 6] counted at the edges). Figure: ![sampling](sampling.png)", ""]
     text = "\n".join(lines)
-    path.write_text(text)
+    write_atomic(path, text)
     return text
 
 
@@ -363,7 +365,7 @@ def run_sampling(args: argparse.Namespace) -> Path:
             return Path()
         results = json.loads((path / "results.json").read_text())
     analysis = analyse(results)
-    (path / "sampling.json").write_text(json.dumps(analysis, indent=1))
+    write_atomic(path / "sampling.json", json.dumps(analysis, indent=1))
     plot_analysis(analysis, path / "sampling.png")
     if args.analyse:
         cmd = f"learnact bench sampling --analyse {args.analyse}"

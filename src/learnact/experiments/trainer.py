@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 import copy
@@ -36,6 +35,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .._files import write_atomic
 from ..params import param_groups, with_prior
 from .common import (Dist, RunDir, model_filename, progress, read_torch_file, save_model,
                      seed_everything, setup_distributed, teardown_distributed)
@@ -195,9 +195,7 @@ def load_checkpoint(path: Path, run_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: torch.save(payload, f))
 
 
 def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
@@ -369,6 +367,27 @@ def launch(device: str | None, body: Callable[[Dist], Path | None]) -> Path | No
         teardown_distributed(d)
 
 
+def finished_runs(results: Any, where: Path) -> list[dict[str, Any]]:
+    """The runs of a results.json read for ``--resume``, checked: a list of objects with
+    ``act`` (a string), ``seed`` (an integer) and ``completed`` (true/false); anything else is a
+    ValueError naming the file and the field (a hand-edited or foreign file must not turn into
+    a traceback in the middle of a resume)."""
+    if not isinstance(results, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(results).__name__}")
+    runs = results.get("runs", [])
+    if not isinstance(runs, list):
+        raise ValueError(f"{where}: 'runs' must be a list, got {type(runs).__name__}")
+    for k, r in enumerate(runs):
+        if not isinstance(r, dict):
+            raise ValueError(f"{where}: runs[{k}] must be an object, got {type(r).__name__}")
+        for field, kind in (("act", str), ("seed", int), ("completed", bool)):
+            v = r.get(field)
+            if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+                raise ValueError(f"{where}: runs[{k}].{field} must be a {kind.__name__}, got "
+                                 f"{v!r}")
+    return runs
+
+
 def run_comparison(task: Task, cfg: Any, d: Dist, resume: str | None, results: dict[str, Any],
                    model_kwargs: Callable[[str], dict[str, Any]],
                    write_report: Callable[[RunDir, dict[str, Any]], None],
@@ -384,7 +403,8 @@ def run_comparison(task: Task, cfg: Any, d: Dist, resume: str | None, results: d
     path = Path(out)
     if resume and run is not None:
         prev = run.read_json("results.json") or {}
-        results["runs"] = [r for r in prev.get("runs", []) if r.get("completed")]
+        results["runs"] = [r for r in finished_runs(prev, run.path / "results.json")
+                           if r["completed"]]
     results["runs"] = d.broadcast_object(results.get("runs", []))
     done = {(r["act"], r["seed"]) for r in results["runs"]}
     if run is not None:

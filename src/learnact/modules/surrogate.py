@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validate import check_float, check_int
+from .._validate import check_float
+from ..core import surrogate as _core
 from ..functional import surrogate as S
 from ..ops.surrogate import surrogate_op
 from .._registry import create
@@ -72,9 +73,8 @@ class Staircase(_SurrogateModule):
     def __init__(self, steps: int = 8, width: float = 0.5, sharpness: float = 2.0,
                  channels: int | None = None, channel_dim: int = 1) -> None:
         super().__init__()
-        self.steps = check_int("steps", steps, 1)
-        self.width = check_float("width", width, 0.0, lo_open=True)
-        self.sharpness = check_float("sharpness", sharpness, 0.0, lo_open=True)
+        kw = _core.check("staircase", dict(steps=steps, width=width, sharpness=sharpness))
+        self.steps, self.width, self.sharpness = kw["steps"], kw["width"], kw["sharpness"]
 
     def forward(self, x: Tensor) -> Tensor:
         n, w, k = self.steps, self.width, self.sharpness
@@ -105,11 +105,8 @@ class Cantor(_SurrogateModule):
     def __init__(self, depth: int = 4, lo: float = -3.0, hi: float = 3.0,
                  channels: int | None = None, channel_dim: int = 1) -> None:
         super().__init__()
-        self.depth = check_int("depth", depth, 1, 30)
-        self.lo = check_float("lo", lo)
-        self.hi = check_float("hi", hi)
-        if not self.lo < self.hi:
-            raise ValueError(f"cantor needs lo < hi, got lo={lo}, hi={hi}")
+        kw = _core.check("cantor", dict(depth=depth, lo=lo, hi=hi))
+        self.depth, self.lo, self.hi = kw["depth"], kw["lo"], kw["hi"]
 
     def forward(self, x: Tensor) -> Tensor:
         n, lo, hi, c = self.depth, self.lo, self.hi, self.declared

@@ -247,6 +247,12 @@ class FamilyOp:
         """The kernel a call on x runs: the forced backend (:func:`backend`) where this op has
         it, else the device's default, else the reference; small CPU inputs: the reference."""
         forced = current_backend()
+        if (forced == "triton" and x.device.type != "cuda"
+                and os.environ.get("TRITON_INTERPRET", "0") != "1"):
+            raise RuntimeError(
+                f"learnact.ops.backend('triton') on a {x.device.type} tensor: the Triton kernels "
+                "run on CUDA tensors, or on CPU tensors through Triton's interpreter "
+                "(TRITON_INTERPRET=1, set before the first Triton kernel loads)")
         for name in ((forced,) if forced != "auto" else ()) + (device_default,):
             k = self.kernel(name)
             if k is not None and x.numel() >= k.min_numel:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import write_atomic
+
 __all__ = ["plot_loss_curves", "plot_sweep"]
 
 
@@ -26,7 +28,8 @@ def save_figure(fig, path: str | Path, *, tight: bool = True,
     if tight:
         fig.tight_layout(**({"rect": rect} if rect is not None else {}))
     path = Path(path)
-    fig.savefig(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    write_atomic(path, lambda f: fig.savefig(f, format=fmt))  # atomic, never through a link
     _plt().close(fig)
     return path
 

@@ -1,0 +1,130 @@
+"""Trust, round 3: the hostile cases of that round that are fixed, each as it was reported."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+import learnact
+from learnact import _build
+from learnact.ops import backend
+
+
+@pytest.mark.parametrize("value", ["disable", "nope", "2"])
+def test_unknown_learnact_native_value_is_an_error(value, monkeypatch) -> None:
+    monkeypatch.setenv("LEARNACT_NATIVE", value)
+    with pytest.raises(ValueError, match="LEARNACT_NATIVE must be one of"):
+        _build.enabled()
+    for off in ("0", "off", "False"):
+        monkeypatch.setenv("LEARNACT_NATIVE", off)
+        assert _build.enabled() is False
+    monkeypatch.delenv("LEARNACT_NATIVE")
+    assert _build.enabled() is True
+
+
+def test_triton_backend_on_a_cpu_tensor_says_what_runs_it(monkeypatch) -> None:
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    act = learnact.create("hermite:degree=4")
+    with backend("triton"), pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        act(torch.randn(64, 128))
+
+
+@pytest.mark.parametrize("spec,ditac", [("ditac", "table"), ("ditac:lut=64", "table"),
+                                        ("ditac:channels=2", "table"), ("ditac", "exact")])
+def test_frozen_ditac_keeps_nan_local(spec, ditac) -> None:
+    """freeze(create("ditac"))(tensor([nan])) raised IndexError (a NaN bin index)."""
+    act = learnact.create(spec)
+    frozen = learnact.freeze(torch.nn.Sequential(act), ditac=ditac)
+    x = torch.tensor([[float("nan"), 0.5], [1.0, float("inf")]])
+    y = frozen(x)
+    assert y[0, 0].isnan() and not y[0, 1].isnan() and not y[1, 0].isnan()
+    with torch.no_grad():
+        assert torch.allclose(y[0, 1:], act(x)[0, 1:], atol=1e-4)
+
+
+def _cli(*args: str, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "learnact", *args], capture_output=True,
+                          text=True, timeout=300, cwd=cwd)
+
+
+def test_fit_cli_checks_its_files_and_domain_before_fitting(tmp_path) -> None:
+    """--domain=-1e300,1e300 reached a torch INTERNAL ASSERT; --plot out.txt failed and
+    --save over an existing file overwrote it, both after the fit ran."""
+    done = _cli("fit", "hermite:degree=4", "--domain=-1e300,1e300")
+    assert done.returncode == 2 and "--domain must be" in done.stderr
+    done = _cli("fit", "hermite:degree=4", "--domain=1,-1")
+    assert done.returncode == 2 and "lo < hi" in done.stderr
+    done = _cli("fit", "hermite:degree=4", "--plot", str(tmp_path / "out.txt"))
+    assert done.returncode == 2 and "must end in one of .png" in done.stderr
+    keep = tmp_path / "existing.pt"
+    keep.write_bytes(b"keep me")
+    done = _cli("fit", "hermite:degree=4", "--save", str(keep))
+    assert done.returncode != 0 and "exists" in done.stderr and "fit [" not in done.stdout
+    assert keep.read_bytes() == b"keep me"
+    done = _cli("fit", "hermite:degree=4", "--save", str(keep), "--overwrite")
+    assert done.returncode == 0, done.stderr
+    state = torch.load(keep, weights_only=True)
+    assert state["spec"] == "hermite:degree=4" and "coeffs" in state["state_dict"]
+
+
+def test_charlm_on_a_text_without_newline_samples_and_writes_results(tmp_path) -> None:
+    """It trained, then crashed in sampling (an empty start) before writing results.json."""
+    import json
+
+    from learnact.experiments import charlm
+
+    text = tmp_path / "one_line.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog " * 200)
+    cfg = charlm.make_config("tiny", acts=["gelu"], steps=4, eval_every=2, text=str(text),
+                             out=str(tmp_path / "run"), quiet=True, threads=1)
+    path = charlm.run_charlm(cfg)
+    res = json.loads((path / "results.json").read_text())
+    assert res["runs"][0]["completed"] and len(res["runs"][0]["sample"]) > 0
+
+
+@pytest.mark.parametrize("content,field", [('{"runs": [1]}', "runs[0] must be an object"),
+                                           ('{"runs": "abc"}', "'runs' must be a list"),
+                                           ('{"runs": [{"seed": 0, "completed": true}]}',
+                                            "runs[0].act must be a str"),
+                                           ("not json", "not a valid JSON file")])
+def test_resume_with_a_broken_results_file_names_the_file_and_field(tmp_path, content,
+                                                                     field) -> None:
+    from learnact.experiments import charlm
+
+    out = tmp_path / "run"
+    cfg = charlm.make_config("tiny", acts=["gelu"], steps=2, eval_every=2, out=str(out),
+                             quiet=True, threads=1, stop_after=1)
+    charlm.run_charlm(cfg)
+    (out / "results.json").write_text(content)
+    with pytest.raises(ValueError, match=re.escape(field)) as err:
+        charlm.run_charlm(cfg, resume=str(out))
+    assert "results.json" in str(err.value)
+
+
+def test_run_directory_writes_never_follow_planted_links(tmp_path) -> None:
+    """A link planted in a run directory redirected learnact's writes outside it."""
+    from learnact._files import write_atomic
+    from learnact.experiments.common import RunDir
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    run = RunDir(tmp_path / "run", "charlm")
+    (run.path / "summary.md").symlink_to(outside)
+    (run.path / "results.json").symlink_to(outside)
+    run.write_text("summary.md", "new summary")
+    run.write_json("results.json", {"runs": []})
+    assert outside.read_text() == "precious"
+    assert (run.path / "summary.md").read_text() == "new summary"
+    assert not (run.path / "summary.md").is_symlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run.path / "models").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(ValueError, match="is a symbolic link"):
+        write_atomic(run.path / "models" / "m.pt", b"x")
+    assert list(elsewhere.iterdir()) == []
+    assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]
