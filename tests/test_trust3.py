@@ -128,3 +128,56 @@ def test_run_directory_writes_never_follow_planted_links(tmp_path) -> None:
         write_atomic(run.path / "models" / "m.pt", b"x")
     assert list(elsewhere.iterdir()) == []
     assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_sigint_during_training_is_one_line_naming_the_resume(tmp_path) -> None:
+    """SIGINT printed a 36-line traceback; resume worked but nothing said so."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "learnact", "train", "charlm", "--preset",
+                             "tiny", "--acts", "gelu", "--steps", "100000", "--quiet", "--out",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 240
+    while not (out / "learnact-run.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (out / "learnact-run.json").exists(), proc.communicate(timeout=60)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130, err[-2000:]
+    assert lines[-1] == (f"learnact: interrupted; the finished runs and the last checkpoint are "
+                         f"kept: add --resume {out} to continue")
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("spec", ["ditac:cells=5", "leaky_ditac:cells=4",
+                                  "ditac:gate=silu,warp=output,channels=3"])
+def test_torch_func_runs_through_exact_ditac(spec) -> None:
+    """torch.func.grad/vmap/jacrev through DiTAC said "must override the setup_context
+    staticmethod": the exact flow now runs its closed form in standard operators there."""
+    torch.manual_seed(0)
+    act = learnact.create(spec, channel_dim=-1).double() if "channels" in spec else \
+        learnact.create(spec).double()
+    x = torch.randn(6, 3, dtype=torch.float64) * 1.5
+    xr = x.clone().requires_grad_(True)
+    want_x, want_t = torch.autograd.grad(act(xr).sum(), [xr, act.theta])
+    got_x = torch.func.grad(lambda x: act(x).sum())(x)
+    got_t = torch.func.grad(lambda th: torch.func.functional_call(
+        act, {"theta": th}, (x,)).sum())(act.theta.detach())
+    assert torch.allclose(got_x, want_x, atol=1e-12) and torch.allclose(got_t, want_t,
+                                                                          atol=1e-10)
+    jac = torch.func.jacrev(act)(x[0:1])
+    assert torch.allclose(jac.reshape(3, 3).diagonal(), want_x[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("spec", ["staircase", "cantor", "left_right", "noisy", "ditac:lut=64"])
+def test_torch_func_through_a_training_rule_is_refused_by_name(spec) -> None:
+    act = learnact.create(spec)
+    with pytest.raises(NotImplementedError, match="torch.func transforms"):
+        torch.func.grad(lambda x: act(x).sum())(torch.randn(5))

@@ -260,6 +260,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"learnact: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        opened = sys.modules.get("learnact.experiments.common")
+        where = opened.OPENED[-1] if opened is not None and opened.OPENED else None
+        hint = (f"; the finished runs and the last checkpoint are kept: add --resume {where} "
+                "to continue") if where else ""
+        print(f"learnact: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

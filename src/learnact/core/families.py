@@ -321,7 +321,6 @@ class _DiTAC(Family):
                     "lut_apply, cpab_grid), not a FamilyOp",
         "xla_kernel": "JAX runs the flow as selects in XLA (the C kernels of ops/native/cpab.c "
                       "have no XLA binding yet)",
-        "forward_ad": "its autograd Functions (flow, table read) define no forward-mode rule",
     }
 
     def __init__(self, name: str, default_a: float, default_gate: str,

@@ -140,6 +140,9 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+#: the run directories this process opened (the CLI names the last one when interrupted)
+OPENED: list[str] = []
+
 RUN_MARKER = "learnact-run.json"
 RUN_FORMAT = "learnact-run-1"
 
@@ -177,6 +180,7 @@ class RunDir:
             raise ValueError(f"{flag} {p}: holds a {marker['task']!r} run, not {task!r}")
         self.path = check_writable(p)
         self.task = task
+        OPENED.append(str(p))
         if marker is None and task is not None:
             self.write_json(RUN_MARKER, {"format": RUN_FORMAT, "task": task})
 

@@ -15,6 +15,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from ._library import _forward_mode_active
+
 __all__ = ["surrogate_op", "SurrogateFunction"]
 
 Derivative = Callable[[Tensor, Tensor], Tensor]  # (x, grad) -> dL/dx
@@ -43,6 +45,12 @@ def surrogate_op(x: Tensor, forward: Callable[[Tensor], Tensor], backward: Deriv
     if torch.compiler.is_exporting() or torch.jit.is_tracing():
         _warn_forward_only()
         return forward(x)
+    if _forward_mode_active():
+        raise NotImplementedError(
+            "torch.func transforms (grad, vmap, jacrev, jvp) and forward-mode AD do not run "
+            "through the surrogate-derivative activations (staircase, cantor, cantor2, "
+            "left_right, noisy, Surrogate): their derivative is a training rule over Python "
+            "callables; use loss.backward() or torch.autograd.grad")
     return SurrogateFunction.apply(x, forward, backward)
 
 

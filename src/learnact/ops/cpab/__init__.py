@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._library import _forward_mode_active
 from ..._tensor import compute_dtype
 from ...functional.cpab import flow_tables
 
@@ -35,6 +36,15 @@ def ditac_op(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, *, lo: float, hi: 
     if torch.compiler.is_exporting():
         return export_form(x, a2, b2, tau2, lo=lo, hi=hi, gate=gate, alpha=alpha,
                            channel_dim=channel_dim, lut=lut)
+    if _forward_mode_active():  # torch.func transforms, forward-mode AD
+        if lut is not None:
+            raise NotImplementedError(
+                "torch.func transforms (grad, vmap, jacrev, jvp) and forward-mode AD do not run "
+                "through DiTAC's lookup table (its straight-through derivative is an autograd "
+                "Function rule); use the exact mode (lut=None) or torch.autograd")
+        # the closed form in standard differentiable operators (what export records)
+        return export_form(x, a2, b2, tau2, lo=lo, hi=hi, gate=gate, alpha=alpha,
+                           channel_dim=channel_dim, lut=None)
     if lut is None:
         return cpab_op(x, a2, b2, tau2, lo=lo, hi=hi, gate=gate, alpha=alpha,
                        channel_dim=channel_dim)
