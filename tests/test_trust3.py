@@ -181,3 +181,18 @@ def test_torch_func_through_a_training_rule_is_refused_by_name(spec) -> None:
     act = learnact.create(spec)
     with pytest.raises(NotImplementedError, match="torch.func transforms"):
         torch.func.grad(lambda x: act(x).sum())(torch.randn(5))
+
+
+def test_surgery_and_fit_take_in_place_activations() -> None:
+    """nn.ReLU(inplace=True) (torchvision/timm ResNets) aborted surgery and fit with "a leaf
+    Variable that requires grad is being used in an in-place operation"."""
+    from torch import nn
+
+    rep = learnact.fit(learnact.Hermite(4), nn.ReLU(inplace=True))
+    ref = learnact.fit(learnact.Hermite(4), nn.ReLU())
+    assert rep.max_error == pytest.approx(ref.max_error, rel=1e-9)
+    assert learnact.second_moments(nn.ReLU(inplace=True)) == pytest.approx((0.5, 0.5))
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
+    learnact.replace_activations(net, "hermite:degree=4")
+    assert type(net[1]).__name__ == "Hermite" and net(torch.randn(3, 4)).shape == (3, 2)

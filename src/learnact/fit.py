@@ -97,7 +97,9 @@ def _target_value_and_derivative(target: Callable[[Tensor], Tensor], x: Tensor
                                  ) -> tuple[Tensor, Tensor]:
     with torch.enable_grad():
         xx = x.detach().clone().requires_grad_(True)
-        y = target(xx)
+        # a copy that is not a leaf: targets that work in place (nn.ReLU(inplace=True), timm's
+        # and torchvision's activations) may modify it
+        y = target(xx.clone())
         if not isinstance(y, Tensor) or y.shape != xx.shape:
             raise TypeError("target must map a tensor to a tensor of the same shape")
         # a target with no autograd graph (a step function, x > 0) is piecewise constant

@@ -92,7 +92,7 @@ def _classical_evaluator(act: nn.Module) -> Callable[[Tensor], tuple[Tensor, Ten
     def fn(z: Tensor) -> tuple[Tensor, Tensor]:
         with torch.enable_grad():
             zz = z.clone().requires_grad_(True)
-            y = mod(zz)
+            y = mod(zz.clone())  # not a leaf: an in-place activation (ReLU(inplace=True)) may modify it
             (dy,) = torch.autograd.grad(y.sum(), zz)
         return y.detach(), dy
 
