@@ -196,3 +196,14 @@ def test_surgery_and_fit_take_in_place_activations() -> None:
     net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
     learnact.replace_activations(net, "hermite:degree=4")
     assert type(net[1]).__name__ == "Hermite" and net(torch.randn(3, 4)).shape == (3, 2)
+
+
+def test_perlin_lattices_are_bounded_before_allocating() -> None:
+    """perlin:resolution=4096,octaves=12 grew `learnact moments` past 7 GB RSS and the atlas
+    page's cache by 0.5 GB per seed: the definition caps the lattices (every frontend)."""
+    with pytest.raises(ValueError, match=r"lattice points must be <= 1048576.*resolution=4096"):
+        learnact.create("perlin:resolution=4096,octaves=12")
+    done = _cli("moments", "perlin:resolution=4096,octaves=12")
+    assert done.returncode == 2 and "lattice points" in done.stderr
+    big = learnact.create("perlin:resolution=4096,octaves=8")
+    assert sum(b.numel() for b in big.buffers()) <= 1 << 20

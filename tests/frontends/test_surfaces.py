@@ -30,6 +30,7 @@ def test_every_family_is_built_by_both_frontends_or_says_why(name, surface, fron
     ("ditac:lambda_smooth=nan", r"lambda_smooth must be a finite number in \(0, 1e\+06\]"),
     ("hermite:bound=inf", r"bound must be a finite number"),
     ("pwlu:a=3,b=1", "pwlu needs a < b"),
+    ("perlin:resolution=4096,octaves=12", r"lattice points must be <= 1048576"),
 ])
 def test_every_frontend_refuses_the_same_specs_with_the_same_message(spec, match) -> None:
     with pytest.raises(ValueError, match=match):

@@ -22,6 +22,7 @@ from .pwlu import PWLU
 __all__ = ["Family", "FAMILIES", "family", "MAX_DEGREE", "SURFACES", "Normal"]
 
 MAX_DEGREE = 64  # Hermite, Fourier, tropical (the PyTorch modules' bound)
+MAX_LATTICE_POINTS = 1 << 20  # Perlin: every octave's lattice together
 
 
 class _Degree(Family):
@@ -285,6 +286,12 @@ class _Perlin(Family):
         out["kind"] = check_choice("kind", kw["kind"], perlin.KINDS)
         out["resolution"] = check_int("resolution", kw["resolution"], 1, 4096)
         out["octaves"] = check_int("octaves", kw["octaves"], 1, 12)
+        points = out["resolution"] * (2 ** out["octaves"] - 1) + out["octaves"]
+        if points > MAX_LATTICE_POINTS:  # bounded memory: lattices, moments, the atlas page
+            raise ValueError(
+                f"perlin: resolution (2^octaves - 1) + octaves lattice points must be <= "
+                f"{MAX_LATTICE_POINTS} (4 MiB of float32), got {points} "
+                f"(resolution={out['resolution']}, octaves={out['octaves']}): lower either")
         out["radius"] = check_float("radius", kw["radius"], 0.0, lo_open=True)
         out["seed"] = check_int("seed", kw["seed"])
         out["amplitude"] = check_float("amplitude", kw["amplitude"])
