@@ -28,6 +28,7 @@ import ipaddress
 import json
 import logging
 import threading
+from collections import OrderedDict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -129,8 +130,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             cfg = parse_params(parse_qs(url.query, keep_blank_values=True))
+            # an image is a pure function of its address (/state also reports progress)
+            key = (url.path, repr(cfg)) if url.path != "/state" else None
+            hit = self.rendered.get(key) if key else None
+            if hit is not None:
+                self._send(HTTPStatus.OK, *hit)
+                return
             with self.runs.lock:
                 body, ctype = route(cfg, self.runs.get(cfg))
+            if key:
+                self.rendered.put(key, (body, ctype))
         except BadRequest as e:
             self._send(HTTPStatus.BAD_REQUEST, f"bad request: {e}\n".encode(), "text/plain")
             return
@@ -180,12 +189,52 @@ _ROUTES = {"/render": _route_render, "/deriv": _route_deriv, "/act": _route_act,
            "/state": _route_state}
 
 
+class _Responses:
+    """The last responses, by address, bounded in bytes (LRU): a page load asks for the same
+    images again, and many clients ask at once; a cached answer needs no model lock."""
+
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, str], tuple[bytes, str]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> tuple[bytes, str] | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+            return hit
+
+    def put(self, key: tuple[str, str], value: tuple[bytes, str]) -> None:
+        size = len(value[0])
+        if size > self.max_bytes // 4:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[0])
+            self._items[key] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (body, _) = self._items.popitem(last=False)
+                self._bytes -= len(body)
+
+
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a listen backlog for many clients at once (the default of 5
+    left connections waiting for SYN retries: 40 s timeouts under 100 concurrent requests)."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def make_server(host: str | None = None, port: int = 8765) -> ThreadingHTTPServer:
     """A server on ``host`` (default 127.0.0.1, loopback clients only) and ``port`` (0: any)."""
     handler = type("AtlasHandler", (_Handler,), {"allow_remote": host is not None,
-                                                 "runs": Runs()})
+                                                 "runs": Runs(), "rendered": _Responses()})
     try:
-        return ThreadingHTTPServer((host or "127.0.0.1", port), handler)
+        return _Server((host or "127.0.0.1", port), handler)
     except OSError as exc:  # busy port, unknown host name, address not on this machine
         what = f"--port {port}" if exc.errno in (98, 48, 13, 10048) else f"--host {host}"
         raise OSError(f"{what}: cannot serve on {host or '127.0.0.1'}:{port} "
