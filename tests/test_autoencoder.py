@@ -53,8 +53,10 @@ def test_default_acts_cover_every_learnable_family() -> None:
     for name in ("identity", "relu", "gelu", "silu", "tanh", "sigmoid", "rrelu"):
         assert name in acts
     names = {learnact.parse_spec(a)[0] for a in acts}
-    # the families' own main_job_specs: two DiTAC variants stay out for time
-    assert set(learnact.available(learnable=True)) - names == {"leaky_ditac", "ge_ditac"}
+    # the families' own main_job_specs: two DiTAC variants stay out for time; PWLU is not in
+    # the committed main-job table yet (it joins when the table is rerun)
+    assert set(learnact.available(learnable=True)) - names == {"leaky_ditac", "ge_ditac",
+                                                                 "pwlu"}
     assert {"hermite:tails=linear", "hermite:init=gelu,tails=linear", "ditac:lut=2048"} <= set(acts)
     assert len(acts) == len(set(acts)) == 8 + 8
 

@@ -338,7 +338,8 @@ class _DiTAC(Family):
         self.test_specs = (f"{name}:cells=5",)  # type: ignore[misc]
         self.main_job_specs = main_job_specs  # type: ignore[misc]
         if name == "ditac":
-            self.variant_specs = ("ditac:lut=256", "ditac:gate=silu,warp=output")  # type: ignore[misc]
+            self.variant_specs = ("ditac:lut=256",  # type: ignore[misc]
+                                  "ditac:cells=5,gate=silu,warp=output")
 
     def check(self, kw):
         out = super().check(kw)
