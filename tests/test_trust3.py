@@ -9,6 +9,7 @@ import torch
 
 import learnact
 from learnact import _build
+from learnact.modules import SURROGATES
 from learnact.ops import backend
 
 
@@ -174,7 +175,7 @@ def test_torch_func_runs_through_exact_ditac(spec) -> None:
     assert torch.allclose(jac.reshape(3, 3).diagonal(), want_x[0], atol=1e-12)
 
 
-@pytest.mark.parametrize("spec", ["staircase", "cantor", "left_right", "noisy", "ditac:lut=64"])
+@pytest.mark.parametrize("spec", [*sorted(SURROGATES), "ditac:lut=64"])
 def test_torch_func_through_a_training_rule_is_refused_by_name(spec) -> None:
     act = learnact.create(spec)
     with pytest.raises(NotImplementedError, match="torch.func transforms"):

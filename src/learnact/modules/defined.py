@@ -76,10 +76,10 @@ class DefinedActivation(LearnableActivation):
     def function_and_derivative(self, z: Tensor) -> tuple[Tensor, Tensor]:
         z64 = z.detach().double().cpu().numpy()
         rows = range(self.channels) if self.channels is not None else [None]
+        kw = dict(self._kw, channels=None, channel_dim=-1)  # one channel's parameters at a time
         fs, dfs = [], []
         for c in rows:
             p = self._numpy_params(c)
-            kw = dict(self._kw, channels=None, channel_dim=-1)
             fs.append(self.definition.forward(np, z64, p, kw))
             d = self.definition.derivative(z64, p, kw)
             if d is None:  # autodiff of the formula in float64

@@ -149,9 +149,12 @@ def _import_triton_module(path: str):
 
 
 def _forward_mode_active() -> bool:
-    """True under a torch.func transform or inside a forward-mode AD dual level."""
+    """True under a torch.func transform or inside a forward-mode AD dual level; False while
+    dynamo traces (it handles torch.func itself and cannot trace this inspection)."""
     from torch.autograd import forward_ad
 
+    if torch.compiler.is_compiling():
+        return False
     return (torch._C._functorch.peek_interpreter_stack() is not None
             or forward_ad._current_level >= 0)
 

@@ -45,7 +45,7 @@ def surrogate_op(x: Tensor, forward: Callable[[Tensor], Tensor], backward: Deriv
     if torch.compiler.is_exporting() or torch.jit.is_tracing():
         _warn_forward_only()
         return forward(x)
-    if not torch.compiler.is_compiling() and _forward_mode_active():
+    if _forward_mode_active():
         raise NotImplementedError(
             "torch.func transforms (grad, vmap, jacrev, jvp) and forward-mode AD do not run "
             "through the surrogate-derivative activations (staircase, cantor, cantor2, "

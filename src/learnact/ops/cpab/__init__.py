@@ -36,7 +36,7 @@ def ditac_op(x: Tensor, a2: Tensor, b2: Tensor, tau2: Tensor, *, lo: float, hi: 
     if torch.compiler.is_exporting():
         return export_form(x, a2, b2, tau2, lo=lo, hi=hi, gate=gate, alpha=alpha,
                            channel_dim=channel_dim, lut=lut)
-    if not torch.compiler.is_compiling() and _forward_mode_active():  # torch.func, forward AD
+    if _forward_mode_active():  # torch.func transforms, forward-mode AD
         if lut is not None:
             raise NotImplementedError(
                 "torch.func transforms (grad, vmap, jacrev, jvp) and forward-mode AD do not run "
