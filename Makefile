@@ -56,9 +56,9 @@ data:
 browser:
 	@$(call apt_unless,chromium chromium-driver,command -v chromedriver >/dev/null && command -v chromium >/dev/null)
 
-# C and C++ compilers for the native CPU kernels (ops/native/ for PyTorch, xla_native/ for
-# JAX; built on first use; without them the ops fall back to PyTorch or jax.numpy, and the
-# tests that check the native paths would fail)
+# C and C++ compilers for the native CPU kernels (native/, for PyTorch and JAX; built on first
+# use; without them the ops fall back to PyTorch or jax.numpy, and the tests that check the
+# native paths would fail)
 compiler:
 	@$(call apt_unless,gcc g++ libc6-dev,( command -v cc || command -v gcc ) >/dev/null && ( command -v c++ || command -v g++ ) >/dev/null)
 

@@ -29,6 +29,7 @@ if importlib.util.find_spec("scipy") is None:  # DiTAC's basis says what to inst
 # the native kernels' sources ship in the wheel (built on first use)
 from importlib.resources import files  # noqa: E402
 
-for name in ("ops/native/cpab.c", "xla_native/families.cc", "xla_native/vecmath.h"):
+for name in ("native/cpab.c", "native/families.cc", "native/abi.h", "native/hermite.h",
+             "native/vecmath.h", "xla_native/families.cc"):
     assert files("learnact").joinpath(name).is_file(), f"{name} is not in the wheel"
 print("core-only wheel ok:", learnact.__version__, learnact.__file__)

@@ -1,4 +1,4 @@
-"""DiTAC's native C kernels (ops/native/cpab.c): the lookup-table and table kernels against the
+"""DiTAC's native C kernels (native/cpab.c): the lookup-table and table kernels against the
 PyTorch path, their fallbacks and thread pools (split from test_ditac.py by topic)."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _lut_case(channels, channel_dim, dtype, seed=0):
 @pytest.mark.parametrize("channels,channel_dim", [(None, None), (6, 1), (6, -1), (20, -1)])
 def test_native_lut_kernel_matches_pytorch_path(gate, dtype, vec, channels, channel_dim,
                                                 monkeypatch) -> None:
-    """The fused C kernels (ops/native/cpab.c) against the op's PyTorch path: values, dL/dx
+    """The fused C kernels (native/cpab.c) against the op's PyTorch path: values, dL/dx
     and the table's gradient, shared and per channel (channels first and last), every gate,
     float32 on the AVX-512 segments (vec=1, where built) and on the generic loops (vec=0).
     float64 must agree to rounding; float32's gate polynomials to ~1e-7 relative. A rare

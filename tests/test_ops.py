@@ -115,15 +115,19 @@ def test_wrong_parameter_count_is_a_clear_error() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(OPS))
-def test_compile_traces_the_reference(name) -> None:
-    """Under torch.compile the op is traced (inductor fuses it): the captured graph holds no
-    learnact custom op and no graph break."""
+def test_compile_traces_the_reference_or_keeps_the_op(name) -> None:
+    """Under torch.compile a ``compile="trace"`` op is traced (inductor fuses it: the graph
+    holds no learnact custom op), a ``compile="op"`` op stays one opaque call; no graph break
+    either way. torch.export always traces (an exported program holds aten ops only)."""
     act, x, _ = _setup(name, 3, 120)
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(act)(x)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
     code = "\n".join(g.code for g in explanation.graphs)
-    assert "learnact" not in code
+    assert ("learnact" in code) == (family_ops()[name].compile == "op")
+    exported = torch.export.export(act, (x.detach(),))
+    assert "learnact" not in str(exported.graph)
+    torch.testing.assert_close(exported.module()(x.detach()), act(x.detach()))
 
 
 def test_assume_constant_result_matches_torch_and_import_stays_light() -> None:

@@ -161,9 +161,11 @@ def test_resume_on_a_foreign_folder_touches_nothing(tmp_path: Path) -> None:
 _LOAD = """
 import logging, sys
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+from learnact import _build
 from learnact.ops import _native
-lib = _native.library()
-print("LOADED" if lib is not None and lib.la_abi() == _native._abi("cpab") else "NONE")
+libs = [_native.library(name) for name in ("cpab", "families")]
+ok = all(lib is not None and lib.la_abi() == _build.abi() for lib in libs)
+print("LOADED" if ok else "NONE")
 """
 
 

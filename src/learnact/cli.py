@@ -3,6 +3,7 @@
     learnact list                         registry names
     learnact fit SPEC --target gelu       fit an activation (closed form where possible)
     learnact moments SPEC [SPEC ...]      exact E[f^2], E[f'^2], V'(1)
+    learnact build [--torch] [--jax]      build the native CPU kernels ahead of first use
     learnact bench ops [...]              op speed/memory vs GELU (benchmarks/bench_ops.py)
     learnact bench autoencoder [...]      the main job (Fashion-MNIST conv autoencoder)
     learnact bench toy2d [...]            2-D toy tasks
@@ -103,6 +104,45 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build(args: argparse.Namespace) -> int:
+    """Build (or find in the cache) every native kernel library of the chosen frameworks;
+    without a flag, those whose framework is installed."""
+    import importlib.util
+    import time
+
+    from . import _build
+
+    if not _build.enabled():
+        raise ValueError("LEARNACT_NATIVE turns the native kernels off: nothing to build")
+    want_torch = args.torch or not (args.torch or args.jax)
+    want_jax = args.jax or not (args.torch or args.jax)
+    todo = []
+    if want_torch and (args.torch or importlib.util.find_spec("torch")):
+        todo += [("PyTorch", "families"), ("PyTorch", "cpab")]
+    if want_jax and (args.jax or importlib.util.find_spec("jax")):
+        todo.append(("JAX", "xla"))
+    if not todo:
+        raise ImportError("neither torch nor jax is installed: no kernels to build")
+    print(f"native kernels cache: {_build.cache_dir()}")
+    failed = 0
+    for framework, name in todo:
+        start = time.perf_counter()
+        if name == "xla":
+            from . import xla_native
+
+            ok = xla_native.available()
+            what = "xla_native/families.cc"
+        else:
+            from .ops import _native
+
+            ok = _native.library(name) is not None
+            what = f"native/{name}.{'cc' if name == 'families' else 'c'}"
+        failed += not ok
+        print(f"{framework:8s} {what:26s} {'ready' if ok else 'FAILED (see the warning above)'}"
+              f" ({time.perf_counter() - start:.1f} s)")
+    return 1 if failed else 0
+
+
 def _cmd_bench_ops(args: argparse.Namespace) -> int:
     import torch
 
@@ -183,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing --plot/--save files (refused otherwise)")
     p.set_defaults(func=_cmd_fit)
+    p = sub.add_parser("build", help="build the native CPU kernels now (else: on first use)",
+                       description="Build the native CPU kernels (C/C++, with the system "
+                       "compiler) into the user cache directory ($LEARNACT_CACHE, default "
+                       "~/.cache/learnact), shared by every virtual environment; without a flag, "
+                       "for every installed framework.")
+    p.add_argument("--torch", action="store_true", help="the PyTorch kernels")
+    p.add_argument("--jax", action="store_true", help="the JAX (XLA FFI) kernels")
+    p.set_defaults(func=_cmd_build)
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     _add_bench_ops(bench)
     try:

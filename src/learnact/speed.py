@@ -35,6 +35,7 @@ DEFAULT_SPECS = (
     "tropical:degree=4", "tropical:degree=8",
     "tropical_rational:degree=4",
     "hermite:degree=8,channels=768,channel_dim=-1",
+    "tropical:degree=4,channels=768,channel_dim=-1", "rational:channels=768,channel_dim=-1",
     "hermite:degree=8,tails=linear",
     "selu_variation", "rational", "perlin", "staircase", "cantor",
     "ditac", "ditac:lut=2048", "pwlu",

@@ -75,6 +75,10 @@ class Family(ABC):
     #: autograd Function saving x and the parameters); None: the formula, recomputed in
     #: backward. torch.compile, export and torch.func transforms trace the formula either way
     torch_kernel: ClassVar[str | None] = None
+    #: the fused C/C++ kernel's parameter row (native/<family>.h): (tensor name, one number
+    #: per channel) in row order, packed into one (C, P) table by every binding (PyTorch:
+    #: learnact.ops._families; JAX: learnact.xla_native); () when the family has no such kernel
+    table: ClassVar[tuple[tuple[str, bool], ...]] = ()
     #: surface -> why the family does not have it (every other surface of SURFACES it has)
     missing: ClassVar[dict[str, str]] = {}
 
@@ -117,6 +121,11 @@ class Family(ABC):
     def kinks(self, kw: dict[str, Any], p: dict[str, np.ndarray]) -> np.ndarray | None:
         """Points where f' may jump (one channel), or None if f is smooth."""
         return None
+
+    def table_config(self, widths: dict[str, int]) -> tuple[int, int]:
+        """The kernel's two family integers (``Cfg`` a, b in native/common.h) from the packed
+        columns' widths (name -> width; optional tensors left out are absent)."""
+        raise NotImplementedError(f"{self.name} has no fused C kernel")
 
     def flops_per_element(self, kw: dict[str, Any]) -> tuple[int, int]:
         """(arithmetic operations, transcendental calls) per element of the forward."""

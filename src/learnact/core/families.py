@@ -62,6 +62,11 @@ class _Hermite(_Degree):
     # overflows there (NaN at step ~200), so linear tails; the GELU-shaped init beside it
     main_job_specs = ("hermite:tails=linear", "hermite:init=gelu,tails=linear")
 
+    table = (("coeffs", False), ("lo", True), ("hi", True))
+
+    def table_config(self, widths):
+        return widths["coeffs"] - 1, int("lo" in widths)
+
     def check(self, kw):
         out = super().check(kw)
         out["tails"] = check_choice("tails", kw["tails"], hermite.TAILS)
@@ -103,6 +108,11 @@ class _Fourier(_Degree):
     edge_specs = ("fourier:degree=1",)
     main_job_specs = ("fourier",)
 
+    table = (("bias", True), ("amplitude", False), ("frequency", False), ("phase", False))
+
+    def table_config(self, widths):
+        return widths["amplitude"], 0
+
     def tensors(self, kw):
         return fourier.NAMES, ()
 
@@ -132,6 +142,11 @@ class _Tropical(_Degree):
     test_specs = ("tropical:degree=4",)
     edge_specs = ("tropical:degree=1",)
     main_job_specs = ("tropical",)
+
+    table = (("slopes", False), ("coeffs", False), ("scale", True), ("offset", True))
+
+    def table_config(self, widths):
+        return widths["coeffs"] - 1, 0
 
     def tensors(self, kw):
         return ("slopes", "coeffs", "scale", "offset"), ("slopes",)
@@ -169,6 +184,11 @@ class _TropicalRational(_Degree):
     inits = tropical.INITS
     test_specs = ("tropical_rational:degree=3",)
     main_job_specs = ("tropical_rational",)
+
+    table = tuple((n, n in ("scale", "offset")) for n in tropical.RATIONAL_NAMES)
+
+    def table_config(self, widths):
+        return widths["num_slopes"] - 1, 0
 
     def tensors(self, kw):
         return tropical.RATIONAL_NAMES, ()
@@ -218,6 +238,11 @@ class _Rational(Family):
     torch_only_specs = ("rational:num_degree=3,den_degree=2", "rational:num_degree=2,den_degree=1")
     main_job_specs = ("rational",)
 
+    table = (("num", False), ("den", False), ("scale", True), ("offset", True))
+
+    def table_config(self, widths):
+        return widths["num"] - 1, widths["den"]
+
     def check(self, kw):
         out = super().check(kw)
         out["num_degree"] = check_int("num_degree", kw["num_degree"], 1, 16)
@@ -254,6 +279,11 @@ class _SELUVariation(Family):
     test_specs = ("selu_variation",)
     variant_specs = ("selu_variation:init=unit",)
     main_job_specs = ("selu_variation",)
+
+    table = tuple((n, True) for n in selu_variation.NAMES)
+
+    def table_config(self, widths):
+        return 0, 0
 
     def tensors(self, kw):
         return selu_variation.NAMES, ()
@@ -326,7 +356,7 @@ class _DiTAC(Family):
     missing = {
         "torch_op": "its own custom ops over the flow and the table (ops/cpab: flow_apply, "
                     "lut_apply, cpab_grid), not a FamilyOp",
-        "xla_kernel": "JAX runs the flow as selects in XLA (the C kernels of ops/native/cpab.c "
+        "xla_kernel": "JAX runs the flow as selects in XLA (the C kernels of native/cpab.c "
                       "have no XLA binding yet)",
     }
 

@@ -71,7 +71,7 @@ class DiTAC(LearnableActivation):
             (x~ = x outside the table), so the error against exact mode is at most half a
             grid step times max |T' - 1| and x~ = x outside [a, b] as in exact mode. Backward
             straight-through with the exact T'(u_r) (ops/cpab/lut.py ``cpab_lut_op``). Both
-            modes run fused C kernels on the CPU (ops/native/cpab.c). The LUT is the faster
+            modes run fused C kernels on the CPU (native/cpab.c). The LUT is the faster
             one with shared theta; per channel it flows C x n grid points whenever theta
             changes, so with many channels use exact mode (speeds: benchmarks/RESULTS.md,
             "DiTAC").

@@ -1,6 +1,6 @@
 """Native CPU kernels (internal): plain C built on first use with the system compiler.
 
-The sources in ``ops/native/`` include no PyTorch or Python headers, so a build takes a few
+The sources in ``native/`` (cpab.c, C; families.cc, C++) include no PyTorch or Python headers, so a build takes a few
 seconds once per machine (cpab.c: ~4 s with GCC 12) and does not depend on the installed
 torch's ABI (the fragility of extensions compiled against torch at import). The shared library
 is cached and checksummed by :mod:`learnact._build` and called through ctypes on data
@@ -18,8 +18,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
-import platform
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,7 +31,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["launch", "library", "parallel_ranges", "run_parallel", "split"]
 
-_SOURCES = Path(__file__).resolve().parent / "native"
+_SOURCES = _build_mod.NATIVE
 # -fno-trapping-math: the kernels compute both sides of a select (e.g. a series and the full
 # formula with a division) and keep one; with trapping math the compiler may not speculate a
 # division, and the loop stays scalar. Results are unchanged (only FP exception flags).
@@ -46,8 +44,7 @@ _FLAGS = ("-O3", "-std=gnu11", "-shared", "-fPIC", "-fno-math-errno", "-fno-trap
 _GCC_FLAGS = ("-fno-tree-pre", "-fno-tree-sink", "-fschedule-insns", "-fsched-pressure")
 # per-machine code (the cache key holds the CPU); on x86-64 also 512-bit vectors where the
 # CPU has them (GCC's Intel tunings default to 256: the GELU gate measured 1.3x slower)
-_NATIVE = ("-march=native",) + (("-mprefer-vector-width=512",)
-                                if platform.machine() in ("x86_64", "AMD64") else ())
+_NATIVE = _build_mod.MARCH
 _lock = threading.Lock()
 _libs: dict[str, ctypes.CDLL | None] = {}
 _pool: ThreadPoolExecutor | None = None
@@ -74,28 +71,49 @@ def _torch_libgomp() -> bool:
         return False
 
 
-def _abi(name: str) -> int:
-    """The ABI number the C source declares (``#define LA_ABI n``): the one constant."""
-    m = re.search(r"^#define LA_ABI (\d+)$", (_SOURCES / f"{name}.c").read_text(), re.M)
-    if m is None:
-        raise RuntimeError(f"{name}.c declares no LA_ABI")
-    return int(m.group(1))
-
-
 def _build(name: str) -> Path:
-    cc = _compiler()
+    """native/cpab.c (C) or native/families.cc (C++), built and cached."""
+    cxx = name == "families"
+    cc = (_build_mod.find_compiler("CXX", ("c++", "g++", "clang++")) if cxx else _compiler())
     if cc is None:
-        raise RuntimeError("no C compiler found (set CC, or install gcc)")
+        raise RuntimeError(f"no {'C++' if cxx else 'C'} compiler found (set {'CXX' if cxx else 'CC'}"
+                           f", or install {'g++' if cxx else 'gcc'})")
+    omp = ("-fopenmp",) if _torch_libgomp() else ()
+    # without -march=native or OpenMP it still builds (and runs on the Python pool / threads)
+    variants = (_NATIVE + omp, omp, _NATIVE, ())
+    if cxx:
+        return _build_mod.compile_cached(_SOURCES / "families.cc", cc, _build_mod.CXX_FLAGS,
+                                         variants, deps=_build_mod.headers(), libs=())
     gcc = "Free Software Foundation" in _build_mod.compiler_version(cc)
     flags = _FLAGS + (_GCC_FLAGS if gcc else ())
-    omp = ("-fopenmp",) if _torch_libgomp() else ()
-    # without -march=native or OpenMP it still builds (and runs on the Python pool)
     return _build_mod.compile_cached(
-        _SOURCES / f"{name}.c", cc, flags, (_NATIVE + omp, omp, _NATIVE, ()),
-        deps=sorted(_SOURCES.glob("*.h")))  # the templates cpab.c includes
+        _SOURCES / f"{name}.c", cc, flags, variants,
+        deps=_build_mod.headers())  # the templates cpab.c includes
 
 
 _I64, _I32, _P = ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p
+
+
+#: the families with C kernels (native/families.h LA_FAMILIES; tests check the two agree)
+KERNEL_FAMILIES = ("hermite", "tropical", "tropical_rational", "rational", "fourier",
+                   "selu_variation")
+
+
+def _declare_families(lib: ctypes.CDLL) -> None:
+    for fam in KERNEL_FAMILIES:
+        for suf in ("f32", "f64"):
+            fwd = getattr(lib, f"la_{fam}_fwd_{suf}")
+            fwd.argtypes = [_P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I32]
+            fwd.restype = None
+            bwd = getattr(lib, f"la_{fam}_bwd_{suf}")
+            bwd.argtypes = [_P, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I32]
+            bwd.restype = None
+            width = getattr(lib, f"la_{fam}_width_{suf}")
+            width.argtypes = [_I64, _I64]
+            width.restype = _I64
+    lib.la_abi.restype = ctypes.c_int
+    lib.la_openmp.restype = ctypes.c_int
+    lib.openmp = bool(lib.la_openmp())
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -142,9 +160,10 @@ def library(name: str = "cpab") -> ctypes.CDLL | None:
         if name not in _libs:
             try:
                 lib = ctypes.CDLL(str(_build(name)))
-                _declare(lib)
-                if lib.la_abi() != _abi(name):
-                    raise RuntimeError(f"{name}: ABI {lib.la_abi()}, expected {_abi(name)}")
+                (_declare_families if name == "families" else _declare)(lib)
+                if lib.la_abi() != _build_mod.abi():
+                    raise RuntimeError(f"{name}: ABI {lib.la_abi()}, expected "
+                                       f"{_build_mod.abi()}")
                 _libs[name] = lib
             except (OSError, RuntimeError, AttributeError) as exc:
                 log.warning("native CPU kernels unavailable, using the PyTorch path: %s", exc)

@@ -1,17 +1,21 @@
-"""Fused rational (Padé, safe denominator) op: saves the input and the coefficients only."""
+"""Fused rational (Padé, safe denominator) op: saves the input and the coefficients only.
+
+Math: :mod:`learnact.functional.rational`; CPU kernel: native/rational.h (ops/_families.py).
+"""
 
 from __future__ import annotations
 
 from torch import Tensor
 
 from ..functional.rational import rational, rational_backward
-from ._plain import plain_op
+from ._families import family_op
+from ._library import Param
 
 __all__ = ["rational_op", "op"]
 
-# learnact::rational / rational_backward: reference + chunked CPU kernels (ops/_plain.py)
-op = plain_op("rational", ("num", "den", "scale", "offset"), rational, rational_backward,
-              triton="learnact.ops.triton.rational")
+# learnact::rational / rational_backward (ops/_library.py)
+op = family_op("rational", [Param(n) for n in ("num", "den", "scale", "offset")], rational,
+               rational_backward, triton="learnact.ops.triton.rational")
 
 
 def rational_op(x: Tensor, num: Tensor, den: Tensor, scale: Tensor, offset: Tensor,

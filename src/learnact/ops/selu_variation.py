@@ -1,18 +1,24 @@
-"""Fused SELU-variation op (saves the input and the parameters only); math in functional/."""
+"""Fused SELU-variation op (saves the input and the parameters only).
+
+Math: :mod:`learnact.functional.selu_variation`; CPU kernel: native/selu_variation.h
+(ops/_families.py).
+"""
 
 from __future__ import annotations
 
 from torch import Tensor
 
 from ..functional.selu_variation import selu_variation, selu_variation_backward
-from ._plain import plain_op
+from ._families import family_op
+from ._library import Param
 
 __all__ = ["selu_variation_op", "op"]
 
-# learnact::selu_variation / selu_variation_backward (ops/_plain.py)
-op = plain_op("selu_variation", ("lam", "alpha", "beta", "gamma", "omega", "scale", "offset"),
-              selu_variation, selu_variation_backward,
-              triton="learnact.ops.triton.selu_variation")
+# learnact::selu_variation / selu_variation_backward (ops/_library.py)
+op = family_op("selu_variation",
+               [Param(n) for n in ("lam", "alpha", "beta", "gamma", "omega", "scale", "offset")],
+               selu_variation, selu_variation_backward,
+               triton="learnact.ops.triton.selu_variation")
 
 
 def selu_variation_op(x: Tensor, lam: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor,

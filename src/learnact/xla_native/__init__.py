@@ -32,8 +32,6 @@ import ctypes
 import functools
 import logging
 import math
-import platform
-import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -45,21 +43,17 @@ log = logging.getLogger(__name__)
 __all__ = ["FAMILIES", "apply", "available", "use_kernels"]
 
 _SOURCE = Path(__file__).resolve().parent / "families.cc"
+
+
+def _tables() -> dict[str, tuple[tuple[str, bool], ...]]:
+    from ..core.families import FAMILIES as DEFINED
+
+    return {name: f.table for name, f in DEFINED.items() if f.table}
+
+
 #: the families with kernels, and how each packs its tensors into one row per channel:
-#: (name, scalar per channel) in row order
-FAMILIES: dict[str, tuple[tuple[str, bool], ...]] = {
-    "hermite": (("coeffs", False), ("lo", True), ("hi", True)),
-    "tropical": (("slopes", False), ("coeffs", False), ("scale", True), ("offset", True)),
-    "tropical_rational": tuple((n, n in ("scale", "offset")) for n in (
-        "num_slopes", "num_coeffs", "den_slopes", "den_coeffs", "scale", "offset")),
-    "rational": (("num", False), ("den", False), ("scale", True), ("offset", True)),
-    "fourier": (("bias", True), ("amplitude", False), ("frequency", False), ("phase", False)),
-    "selu_variation": tuple((n, True) for n in (
-        "lam", "alpha", "beta", "gamma", "omega", "scale", "offset")),
-}
-_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno", "-fno-trapping-math")
-_NATIVE = ("-march=native",) + (("-mprefer-vector-width=512",)
-                                if platform.machine() in ("x86_64", "AMD64") else ())
+#: (name, scalar per channel) in row order (each family definition's ``table``)
+FAMILIES: dict[str, tuple[tuple[str, bool], ...]] = _tables()
 _lock = threading.Lock()
 _state: dict[str, Any] = {"loaded": False, "ok": False, "on": True}
 
@@ -75,13 +69,6 @@ def use_kernels(enabled: bool | None = None) -> bool:
     return bool(_state["on"])
 
 
-def _abi() -> int:
-    m = re.search(r"^#define LA_XLA_ABI (\d+)$", _SOURCE.read_text(), re.M)
-    if m is None:
-        raise RuntimeError("families.cc declares no LA_XLA_ABI")
-    return int(m.group(1))
-
-
 def _load() -> bool:
     import jax
 
@@ -90,13 +77,15 @@ def _load() -> bool:
         raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
     include = Path(jax.ffi.include_dir())
     # the cache key holds jaxlib's FFI headers themselves (the ABI the handlers are built for)
-    path = _build.compile_cached(_SOURCE, cxx, _FLAGS + ("-I" + str(include),), (_NATIVE, ()),
-                                 deps=[_SOURCE.parent / "vecmath.h",
-                                       *sorted((include / "xla" / "ffi" / "api").glob("*.h"))],
-                                 libs=())
+    path = _build.compile_cached(
+        _SOURCE, cxx, _build.CXX_FLAGS + ("-I" + str(include), "-I" + str(_build.NATIVE)),
+        (_build.MARCH, ()),
+        deps=[*_build.headers(), *sorted((include / "xla" / "ffi" / "api").glob("*.h"))],
+        libs=())
     lib = ctypes.CDLL(str(path))
-    if lib.la_xla_abi() != _abi():
-        raise RuntimeError(f"families.cc: ABI {lib.la_xla_abi()}, expected {_abi()}")
+    if lib.la_abi() != _build.abi():
+        raise RuntimeError(f"xla_native/families.cc: ABI {lib.la_abi()}, expected "
+                           f"{_build.abi()}")
     for fam in FAMILIES:
         for step in ("fwd", "bwd"):
             for suf in ("f32", "f64"):
@@ -169,16 +158,9 @@ def _unpack(table: Any, cols: tuple, channels: int | None) -> dict[str, Any]:
 
 
 def _config(name: str, cols: tuple) -> tuple[int, int]:
-    w = {n: width for n, width, _ in cols}
-    if name == "hermite":
-        return w["coeffs"] - 1, int("lo" in w)
-    if name == "rational":
-        return w["num"] - 1, w["den"]
-    if name == "fourier":
-        return w["amplitude"], 0
-    if name == "selu_variation":
-        return 0, 0
-    return w["coeffs" if name == "tropical" else "num_slopes"] - 1, 0
+    from ..core.families import family
+
+    return family(name).table_config({n: width for n, width, _ in cols})
 
 
 @functools.cache

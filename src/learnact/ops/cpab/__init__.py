@@ -1,6 +1,6 @@
 """DiTAC's ops: the exact CPAB flow (flow.py) and the lookup-table mode (lut.py: the grid op
 and the table-read op), on shared per-element math (common.py) and the native CPU kernels
-(ops/native/cpab.c, built and loaded by ops/_native.py).
+(native/cpab.c, built and loaded by ops/_native.py).
 
 The module (modules/ditac.py) calls :func:`ditac_op` and :func:`gate` only.
 """

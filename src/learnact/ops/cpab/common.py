@@ -445,7 +445,7 @@ def _native_layout(xx: Tensor, channel_dim: int | None, channels: int) -> tuple[
     return channels, math.prod(xx.shape[d + 1:])
 
 
-# Fused native kernels (ops/native/cpab.c) for CPU float32/float64: one pass each way
+# Fused native kernels (native/cpab.c) for CPU float32/float64: one pass each way
 # instead of ~10 eager passes, and a private-per-thread histogram for the table's gradient.
 # Opaque custom ops, so torch.compile calls them as they are (inductor's CPU code reads the
 # table with a scalar loop); CUDA and other dtypes take the PyTorch path below.

@@ -33,7 +33,7 @@ The op fuses DiTAC's input window and gate: for x in [lo, hi], x~ = lo + (hi - l
 
 On the CPU (float32/float64, windowed, t > 0: DiTAC's case) the whole per-element
 computation above, window and gate included, is one fused C kernel each way
-(ops/native/cpab.c ``la_flow_*``; custom ops ``learnact::flow_apply``/``flow_apply_backward``,
+(native/cpab.c ``la_flow_*``; custom ops ``learnact::flow_apply``/``flow_apply_backward``,
 called by eager and compiled code alike; speed: benchmarks/RESULTS.md). Without it (no C
 compiler, ``LEARNACT_NATIVE=0``; ops/_native.py warns once) the per-element trajectory
 above runs in PyTorch, chunked on the CPU. On CUDA, in eager mode, one Triton kernel each way
@@ -56,7 +56,7 @@ __all__ = ["cpab_op", "flow_apply", "flow_apply_backward"]
 
 
 
-# Exact mode on the CPU: one fused C kernel each way (ops/native/cpab.c, the closed form of
+# Exact mode on the CPU: one fused C kernel each way (native/cpab.c, the closed form of
 # _trajectory and _table_terms per element, window and gate included), for windowed inputs
 # moving forward in time (DiTAC's case); the PyTorch paths stay for the rest and as fallback.
 def _native_flow(xx: Tensor, lo, t: float) -> bool:

@@ -8,7 +8,7 @@ the upstream gradient per bin (``binsum``: private rows per thread). The grid op
 result by the tables' values (rebuilt exactly when theta changes).
 
 On the CPU (float32/float64) the per-element LUT work is one fused C kernel each way
-(ops/native/cpab.c, built on first use by ops/_native.py; opaque custom ops
+(native/cpab.c, built on first use by ops/_native.py; opaque custom ops
 ``learnact::lut_apply``/``lut_apply_backward``, so torch.compile calls them too): eager
 PyTorch needed ~10 passes per element, and inductor's CPU code reads the table with a scalar
 loop (its fused forward alone measured 5.9x GELU's). On CUDA the per-element work is one

@@ -645,7 +645,7 @@ int64_t la_flow_stride(int64_t C, int32_t n) {
     return la_part_stride(LA_COPIES * (C * 2 * n * 2 + C * 2 * (n + 1)));
 }
 
-/* ABI check for the loader (ops/_native.py reads LA_ABI from this file): bump when a
-   signature changes */
-#define LA_ABI 6
+/* ABI check for the loader: the one number of native/abi.h (bump it when a signature
+   changes) */
+#include "abi.h"
 int la_abi(void) { return LA_ABI; }

@@ -1,7 +1,5 @@
-// learnact's vectorisable sin, cos and expm1 over a block of lanes, for families.cc (the JAX
-// CPU kernels). Included by families.cc inside its anonymous namespace, after <cmath>,
-// <cstdint> and <cstring>; not a header of its own use. Part of the kernels' build cache key
-// (xla_native/__init__.py passes it as a dependency).
+// learnact's vectorisable sin, cos and expm1 over a block of lanes (the Fourier and SELU
+// variation kernels). Part of the family kernels' build (native/families.h includes it).
 // ------------------------------------------------------------------------------------------
 // sin, cos and expm1 over a block (XLA's scalar libm calls are what keep its Fourier and SELU
 // variation backward slow): t = j pi/2 + r with |r| <= pi/4 by a three-part Cody-Waite split
@@ -9,6 +7,12 @@
 // series in r (to r^12 in float, r^18 in double: below half an ulp on |r| <= pi/4), quadrant
 // by selects. Larger |t| (rare) are redone with std::sin/std::cos.
 // ------------------------------------------------------------------------------------------
+#pragma once
+
+#include "common.h"
+
+namespace la {
+
 template <typename T>
 struct Trig;
 
@@ -156,3 +160,5 @@ static LA_INLINE void expm1_block(const T* __restrict__ t, int n, T* __restrict_
   }
 }
 
+
+}  // namespace la

@@ -1,0 +1,139 @@
+// How a family kernel runs over a tensor, for every binding (the XLA FFI handlers of
+// xla_native/families.cc and the C entry points of native/families.cc, which PyTorch calls).
+//
+// Layout: the input is viewed as (outer, C, inner) around the channel axis (C = 1 for shared
+// parameters); the parameters arrive as one table (C, P), a row of P numbers per channel, in
+// the order of the family definition's ``table`` (learnact/core/families.py). Two schedules:
+//   * "run": a run of `inner` elements shares one channel's row (shared parameters: the whole
+//     tensor is one run, cut in chunks); lanes of a block are consecutive elements;
+//   * "lanes": channels last with per-channel rows (inner == 1, C > 1); lanes of a block are
+//     consecutive channels, each with its own row (the table is transposed to (P, C)).
+// Parameter sums are formed per work item (run schedule) or per one of at most GROUPS
+// contiguous groups of items (lanes schedule), in double, and added in a fixed order: the
+// gradients do not depend on the number of threads or on which thread ran what.
+//
+// A Runner runs the work items: `int64_t threads() const` and
+// `void run(int64_t items, int64_t workers, Body body)` calling body(i) for every i < items
+// on up to `workers` threads (the caller's included) and returning when all are done.
+#pragma once
+
+#include <vector>
+
+#include "common.h"
+
+namespace la {
+
+constexpr int64_t CHUNK = 16384;  // elements per work item in the "run" schedule
+constexpr int ROWS = 64;          // rows per work item in the "lanes" schedule
+constexpr int64_t GROUPS = 32;    // groups of items with their own parameter sums (lanes)
+
+struct Shape {
+  int64_t outer, channels, inner;
+  bool lanes() const { return channels > 1 && inner == 1; }
+};
+
+template <class R>
+int64_t worker_count(const R& runner, int64_t items) {
+  return std::max<int64_t>(1, std::min<int64_t>(runner.threads(), items));
+}
+
+template <typename T>
+std::vector<T> transposed(const T* table, int64_t rows, int64_t cols) {
+  std::vector<T> out(rows * cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[c * rows + r] = table[r * cols + c];
+  return out;
+}
+
+template <class F, typename T, class R>
+void forward(R& runner, const T* x, const T* table, T* y, Shape sh, Cfg cfg) {
+  const int64_t P = F::width(cfg), C = sh.channels;
+  if (sh.lanes()) {
+    std::vector<T> tt = transposed(table, C, P);
+    const int64_t items = (sh.outer + ROWS - 1) / ROWS;
+    runner.run(items, worker_count(runner, items), [&](int64_t it) {
+      for (int64_t r = it * ROWS; r < std::min(sh.outer, (it + 1) * ROWS); ++r)
+        for (int64_t c0 = 0; c0 < C; c0 += W) {
+          const int n = (int)std::min<int64_t>(W, C - c0);
+          Par<T, true> p{tt.data() + c0, C};
+          F::template fwd<T>(x + r * C + c0, y + r * C + c0, n, p, cfg);
+        }
+    });
+    return;
+  }
+  const int64_t per_run = (sh.inner + CHUNK - 1) / CHUNK, runs = sh.outer * C;
+  const int64_t items = runs * per_run;
+  runner.run(items, worker_count(runner, items), [&](int64_t it) {
+    const int64_t run = it / per_run, c = run % C;
+    const int64_t lo = (it % per_run) * CHUNK, hi = std::min(sh.inner, lo + CHUNK);
+    const T* xr = x + run * sh.inner;
+    T* yr = y + run * sh.inner;
+    Par<T, false> p{table + c * P, 0};
+    int64_t i = lo;
+    for (; i + W <= hi; i += W) F::template fwd<T>(xr + i, yr + i, W, p, cfg);  // n constant
+    if (i < hi) F::template fwd<T>(xr + i, yr + i, (int)(hi - i), p, cfg);
+  });
+}
+
+template <class F, typename T, class R>
+void backward(R& runner, const T* x, const T* g, const T* table, T* gx, T* gtable, Shape sh,
+              Cfg cfg) {
+  const int64_t P = F::width(cfg), C = sh.channels;
+  std::vector<double> total(C * P, 0.0);  // (C, P)
+  if (sh.lanes()) {
+    std::vector<T> tt = transposed(table, C, P);
+    const int64_t items = (sh.outer + ROWS - 1) / ROWS;
+    const int64_t groups = std::min<int64_t>(items, GROUPS);
+    std::vector<double> sums(groups * P * C, 0.0);  // per group (P, C)
+    runner.run(groups, worker_count(runner, groups), [&](int64_t gi) {
+      std::vector<T> lane(P * C);
+      T* a = lane.data();
+      double* s = sums.data() + gi * P * C;
+      for (int64_t it = items * gi / groups; it < items * (gi + 1) / groups; ++it) {
+        std::fill(a, a + P * C, T(0));
+        for (int64_t r = it * ROWS; r < std::min(sh.outer, (it + 1) * ROWS); ++r)
+          for (int64_t c0 = 0; c0 < C; c0 += W) {
+            const int n = (int)std::min<int64_t>(W, C - c0);
+            Par<T, true> p{tt.data() + c0, C};
+            Acc<T> acc{a + c0, C};
+            F::template bwd<T>(x + r * C + c0, g + r * C + c0, gx + r * C + c0, n, p, acc,
+                               cfg);
+          }
+        for (int64_t i = 0; i < P * C; ++i) s[i] += (double)a[i];
+      }
+    });
+    for (int64_t gi = 0; gi < groups; ++gi)
+      for (int64_t k = 0; k < P; ++k)
+        for (int64_t c = 0; c < C; ++c) total[c * P + k] += sums[(gi * P + k) * C + c];
+  } else {
+    const int64_t per_run = (sh.inner + CHUNK - 1) / CHUNK, runs = sh.outer * C;
+    const int64_t items = runs * per_run;
+    std::vector<double> sums(items * P, 0.0);  // per item (one channel's run or part of it)
+    runner.run(items, worker_count(runner, items), [&](int64_t it) {
+      const int64_t run = it / per_run, c = run % C;
+      const int64_t lo = (it % per_run) * CHUNK, hi = std::min(sh.inner, lo + CHUNK);
+      const int64_t off = run * sh.inner;
+      std::vector<T> lane(P * W, T(0));
+      Par<T, false> p{table + c * P, 0};
+      Acc<T> acc{lane.data(), W};
+      int64_t i = lo;
+      for (; i + W <= hi; i += W)  // full blocks: n a constant the compiler unrolls
+        F::template bwd<T>(x + off + i, g + off + i, gx + off + i, W, p, acc, cfg);
+      if (i < hi)
+        F::template bwd<T>(x + off + i, g + off + i, gx + off + i, (int)(hi - i), p, acc, cfg);
+      double* s = sums.data() + it * P;
+      for (int64_t k = 0; k < P; ++k) {
+        double t = 0.0;
+        for (int j = 0; j < W; ++j) t += (double)lane[k * W + j];
+        s[k] = t;
+      }
+    });
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t c = (it / per_run) % C;
+      for (int64_t k = 0; k < P; ++k) total[c * P + k] += sums[it * P + k];
+    }
+  }
+  for (int64_t i = 0; i < C * P; ++i) gtable[i] = (T)total[i];
+}
+
+}  // namespace la
