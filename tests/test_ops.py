@@ -115,16 +115,20 @@ def test_wrong_parameter_count_is_a_clear_error() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(OPS))
-def test_compile_traces_the_reference_or_keeps_the_op(name) -> None:
+@pytest.mark.parametrize("channels", [None, 3])
+def test_compile_traces_the_reference_or_keeps_the_op(name, channels) -> None:
     """Under torch.compile a ``compile="trace"`` op is traced (inductor fuses it: the graph
-    holds no learnact custom op), a ``compile="op"`` op stays one opaque call; no graph break
+    holds no learnact custom op), a ``compile="op"`` op stays one opaque call, and so does a
+    family op with per-channel parameters on the CPU (its ``keep_op``); no graph break
     either way. torch.export always traces (an exported program holds aten ops only)."""
-    act, x, _ = _setup(name, 3, 120)
+    act, x, _ = _setup(name, channels, 120)
+    op = family_ops()[name]
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(act)(x)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
     code = "\n".join(g.code for g in explanation.graphs)
-    assert ("learnact" in code) == (family_ops()[name].compile == "op")
+    kept = op.compile == "op" or (channels is not None and op.keep_op is not None)
+    assert ("learnact" in code) == kept
     exported = torch.export.export(act, (x.detach(),))
     assert "learnact" not in str(exported.graph)
     torch.testing.assert_close(exported.module()(x.detach()), act(x.detach()))

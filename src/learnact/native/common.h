@@ -19,7 +19,10 @@
 
 namespace la {
 
-constexpr int W = 32;  // lanes per block
+#ifndef LA_W
+#define LA_W 32
+#endif
+constexpr int W = LA_W;  // lanes per block
 
 // Parameter k of lane j: a shared row (run schedule) or column j of the transposed table.
 template <typename T, bool LANES>

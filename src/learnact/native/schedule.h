@@ -54,9 +54,11 @@ void forward(R& runner, const T* x, const T* table, T* y, Shape sh, Cfg cfg) {
     runner.run(items, worker_count(runner, items), [&](int64_t it) {
       for (int64_t r = it * ROWS; r < std::min(sh.outer, (it + 1) * ROWS); ++r)
         for (int64_t c0 = 0; c0 < C; c0 += W) {
-          const int n = (int)std::min<int64_t>(W, C - c0);
           Par<T, true> p{tt.data() + c0, C};
-          F::template fwd<T>(x + r * C + c0, y + r * C + c0, n, p, cfg);
+          if (C - c0 >= W)  // full blocks: n a constant the compiler unrolls
+            F::template fwd<T>(x + r * C + c0, y + r * C + c0, W, p, cfg);
+          else
+            F::template fwd<T>(x + r * C + c0, y + r * C + c0, (int)(C - c0), p, cfg);
         }
     });
     return;
@@ -93,11 +95,13 @@ void backward(R& runner, const T* x, const T* g, const T* table, T* gx, T* gtabl
         std::fill(a, a + P * C, T(0));
         for (int64_t r = it * ROWS; r < std::min(sh.outer, (it + 1) * ROWS); ++r)
           for (int64_t c0 = 0; c0 < C; c0 += W) {
-            const int n = (int)std::min<int64_t>(W, C - c0);
+            const int64_t o = r * C + c0;
             Par<T, true> p{tt.data() + c0, C};
             Acc<T> acc{a + c0, C};
-            F::template bwd<T>(x + r * C + c0, g + r * C + c0, gx + r * C + c0, n, p, acc,
-                               cfg);
+            if (C - c0 >= W)
+              F::template bwd<T>(x + o, g + o, gx + o, W, p, acc, cfg);
+            else
+              F::template bwd<T>(x + o, g + o, gx + o, (int)(C - c0), p, acc, cfg);
           }
         for (int64_t i = 0; i < P * C; ++i) s[i] += (double)a[i];
       }

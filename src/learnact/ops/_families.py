@@ -28,7 +28,7 @@ from ..core.families import family
 from . import _native
 from ._library import CPU_KERNEL_MIN, Backward, FamilyOp, Forward, Kernel, Param
 
-__all__ = ["family_op", "native_kernel", "pack", "plan"]
+__all__ = ["family_op", "native_kernel", "pack", "per_channel", "plan"]
 
 _Column = tuple[str, int, bool]  # (name, width, one number per channel)
 
@@ -46,7 +46,7 @@ def pack(name: str, p: dict[str, Tensor | None], dtype: torch.dtype
     for _, scalar, v in present:
         if scalar and v.ndim > 1 or not scalar and v.ndim not in (1, 2):
             return None
-        lead = v.numel() if scalar else (v.shape[0] if v.ndim == 2 else 1)
+        lead = _lead(v, scalar)
         if lead != 1:
             if rows not in (1, lead):
                 return None
@@ -58,6 +58,17 @@ def pack(name: str, p: dict[str, Tensor | None], dtype: torch.dtype
         cols.append((n, v.shape[1], scalar))
         parts.append(v.expand(rows, v.shape[1]))
     return torch.cat(parts, 1).contiguous(), tuple(cols)
+
+
+def _lead(v: Tensor, scalar: bool) -> int:
+    """How many channels a table column's tensor holds (1: shared by every channel)."""
+    return v.numel() if scalar else (v.shape[0] if v.ndim == 2 else 1)
+
+
+def per_channel(name: str, p: dict[str, Tensor | None]) -> bool:
+    """Whether family ``name``'s tensors ``p`` hold more than one channel's parameters."""
+    return any(p.get(n) is not None and _lead(p[n], scalar) > 1
+               for n, scalar in family(name).table)
 
 
 def _layout(x: Tensor, rows: int, channel_dim: int) -> tuple[int, int, int] | None:
@@ -133,8 +144,7 @@ def native_kernel(name: str, params: Sequence[Param], reference: tuple[Forward, 
             part = gtable[:, at:at + width]
             at += width
             v = given[n]
-            lead = v.numel() if scalar else (v.shape[0] if v.ndim == 2 else 1)
-            if lead == 1 and part.shape[0] > 1:  # a row shared by every channel
+            if _lead(v, scalar) == 1 and part.shape[0] > 1:  # a row shared by every channel
                 part = part.sum(0, keepdim=True)
             out[n] = part.reshape(v.shape)
         return (gx, *(out[n] for n in differentiable))
@@ -146,6 +156,15 @@ def family_op(name: str, params: Sequence[Param], forward: Forward, backward: Ba
               triton: str | None = None, compile: Literal["trace", "op"] = "trace") -> FamilyOp:
     """The family op ``learnact::<name>`` (ops/_library.py): ``forward``/``backward`` the
     reference, the native kernel on the CPU (where the family definition has a ``table``),
-    Triton on CUDA."""
-    cpu = native_kernel(name, params, (forward, backward)) if family(name).table else None
-    return FamilyOp(name, params, forward, backward, cpu=cpu, triton=triton, compile=compile)
+    Triton on CUDA. Under ``torch.compile`` per-channel CPU calls keep the op (with the
+    native kernel) whatever ``compile`` says: inductor's traced per-channel parameter sums
+    ran 2-3x slower (hermite d8, rational; benchmarks/RESULTS.md)."""
+    if not family(name).table:
+        return FamilyOp(name, params, forward, backward, triton=triton, compile=compile)
+    names = [q.name for q in params]
+
+    def keep_op(x: Tensor, ps: tuple) -> bool:
+        return x.device.type == "cpu" and per_channel(name, dict(zip(names, ps)))
+
+    return FamilyOp(name, params, forward, backward, triton=triton, compile=compile,
+                    cpu=native_kernel(name, params, (forward, backward)), keep_op=keep_op)

@@ -187,14 +187,19 @@ class FamilyOp:
         compile: under ``torch.compile``, ``"trace"`` (inductor fuses the reference with its
             neighbours) or ``"op"`` (the opaque op with its native kernel: for families whose
             traced backward inductor handles badly); ``torch.export`` always traces.
+        keep_op: with ``compile="trace"``, calls ``keep_op(x, params)`` says True for keep the
+            op anyway (the families' per-channel CPU calls, which inductor's traced parameter
+            reductions run 2-3x slower than the native kernel: benchmarks/RESULTS.md).
     """
 
     def __init__(self, name: str, params: Sequence[Param], forward: Forward, backward: Backward,
                  *, cpu: Kernel | None = None,
-                 triton: str | None = None, compile: Literal["trace", "op"] = "trace") -> None:
+                 triton: str | None = None, compile: Literal["trace", "op"] = "trace",
+                 keep_op: Callable[[Tensor, tuple], bool] | None = None) -> None:
         self.name = name
         self.params = tuple(params)
         self.compile = compile
+        self.keep_op = keep_op
         self.kernels: dict[str, Kernel] = {"reference": Kernel(forward, backward)}
         if cpu is not None:
             self.kernels["cpu"] = cpu
@@ -215,8 +220,8 @@ class FamilyOp:
             raise TypeError(f"{self.name} op takes {len(self.params)} parameter tensors "
                             f"({', '.join(p.name for p in self.params)}), got {len(params)}")
         _check_devices(self.name, x, params)
-        if torch.compiler.is_compiling() and (self.compile == "trace"
-                                              or torch.compiler.is_exporting()):
+        if torch.compiler.is_compiling() and (torch.compiler.is_exporting()
+                                              or not self._op_under_compile(x, params)):
             # an exported program holds standard aten ops only (ONNX, other runtimes)
             return self._traced.apply(channel_dim, x, *params)
         if _forward_mode_active():
@@ -225,6 +230,9 @@ class FamilyOp:
             # the reference forward is plain torch, which every transform differentiates
             return self.kernels["reference"].run_forward(x, params, channel_dim)
         return self.forward_op(x, *params, channel_dim)
+
+    def _op_under_compile(self, x: Tensor, params: tuple) -> bool:
+        return self.compile == "op" or (self.keep_op is not None and self.keep_op(x, params))
 
     @property
     def reference(self) -> tuple[Forward, Backward]:
