@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from torch import nn
 
 import learnact
 from learnact import _build
@@ -232,3 +233,81 @@ def test_atlas_server_serves_100_concurrent_cached_requests() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- surgery: limits, what "auto" takes, calibration by callable, per-channel widths ------------
+class _Encoder(nn.Module):
+    """A BERT-shaped stand-in: two MLP GELUs, a pooler Tanh, and a forward that takes strings
+    (as sentence-transformers' encode does), so batches cannot be passed as tensors."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(128, width)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width),
+                                 nn.GELU())
+        self.pooler = nn.Sequential(nn.Linear(width, width), nn.Tanh())
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.pooler(self.mlp(self.emb(ids)).mean(1))
+
+    def encode(self, sentences: list[str]) -> torch.Tensor:
+        ids = torch.tensor([[ord(c) % 128 for c in s[:6].ljust(6)] for s in sentences])
+        return self(ids)
+
+
+def test_surgery_auto_targets_the_dominant_kind_and_says_so() -> None:
+    model = _Encoder()
+    report = learnact.replace_activations(model, "hermite:degree=8", dry_run=True)
+    assert [e.path for e in report.entries] == ["mlp.1", "mlp.3"]
+    assert report.chosen == {"GELU": 2} and report.left == {"Tanh": 1}
+    assert "targets='auto' chose GELU x2; left Tanh x1" in report.table()
+    every = learnact.replace_activations(model, "rational", targets="all", dry_run=True)
+    assert [e.path for e in every.entries] == ["mlp.1", "mlp.3", "pooler.1"]
+    gates = nn.Sequential(nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 4), nn.Sigmoid())
+    assert learnact.surgery.activation_kinds(gates) == ({"Sigmoid": 2}, {})  # nothing else
+
+
+def test_surgery_aborts_on_a_fit_that_misses_unless_told() -> None:
+    """tropical (convex) fitted to Tanh misses by ~1.0: the default limit (10% of the target's
+    spread, 0.2 here) aborts naming the layer; the model is unchanged; None turns it off."""
+    model = _Encoder()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"aborted at pooler\.1 \(Tanh\): the fit's max error "
+                                         r"1\.0\d* .* max_error='auto' \(0\.1 of the target's"):
+        learnact.replace_activations(model, "tropical:degree=4", targets="all")
+    assert type(model.pooler[1]) is nn.Tanh and type(model.mlp[1]) is nn.GELU
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    with pytest.raises(ValueError, match=r"above max_error=0\.001"):
+        learnact.replace_activations(model, "hermite:degree=8", max_error=1e-3)
+    report = learnact.replace_activations(model, "tropical:degree=4", targets="all",
+                                          max_error=None)
+    assert report.applied and report.entries[-1].fit.max_error > 0.9
+    with pytest.raises(ValueError, match="max_error must be a number > 0, 'auto' or None"):
+        learnact.replace_activations(_Encoder(), "hermite", max_error="loose")
+
+
+def test_surgery_calibrates_with_a_callable_that_runs_the_model() -> None:
+    model = _Encoder()
+    sentences = ["a cat sat", "the dog ran", "zebra!", "quietly"]
+    report = learnact.replace_activations(model, "hermite:degree=8",
+                                          calibrate=lambda m: m.encode(sentences))
+    assert all(e.samples > 0 for e in report.entries)
+    assert model.encode(sentences).isfinite().all()
+    with pytest.raises(RuntimeError, match=r"calibrate\(_Encoder\) failed: KeyError"):
+        learnact.replace_activations(_Encoder(), "hermite", calibrate=lambda m: {}["x"])
+
+
+def test_surgery_checks_per_channel_widths_before_changing_anything() -> None:
+    model = _Encoder(width=8)
+    ids = torch.randint(0, 128, (3, 6))
+    with pytest.raises(ValueError, match=r"per-channel parameters \(channels=3\): pass "
+                                         "calibrate="):
+        learnact.replace_activations(model, "hermite:channels=3,channel_dim=-1")
+    with pytest.raises(ValueError, match=r"aborted at mlp\.1 .*channels=3 along channel_dim=-1 "
+                                         r"does not fit .*shape \(3, 6, 8\)"):
+        learnact.replace_activations(model, "hermite:channels=3,channel_dim=-1", calibrate=[ids])
+    assert type(model.mlp[1]) is nn.GELU
+    report = learnact.replace_activations(model, "hermite:channels=8,channel_dim=-1",
+                                          calibrate=[ids])
+    assert len(report) == 2 and model(ids).shape == (3, 8)

@@ -55,6 +55,9 @@ class FitReport:
     points: int
     per_channel: list[dict[str, float]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: max - min of the target over the points the max errors were taken on (the smallest
+    #: over channels): the scale ``replace_activations(max_error="auto")`` compares with
+    target_spread: float = math.nan
 
     def __str__(self) -> str:
         return (f"fit [{self.method}, {self.domain}, {self.points} points, {self.seconds * 1e3:.0f} ms]: "
@@ -357,14 +360,16 @@ def _fit(act: nn.Module, fn: Callable[[Tensor], Tensor], target: Any, domain: An
             f, df = _evaluate(act, x, ch)
             e, de = (f - y).abs(), (df - dy).abs()
             desc += f", max errors on [{rr[0]:g}, {rr[1]:g}]"
-        stats.append({"max_error": float(e.max()), "rms_error": rms,
+        stats.append({"spread": float(y.max() - y.min()),
+                      "max_error": float(e.max()), "rms_error": rms,
                       "max_deriv_error": float(de.max()), "rms_deriv_error": drms,
                       "points": x.numel(), "desc": desc, "x": x, "f": f, "df": df, "y": y, "dy": dy})
     worst = {k: max(s[k] for s in stats) for k in ("max_error", "rms_error", "max_deriv_error",
                                                   "rms_deriv_error")}
     rep = FitReport(method=method, seconds=time.perf_counter() - t0, domain=stats[0]["desc"],
                     points=int(stats[0]["points"]), **worst,
-                    per_channel=[{k: s[k] for k in worst} for s in stats] if len(stats) > 1 else None)
+                    per_channel=[{k: s[k] for k in worst} for s in stats] if len(stats) > 1 else None,
+                    target_spread=min(s["spread"] for s in stats))
     s0 = stats[0]
     rep.extra = {"x": s0["x"], "f": s0["f"], "df": s0["df"], "y": s0["y"], "dy": s0["dy"],
                  "target": target if isinstance(target, str) else getattr(target, "__name__", "target"),

@@ -47,17 +47,49 @@ from .registry import create, parse_spec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["replace_activations", "restore", "SurgeryReport", "SurgeryEntry", "find_activations"]
+__all__ = ["replace_activations", "restore", "SurgeryReport", "SurgeryEntry", "find_activations",
+           "activation_kinds"]
 
 TargetSpec = Any  # "auto" | iterable of class names / path globs | callable(path, module) -> bool
 
 
+#: bounded "squashing" activations: poolers, gates (squeeze-excitation), output heads; ``targets=
+#: "auto"`` leaves them unless the model has no other kind
+SQUASHING = frozenset({"Tanh", "Sigmoid", "Hardtanh", "Hardsigmoid", "HardSigmoid",
+                       "HardSigmoidMe", "Softsign", "LogSigmoid"})
+#: ``max_error="auto"``: a fit may miss its target by this fraction of the target's spread
+#: (max - min) over the fitted range
+AUTO_MAX_ERROR = 0.1
+
+
+def activation_kinds(model: nn.Module) -> tuple[dict[str, int], dict[str, int]]:
+    """({class name: places} that ``targets="auto"`` selects, {class name: places} it leaves):
+    the most used activation class(es) (ties kept), counted per place (a shared instance at
+    every place it is used), among the non-squashing ones (:data:`SQUASHING`: a
+    transformer's GELUs, not its pooler's Tanh; a ResNet's ReLUs, not its SE gates'
+    Sigmoids); among all of them when the model has only squashing ones."""
+    counts: dict[str, int] = {}
+    for p, m in model.named_modules(remove_duplicate=False):
+        if p and is_activation(m):
+            counts[type(m).__name__] = counts.get(type(m).__name__, 0) + 1
+    pool = {k: v for k, v in counts.items() if k not in SQUASHING} or counts
+    top = max(pool.values(), default=0)
+    chosen = {k: v for k, v in pool.items() if v == top}
+    return chosen, {k: v for k, v in counts.items() if k not in chosen}
+
+
 def find_activations(model: nn.Module, targets: TargetSpec = "auto") -> list[tuple[str, nn.Module]]:
     """(path, module) of every activation module that ``targets`` selects, in model order; an
-    instance registered at several paths appears once per path."""
-    if targets == "auto" or targets is None:
+    instance registered at several paths appears once per path. ``"auto"``: the dominant
+    activation kind(s) (:func:`activation_kinds`); ``"all"``: every activation module."""
+    if targets == "all":
         def keep(path: str, m: nn.Module) -> bool:
             return True
+    elif targets == "auto" or targets is None:
+        chosen, _ = activation_kinds(model)
+
+        def keep(path: str, m: nn.Module) -> bool:
+            return type(m).__name__ in chosen
     elif callable(targets):
         keep = targets  # type: ignore[assignment]
     elif isinstance(targets, (str, list, tuple, set, frozenset)):
@@ -66,7 +98,7 @@ def find_activations(model: nn.Module, targets: TargetSpec = "auto") -> list[tup
         def keep(path: str, m: nn.Module) -> bool:
             return any(type(m).__name__ == p or fnmatch.fnmatchcase(path, p) for p in pats)
     else:
-        raise TypeError("targets must be 'auto', a class name / path glob, a list of them, or a "
+        raise TypeError("targets must be 'auto', 'all', a class name / path glob, a list of them, or a "
                         f"callable(path, module) -> bool; got {type(targets).__name__}")
     # remove_duplicate=False: an instance used at several places is listed at each of them
     return [(p, m) for p, m in model.named_modules(remove_duplicate=False)
@@ -96,6 +128,9 @@ class SurgeryReport:
     applied: bool = False
     #: a Hugging Face model's config attributes as they were before (restore puts them back)
     config_before: dict[str, Any] | None = None
+    #: with ``targets="auto"``: {class: places} replaced and {class: places} left as they were
+    chosen: dict[str, int] | None = None
+    left: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -115,6 +150,11 @@ class SurgeryReport:
         state = "dry run, nothing changed" if self.dry_run else (
             "applied" if self.applied else "not applied")
         rows.append(f"{len(self.entries)} activation(s), {state}")
+        if self.chosen is not None:
+            kinds = ", ".join(f"{k} x{v}" for k, v in self.chosen.items())
+            rows.append(f"targets='auto' chose {kinds}" + (
+                "; left " + ", ".join(f"{k} x{v}" for k, v in self.left.items())
+                + " (targets='all' or a class name to include them)" if self.left else ""))
         return "\n".join(rows)
 
     __str__ = table
@@ -140,10 +180,13 @@ class _Sampler:
         self.finite = 0
         self.lo = math.inf
         self.hi = -math.inf
+        self.shapes: set[tuple[int, ...]] = set()  # the input shapes seen (a few)
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         if not args or not isinstance(args[0], Tensor):
             return
+        if len(self.shapes) < 8:
+            self.shapes.add(tuple(args[0].shape))
         x = args[0].detach().reshape(-1)
         if x.numel() == 0:
             return
@@ -181,6 +224,14 @@ def _calibrate(model: nn.Module, found: list[tuple[str, nn.Module]], batches: It
     n = 0
     try:
         with torch.no_grad():
+            if _runs_model(batches):
+                n = 1
+                try:
+                    batches(model)  # type: ignore[operator]
+                except Exception as exc:  # noqa: BLE001 - re-raised with context
+                    raise RuntimeError(f"calibrate({type(model).__name__}) failed: "
+                                       f"{type(exc).__name__}: {exc}") from exc
+                batches = ()
             for n, batch in enumerate(batches, 1):
                 try:
                     _call(model, batch)
@@ -216,13 +267,22 @@ def _calibrate(model: nn.Module, found: list[tuple[str, nn.Module]], batches: It
     return samplers
 
 
+def _runs_model(calibrate: Any) -> bool:
+    """A calibrate= that is a callable(model) and not an iterable of batches."""
+    return callable(calibrate) and not hasattr(calibrate, "__iter__") and not isinstance(
+        calibrate, nn.Module)
+
+
 def _check_calibrate(calibrate: Any) -> None:
+    what = ("an iterable of batches (a list or a DataLoader) or a callable(model) that runs "
+            "the model (e.g. lambda m: m.encode(sentences))")
     if isinstance(calibrate, Tensor):
-        raise TypeError("calibrate must be an iterable of batches (a list or a DataLoader), "
-                        "got a Tensor; for one batch pass calibrate=[x]")
+        raise TypeError(f"calibrate must be {what}, got a Tensor; for one batch pass "
+                        "calibrate=[x]")
+    if _runs_model(calibrate):
+        return
     if isinstance(calibrate, (str, bytes)) or not hasattr(calibrate, "__iter__"):
-        raise TypeError(f"calibrate must be an iterable of batches (a list or a DataLoader), "
-                        f"got {type(calibrate).__name__}")
+        raise TypeError(f"calibrate must be {what}, got {type(calibrate).__name__}")
 
 
 def _call_form(batch: Any) -> str:
@@ -279,7 +339,7 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
                         fit: bool = True, calibrate: Iterable[Any] | None = None,
                         dry_run: bool = False, derivative_weight: float = 1.0,
                         samples_per_activation: int = 20000, seed: int = 0,
-                        max_error: float | None = None) -> SurgeryReport:
+                        max_error: float | str | None = "auto") -> SurgeryReport:
     """Swap every selected activation of ``model`` for a fresh ``create(spec)``.
 
     Atomic: every replacement is built and fitted first; if any fails (an error, parameters or
@@ -290,16 +350,23 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
     Args:
         model: any nn.Module (pretrained or not); modified in place unless ``dry_run``.
         spec: registry spec of the new activations, e.g. ``"hermite:degree=8"``.
-        targets: ``"auto"`` (every activation module), class names / module-path globs, or a
-            callable(path, module) -> bool.
+        targets: ``"auto"`` (the dominant activation kind(s): the most used class, leaving
+            bounded squashing ones such as a pooler's Tanh or SE gates' Sigmoids; the report
+            says what it chose and left: :func:`activation_kinds`), ``"all"`` (every activation
+            module), class names / module-path globs, or a callable(path, module) -> bool.
         fit: fit each new activation to the function it replaces (needs a learnable spec).
         calibrate: an iterable of batches (a list, a DataLoader) to record the real
-            pre-activation distribution (see module doc); ``None``: the fit uses N(0, 1).
+            pre-activation distribution (see module doc), or a callable(model) that runs the
+            model itself (``lambda m: m.encode(sentences)`` for sentence-transformers);
+            ``None``: the fit uses N(0, 1). A per-channel spec (``channels=C``) needs it: the
+            recorded input shapes are checked against C before anything changes.
         dry_run: compute everything (calibration, fits, the report) but change nothing.
         derivative_weight: weight of the derivative term of the fit.
         samples_per_activation: size of the recorded sample per activation (>= 16).
         seed: determinism of sampling and nonlinear fits.
-        max_error: abort when any fit's max |f - target| (on its domain) exceeds this.
+        max_error: abort when any fit's max |f - target| (on its domain) exceeds this
+            number; ``"auto"`` (default): ``AUTO_MAX_ERROR`` (10%) of the target's spread
+            (max - min) there; ``None``: never.
     Returns:
         A :class:`SurgeryReport` (printable table); pass it to :func:`restore` to undo.
     """
@@ -310,8 +377,10 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
     if not (isinstance(samples_per_activation, int) and samples_per_activation >= 16):
         raise ValueError(f"samples_per_activation must be an integer >= 16, got "
                          f"{samples_per_activation!r}")
-    if max_error is not None and not (isinstance(max_error, (int, float)) and max_error > 0):
-        raise ValueError(f"max_error must be a number > 0 (or None), got {max_error!r}")
+    if max_error is not None and max_error != "auto" and not (
+            isinstance(max_error, (int, float)) and not isinstance(max_error, bool)
+            and max_error > 0):
+        raise ValueError(f"max_error must be a number > 0, 'auto' or None, got {max_error!r}")
     name, raw = parse_spec(spec)
     probe = create(spec)  # unknown names and bad parameters fail here
     if fit and not any(True for _ in probe.parameters()):
@@ -319,6 +388,11 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
                          "parameters; use fit=False to swap in a fixed function, or a learnable "
                          f"family ({', '.join(n for n in ('hermite', 'fourier', 'tropical'))}, ...)")
     found = find_activations(model, targets)
+    channels = getattr(probe, "channels", None)
+    if channels is not None and calibrate is None:
+        raise ValueError(f"{spec!r} has per-channel parameters (channels={channels}): pass "
+                         "calibrate= (one batch is enough) so that each layer's width is "
+                         "checked before anything changes, or use a shared spec")
     if not found:
         raise ValueError("no activation module matched in this model "
                          f"(targets={targets!r}). Activations called functionally inside "
@@ -333,6 +407,8 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
     samplers = (_calibrate(model, found, calibrate, samples_per_activation, seed)
                 if calibrate is not None else {})
     report = SurgeryReport(spec=spec, dry_run=dry_run)
+    if targets == "auto" or targets is None:
+        report.chosen, report.left = activation_kinds(model)
     ref = next((t for t in list(model.parameters()) + list(model.buffers())), None)
     fallback = nn.Module() if ref is None else model
     built: dict[int, SurgeryEntry] = {}  # one replacement per old instance
@@ -347,12 +423,17 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
         except (ValueError, RuntimeError, TypeError) as exc:
             raise ValueError(f"surgery aborted at {path} ({type(old).__name__}): {exc}; the "
                              f"model is unchanged") from exc
-        if fit and entry.fit is not None and max_error is not None and not (
-                entry.fit.max_error <= max_error):
+        limit = (AUTO_MAX_ERROR * entry.fit.target_spread if max_error == "auto"
+                 and entry.fit is not None else max_error)
+        if fit and entry.fit is not None and limit is not None and not (
+                entry.fit.max_error <= limit):
+            how = (f"max_error='auto' ({AUTO_MAX_ERROR:g} of the target's spread "
+                   f"{entry.fit.target_spread:.3g})" if max_error == "auto"
+                   else f"max_error={max_error:g}")
             raise ValueError(f"surgery aborted at {path} ({type(old).__name__}): the fit's max "
                              f"error {entry.fit.max_error:.3g} on {entry.fit.domain} is above "
-                             f"max_error={max_error:g}; the model is unchanged (a larger "
-                             f"degree, calibration data, or a higher max_error)")
+                             f"{how}; the model is unchanged (a larger degree, another family, "
+                             f"calibration data, a higher max_error, or max_error=None)")
         built[id(old)] = entry
         report.entries.append(entry)
     if not dry_run:
@@ -375,6 +456,15 @@ def _build(path: str, old: nn.Module, spec: str, overrides: dict[str, Any],
     if sampler is not None and sampler.count:
         entry.samples = sampler.count
         entry.observed_range = (sampler.lo, sampler.hi)
+    channels = getattr(new, "channels", None)
+    if channels is not None and sampler is not None:
+        cd = new.channel_dim  # type: ignore[attr-defined]
+        bad = sorted(sh for sh in sampler.shapes
+                     if not -len(sh) <= cd < len(sh) or sh[cd] != channels)
+        if bad:
+            raise ValueError(f"channels={channels} along channel_dim={cd} does not fit the "
+                             f"inputs this activation saw (shape {bad[0]}); give each width "
+                             f"its own targets, or a shared spec")
     if fit:
         target = copy.deepcopy(old).float().eval()
         if entry.samples:

@@ -88,7 +88,7 @@ class Recorder:
             raise ValueError(f"Recorder needs bins >= 1 (got {bins}), lo < hi (got {lo}, {hi}), "
                              f"grad_floor > 0 (got {grad_floor}), grad_decades > 0 "
                              f"(got {grad_decades})")
-        self.layers = [p for p, _ in find_activations(model)]
+        self.layers = [p for p, _ in find_activations(model, "all")]
         if not self.layers:
             raise ValueError("Recorder: no activation module found in the model")
         self.inputs = {p: _Hist(lo, hi, bins) for p in self.layers}
@@ -97,7 +97,7 @@ class Recorder:
         self.seen = {p: 0 for p in self.layers}
         self.calls = {p: 0 for p in self.layers}
         self._handles = []
-        for path, mod in find_activations(model):
+        for path, mod in find_activations(model, "all"):
             self._handles.append(mod.register_forward_pre_hook(self._hook(path)))
 
     def _hook(self, path: str):

@@ -23,7 +23,7 @@ def _named(acts: Acts) -> list[tuple[str, nn.Module]]:
     if isinstance(acts, nn.Module):
         from ..surgery import find_activations
 
-        found = find_activations(acts)
+        found = find_activations(acts, "all")
         if not found and _is_act(acts):
             return [("activation", acts)]
         return found
