@@ -107,7 +107,7 @@ def test_saved_model_round_trips_and_bad_headers_are_refused(tmp_path: Path) -> 
     for change, pattern in [({"builder": "os.system"}, "unknown builder"),
                             ({"kwargs": ["spec"]}, "kwargs must be a dict"),
                             ({"state_dict": {"w": 1.0}}, "state dict of named tensors"),
-                            ({"state_dict": {"nope": torch.zeros(1)}}, "does not fit")]:
+                            ({"state_dict": {"nope": torch.zeros(1)}}, "does not match its stored state")]:
         torch.save({**bad, **change}, tmp_path / "b.pt")
         with pytest.raises(ValueError, match=pattern):
             load_model(tmp_path / "b.pt")

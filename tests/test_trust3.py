@@ -311,3 +311,28 @@ def test_surgery_checks_per_channel_widths_before_changing_anything() -> None:
     report = learnact.replace_activations(model, "hermite:channels=8,channel_dim=-1",
                                           calibrate=[ids])
     assert len(report) == 2 and model(ids).shape == (3, 8)
+
+
+def test_saved_model_header_cannot_ask_for_more_than_the_file_holds(tmp_path) -> None:
+    """A saved model's header (builder kwargs) used to be built before anything checked it:
+    channels=10**6 allocated gigabytes. Now the header's model is built on the meta device and
+    must match the stored state's shapes before anything real is built."""
+    import resource
+
+    from learnact.experiments.autoencoder import build_autoencoder
+    from learnact.experiments.common import load_model, save_model
+
+    kw = {"spec": "hermite:degree=4", "channels": 8, "latent": 4}
+    f = save_model(tmp_path / "m.pt", build_autoencoder(**kw), "autoencoder", kw)
+    model, _ = load_model(f)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    payload = torch.load(f, weights_only=True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for bad, match in [({"channels": 10**6}, r"the model its header describes \(\d+ numbers\) "
+                        r"does not match its stored state .* nothing was built"),
+                       ({"latent": "many"}, "header.s kwargs do not build the autoencoder model"),
+                       ({"spec": "hermite:degree=32"}, "does not match its stored state")]:
+        torch.save({**payload, "kwargs": {**kw, **bad}}, tmp_path / "bad.pt")
+        with pytest.raises(ValueError, match=match):
+            load_model(tmp_path / "bad.pt")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 200_000  # KiB: no GBs

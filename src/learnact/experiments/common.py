@@ -325,6 +325,28 @@ def _check_state(path: Path, name: str, state: Any) -> None:
         raise ValueError(f"{path}: {name} is not a state dict of named tensors")
 
 
+def _check_header_size(path: Path, builder: str, build: Any, kwargs: dict[str, Any],
+                       state: dict[str, torch.Tensor]) -> None:
+    """The header's model, built on the meta device (no memory), must have exactly the
+    state's tensor shapes: a header cannot make the loader allocate more than the file holds."""
+    try:
+        with torch.device("meta"):
+            probe = build(**kwargs)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: its header's kwargs do not build the {builder} model: "
+                         f"{type(exc).__name__}: {exc}") from None
+    want = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    if want != have:
+        key = next(iter(sorted(set(want) ^ set(have)) or
+                        [k for k in sorted(want) if want[k] != have[k]]))
+        size = sum(math.prod(v) for v in want.values())
+        raise ValueError(f"{path}: the model its header describes ({size} numbers) does not "
+                         f"match its stored state ({sum(v.numel() for v in state.values())} "
+                         f"numbers; first difference: {key!r} {want.get(key)} in the header, "
+                         f"{have.get(key)} stored); nothing was built")
+
+
 def load_model(path: str | Path, which: str = "final") -> tuple[torch.nn.Module, dict[str, Any]]:
     """(module, payload) from :func:`save_model`; ``which="init"`` loads the state at init.
 
@@ -347,10 +369,12 @@ def load_model(path: str | Path, which: str = "final") -> tuple[torch.nn.Module,
     _check_state(path, "state_dict", payload.get("state_dict"))
     _check_state(path, "init_state_dict", payload.get("init_state_dict"))
     mod, fn = _BUILDERS[builder]
-    model = getattr(importlib.import_module(mod), fn)(**kwargs)
+    build = getattr(importlib.import_module(mod), fn)
     state = payload["state_dict"] if which == "final" else payload["init_state_dict"]
     if state is None:
         raise ValueError(f"{path} holds no {which} state")
+    _check_header_size(path, builder, build, kwargs, state)
+    model = build(**kwargs)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
