@@ -112,6 +112,30 @@ def test_mixed_bfloat16_policy():
                                rtol=2e-2, atol=2e-2 * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("spec", [*SPECS, *(k for k in sorted(lk.layers._SURROGATES)
+                                             if k != "perlin")])
+def test_mixed_bfloat16_model_fit(spec):
+    """Every layer trains under the mixed_bfloat16 policy on this backend. On TensorFlow
+    DiTAC's prior loss came out in bfloat16 (the step failed adding it to the float32 data
+    loss) and noisy's gradient mixed bfloat16 and float32: weights are now read at float32
+    (``autocast=False``; the math runs in float32, as PyTorch's) and losses are float32."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        act = lk.create(spec)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), act,
+                                  keras.layers.Dense(1)])
+        model.compile(optimizer="adam", loss="mse")
+        rng = np.random.default_rng(0)
+        hist = model.fit(rng.normal(size=(32, 4)).astype("float32"),
+                         rng.normal(size=(32, 1)).astype("float32"), epochs=2, verbose=0)
+        assert np.isfinite(hist.history["loss"]).all()
+        assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in act.weights)
+        model(np.ones((2, 4), "float32"))
+        assert all(keras.backend.standardize_dtype(v.dtype) == "float32" for v in model.losses)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_seed_selu_variation_formula():
     layer = lk.SELUVariation(dtype="float64")
     x = np.array([-1e4, -3.0, -0.5, 0.0, 0.5, 1e4])

@@ -129,7 +129,11 @@ class Activation(keras.layers.Layer):
         for n in names_:
             setattr(self, n, self.add_weight(name=n, shape=values[n].shape,
                                              initializer=_Values(values[n]),
-                                             trainable=n not in buffers))
+                                             trainable=n not in buffers,
+                                             # read at float32 under mixed precision: the
+                                             # math runs in float32 (as PyTorch's) and
+                                             # DiTAC's prior loss stays float32
+                                             autocast=False))
         self._names = names_
 
     @property
@@ -301,7 +305,7 @@ class SurrogateActivation(keras.layers.Layer):
             def grad(*args: Any, upstream: Any = None) -> Any:
                 if upstream is None:
                     (upstream,) = args
-                return surrogate.backward(_OPS, kind, t, upstream, kw)
+                return surrogate.backward(_OPS, kind, t, ops.cast(upstream, t.dtype), kw)
 
             return surrogate.forward(_OPS, kind, t, kw), grad
 
@@ -404,10 +408,13 @@ class NoisyDerivative(keras.layers.Layer):
             def grad(*args: Any, upstream: Any = None) -> Any:
                 if upstream is None:
                     (upstream,) = args
+                upstream = ops.cast(upstream, t.dtype)
                 return (upstream * surrogate.fixed_derivative(_OPS, base, t) * u,
                         ops.zeros_like(u))
 
-            return fn(t), grad
+            # the base layer answers in its policy's dtype (bfloat16 under mixed_bfloat16):
+            # back to the compute dtype, so the gradient's dtypes match
+            return ops.cast(fn(t), t.dtype), grad
 
         return ops.cast(f(t, u), dtype)
 
