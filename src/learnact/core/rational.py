@@ -44,22 +44,33 @@ SHIPPED: dict[tuple[int, int, str], tuple[tuple[float, ...], ...]] = {
 }
 
 
-def _horner(xp: Any, x: Any, coeffs: Any, cd: int) -> Any:
-    nd = len(x.shape)
+def _horner(xp: Any, u: Any, r: Any, coeffs: Any, cd: int) -> Any:
+    """sum_k c_k u^k r^(K-1-k) (K coefficients) by Horner's rule: with u = x/S, r = 1/S it is
+    S^-(K-1) sum_k c_k x^k (learnact.functional.rational explains the scaling)."""
+    nd = len(u.shape)
     n = coeffs.shape[-1]
-    val = column(xp, coeffs, n - 1, nd, cd) + xp.zeros_like(x)
+    val = column(xp, coeffs, n - 1, nd, cd) + xp.zeros_like(u)
+    rk = xp.ones_like(r)
     for k in range(n - 2, -1, -1):
-        val = val * x + column(xp, coeffs, k, nd, cd)
+        rk = rk * r
+        val = val * u + column(xp, coeffs, k, nd, cd) * rk
     return val
 
 
 def rational(xp: Any, x: Any, num: Any, den: Any, scale: Any, offset: Any,
              channel_dim: int = -1) -> Any:
-    """f(x) = scale P(x)/(1 + |A(x)|) + offset; num: x^0..x^n, den: x^1..x^m."""
+    """f(x) = scale P(x)/(1 + |A(x)|) + offset; num: x^0..x^n, den: x^1..x^m. Evaluated
+    scaled (S = max(1, |x|)): nothing overflows before f itself does."""
     nd = len(x.shape)
-    p = _horner(xp, x, num, channel_dim)
-    a = _horner(xp, x, den, channel_dim) * x
-    return (channel_view(xp, scale, nd, channel_dim) * (p / (1.0 + xp.abs(a)))
+    n, m = num.shape[-1] - 1, den.shape[-1]
+    big = xp.maximum(xp.abs(x), xp.zeros_like(x) + 1.0)  # a tensor: every namespace
+    r = 1.0 / big
+    u = x * r
+    p = _horner(xp, u, r, num, channel_dim)
+    a = _horner(xp, u, r, den, channel_dim) * u
+    e = n - m
+    grow = big ** e if e >= 0 else r ** (-e)
+    return (channel_view(xp, scale, nd, channel_dim) * (grow * p / (r ** m + xp.abs(a)))
             + channel_view(xp, offset, nd, channel_dim))
 
 

@@ -30,7 +30,7 @@ struct Hermite {
     for (int k = 1; k < d; ++k) {  // h_{k+1} = (x h_k - h_{k-1})/(k+1)
       const T r = T(1) / T(k + 1);
       for (int j = 0; j < n; ++j) {
-        T h2 = (xb[j] * h1[j] - h0[j]) * r;
+        T h2 = xb[j] * (h1[j] * r) - h0[j] * r;  // scaled first: x h_k may overflow
         f[j] += p(k + 1, j) * h2;
         df[j] += p(k + 1, j) * h1[j];
         h0[j] = h1[j];
@@ -62,7 +62,7 @@ struct Hermite {
     for (int k = 2; k <= d; ++k) {  // h_k from h_{k-1}, h_{k-2}
       const T r = T(1) / T(k);
       for (int j = 0; j < n; ++j) {
-        T hk = (xb[j] * h[j] - hm1[j]) * r;
+        T hk = xb[j] * (h[j] * r) - hm1[j] * r;
         hm2[j] = hm1[j];
         hm1[j] = h[j];
         h[j] = hk;

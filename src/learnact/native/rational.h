@@ -1,4 +1,5 @@
-// Rational (Pade, safe denominator): f = s P(x) / (1 + |A(x)|) + t, A(x) = sum_{k=1..m} b_k x^k
+// Rational (Pade, safe denominator): f = s P(x) / (1 + |A(x)|) + t, A(x) = sum_{k=1..m} b_k x^k,
+// evaluated scaled so that nothing overflows before f does
 // (d|A|/dA at A = 0: the binding's convention, Cfg::ties)
 // The family's fused CPU kernel (learnact/core/families.py defines the family, its table
 // row and the formula these must agree with); run by native/schedule.h.
@@ -14,75 +15,104 @@ namespace la {
 struct Rational {
   static int64_t width(const Cfg& c) { return c.a + 1 + c.b + 2; }
 
-  template <typename T, class P>
-  static LA_INLINE void values(const T* x, int n, const P& p, const Cfg& cfg, T* num, T* den) {
-    const int nn = (int)cfg.a, m = (int)cfg.b;
+  // Scaled (learnact/functional/rational.py): S = max(1, |x|), r = 1/S, u = x r; the
+  // homogeneous Horner sums N = S^-n P, B = S^-m A (and d/du) never overflow, and
+  // f = s S^(n-m) N / D + t with D = r^m + |B|. Equal to the plain sums for |x| <= 1.
+  template <typename T>
+  static LA_INLINE void scaled(const T* x, int n, T* big, T* r, T* u) {
     for (int j = 0; j < n; ++j) {
-      num[j] = p(nn, j);
-      den[j] = p(nn + m, j);
+      big[j] = std::max(std::abs(x[j]), T(1));
+      r[j] = T(1) / big[j];
+      u[j] = x[j] * r[j];
     }
-    for (int k = nn - 1; k >= 0; --k)
-      for (int j = 0; j < n; ++j) num[j] = num[j] * x[j] + p(k, j);
-    for (int k = m - 1; k >= 1; --k)
-      for (int j = 0; j < n; ++j) den[j] = den[j] * x[j] + p(nn + k, j);
-    for (int j = 0; j < n; ++j) den[j] = den[j] * x[j];  // A(x)
   }
 
-  template <typename T, class P>
-  static LA_INLINE void fwd(const T* x, T* y, int n, const P& p, const Cfg& cfg) {
-    const int s = (int)(cfg.a + 1 + cfg.b);
-    T num[W], a[W];
-    values(x, n, p, cfg, num, a);
-    for (int j = 0; j < n; ++j) y[j] = p(s, j) * (num[j] / (T(1) + std::abs(a[j]))) + p(s + 1, j);
+  // pw[i] = S^(i - R) for i <= 2R: r^R .. 1 .. S^R (R = max degree of the family, <= 32)
+  static constexpr int R = 32;
+
+  template <typename T>
+  static LA_INLINE void powers(const T* big, const T* r, int n, int lo, int hi, T (*pw)[W]) {
+    for (int j = 0; j < n; ++j) pw[R][j] = T(1);
+    for (int i = 1; i <= hi; ++i)
+      for (int j = 0; j < n; ++j) pw[R + i][j] = pw[R + i - 1][j] * big[j];
+    for (int i = 1; i <= lo; ++i)
+      for (int j = 0; j < n; ++j) pw[R - i][j] = pw[R - i + 1][j] * r[j];
   }
 
+  // N, N' (d/du) over a_0..a_n; B, B' over b_1..b_m (B = u sum_k b_k u^(k-1) r^(m-k))
   template <typename T, class P>
-  static LA_INLINE void bwd(const T* x, const T* g, T* gx, int n, const P& p, const Acc<T>& acc,
-                  const Cfg& cfg) {
-    const int nn = (int)cfg.a, m = (int)cfg.b, s = nn + 1 + m;
-    // P, P' and A, A' by Horner's rule (a_n..a_0; b_m..b_1, then times x)
-    T xs[W], gs[W], num[W], dnum[W], a[W], da[W], wn[W], wd[W];
+  static LA_INLINE void sums(const T* u, const T* r, int n, const P& p, const Cfg& cfg, T* num,
+                             T* dnum, T* a, T* da) {
+    const int nn = (int)cfg.a, m = (int)cfg.b;
+    T rk[W];
     for (int j = 0; j < n; ++j) {
-      xs[j] = x[j];
-      gs[j] = g[j];
       num[j] = p(nn, j);
       dnum[j] = T(0);
       a[j] = p(nn + m, j);
       da[j] = T(0);
+      rk[j] = T(1);
     }
     for (int k = nn - 1; k >= 0; --k)
       for (int j = 0; j < n; ++j) {
-        dnum[j] = dnum[j] * xs[j] + num[j];
-        num[j] = num[j] * xs[j] + p(k, j);
+        rk[j] *= r[j];
+        dnum[j] = dnum[j] * u[j] + num[j];
+        num[j] = num[j] * u[j] + p(k, j) * rk[j];
       }
+    for (int j = 0; j < n; ++j) rk[j] = T(1);
     for (int k = m - 1; k >= 1; --k)
       for (int j = 0; j < n; ++j) {
-        da[j] = da[j] * xs[j] + a[j];
-        a[j] = a[j] * xs[j] + p(nn + k, j);
+        rk[j] *= r[j];
+        da[j] = da[j] * u[j] + a[j];
+        a[j] = a[j] * u[j] + p(nn + k, j) * rk[j];
       }
-    for (int j = 0; j < n; ++j) {  // A = x B(x): A' = B + x B'
-      da[j] = da[j] * xs[j] + a[j];
-      a[j] = a[j] * xs[j];
+    for (int j = 0; j < n; ++j) {  // times u: B' = (sum) + u (sum)'
+      da[j] = da[j] * u[j] + a[j];
+      a[j] = a[j] * u[j];
     }
+  }
+
+  template <typename T, class P>
+  static LA_INLINE void fwd(const T* x, T* y, int n, const P& p, const Cfg& cfg) {
+    const int nn = (int)cfg.a, m = (int)cfg.b, s = nn + 1 + m;
+    T big[W], r[W], u[W], num[W], dnum[W], a[W], da[W], pw[2 * R + 1][W];
+    scaled(x, n, big, r, u);
+    sums(u, r, n, p, cfg, num, dnum, a, da);
+    const int e = nn - m;  // f = s S^e N / (r^m + |B|) + t
+    powers(big, r, n, std::max(m, -e), std::max(e, 0), pw);
+    for (int j = 0; j < n; ++j)
+      y[j] = p(s, j) * (num[j] * pw[R + e][j] / (pw[R - m][j] + std::abs(a[j]))) + p(s + 1, j);
+  }
+
+  template <typename T, class P>
+  static LA_INLINE void bwd(const T* x, const T* g, T* gx, int n, const P& p, const Acc<T>& acc,
+                            const Cfg& cfg) {
+    const int nn = (int)cfg.a, m = (int)cfg.b, s = nn + 1 + m;
+    // exponents of S used: n-m, n-m-1, k-m (k = 0..n), n+k-2m (k = 1..m)
+    const int lo = std::max({m, 2 * m - nn - 1, m - nn + 1}), hi = std::max(nn - m, 0);
+    T big[W], r[W], u[W], num[W], dnum[W], a[W], da[W], wn[W], wd[W], uk[W];
+    T pw[2 * R + 1][W];
+    scaled(x, n, big, r, u);
+    sums(u, r, n, p, cfg, num, dnum, a, da);
+    powers(big, r, n, lo, hi, pw);
     const T tie = cfg.ties ? T(0) : T(1);
     for (int j = 0; j < n; ++j) {
-      const T inv = T(1) / (T(1) + std::abs(a[j]));
-      const T q = num[j] * inv;
+      const T inv = T(1) / (pw[R - m][j] + std::abs(a[j]));
       const T sg = a[j] > T(0) ? T(1) : (a[j] < T(0) ? T(-1) : tie);
-      wn[j] = gs[j] * p(s, j) * inv;  // dL/dP
-      wd[j] = -wn[j] * q * sg;        // dL/dA
-      gx[j] = wn[j] * dnum[j] + wd[j] * da[j];
-      acc(s, j) += gs[j] * q;
-      acc(s + 1, j) += gs[j];
-      acc(0, j) += wn[j];
+      wn[j] = g[j] * p(s, j) * inv;        // g s / D
+      wd[j] = -wn[j] * num[j] * inv * sg;  // -g s sign(B) N / D^2
+      gx[j] = (wn[j] * dnum[j] + wd[j] * da[j]) * pw[R + nn - m - 1][j];
+      acc(s, j) += g[j] * num[j] * inv * pw[R + nn - m][j];
+      acc(s + 1, j) += g[j];
+      uk[j] = T(1);
     }
-    for (int k = 1; k <= nn || k <= m; ++k)  // wn, wd times x^k into the sums
-      for (int j = 0; j < n; ++j) {
-        wn[j] *= xs[j];
-        wd[j] *= xs[j];
-        if (k <= nn) acc(k, j) += wn[j];
-        if (k <= m) acc(nn + k, j) += wd[j];
-      }
+    for (int k = 0; k <= nn || k <= m; ++k) {  // dL/da_k = wn u^k S^(k-m),
+      if (k > 0)                                // dL/db_k = wd u^k S^(n+k-2m)
+        for (int j = 0; j < n; ++j) uk[j] *= u[j];
+      if (k <= nn)
+        for (int j = 0; j < n; ++j) acc(k, j) += wn[j] * uk[j] * pw[R + k - m][j];
+      if (k >= 1 && k <= m)
+        for (int j = 0; j < n; ++j) acc(nn + k, j) += wd[j] * uk[j] * pw[R + nn + k - 2 * m][j];
+    }
   }
 };
 

@@ -15,7 +15,8 @@ __all__ = ["rational_op", "op"]
 
 # learnact::rational / rational_backward (ops/_library.py)
 op = family_op("rational", [Param(n) for n in ("num", "den", "scale", "offset")], rational,
-               rational_backward, triton="learnact.ops.triton.rational")
+               rational_backward, triton="learnact.ops.triton.rational",
+               compile="op")  # the scaled reference traced: 2.3x GELU; the op: 2.2x
 
 
 def rational_op(x: Tensor, num: Tensor, den: Tensor, scale: Tensor, offset: Tensor,
