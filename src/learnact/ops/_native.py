@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from .. import _build as _build_mod
+from ..core.families import FAMILIES
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,9 @@ def _build(name: str) -> Path:
 _I64, _I32, _P = ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p
 
 
-#: the families with C kernels (native/families.h LA_FAMILIES; tests check the two agree)
-KERNEL_FAMILIES = ("hermite", "tropical", "tropical_rational", "rational", "fourier",
-                   "selu_variation")
+#: the families with C kernels: those whose definition has a ``table`` (native/families.h
+#: LA_FAMILIES lists their structs; tests/test_native_families.py checks the two agree)
+KERNEL_FAMILIES = tuple(n for n, d in FAMILIES.items() if d.table)
 
 
 def _declare_families(lib: ctypes.CDLL) -> None:
