@@ -68,9 +68,6 @@ extern "C" int la_openmp(void) {
     Runner r{threads};                                                                       \
     la::backward<F>(r, x, g, table, gx, gtable, la::Shape{outer, channels, inner},           \
                     la::Cfg{a, b, 1});                                                       \
-  }                                                                                          \
-  extern "C" int64_t la_##name##_width_##suf(int64_t a, int64_t b) {                         \
-    return F::width(la::Cfg{a, b});                                                          \
   }
 
 #define LA_C_FAMILY(name, F) LA_C_ENTRY(name, F, float, f32) LA_C_ENTRY(name, F, double, f64)

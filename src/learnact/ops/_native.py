@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["launch", "library", "parallel_ranges", "run_parallel", "split"]
 
-_SOURCES = _build_mod.NATIVE
 # -fno-trapping-math: the kernels compute both sides of a select (e.g. a series and the full
 # formula with a division) and keep one; with trapping math the compiler may not speculate a
 # division, and the loop stays scalar. Results are unchanged (only FP exception flags).
@@ -43,9 +42,6 @@ _FLAGS = ("-O3", "-std=gnu11", "-shared", "-fPIC", "-fno-math-errno", "-fno-trap
 # Scheduling before register allocation interleaves the register-table kernel's two
 # independent vector chains (1.5x on the exact flow; neutral on the other kernels).
 _GCC_FLAGS = ("-fno-tree-pre", "-fno-tree-sink", "-fschedule-insns", "-fsched-pressure")
-# per-machine code (the cache key holds the CPU); on x86-64 also 512-bit vectors where the
-# CPU has them (GCC's Intel tunings default to 256: the GELU gate measured 1.3x slower)
-_NATIVE = _build_mod.MARCH
 _lock = threading.Lock()
 _libs: dict[str, ctypes.CDLL | None] = {}
 _pool: ThreadPoolExecutor | None = None
@@ -81,14 +77,15 @@ def _build(name: str) -> Path:
                            f", or install {'g++' if cxx else 'gcc'})")
     omp = ("-fopenmp",) if _torch_libgomp() else ()
     # without -march=native or OpenMP it still builds (and runs on the Python pool / threads)
-    variants = (_NATIVE + omp, omp, _NATIVE, ())
+    march = _build_mod.MARCH  # per-machine code (the cache key holds the CPU)
+    variants = (march + omp, omp, march, ())
     if cxx:
-        return _build_mod.compile_cached(_SOURCES / "families.cc", cc, _build_mod.CXX_FLAGS,
+        return _build_mod.compile_cached(_build_mod.NATIVE / "families.cc", cc, _build_mod.CXX_FLAGS,
                                          variants, deps=_build_mod.headers(), libs=())
     gcc = "Free Software Foundation" in _build_mod.compiler_version(cc)
     flags = _FLAGS + (_GCC_FLAGS if gcc else ())
     return _build_mod.compile_cached(
-        _SOURCES / f"{name}.c", cc, flags, variants,
+        _build_mod.NATIVE / f"{name}.c", cc, flags, variants,
         deps=_build_mod.headers())  # the templates cpab.c includes
 
 
@@ -109,9 +106,6 @@ def _declare_families(lib: ctypes.CDLL) -> None:
             bwd = getattr(lib, f"la_{fam}_bwd_{suf}")
             bwd.argtypes = [_P, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I32]
             bwd.restype = None
-            width = getattr(lib, f"la_{fam}_width_{suf}")
-            width.argtypes = [_I64, _I64]
-            width.restype = _I64
     lib.la_abi.restype = ctypes.c_int
     lib.la_openmp.restype = ctypes.c_int
     lib.openmp = bool(lib.la_openmp())
