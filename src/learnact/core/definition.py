@@ -122,6 +122,11 @@ class Family(ABC):
         """Points where f' may jump (one channel), or None if f is smooth."""
         return None
 
+    def table_tensors(self, p: dict[str, Any]) -> dict[str, Any]:
+        """The tensors the kernel's table packs, from the op's (optional ones None or absent);
+        by default all of them."""
+        return p
+
     def table_config(self, widths: dict[str, int]) -> tuple[int, int]:
         """The kernel's two family integers (``Cfg`` a, b in native/common.h) from the packed
         columns' widths (name -> width; optional tensors left out are absent)."""

@@ -64,6 +64,11 @@ class _Hermite(_Degree):
 
     table = (("coeffs", False), ("lo", True), ("hi", True))
 
+    def table_tensors(self, p):
+        if p.get("lo") is None or p.get("hi") is None:
+            return {"coeffs": p["coeffs"]}  # linear tails need both bounds (as the formula)
+        return p
+
     def table_config(self, widths):
         return widths["coeffs"] - 1, int("lo" in widths)
 

@@ -39,8 +39,7 @@ def pack(name: str, p: dict[str, Tensor | None], dtype: torch.dtype
     are not one layout (the reference then raises its own error). A row that is shared by every
     channel (a 0-d or 1-element scalar, a 1-d vector) is repeated over the C rows."""
     fam = family(name)
-    if name == "hermite" and (p.get("lo") is None or p.get("hi") is None):
-        p = {"coeffs": p["coeffs"]}  # linear tails need both bounds (as in the formula)
+    p = fam.table_tensors(p)
     present = [(n, scalar, p[n]) for n, scalar in fam.table if p.get(n) is not None]
     rows = 1
     for _, scalar, v in present:

@@ -126,9 +126,10 @@ def _pack(name: str, p: dict[str, Any], channels: int | None) -> tuple[Any, tupl
     shapes that are not one family's (the formula then raises its own error)."""
     import jax.numpy as jnp
 
+    from ..core.families import family
+
     rows, cols, parts = channels or 1, [], []
-    if name == "hermite" and (p.get("lo") is None or p.get("hi") is None):
-        p = {"coeffs": p["coeffs"]}  # linear tails need both bounds (as in the formula)
+    p = family(name).table_tensors(p)
     for n, scalar in FAMILIES[name]:
         if p.get(n) is None:
             continue
