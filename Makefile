@@ -35,7 +35,7 @@ setup: $(VENV)/.installed
 $(FVENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(FVENV)
 	$(FVENV)/bin/pip install -q --upgrade pip
-	$(FVENV)/bin/pip install -q $(PIN) -e ".[jax,keras]" tensorflow-cpu "pytest>=7"
+	$(FVENV)/bin/pip install -q $(PIN) -e ".[jax,keras]" tensorflow-cpu "pytest>=7" "hypothesis>=6"
 	@if $(FPY) -c "import torch" 2>/dev/null; then echo "torch must not be installed in $(FVENV)"; exit 1; fi
 	touch $@
 

@@ -32,17 +32,7 @@ def _inputs(numel: int) -> torch.Tensor:
     return x.repeat(-(-numel // x.numel()))[:numel]
 
 
-# known, not yet fixed (strict: the test fails once they are, so this list cannot go stale)
-OPEN = {
-    "fourier": "sin(k w x + phi): w x overflows float32 at |x| ~ 3e38 (NaN; a float32 phase "
-               "there means nothing, but the value should stay finite)",
-    "selu_variation": "gamma sin(omega x) on the negative side: omega x overflows at x ~ -3e38",
-}
-
-
-@pytest.mark.parametrize("spec", [
-    pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=OPEN[s.split(":")[0]]))
-    if s.split(":")[0] in OPEN else s for s in SPECS])
+@pytest.mark.parametrize("spec", SPECS)
 @pytest.mark.parametrize("numel", [len(BIG), 2 * CPU_KERNEL_MIN])
 def test_no_overflow_before_the_true_value_overflows(spec, numel) -> None:
     act = learnact.create(spec)
@@ -122,3 +112,42 @@ def test_rational_triton_kernels_over_the_float32_range() -> None:
     for a, b in zip(got, want):
         assert torch.isfinite(a).all()
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6 * float(b.abs().max()))
+
+
+@pytest.mark.parametrize("name", ["fourier", "selu_variation"])
+def test_periodic_families_agree_over_the_float32_range(name) -> None:
+    """Fourier's w x and SELU variation's omega x overflowed float32 at |x| ~ 3e38 (cos/sin of
+    inf: NaN where float64 is finite). The phase is clipped to +-2^127 in every path, so every
+    path gives the same finite values there: the reference (small inputs), the native kernel
+    (large ones), the frozen form and the CUDA kernels (Triton's interpreter); dL/dx finite."""
+    import importlib
+
+    from learnact._tensor import clipped_phase
+    from learnact.core import fourier, selu_variation
+    from learnact.core._xp import PHASE_BOUND
+
+    inf = torch.tensor([float("inf"), -float("inf"), float("nan")], dtype=torch.float64)
+    got = clipped_phase(inf, torch.tensor(1.0, dtype=torch.float64))
+    assert got[:2].tolist() == [PHASE_BOUND, -PHASE_BOUND] and got[2].isnan()  # one bound
+
+    names = {"fourier": fourier.NAMES, "selu_variation": selu_variation.NAMES}[name]
+    tr = importlib.import_module(f"learnact.ops.triton.{name}")
+    act = perturb_(learnact.create(name, channels=2))
+    ps = [getattr(act, n).detach() for n in names]
+    small = torch.tensor(BIG, dtype=torch.float32)
+    x = torch.stack([small, small.flip(0)])  # (2 channels, 16)
+    big = x.repeat(1, -(-CPU_KERNEL_MIN // x.shape[1]))
+    with torch.no_grad():
+        ref = act(x.t()).t()  # channels last, below CPU_KERNEL_MIN: the reference
+        native = act(big.t()).t()[:, :x.shape[1]]
+        frozen = learnact.freeze(act)(x.t()).t()
+    cuda = tr.forward(x.unsqueeze(0), *ps, 1)[0]
+    for got in (ref, native, frozen, cuda):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    xg = big.t().clone().requires_grad_(True)
+    act(xg).sum().backward()
+    assert torch.isfinite(xg.grad).all()
+    gx = tr.backward(x.unsqueeze(0), *ps, torch.ones_like(x.unsqueeze(0)), 1)[0]
+    assert torch.isfinite(gx).all()
+    torch.testing.assert_close(gx[0], xg.grad.t()[:, :x.shape[1]], rtol=1e-5, atol=1e-4)

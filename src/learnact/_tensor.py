@@ -60,3 +60,9 @@ def use_fast_cpu_path(x: Tensor) -> bool:
         and not torch.is_grad_enabled()
         and x.numel() >= FAST_CPU_MIN
     )
+
+
+def clipped_phase(x: Tensor, w: Tensor) -> Tensor:
+    """w x clipped to +-2^127 (learnact.core._xp.PHASE_BOUND, written out: TorchScript reads no
+    module globals), NaN kept: the periodic families' phase, finite at every finite x."""
+    return (x * w).clamp(-1.7014118346046923e38, 1.7014118346046923e38)

@@ -40,6 +40,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ._tensor import clipped_phase
 from .functional import fourier as _fourier
 from .functional import perlin as _perlin
 from .functional import rational as _rational
@@ -290,7 +291,8 @@ class FrozenSELUVariation(FrozenActivation):
         la, al, be, ga, om, s, t = (p[..., 0], p[..., 1], p[..., 2], p[..., 3], p[..., 4],
                                     p[..., 5], p[..., 6])
         xn = torch.clamp(x, max=0.0)
-        neg = al * torch.expm1(be * xn) + ga * torch.sin(om * xn)
+        w = clipped_phase(xn, om)
+        neg = al * torch.expm1(be * xn) + ga * torch.sin(w)
         return s * (la * torch.where(x > 0, x, neg)) + t
 
 

@@ -53,7 +53,8 @@ def _gate(x: float, name: str, alpha: float) -> float:
     if name == "gelu":
         return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
     if name == "silu":
-        return 1.0 / (1.0 + math.exp(-x))
+        # the logistic function, written so that exp never overflows (|x| up to 3e38)
+        return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
     if name == "leaky_relu":
         return 1.0 if x > 0 else alpha
     return 1.0

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ._xp import channel_view, column
+from ._xp import PHASE_BOUND, channel_view, clipped_phase, column
 from .quadrature import expectations, unit_scale_offset
 
-__all__ = ["fourier", "fourier_derivative", "paper_parameters", "init_parameters", "INITS",
+__all__ = ["PHASE_BOUND", "fourier", "fourier_derivative", "paper_parameters", "init_parameters", "INITS",
            "PAPER_GAIN", "NAMES"]
 
 INITS = ("unit", "paper", "published")
@@ -24,24 +24,25 @@ PAPER_GAIN = 0.66232645879
 
 def fourier(xp: Any, x: Any, bias: Any, amplitude: Any, frequency: Any, phase: Any,
             channel_dim: int = -1) -> Any:
-    """f(x) = bias + sum_k amplitude_k cos(frequency_k x - phase_k)."""
+    """f(x) = bias + sum_k amplitude_k cos(frequency_k x - phase_k) (frequency_k x clipped to
+    +-PHASE_BOUND, so that f stays finite at any finite x)."""
     nd = len(x.shape)
     out = channel_view(xp, bias, nd, channel_dim) + xp.zeros_like(x)
     for k in range(amplitude.shape[-1]):
-        theta = (x * column(xp, frequency, k, nd, channel_dim)
+        theta = (clipped_phase(xp, x, column(xp, frequency, k, nd, channel_dim))
                  - column(xp, phase, k, nd, channel_dim))
         out = out + column(xp, amplitude, k, nd, channel_dim) * xp.cos(theta)
     return out
 
 
-def fourier_derivative(xp: Any, x: Any, bias: Any, amplitude: Any, frequency: Any, phase: Any,
-                       channel_dim: int = -1) -> Any:
+def fourier_derivative(xp: Any, x: Any, bias: Any, amplitude: Any, frequency: Any,
+                       phase: Any, channel_dim: int = -1) -> Any:
     """f'(x) = -sum_k amplitude_k frequency_k sin(frequency_k x - phase_k)."""
     nd = len(x.shape)
     out = xp.zeros_like(x)
     for k in range(amplitude.shape[-1]):
         w = column(xp, frequency, k, nd, channel_dim)
-        theta = x * w - column(xp, phase, k, nd, channel_dim)
+        theta = clipped_phase(xp, x, w) - column(xp, phase, k, nd, channel_dim)
         out = out - column(xp, amplitude, k, nd, channel_dim) * w * xp.sin(theta)
     return out
 

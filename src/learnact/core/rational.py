@@ -65,7 +65,9 @@ def rational(xp: Any, x: Any, num: Any, den: Any, scale: Any, offset: Any,
     n, m = num.shape[-1] - 1, den.shape[-1]
     big = xp.maximum(xp.abs(x), xp.zeros_like(x) + 1.0)  # a tensor: every namespace
     r = 1.0 / big
-    u = x * r
+    # u = x r = x clipped to [-1, 1], written so: r is subnormal from |x| = 2^126 and XLA's
+    # CPU threads flush subnormals to 0 (u = 0 there gave 0/0)
+    u = xp.clip(x, -1.0, 1.0)
     p = _horner(xp, u, r, num, channel_dim)
     a = _horner(xp, u, r, den, channel_dim) * u
     e = n - m

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._xp import channel_view
+from ._xp import channel_view, clipped_phase
 from .quadrature import expectations, unit_scale_offset
 
 __all__ = ["selu_variation", "selu_variation_derivative", "init_parameters", "PAPER", "NAMES",
@@ -32,7 +32,7 @@ def selu_variation(xp: Any, x: Any, lam: Any, alpha: Any, beta: Any, gamma: Any,
     la, al, be, ga, om, s, t = (channel_view(xp, p, nd, channel_dim)
                                 for p in (lam, alpha, beta, gamma, omega, scale, offset))
     xn = xp.minimum(x, xp.zeros_like(x))  # (a Python 0.0 promotes to float32 in some keras backends)
-    neg = al * xp.expm1(be * xn) + ga * xp.sin(om * xn)
+    neg = al * xp.expm1(be * xn) + ga * xp.sin(clipped_phase(xp, xn, om))
     return s * (la * xp.where(x > 0, x, neg)) + t
 
 

@@ -115,9 +115,13 @@ def token_data(train_bin: str | Path, val_bin: str | Path, vocab_size: int) -> C
         p = Path(p)
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such token file")
-        a = np.memmap(p, dtype=np.uint16, mode="r")
-        if a.size == 0:
+        size = p.stat().st_size
+        if size == 0:
             raise ValueError(f"{p}: empty token file")
+        if size % 2:
+            raise ValueError(f"{p}: {size} bytes, not a whole number of uint16 token ids "
+                             f"(truncated, or not a token file)")
+        a = np.memmap(p, dtype=np.uint16, mode="r")
         head = int(a[: 1 << 22].max())  # a sample: a full scan of a 9B-token file is minutes
         if head >= vocab_size:
             raise ValueError(f"{p}: token id {head} >= --vocab-size {vocab_size}")

@@ -332,7 +332,8 @@ def _check_header_size(path: Path, builder: str, build: Any, kwargs: dict[str, A
     try:
         with torch.device("meta"):
             probe = build(**kwargs)
-    except (TypeError, ValueError, KeyError) as exc:
+    except Exception as exc:  # any failure of the builder on the header's values (a negative
+        # size is a RuntimeError, a wrong type an AttributeError): the file's fault, named
         raise ValueError(f"{path}: its header's kwargs do not build the {builder} model: "
                          f"{type(exc).__name__}: {exc}") from None
     want = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
@@ -362,15 +363,15 @@ def load_model(path: str | Path, which: str = "final") -> tuple[torch.nn.Module,
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a learnact saved model (format {MODEL_FORMAT})")
     builder, kwargs = payload.get("builder"), payload.get("kwargs")
-    if builder not in _BUILDERS:
-        raise ValueError(f"{path}: unknown builder {builder!r}; known: {sorted(_BUILDERS)}")
+    if not isinstance(builder, str) or builder not in _BUILDERS:
+        raise ValueError(f"{path}: unknown builder {builder!r:.80}; known: {sorted(_BUILDERS)}")
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise ValueError(f"{path}: kwargs must be a dict with string keys")
     _check_state(path, "state_dict", payload.get("state_dict"))
     _check_state(path, "init_state_dict", payload.get("init_state_dict"))
     mod, fn = _BUILDERS[builder]
     build = getattr(importlib.import_module(mod), fn)
-    state = payload["state_dict"] if which == "final" else payload["init_state_dict"]
+    state = payload.get("state_dict") if which == "final" else payload.get("init_state_dict")
     if state is None:
         raise ValueError(f"{path} holds no {which} state")
     _check_header_size(path, builder, build, kwargs, state)

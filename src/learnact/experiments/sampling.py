@@ -348,14 +348,12 @@ def run_sampling(args: argparse.Namespace) -> Path:
     """Train (unless --analyse), then analyse, plot and summarise; returns the run directory."""
     from .autoencoder import make_config, run_autoencoder
     from .common import require_plots
+    from .schema import load_autoencoder_results
 
     require_plots("learnact bench sampling")
     if args.analyse:
         path = Path(args.analyse)
-        results_file = path / "results.json"
-        if not results_file.is_file():
-            raise SystemExit(f"--analyse: {results_file} not found")
-        results = json.loads(results_file.read_text())
+        results, _ = load_autoencoder_results(path)
     else:
         cfg = make_config(args.preset, acts=args.acts, lrs=args.lrs, seeds=args.seeds, epochs=args.epochs,
                           record=True, record_every=args.record_every, out=args.out,
@@ -363,7 +361,7 @@ def run_sampling(args: argparse.Namespace) -> Path:
         path = run_autoencoder(cfg)
         if path is None:  # not rank 0
             return Path()
-        results = json.loads((path / "results.json").read_text())
+        results, _ = load_autoencoder_results(path)
     analysis = analyse(results)
     write_atomic(path / "sampling.json", json.dumps(analysis, indent=1))
     plot_analysis(analysis, path / "sampling.png")

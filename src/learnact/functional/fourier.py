@@ -7,6 +7,8 @@ r"""Fourier activation: pure math, no module state.
 
 Parameters (``bias`` a_0, ``amplitude`` c, ``frequency`` w, ``phase`` phi) are tensors of shape
 ``()``/``(d,)`` (shared) or ``(C,)``/``(C, d)`` (per channel, broadcast along ``channel_dim``).
+The product w_k x is clipped to +-2^127 (``learnact.core.fourier.PHASE_BOUND``) so that f stays
+finite at every finite x; the derivatives are the formulas above at the clipped phase.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..core import fourier as _core
-from .._tensor import channel_view, column, reduce_to_channels
+from .._tensor import channel_view, clipped_phase, column, reduce_to_channels
 
 __all__ = ["fourier", "fourier_derivative", "fourier_backward", "paper_parameters"]
 
@@ -29,7 +31,8 @@ def fourier(x: Tensor, bias: Tensor, amplitude: Tensor, frequency: Tensor, phase
     nd = x.ndim
     out = channel_view(bias, nd, channel_dim) + torch.zeros_like(x)
     for k in range(amplitude.shape[-1]):
-        theta = x * column(frequency, k, nd, channel_dim) - column(phase, k, nd, channel_dim)
+        theta = (clipped_phase(x, column(frequency, k, nd, channel_dim))
+                 - column(phase, k, nd, channel_dim))
         out = out + column(amplitude, k, nd, channel_dim) * torch.cos(theta)
     return out
 
@@ -41,7 +44,7 @@ def fourier_derivative(x: Tensor, bias: Tensor, amplitude: Tensor, frequency: Te
     out = torch.zeros_like(x)
     for k in range(amplitude.shape[-1]):
         w = column(frequency, k, nd, channel_dim)
-        theta = x * w - column(phase, k, nd, channel_dim)
+        theta = clipped_phase(x, w) - column(phase, k, nd, channel_dim)
         out = out - column(amplitude, k, nd, channel_dim) * w * torch.sin(theta)
     return out
 
@@ -61,7 +64,7 @@ def fourier_backward(x: Tensor, bias: Tensor, amplitude: Tensor, frequency: Tens
     for k in range(amplitude.shape[-1]):
         c = column(amplitude, k, nd, channel_dim)
         w = column(frequency, k, nd, channel_dim)
-        theta = x * w - column(phase, k, nd, channel_dim)
+        theta = clipped_phase(x, w) - column(phase, k, nd, channel_dim)
         s, co = torch.sin(theta), torch.cos(theta)
         gcs = grad * c * s
         gx = gx - gcs * w

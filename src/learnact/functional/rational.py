@@ -31,10 +31,11 @@ __all__ = ["rational", "rational_backward"]
 
 
 def _scaled(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(S, r, u): S = max(1, |x|), r = 1/S, u = x r."""
+    """(S, r, u): S = max(1, |x|), r = 1/S, u = x r = x clipped to [-1, 1] (computed so: r is
+    subnormal from |x| = 2^126, flushed to 0 where subnormals are, e.g. XLA's CPU threads)."""
     big = x.abs().clamp_min(1.0)
     r = 1.0 / big
-    return big, r, x * r
+    return big, r, x.clamp(-1.0, 1.0)
 
 
 def _horner(u: Tensor, r: Tensor, coeffs: Tensor, cd: int, start: int = 0

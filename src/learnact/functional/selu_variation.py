@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ..core import selu_variation as _core
-from .._tensor import channel_view, reduce_to_channels
+from .._tensor import channel_view, clipped_phase, reduce_to_channels
 
 __all__ = ["selu_variation", "selu_variation_backward", "PAPER"]
 
@@ -38,7 +38,8 @@ def selu_variation(x: Tensor, lam: Tensor, alpha: Tensor, beta: Tensor, gamma: T
     la, al, be, ga, om, s, t = _views((lam, alpha, beta, gamma, omega, scale, offset), x.ndim,
                                       channel_dim)
     xn = torch.clamp(x, max=0.0)
-    neg = al * torch.expm1(be * xn) + ga * torch.sin(om * xn)
+    w = clipped_phase(xn, om)
+    neg = al * torch.expm1(be * xn) + ga * torch.sin(w)
     g = la * torch.where(x > 0, x, neg)
     return s * g + t
 
@@ -53,7 +54,8 @@ def selu_variation_backward(x: Tensor, lam: Tensor, alpha: Tensor, beta: Tensor,
     pos = x > 0
     xn = torch.clamp(x, max=0.0)
     e = torch.exp(be * xn)
-    sn, cs = torch.sin(om * xn), torch.cos(om * xn)
+    w = clipped_phase(xn, om)
+    sn, cs = torch.sin(w), torch.cos(w)
     inner = torch.where(pos, x, al * (e - 1.0) + ga * sn)
     zero = torch.zeros_like(x)
     gs = grad * s

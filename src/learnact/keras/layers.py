@@ -35,7 +35,7 @@ class _Values:
 class _Ops:
     """``keras.ops`` for the core's formulas, except where Keras' type promotion drops float64:
     on the JAX and PyTorch backends ``sin``/``cos``/``floor``/``tanh`` (JAX) and
-    ``minimum``/``maximum``/``matmul`` (PyTorch) return float32 for float64 tensors
+    ``minimum``/``maximum``/``clip``/``matmul`` (PyTorch) return float32 for float64 tensors
     (keras.src.backend.common.dtypes maps float64 to float32 outside TensorFlow), which would
     cost float64 layers eight digits. For float64 tensors those go to the backend's own
     function."""
@@ -68,6 +68,9 @@ class _Ops:
 
     def minimum(self, x: Any, y: Any) -> Any:
         return self._native("minimum", x, y)
+
+    def clip(self, x: Any, lo: Any, hi: Any) -> Any:
+        return self._native("clip", x, lo, hi)
 
     def maximum(self, x: Any, y: Any) -> Any:
         return self._native("maximum", x, y)

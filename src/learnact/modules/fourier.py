@@ -21,7 +21,9 @@ class Fourier(LearnableActivation):
     .. math::  f(x) = a_0 + \sum_{k=1}^{d} c_k \cos(w_k x - \varphi_k)
 
     with learnable offset a_0 (``bias``), amplitudes c (``amplitude``), frequencies w
-    (``frequency``, initialised to w_k = k) and phases phi (``phase``).
+    (``frequency``, initialised to w_k = k) and phases phi (``phase``). The product w_k x is
+    clipped to +-2^127 in every path, so f stays finite at every finite float32 x (past
+    |w x| ~ 2^24 a float32 phase carries no information anyway).
 
     Args:
         degree: number of harmonics d in [1, 64] (default 8).

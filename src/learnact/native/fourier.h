@@ -1,4 +1,4 @@
-// Fourier: f = a_0 + sum_k c_k cos(w_k x - phi_k)
+// Fourier: f = a_0 + sum_k c_k cos(w_k x - phi_k)   (w_k x clipped: vecmath.h clipped_phase)
 // The family's fused CPU kernel (learnact/core/families.py defines the family, its table
 // row and the formula these must agree with); run by native/schedule.h.
 #pragma once
@@ -20,7 +20,8 @@ struct Fourier {
     T f[W], t[W], s[W], c[W];
     for (int j = 0; j < n; ++j) f[j] = p(0, j);
     for (int k = 0; k < d; ++k) {
-      for (int j = 0; j < n; ++j) t[j] = x[j] * p(1 + d + k, j) - p(1 + 2 * d + k, j);
+      for (int j = 0; j < n; ++j)
+        t[j] = clipped_phase(x[j], p(1 + d + k, j)) - p(1 + 2 * d + k, j);
       sincos_block<T>(t, n, s, c);
       for (int j = 0; j < n; ++j) f[j] += p(1 + k, j) * c[j];
     }
@@ -45,7 +46,7 @@ struct Fourier {
       for (int j = 0; j < n; ++j) {
         amp[j] = p(1 + k, j);
         fr[j] = p(1 + d + k, j);
-        t[j] = xs[j] * fr[j] - p(1 + 2 * d + k, j);
+        t[j] = clipped_phase(xs[j], fr[j]) - p(1 + 2 * d + k, j);
       }
       sincos_block<T>(t, n, s, c);
       for (int j = 0; j < n; ++j) {

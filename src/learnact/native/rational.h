@@ -23,7 +23,9 @@ struct Rational {
     for (int j = 0; j < n; ++j) {
       big[j] = std::max(std::abs(x[j]), T(1));
       r[j] = T(1) / big[j];
-      u[j] = x[j] * r[j];
+      // u = x r = x clipped to [-1, 1], computed so: r is subnormal from |x| = 2^126, and
+      // XLA runs custom calls with subnormals flushed to 0 (u = 0 gave 0/0 there); NaN kept
+      u[j] = std::min(std::max(x[j], T(-1)), T(1));
     }
   }
 

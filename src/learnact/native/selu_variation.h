@@ -22,7 +22,7 @@ struct SELUVariation {
     for (int j = 0; j < n; ++j) {
       xn[j] = std::min(x[j], T(0));
       z[j] = p(2, j) * xn[j];
-      w[j] = p(4, j) * xn[j];
+      w[j] = clipped_phase(xn[j], p(4, j));
     }
     expm1_block<T>(z, n, e);
     sincos_block<T>(w, n, s, c);

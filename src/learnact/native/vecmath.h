@@ -59,6 +59,15 @@ struct Trig<double> {
   }
 };
 
+// w x clipped to +-2^127 (PHASE_BOUND of learnact/core/_xp.py: exact in float and double): an
+// overflowing phase made sin/cos NaN at finite x (Fourier's w x, SELU variation's omega x);
+// NaN stays NaN (std::max/std::min return their first argument when unordered)
+template <typename T>
+static LA_INLINE T clipped_phase(T x, T w) {
+  constexpr T B = T(1.7014118346046923e38);
+  return std::min(std::max(x * w, -B), B);
+}
+
 // s[j] = sin(t[j]), c[j] = cos(t[j])
 template <typename T>
 static LA_INLINE void sincos_block(const T* __restrict__ t, int n, T* __restrict__ s,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import json
 from pathlib import Path
 
 from ..experiments.args import bounded_int, finite_float, port, positive_int
@@ -61,9 +60,11 @@ def _cmd_sampling(args: argparse.Namespace) -> int:
     from ..experiments.common import load_model, model_filename
     from .sampling import plot_sampling
 
+    from ..experiments.schema import load_autoencoder_results
+
     run = Path(args.source)
-    results = json.loads((run / "results.json").read_text())
-    recorded = [r for r in results.get("runs", []) if r.get("recorder")]
+    results, _ = load_autoencoder_results(run)  # checked: a bad field is one line naming it
+    recorded = [r for r in results["runs"] if r.get("recorder")]
     if not recorded:
         raise ValueError(f"{run}: no recorder state in results.json (train with --record)")
     out = _out_dir(args, args.source)

@@ -75,3 +75,12 @@ def tile_xg(x_ptr, g_ptr, C, R, N, BC: tl.constexpr, BR: tl.constexpr):
     x = tl.load(x_ptr + off, mask=m, other=0.0).to(tl.float32)
     g = tl.load(g_ptr + off, mask=m, other=0.0).to(tl.float32)
     return c, cm, off, m, x, g
+
+
+@triton.jit
+def clipped_phase(x, w):
+    """w x clipped to +-2^127 (learnact.core._xp.PHASE_BOUND; NaN kept: comparisons with NaN
+    are false)."""
+    t = x * w
+    t = tl.where(t > 1.7014118346046923e38, 1.7014118346046923e38, t)
+    return tl.where(t < -1.7014118346046923e38, -1.7014118346046923e38, t)

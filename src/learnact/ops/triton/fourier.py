@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import layout, tile_offsets, tile_xg
+from ._common import clipped_phase, layout, tile_offsets, tile_xg
 
 __all__ = ["forward", "backward"]
 
@@ -27,7 +27,7 @@ def _fwd(x_ptr, y_ptr, b_ptr, a_ptr, w_ptr, p_ptr, C, R, N, D: tl.constexpr,
         a = tl.load(a_ptr + c * D + k, mask=cm, other=0.0).to(tl.float32)[:, None]
         w = tl.load(w_ptr + c * D + k, mask=cm, other=0.0).to(tl.float32)[:, None]
         p = tl.load(p_ptr + c * D + k, mask=cm, other=0.0).to(tl.float32)[:, None]
-        f += a * tl.cos(w * x - p)
+        f += a * tl.cos(clipped_phase(x, w) - p)
     tl.store(y_ptr + off, f.to(y_ptr.dtype.element_ty), mask=m)
 
 
@@ -43,7 +43,7 @@ def _bwd(x_ptr, g_ptr, gx_ptr, part_ptr, a_ptr, w_ptr, p_ptr, C, R, N, D: tl.con
         a = tl.load(a_ptr + c * D + k, mask=cm, other=0.0).to(tl.float32)[:, None]
         w = tl.load(w_ptr + c * D + k, mask=cm, other=0.0).to(tl.float32)[:, None]
         p = tl.load(p_ptr + c * D + k, mask=cm, other=0.0).to(tl.float32)[:, None]
-        t = w * x - p
+        t = clipped_phase(x, w) - p
         s = tl.sin(t)
         df -= a * w * s
         tl.store(part + 1 + k, tl.sum(g * tl.cos(t), axis=1), mask=cm)

@@ -48,7 +48,7 @@ def _spow(big, r, E: tl.constexpr):
 def _pq(x, num_ptr, den_ptr, c, cm, NN: tl.constexpr, ND: tl.constexpr):
     big = tl.maximum(tl.abs(x), 1.0)
     r = 1.0 / big
-    u = x * r
+    u = tl.where(x > 1.0, 1.0, tl.where(x < -1.0, -1.0, x))  # x r, exact (NaN kept)
     p, dp = _horner(u, r, num_ptr, c, cm, NN)
     a0, da0 = _horner(u, r, den_ptr, c, cm, ND)  # sum_j b_j u^(j-1) r^(m-j)
     a = a0 * u
