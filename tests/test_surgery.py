@@ -327,3 +327,66 @@ def test_hidden_act_spec_round_trips_through_from_pretrained(arch: str, tmp_path
         for p, q in zip(learnact.activation_parameters(model),
                         learnact.activation_parameters(back)):
             assert torch.equal(p, q), spec
+
+
+def _deep_gelu_mlp(width: int = 16, depth: int = 6) -> nn.Sequential:
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.GELU()]
+        with torch.no_grad():  # pre-activations of a few units: where the nonlinearity matters
+            layers[-2].weight.mul_(2.0)
+    return nn.Sequential(*layers, nn.Linear(width, 3))
+
+
+def test_surgery_measures_how_far_the_outputs_moved(caplog) -> None:
+    """With calibrate=, the model runs again on the calibration data after the swap: the report
+    says by how much its outputs moved (relative rms), against an independent recomputation."""
+    model = _deep_gelu_mlp()
+    x = torch.randn(64, 16) * 2
+    before = model(x).detach()
+    rep = learnact.replace_activations(model, "hermite:degree=8", calibrate=[x[:32], x[32:]])
+    after = model(x).detach()
+    want = float((after - before).norm() / before.norm())
+    assert rep.output_change == pytest.approx(want, rel=1e-6)
+    assert 0 < rep.output_change < learnact.surgery.OUTPUT_CHANGE_WARN
+    assert "model outputs on the calibration data changed by" in rep.table()
+
+    model = _deep_gelu_mlp()  # a coarse family: each fit passes, the outputs move: a warning
+    with caplog.at_level("WARNING", logger="learnact.surgery"):
+        rep = learnact.replace_activations(model, "tropical:degree=2", calibrate=[x])
+    assert rep.output_change > learnact.surgery.OUTPUT_CHANGE_WARN and rep.applied
+    assert "outputs on the calibration data changed by" in caplog.text
+
+
+def test_max_output_change_undoes_the_surgery() -> None:
+    model = _deep_gelu_mlp()
+    x = torch.randn(64, 16) * 2
+    before = model(x).detach()
+    acts = [m for m in model if isinstance(m, nn.GELU)]
+    with pytest.raises(ValueError, match=r"surgery undone: .*changed by .*above "
+                                         r"max_output_change=0.001"):
+        learnact.replace_activations(model, "tropical:degree=2", calibrate=[x],
+                                     max_output_change=0.001)
+    assert [m for m in model if isinstance(m, nn.GELU)] == acts  # the same objects
+    assert torch.equal(model(x), before)
+    rep = learnact.replace_activations(model, "hermite:degree=8", calibrate=[x],
+                                       max_output_change=0.05)
+    assert rep.applied and rep.output_change < 0.05
+    with pytest.raises(ValueError, match="max_output_change needs calibrate"):
+        learnact.replace_activations(_deep_gelu_mlp(), "hermite", max_output_change=0.1)
+    with pytest.raises(ValueError, match="max_output_change must be a number > 0"):
+        learnact.replace_activations(_deep_gelu_mlp(), "hermite", calibrate=[x],
+                                     max_output_change=0)
+
+
+def test_output_change_of_a_model_run_by_a_callable_and_a_dry_run() -> None:
+    """calibrate=callable(model) (sentence-transformers' encode returns numpy): its return
+    value is compared; a dry run measures too and changes nothing."""
+    model = _deep_gelu_mlp()
+    x = torch.randn(32, 16)
+    before = model(x).detach()
+    rep = learnact.replace_activations(model, "tropical:degree=2", dry_run=True,
+                                       calibrate=lambda m: m(x).detach().numpy())
+    assert rep.output_change is not None and rep.output_change > 0 and not rep.applied
+    assert torch.equal(model(x), before)

@@ -60,6 +60,11 @@ SQUASHING = frozenset({"Tanh", "Sigmoid", "Hardtanh", "Hardsigmoid", "HardSigmoi
 #: ``max_error="auto"``: a fit may miss its target by this fraction of the target's spread
 #: (max - min) over the fitted range
 AUTO_MAX_ERROR = 0.1
+#: with ``calibrate``: the relative change of the model's outputs on the calibration data
+#: (``SurgeryReport.output_change``) above which surgery logs a warning
+OUTPUT_CHANGE_WARN = 0.05
+#: the most output numbers kept to measure that change (beyond: not measured, said so)
+MAX_OUTPUT_NUMBERS = 20_000_000
 
 
 def activation_kinds(model: nn.Module) -> tuple[dict[str, int], dict[str, int]]:
@@ -131,6 +136,9 @@ class SurgeryReport:
     #: with ``targets="auto"``: {class: places} replaced and {class: places} left as they were
     chosen: dict[str, int] | None = None
     left: dict[str, int] | None = None
+    #: with ``calibrate``: ||y_new - y_old|| / ||y_old|| of the model's outputs on the
+    #: calibration data (every floating tensor it returns), None when not measured
+    output_change: float | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -150,6 +158,9 @@ class SurgeryReport:
         state = "dry run, nothing changed" if self.dry_run else (
             "applied" if self.applied else "not applied")
         rows.append(f"{len(self.entries)} activation(s), {state}")
+        if self.output_change is not None:
+            rows.append(f"model outputs on the calibration data changed by "
+                        f"{100 * self.output_change:.3g}% (relative rms)")
         if self.chosen is not None:
             kinds = ", ".join(f"{k} x{v}" for k, v in self.chosen.items())
             rows.append(f"targets='auto' chose {kinds}" + (
@@ -167,6 +178,58 @@ def _call(model: nn.Module, batch: Any) -> Any:
     if isinstance(batch, (tuple, list)):
         return model(*batch)
     return model(batch)
+
+
+def _tensors(out: Any) -> list[Tensor]:
+    """The floating tensors (and numpy arrays) in a model's output, in a fixed order: a
+    tensor, a mapping (a Hugging Face ModelOutput), a tuple/list of them."""
+    import numpy as np
+
+    if isinstance(out, Tensor):
+        return [out.detach()] if out.is_floating_point() else []
+    if isinstance(out, np.ndarray):
+        return [torch.from_numpy(out)] if out.dtype.kind == "f" else []
+    if hasattr(out, "keys") and hasattr(out, "__getitem__"):
+        return [t for k in out.keys() for t in _tensors(out[k])]
+    if isinstance(out, (tuple, list)):
+        return [t for v in out for t in _tensors(v)]
+    return []
+
+
+class _Replay:
+    """The calibration run's outputs, and the batches to run again after the swap: the
+    relative change of the model's outputs (bounded: at most MAX_OUTPUT_NUMBERS kept)."""
+
+    def __init__(self) -> None:
+        self.batches: list[Any] = []
+        self.outputs: list[Tensor] = []
+        self.numbers = 0
+        self.complete = True
+
+    def keep(self, out: Any) -> None:
+        ts = [t.to("cpu", torch.float64) for t in _tensors(out)]
+        self.numbers += sum(t.numel() for t in ts)
+        if self.numbers > MAX_OUTPUT_NUMBERS:
+            self.complete, self.outputs = False, []
+        elif self.complete:
+            self.outputs.extend(ts)
+
+    def change(self, model: nn.Module, runs_model: bool) -> float | None:
+        if not self.complete or not self.outputs:
+            return None
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                outs = [b(model) if runs_model else _call(model, b) for b in self.batches]
+        finally:
+            model.train(was_training)
+        new = [t.to("cpu", torch.float64) for o in outs for t in _tensors(o)]
+        if [t.shape for t in new] != [t.shape for t in self.outputs]:
+            return None
+        diff = sum(float(((a - b) ** 2).sum()) for a, b in zip(new, self.outputs))
+        ref = sum(float((b ** 2).sum()) for b in self.outputs)
+        return math.sqrt(diff / ref) if ref > 0 else None
 
 
 class _Sampler:
@@ -213,9 +276,10 @@ class _Sampler:
 
 
 def _calibrate(model: nn.Module, found: list[tuple[str, nn.Module]], batches: Iterable[Any],
-               capacity: int, seed: int) -> dict[int, _Sampler]:
+               capacity: int, seed: int, replay: _Replay) -> dict[int, _Sampler]:
     """One sampler per activation instance (keyed by id: a shared instance records the
-    inputs of every place it is used). Errors name the batch or the module."""
+    inputs of every place it is used); ``replay`` keeps the batches and the model's outputs.
+    Errors name the batch or the module."""
     unique = list({id(m): m for _, m in found}.values())
     samplers = {id(m): _Sampler(capacity, seed + i) for i, m in enumerate(unique)}
     handles = [m.register_forward_pre_hook(samplers[id(m)]) for m in unique]
@@ -227,14 +291,16 @@ def _calibrate(model: nn.Module, found: list[tuple[str, nn.Module]], batches: It
             if _runs_model(batches):
                 n = 1
                 try:
-                    batches(model)  # type: ignore[operator]
+                    replay.keep(batches(model))  # type: ignore[operator]
                 except Exception as exc:  # noqa: BLE001 - re-raised with context
                     raise RuntimeError(f"calibrate({type(model).__name__}) failed: "
                                        f"{type(exc).__name__}: {exc}") from exc
+                replay.batches.append(batches)
                 batches = ()
             for n, batch in enumerate(batches, 1):
+                replay.batches.append(batch)
                 try:
-                    _call(model, batch)
+                    replay.keep(_call(model, batch))
                 except Exception as exc:  # noqa: BLE001 - re-raised with context
                     raise RuntimeError(f"calibration batch {n} failed when run as "
                                        f"{_call_form(batch)}: {type(exc).__name__}: {exc}") from exc
@@ -339,7 +405,8 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
                         fit: bool = True, calibrate: Iterable[Any] | None = None,
                         dry_run: bool = False, derivative_weight: float = 1.0,
                         samples_per_activation: int = 20000, seed: int = 0,
-                        max_error: float | str | None = "auto") -> SurgeryReport:
+                        max_error: float | str | None = "auto",
+                        max_output_change: float | None = None) -> SurgeryReport:
     """Swap every selected activation of ``model`` for a fresh ``create(spec)``.
 
     Atomic: every replacement is built and fitted first; if any fails (an error, parameters or
@@ -367,6 +434,12 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
         max_error: abort when any fit's max |f - target| (on its domain) exceeds this
             number; ``"auto"`` (default): ``AUTO_MAX_ERROR`` (10%) of the target's spread
             (max - min) there; ``None``: never.
+        max_output_change: with ``calibrate``, the model is run again on the calibration data
+            after the swap and ``report.output_change`` = ||y_new - y_old|| / ||y_old|| over
+            every floating tensor it returns (a fit can be close on each activation and still
+            move a deep model: errors compound). Above this number the surgery is undone and
+            a ``ValueError`` says by how much; ``None`` (default): a warning above
+            ``OUTPUT_CHANGE_WARN`` (5%).
     Returns:
         A :class:`SurgeryReport` (printable table); pass it to :func:`restore` to undo.
     """
@@ -381,6 +454,14 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
             isinstance(max_error, (int, float)) and not isinstance(max_error, bool)
             and max_error > 0):
         raise ValueError(f"max_error must be a number > 0, 'auto' or None, got {max_error!r}")
+    if max_output_change is not None and not (
+            isinstance(max_output_change, (int, float)) and not isinstance(max_output_change, bool)
+            and max_output_change > 0):
+        raise ValueError(f"max_output_change must be a number > 0 or None, got "
+                         f"{max_output_change!r}")
+    if max_output_change is not None and calibrate is None:
+        raise ValueError("max_output_change needs calibrate= (the data the outputs are "
+                         "compared on)")
     name, raw = parse_spec(spec)
     probe = create(spec)  # unknown names and bad parameters fail here
     if fit and not any(True for _ in probe.parameters()):
@@ -404,7 +485,8 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
     if ("tails" not in raw and "tails" in _init_params(type(probe))
             and (fit or calibrate is not None)):
         overrides["tails"] = "linear"  # polynomials need a defined continuation (module doc)
-    samplers = (_calibrate(model, found, calibrate, samples_per_activation, seed)
+    replay = _Replay()
+    samplers = (_calibrate(model, found, calibrate, samples_per_activation, seed, replay)
                 if calibrate is not None else {})
     report = SurgeryReport(spec=spec, dry_run=dry_run)
     if targets == "auto" or targets is None:
@@ -436,6 +518,26 @@ def replace_activations(model: nn.Module, spec: str, *, targets: TargetSpec = "a
                              f"calibration data, a higher max_error, or max_error=None)")
         built[id(old)] = entry
         report.entries.append(entry)
+    if calibrate is not None:  # the model's outputs before and after, on the calibration data
+        _swap(model, [(e.path, e.new) for e in report.entries])
+        try:
+            report.output_change = replay.change(model, _runs_model(calibrate))
+        finally:
+            _swap(model, [(e.path, e.old) for e in report.entries])
+        change = report.output_change
+        if change is None:
+            log.info("surgery: the model's outputs were not compared (no floating output, "
+                     "over %d numbers, or shapes that changed)", MAX_OUTPUT_NUMBERS)
+        elif max_output_change is not None and not change <= max_output_change:
+            raise ValueError(f"surgery undone: the model's outputs on the calibration data "
+                             f"changed by {100 * change:.3g}% (relative rms), above "
+                             f"max_output_change={max_output_change:g}; the model is unchanged "
+                             f"(a larger degree, another family, or fewer targets)")
+        elif change > OUTPUT_CHANGE_WARN:
+            log.warning("surgery: the model's outputs on the calibration data changed by "
+                        "%.3g%% (relative rms; each fit's error is in the report): check the "
+                        "model before use, or pass max_output_change= to refuse this",
+                        100 * change)
     if not dry_run:
         _swap(model, [(e.path, e.new) for e in report.entries])
         report.applied = True
