@@ -158,10 +158,12 @@ def read_autoencoder_results(d: Any, source: str = "results.json") -> Autoencode
     return AutoencoderResults(config, runs, baselines, world)
 
 
-def load_autoencoder_results(run: Any) -> tuple[dict, AutoencoderResults]:
+def load_autoencoder_results(run: Any, task_error: str | None = None
+                             ) -> tuple[dict, AutoencoderResults]:
     """(the raw dict, its checked form) of the results.json in run directory ``run``; a
     missing file, a file that is not JSON or a field that breaks the schema is a ValueError
-    (FileNotFoundError) naming the file."""
+    (FileNotFoundError) naming the file. ``task_error``: the message (``{task}`` filled in)
+    when the file is another task's results."""
     import json
     from pathlib import Path
 
@@ -173,4 +175,7 @@ def load_autoencoder_results(run: Any) -> tuple[dict, AutoencoderResults]:
         d = json.loads(p.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{p}: not a valid JSON file ({exc})") from None
+    task = d.get("task") if isinstance(d, dict) else None
+    if task_error is not None and isinstance(task, str) and task != "autoencoder":
+        raise ValueError(task_error.format(task=task))
     return d, read_autoencoder_results(d, str(p))

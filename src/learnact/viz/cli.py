@@ -63,7 +63,9 @@ def _cmd_sampling(args: argparse.Namespace) -> int:
     from ..experiments.schema import load_autoencoder_results
 
     run = Path(args.source)
-    results, _ = load_autoencoder_results(run)  # checked: a bad field is one line naming it
+    results, _ = load_autoencoder_results(run, task_error=(
+        f"{run}: no recorder state in results.json (a {{task}} run: histograms come from "
+        f"`learnact bench autoencoder` or `bench sampling`; train with --record)"))
     recorded = [r for r in results["runs"] if r.get("recorder")]
     if not recorded:
         raise ValueError(f"{run}: no recorder state in results.json (train with --record)")
