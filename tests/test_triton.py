@@ -209,3 +209,44 @@ def test_ditac_tables_on_another_device_is_a_clear_error() -> None:
     meta = [t.detach().to("meta") for t in (a2, b2, tau2)]
     with pytest.raises(ValueError, match="the input is on cpu but theta .* on meta"):
         ditac_op(torch.randn(5), *meta, lo=-0.5, hi=2.0)
+
+
+def _sincos_kernel():
+    """A kernel that stores sincos(t) (module level: Triton resolves ``sincos`` in globals)."""
+    global sincos, tl
+    import triton
+    import triton.language as tl
+    from learnact.ops.triton._common import sincos
+
+    @triton.jit
+    def _k(t_ptr, s_ptr, c_ptr, N, B: tl.constexpr):
+        i = tl.program_id(0) * B + tl.arange(0, B)
+        t = tl.load(t_ptr + i, mask=i < N, other=0.0)
+        s, c = sincos(t)
+        tl.store(s_ptr + i, s, mask=i < N)
+        tl.store(c_ptr + i, c, mask=i < N)
+
+    return _k
+
+
+def test_register_only_sincos_against_float64() -> None:
+    """ops/triton/_common.py sincos (no libdevice slow path): within 2 float32 ulps of 1 of the
+    float64 sin/cos of the same float32 argument while |t| < 2^24; finite and in [-1, 1] past
+    it; NaN kept."""
+    import triton
+
+    _k = _sincos_kernel()
+    g = torch.Generator().manual_seed(0)
+    t = torch.cat([torch.linspace(-10, 10, 2001), torch.randn(2000, generator=g) * 1e5,
+                   (torch.rand(2000, generator=g) - 0.5) * 3.3e7,
+                   torch.tensor([3e38, -3e38, 2.0 ** 127, float("nan"), 0.0, -0.0])]).float()
+    s, c = torch.empty_like(t), torch.empty_like(t)
+    _k[(triton.cdiv(t.numel(), 1024),)](t, s, c, t.numel(), B=1024)
+    exact = t.abs() < 2.0 ** 24
+    t64 = t.double()
+    for got, want in ((s, torch.sin(t64)), (c, torch.cos(t64))):
+        err = (got.double() - want)[exact].abs().max()
+        assert err < 2.5e-7, float(err)
+        finite = ~t.isnan()
+        assert torch.isfinite(got[finite]).all() and got[finite].abs().max() <= 1.0
+        assert got[t.isnan()].isnan().all()

@@ -84,3 +84,35 @@ def clipped_phase(x, w):
     t = x * w
     t = tl.where(t > 1.7014118346046923e38, 1.7014118346046923e38, t)
     return tl.where(t < -1.7014118346046923e38, -1.7014118346046923e38, t)
+
+
+@triton.jit
+def sincos(t):
+    """(sin t, cos t) in registers only (libdevice's sin/cos call a Payne-Hanek slow path for
+    |t| > 105615 that spills registers around the call). t = j pi/2 + r, |r| <= pi/4, by three
+    FMAs with pi/2 split in three float32 parts, and one more step where t 2/pi rounded j one
+    off (accurate while |j| < 2^24: |t| < 2.6e7), then
+    the Taylor series to r^11 / r^12 (learnact/native/vecmath.h's float ones) and the quadrant
+    by selects. Past 2^24 a float32 phase carries no information (its ulp is 2): r is clamped
+    to [-pi/4, pi/4], so the values stay finite and in [-1, 1]. NaN stays NaN."""
+    j = tl.floor(t * 0.6366197723675814 + 0.5)
+    r = tl.fma(j, -1.5707963705062866, t)
+    r = tl.fma(j, 4.371138828673793e-08, r)
+    r = tl.fma(j, 1.7151245100058819e-15, r)
+    # t * 2/pi rounds by up to 0.5 where t > 2^23: j can be one off; one more (exact) step
+    k = tl.floor(r * 0.6366197723675814 + 0.5)
+    r = tl.fma(k, 4.371138828673793e-08, tl.fma(k, -1.5707963705062866, r))
+    j = j + k
+    big = tl.abs(t) >= 16777216.0  # NaN: False, and the selects below keep it
+    r = tl.where(big & (r > 0.7853981633974483), 0.7853981633974483, r)
+    r = tl.where(big & (r < -0.7853981633974483), -0.7853981633974483, r)
+    r2 = r * r
+    s = r + r * r2 * (-1.0 / 6 + r2 * (1.0 / 120 + r2 * (-1.0 / 5040 + r2 * (
+        1.0 / 362880 + r2 * (-1.0 / 39916800)))))
+    c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24 + r2 * (-1.0 / 720 + r2 * (
+        1.0 / 40320 + r2 * (-1.0 / 3628800 + r2 * (1.0 / 479001600))))))
+    m = j - 4.0 * tl.floor(j * 0.25)  # the quadrant, 0..3
+    odd = (m == 1.0) | (m == 3.0)
+    sv = tl.where(odd, c, s)
+    cv = tl.where(odd, s, c)
+    return tl.where(m >= 2.0, -sv, sv), tl.where((m == 1.0) | (m == 2.0), -cv, cv)

@@ -272,7 +272,8 @@ def flow_forward(x: Tensor, a: Tensor, b: Tensor, P: Tensor, stop: Tensor, chann
     y = lay.x.new_empty(lay.x.shape)
     if x.numel():
         _flow_fwd[lay.grid](lay.x, y, *tabs, lay.C, lay.R, lay.N, n, float(n), t, lo, hi, alpha,
-                            GATE=gate, SEARCH=search, BC=lay.BC, BR=lay.BR)
+                            GATE=gate, SEARCH=search, BC=lay.BC, BR=lay.BR,
+                            num_warps=8)  # 4 elements a thread: <= 128 registers (gpu_aot.md)
     return y.reshape(x.shape)
 
 
@@ -291,7 +292,7 @@ def flow_backward(x: Tensor, grad: Tensor, a: Tensor, b: Tensor, P: Tensor, stop
     if x.numel():
         _flow_bwd[lay.grid](lay.x, grad.contiguous(), gx, ga, gb, gd, *tabs, lay.C, lay.R,
                             lay.N, n, float(n), t, lo, hi, alpha, GATE=gate, SEARCH=search,
-                            WANT=want_tables, BC=lay.BC, BR=lay.BR)
+                            WANT=want_tables, BC=lay.BC, BR=lay.BR, num_warps=8)
     if not want_tables:
         return gx.reshape(x.shape), None
     gt = torch.cumsum(gd.reshape(rows, n + 1), -1)[:, :n].reshape(-1)

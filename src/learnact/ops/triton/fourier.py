@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import clipped_phase, layout, tile_offsets, tile_xg
+from ._common import clipped_phase, layout, sincos, tile_offsets, tile_xg
 
 __all__ = ["forward", "backward"]
 
@@ -27,7 +27,8 @@ def _fwd(x_ptr, y_ptr, b_ptr, a_ptr, w_ptr, p_ptr, C, R, N, D: tl.constexpr,
         a = tl.load(a_ptr + c * D + k, mask=cm, other=0.0).to(tl.float32)[:, None]
         w = tl.load(w_ptr + c * D + k, mask=cm, other=0.0).to(tl.float32)[:, None]
         p = tl.load(p_ptr + c * D + k, mask=cm, other=0.0).to(tl.float32)[:, None]
-        f += a * tl.cos(clipped_phase(x, w) - p)
+        _, co = sincos(clipped_phase(x, w) - p)
+        f += a * co
     tl.store(y_ptr + off, f.to(y_ptr.dtype.element_ty), mask=m)
 
 
@@ -44,9 +45,9 @@ def _bwd(x_ptr, g_ptr, gx_ptr, part_ptr, a_ptr, w_ptr, p_ptr, C, R, N, D: tl.con
         w = tl.load(w_ptr + c * D + k, mask=cm, other=0.0).to(tl.float32)[:, None]
         p = tl.load(p_ptr + c * D + k, mask=cm, other=0.0).to(tl.float32)[:, None]
         t = clipped_phase(x, w) - p
-        s = tl.sin(t)
+        s, co = sincos(t)
         df -= a * w * s
-        tl.store(part + 1 + k, tl.sum(g * tl.cos(t), axis=1), mask=cm)
+        tl.store(part + 1 + k, tl.sum(g * co, axis=1), mask=cm)
         tl.store(part + 1 + D + k, tl.sum(g * s, axis=1), mask=cm)
         tl.store(part + 1 + 2 * D + k, tl.sum(gxs * s, axis=1), mask=cm)
     tl.store(gx_ptr + off, (g * df).to(gx_ptr.dtype.element_ty), mask=m)

@@ -116,7 +116,7 @@ def backward(x: Tensor, num: Tensor, den: Tensor, scale: Tensor, offset: Tensor,
     if x.numel():
         _bwd[lay.grid](lay.x, grad.contiguous(), gx, part, num.contiguous(), den.contiguous(),
                        scale.contiguous(), lay.C, lay.R, lay.N, NN=nn_, ND=nd, BC=lay.BC,
-                       BR=lay.BR)
+                       BR=lay.BR, num_warps=8)  # 4 elements a thread: <= 128 registers
     s = part.sum(0)
     return (gx.reshape(x.shape), s[:, :nn_].reshape(num.shape),
             s[:, nn_:nn_ + nd].reshape(den.shape), s[:, -2].reshape(scale.shape),

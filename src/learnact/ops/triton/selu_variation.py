@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import Layout, clipped_phase, tile_offsets, tile_xg
+from ._common import Layout, clipped_phase, sincos, tile_offsets, tile_xg
 
 __all__ = ["forward", "backward"]
 
@@ -28,8 +28,8 @@ def _fwd(x_ptr, y_ptr, la_ptr, al_ptr, be_ptr, ga_ptr, om_ptr, sc_ptr, of_ptr, C
     c, cm, off, m = tile_offsets(C, R, N, BC, BR)
     x = tl.load(x_ptr + off, mask=m, other=0.0).to(tl.float32)
     xn = tl.minimum(x, 0.0)
-    neg = _p(al_ptr, c, cm) * (tl.exp(_p(be_ptr, c, cm) * xn) - 1.0) + \
-        _p(ga_ptr, c, cm) * tl.sin(clipped_phase(xn, _p(om_ptr, c, cm)))
+    sn, _ = sincos(clipped_phase(xn, _p(om_ptr, c, cm)))
+    neg = _p(al_ptr, c, cm) * (tl.exp(_p(be_ptr, c, cm) * xn) - 1.0) + _p(ga_ptr, c, cm) * sn
     g = _p(la_ptr, c, cm) * tl.where(x > 0, x, neg)
     y = _p(sc_ptr, c, cm) * g + _p(of_ptr, c, cm)
     tl.store(y_ptr + off, y.to(y_ptr.dtype.element_ty), mask=m)
@@ -44,9 +44,7 @@ def _bwd(x_ptr, g_ptr, gx_ptr, part_ptr, la_ptr, al_ptr, be_ptr, ga_ptr, om_ptr,
     pos = x > 0
     xn = tl.minimum(x, 0.0)
     e = tl.exp(be * xn)
-    w = clipped_phase(xn, om)
-    sn = tl.sin(w)
-    cs = tl.cos(w)
+    sn, cs = sincos(clipped_phase(xn, om))
     inner = tl.where(pos, x, al * (e - 1.0) + ga * sn)
     gs = gr * _p(sc_ptr, c, cm)
     part = part_ptr + (tl.program_id(0) * C + c) * 7
