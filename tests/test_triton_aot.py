@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,6 +56,7 @@ def test_the_check_catches_a_spilling_kernel_and_a_strided_one() -> None:
     assert strided["problems"][0].startswith("element streams not vectorised (loads {32: 8},")
 
 
+@pytest.mark.slow  # ~1 min: 108 compilations
 def test_every_kernel_compiles_for_sm80_and_sm90_without_spills_and_vectorised(tmp_path) -> None:
     """What issue #35 asks of every launched kernel (9 specs x fp32/bf16 shared + fp32
     per-channel, forward and backward, sm_80 and sm_90): 0 bytes of local memory and no ptxas
