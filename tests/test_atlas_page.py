@@ -462,3 +462,26 @@ def test_data_view_is_the_decision_regions_and_the_points() -> None:
         assert _color_diff(t, v, vmax) <= 1
     with pytest.raises(BadRequest, match="needs a dataset"):
         render_data(_cfg("w=2"), build_network(_cfg("w=2")))
+
+
+def test_screenshot_without_selenium_names_what_to_install(monkeypatch, capsys) -> None:
+    """`learnact atlas serve --screenshot` without selenium: one ImportError naming the extra,
+    before any server starts."""
+    import sys
+
+    from learnact.cli import main
+
+    monkeypatch.setitem(sys.modules, "selenium", None)
+    monkeypatch.setattr("importlib.util.find_spec",
+                        lambda name, *a: None if name == "selenium" else _real_find_spec(name))
+    assert main(["atlas", "serve", "--screenshot", "out.png"]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""  # no server started, no page address printed
+    assert "missing: selenium (pip install 'learnact[browser]')" in out.err
+    assert out.err.count("\n") == 1
+
+
+def _real_find_spec(name):
+    import importlib.machinery
+
+    return importlib.machinery.PathFinder.find_spec(name)

@@ -26,6 +26,8 @@ from flax import nnx  # noqa: E402
 import learnact.jax as lj  # noqa: E402
 import learnact.keras as lk  # noqa: E402
 
+from learnact._frontend import FIXED_NAMES  # noqa: E402
+
 from .frontends.conftest import SPECS  # noqa: E402
 
 # DiTAC's options besides the frontends' specs (its variants and the silu/output warp are
@@ -180,3 +182,20 @@ def test_perlin_matches_torch_on_the_same_lattices(kind):
     layer = lk.Perlin(kind, seed=4, dtype="float64")
     np.testing.assert_allclose(np.asarray(layer(jnp.asarray(x))), want.detach().numpy(),
                                atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(FIXED_NAMES))
+def test_create_takes_the_same_keywords_in_every_frontend(name):
+    """A fixed function accepts the channel keywords as overrides and ignores them in PyTorch,
+    JAX and Keras alike (code passes them to whatever spec it gets); as a spec string's keys
+    they are a TypeError everywhere."""
+    x = np.linspace(-3, 3, 13)
+    want = learnact.create(name, channels=4, channel_dim=-1).eval()(torch.from_numpy(x))
+    got_j = lj.create(name, channels=4, channel_dim=-1)(jnp.asarray(x))
+    got_k = lk.create(name, channels=4, channel_dim=-1)(x)
+    np.testing.assert_allclose(np.asarray(got_j), want.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got_k), want.numpy(), rtol=1e-6,
+                               atol=1e-6)
+    for create in (learnact.create, lj.create, lk.create):
+        with pytest.raises(TypeError, match="has no parameter 'channels'"):
+            create(f"{name}:channels=4")

@@ -56,3 +56,27 @@ def test_param_groups_matrices_only_decay() -> None:
                         (0.0, {id(model[2].coeffs)})]
     with pytest.raises(ValueError, match="decay must be"):
         learnact.param_groups(model, decay="some")
+
+
+def test_param_groups_activation_keywords_mirror_the_others() -> None:
+    """activation_lr / activation_weight_decay name the activation group's settings as
+    weight_decay names the others'; lr stays as activation_lr's old name."""
+    model = nn.Sequential(nn.Linear(3, 4), learnact.create("hermite:degree=4"), nn.Linear(4, 1))
+    groups = learnact.param_groups(model, activation_lr=2e-3, activation_weight_decay=1e-4,
+                                   weight_decay=0.05)
+    act = groups[-1]
+    assert act["lr"] == 2e-3 and act["weight_decay"] == 1e-4
+    assert {id(p) for p in act["params"]} == {id(p) for p in model[1].parameters()}
+    assert [g["weight_decay"] for g in groups[:-1]] == [0.05]
+    assert "lr" not in groups[0]
+    old = learnact.param_groups(model, lr=2e-3, weight_decay=0.05)
+    assert old[-1]["lr"] == 2e-3 and old[-1]["weight_decay"] == 0.0
+    with pytest.raises(ValueError, match="activation_lr or lr"):
+        learnact.param_groups(model, lr=1e-3, activation_lr=1e-3)
+    for kw, match in (({"activation_lr": 0.0}, "activation_lr must be a finite number > 0"),
+                      ({"lr": float("nan")}, "lr must be a finite number > 0"),
+                      ({"weight_decay": -1.0}, "weight_decay must be a finite number >= 0"),
+                      ({"activation_weight_decay": float("inf")},
+                       "activation_weight_decay must be")):
+        with pytest.raises(ValueError, match=match):
+            learnact.param_groups(model, **kw)

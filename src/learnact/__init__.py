@@ -31,6 +31,7 @@ _TORCH_API: dict[str, str] = {
     "replace_activations": "surgery", "restore": "surgery", "find_activations": "surgery",
     "SurgeryReport": "surgery",
     "freeze": "freeze", "FrozenActivation": "freeze",
+    "save": "saving", "load": "saving",
     **{name: "modules" for name in (
         "LearnableActivation", "Hermite", "Fourier", "Tropical", "TropicalRational", "Sin",
         "SELUVariation", "Rational", "Perlin", "Surrogate", "Staircase", "Cantor", "Cantor2",

@@ -31,6 +31,10 @@ def names(classes: dict[str, type], learnable: bool | None,
     return sorted(out)
 
 
+#: keyword overrides a fixed function accepts and ignores (as learnact.create's registry)
+FIXED_IGNORES = ("channels", "channel_dim")
+
+
 def from_spec(spec: str, classes: dict[str, type], fixed: Callable[..., Any], frontend: str,
               reserved: tuple[str, ...], build: dict[str, Any], overrides: dict[str, Any],
               surrogates: dict[str, type] | None = None, layer: dict[str, Any] | None = None
@@ -54,6 +58,9 @@ def from_spec(spec: str, classes: dict[str, type], fixed: Callable[..., Any], fr
         raise ValueError(f"unknown activation {name!r}{suggest(key, every)} "
                          f"(available in {frontend}: {', '.join(every)})")
     params = {k: v for k, v in signature(target).items() if k not in reserved}
+    if key in FIXED_NAMES:  # as learnact.create: a fixed function takes (and ignores) the
+        # channel keywords as overrides, so code can pass them to whatever spec it is given
+        overrides = {k: v for k, v in overrides.items() if k not in FIXED_IGNORES}
     for k in [*raw, *overrides]:
         if k not in params:
             unknown(key, k, params)

@@ -116,7 +116,26 @@ def create(spec: Any, **overrides: Any) -> nn.Module:
         kwargs[key] = value
     for key in entry.ignores:
         kwargs.pop(key, None)
-    return entry.factory(**kwargs)
+    module = entry.factory(**kwargs)
+    recorded = _recorded_spec(spec, overrides)
+    if recorded is not None and isinstance(module, nn.Module):
+        # what learnact.save writes, so that learnact.load rebuilds the same module
+        module.learnact_spec = recorded
+    return module
+
+
+def _recorded_spec(spec: str, overrides: dict[str, Any]) -> str | None:
+    """``spec`` with ``overrides`` merged in, as one spec string; None where an override has no
+    spec form (a tensor, a callable, a string with ',' or '=')."""
+    name, raw = parse_spec(spec)
+    for key, value in overrides.items():
+        if not (value is None or isinstance(value, (bool, int, float, str))):
+            return None
+        text = str(value)
+        if not text or "," in text or "=" in text:
+            return None
+        raw[key] = text
+    return name + (":" + ",".join(f"{k}={v}" for k, v in raw.items()) if raw else "")
 
 
 def spec_kwargs(spec: str) -> tuple[str, dict[str, Any]]:

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from .experiments.args import device, new_file, nonneg_float, positive_float, positive_int
+from ._text import plain
 
 __all__ = ["main", "build_parser"]
 
@@ -94,13 +95,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"figure: {rep.plot(args.plot)}")
     if args.save:
-        import torch
+        from .saving import save
 
-        from ._files import write_atomic
-
-        write_atomic(args.save, lambda f: torch.save({"spec": args.spec,
-                                                     "state_dict": act.state_dict()}, f))
-        print(f"saved: {args.save}")
+        save(act, args.save, spec=args.spec)
+        print(f"saved: {args.save} (learnact.load({str(args.save)!r}) reads it back)")
     return 0
 
 
@@ -197,7 +195,7 @@ def _backends(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="learnact", description=__doc__,
+    parser = argparse.ArgumentParser(prog="learnact", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
@@ -219,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=_figure_file,
                    help="write target vs fit (and derivatives) to this new .png/.pdf/.svg file")
     p.add_argument("--save", type=new_file,
-                   help="save {'spec', 'state_dict'} of the fitted module to this new file")
+                   help="save the fitted module to this new file (learnact.load reads it)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing --plot/--save files (refused otherwise)")
     p.set_defaults(func=_cmd_fit)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
 from .kinds import is_learnable_activation
 
 __all__ = ["activation_parameters", "param_groups", "regularization", "with_prior"]
+
 
 def activation_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Parameters owned by learnable activation modules (learnact families and nn.PReLU)."""
@@ -23,19 +26,39 @@ def activation_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def param_groups(model: nn.Module, lr: float | None = None, weight_decay: float = 0.0,
-                 decay: str = "all") -> list[dict]:
+                 decay: str = "all", *, activation_lr: float | None = None,
+                 activation_weight_decay: float = 0.0) -> list[dict]:
     """Optimiser groups: the parameters that decay, those that do not, and the activation
     parameters (every experiment builds its optimiser from these: one rule in one place).
 
-    The activation group never gets weight decay: decay pulls polynomial coefficients towards
-    the zero function (and a tropical envelope towards a constant), not towards a simple
-    activation. ``lr`` (if given) is set on the activation group only. ``decay``: ``"all"``
-    (every other parameter decays) or ``"matrices"`` (only those with >= 2 dimensions, as in
-    nanoGPT: biases and norm gains do not). Empty groups are left out. Use as
-    ``torch.optim.AdamW(learnact.param_groups(model, lr=1e-3, weight_decay=0.05), lr=3e-4)``.
+    Args:
+        model: the model whose parameters are grouped.
+        weight_decay: the decay of the model's other parameters (those ``decay`` selects).
+        decay: ``"all"`` (every non-activation parameter decays) or ``"matrices"`` (only
+            those with >= 2 dimensions, as in nanoGPT: biases and norm gains do not).
+        activation_lr: the activation group's learning rate (None: the optimiser's).
+        activation_weight_decay: the activation group's decay, 0 by default: decay pulls
+            polynomial coefficients towards the zero function (and a tropical envelope
+            towards a constant), not towards a simple activation.
+        lr: the same as ``activation_lr`` (its first name, kept for existing code).
+
+    Empty groups are left out. Use as ``torch.optim.AdamW(learnact.param_groups(model,
+    activation_lr=1e-3, weight_decay=0.05), lr=3e-4)``: the activations learn at 1e-3 without
+    decay, everything else at 3e-4 with decay 0.05.
     """
     if decay not in ("all", "matrices"):
         raise ValueError(f"decay must be 'all' or 'matrices', got {decay!r}")
+    if lr is not None and activation_lr is not None:
+        raise ValueError("give activation_lr or lr (its old name), not both")
+    act_lr = activation_lr if activation_lr is not None else lr
+    name = "activation_lr" if activation_lr is not None else "lr"
+    if act_lr is not None and not (isinstance(act_lr, (int, float)) and act_lr > 0
+                                   and math.isfinite(act_lr)):
+        raise ValueError(f"{name} must be a finite number > 0, got {act_lr!r}")
+    for key, value in (("weight_decay", weight_decay),
+                       ("activation_weight_decay", activation_weight_decay)):
+        if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
+            raise ValueError(f"{key} must be a finite number >= 0, got {value!r}")
     acts = activation_parameters(model)
     ids = {id(p) for p in acts}
     rest = [p for p in model.parameters() if id(p) not in ids]
@@ -47,9 +70,9 @@ def param_groups(model: nn.Module, lr: float | None = None, weight_decay: float 
     if kept:
         groups.append({"params": kept, "weight_decay": 0.0})
     if acts:
-        g: dict = {"params": acts, "weight_decay": 0.0}
-        if lr is not None:
-            g["lr"] = lr
+        g: dict = {"params": acts, "weight_decay": activation_weight_decay}
+        if act_lr is not None:
+            g["lr"] = act_lr
         groups.append(g)
     return groups
 

@@ -71,8 +71,12 @@ def find_files(split: str, data_dir: str | os.PathLike | None = None) -> tuple[P
                 out.append(root / name)
                 break
         else:
-            hint = (f"install the Debian package: {INSTALL_COMMAND}" if data_dir is None
-                    else "pass --data-dir pointing at the Fashion-MNIST IDX files")
+            hint = ("learnact reads Fashion-MNIST from the Debian/Ubuntu package "
+                    f"dataset-fashion-mnist: {INSTALL_COMMAND}; elsewhere, put the four IDX "
+                    "files of github.com/zalandoresearch/fashion-mnist (gzipped or not) in a "
+                    "folder and pass --data-dir FOLDER" if data_dir is None
+                    else "pass --data-dir pointing at the Fashion-MNIST IDX files (the four "
+                    "of github.com/zalandoresearch/fashion-mnist, gzipped or not)")
             raise FileNotFoundError(f"Fashion-MNIST file {stem}(.gz) not found in {root}; {hint}")
     return out[0], out[1]
 

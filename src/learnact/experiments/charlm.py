@@ -48,6 +48,7 @@ from .args import (add_prior_flag, device, positive_float, positive_int, seeds,
 from .common import Dist, RunDir, require_plots
 from .trainer import (TRAINER_ACTS, OptimConfig, RunOptions, Task, configure, launch,
                       print_summary, run_comparison)
+from .._text import plain
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +368,7 @@ def _cmd(args: argparse.Namespace) -> int:
 
 def add_subcommand(train: argparse._SubParsersAction) -> None:
     p = train.add_parser("charlm", help="character-level GPT (nanoGPT-style), MLP activation "
-                                        "by spec", description=__doc__,
+                                        "by spec", description=plain(__doc__),
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     p.add_argument("--acts", help="comma list of specs; SPEC@TARGET fits SPEC to TARGET first")

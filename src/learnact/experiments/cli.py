@@ -6,7 +6,7 @@ import argparse
 
 from .args import (add_prior_flag, device, limit, positive_float, positive_floats, positive_int,
                    positive_ints, seeds, split_specs)
-from .autoencoder import PRESETS, make_config, run_autoencoder
+from .autoencoder import PRESET_NOTES, PRESETS, make_config, run_autoencoder
 
 __all__ = ["add_subcommands"]
 
@@ -34,7 +34,7 @@ def add_subcommands(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--acts", help="comma list of registry specs (default: classical baselines "
                    "and every learnable family); use ';' between specs that contain commas")
     p.add_argument("--preset", default="main", choices=sorted(PRESETS),
-                   help="main (default: 3 seeds, <= 15 min on 2 cores), quick, blog or tiny")
+                   help="; ".join(f"{k}: {v}" for k, v in PRESET_NOTES.items()))
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--seeds", type=seeds, help="e.g. 0,1,2")
     p.add_argument("--channels", type=positive_int, help="hidden conv width C")

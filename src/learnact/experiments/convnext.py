@@ -43,6 +43,7 @@ from .args import (add_prior_flag, device, limit, positive_float, positive_int, 
 from .common import Dist, RunDir, require_plots
 from .trainer import (TRAINER_ACTS, OptimConfig, RunOptions, Task, configure, launch,
                       print_summary, run_comparison)
+from .._text import plain
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,7 @@ def _cmd(args: argparse.Namespace) -> int:
 
 def add_subcommand(train: argparse._SubParsersAction) -> None:
     p = train.add_parser("convnext", help="small ConvNeXt on Fashion-MNIST, activation by spec",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     p.add_argument("--acts", help="comma list of specs; SPEC@TARGET fits SPEC to TARGET first")
     p.add_argument("--seeds", type=seeds)

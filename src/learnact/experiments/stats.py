@@ -20,17 +20,17 @@ __all__ = ["t_quantile", "interval", "paired", "Paired", "BETTER", "WORSE", "UNC
 
 BETTER, WORSE, UNCLEAR = "better", "worse", "not distinguishable"
 
-# two-sided 95% quantiles t_{0.975, df} of Student's t, df = 1..30
-_T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
-         2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
-         2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
-
-
 def t_quantile(df: int) -> float:
-    """t_{0.975, df} (df >= 1); the normal 1.96 beyond 30 is within 2% of the exact value."""
-    if df < 1:
-        raise ValueError(f"df must be >= 1, got {df}")
-    return _T975[df - 1] if df <= len(_T975) else 1.959964
+    """t_{0.975, df}, the two-sided 95% quantile of Student's t with ``df >= 1`` degrees of
+    freedom (``scipy.stats.t.ppf``)."""
+    if not isinstance(df, int) or df < 1:
+        raise ValueError(f"df must be an integer >= 1, got {df!r}")
+    try:
+        from scipy.stats import t
+    except ImportError:
+        raise ImportError("learnact's experiment statistics need scipy: "
+                          "pip install 'learnact[exp]'") from None
+    return float(t.ppf(0.975, df))
 
 
 def interval(values: list[float]) -> tuple[float, float, float]:

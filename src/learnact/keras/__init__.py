@@ -22,8 +22,10 @@ from __future__ import annotations
 
 try:
     import keras  # noqa: F401
-except ModuleNotFoundError as exc:  # pragma: no cover - exercised without keras installed
-    raise ImportError("learnact.keras needs Keras 3: pip install 'learnact[keras]'") from exc
+except ModuleNotFoundError as exc:  # exercised in tests/frontends/test_keras_install.py
+    from ._install import missing_keras
+
+    raise missing_keras(exc) from exc
 
 from .layers import (DERIVED, Activation, Cantor, Cantor2, DiTAC, Fixed, GEDiTAC,
                      LeakyDiTAC, LeftRight, NoisyDerivative, Perlin,

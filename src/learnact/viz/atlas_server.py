@@ -29,6 +29,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -285,6 +286,24 @@ def screenshot(path: str, width: int = 900, height: int = 1080, timeout: float =
     return str(path)
 
 
+def require_browser() -> None:
+    """ImportError naming every missing piece of the headless browser (selenium, the system
+    chromium and chromedriver) and how to install it; nothing is started."""
+    import importlib.util
+    import shutil
+
+    missing = []
+    if importlib.util.find_spec("selenium") is None:
+        missing.append("selenium (pip install 'learnact[browser]')")
+    if not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()):
+        missing.append("chromium (Debian: sudo apt-get install chromium)")
+    if not (shutil.which("chromedriver") or Path("/usr/bin/chromedriver").exists()):
+        missing.append("chromedriver (Debian: sudo apt-get install chromium-driver)")
+    if missing:
+        raise ImportError("screenshots drive the system Chromium in headless mode with "
+                          "selenium; missing: " + "; ".join(missing))
+
+
 class headless_chromium:
     """Context manager: a selenium Chrome driver on the system chromium (no downloads)."""
 
@@ -294,6 +313,7 @@ class headless_chromium:
     def __enter__(self):
         import shutil
 
+        require_browser()
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 

@@ -120,9 +120,10 @@ def _window(text: str) -> tuple[int, int]:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .atlas_server import screenshot, serve
+    from .atlas_server import require_browser, screenshot, serve
 
     if args.screenshot:
+        require_browser()  # before the server starts
         width, height = args.window
         print(screenshot(args.screenshot, width, height, query=args.query or "",
                          element=args.element))
