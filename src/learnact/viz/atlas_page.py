@@ -98,11 +98,26 @@ function bake() {  // after training: the trained values become the starting poi
 }
 function structural(fn) { running = false; bake(); fn(); state.steps = 0; refresh(); }
 
-async function loadImg(img, src) {
-  if (img.dataset.src === src) return;
+// Load src into img. A newer address for the same img settles the older wait (a replaced
+// onload would otherwise leave it pending forever, and the page never idle); a 503 (the
+// server's time limit) is asked again; any other failure shows the server's reason.
+function loadImg(img, src) {
+  if (img.dataset.src === src) return img.loading || Promise.resolve();
   img.dataset.src = src;
-  await new Promise(res => { img.onload = res; img.onerror = () => {
-    fetch(src).then(r => r.text()).then(t => error(t)); res(); }; img.src = src; });
+  if (img.settle) img.settle(null);
+  img.loading = (async () => {
+    for (let attempt = 0; ; attempt++) {
+      const ok = await new Promise(res => {
+        img.settle = res; img.onload = () => res(true); img.onerror = () => res(false);
+        img.src = src; });
+      if (ok !== false || img.dataset.src !== src) return;  // loaded, or superseded
+      const r = await fetch(src);
+      if (img.dataset.src !== src) return;
+      if (r.status === 503 && attempt < 30) { await new Promise(res => setTimeout(res, 250)); continue; }
+      error(await r.text()); return;
+    }
+  })();
+  return img.loading;
 }
 
 function buildLayers() {
