@@ -97,9 +97,18 @@ $(DVENV)/.installed: pyproject.toml Makefile
 	$(DVENV)/bin/pip install -q "mkdocs>=1.6" "mkdocs-material>=9.5" "mkdocstrings[python]>=0.26"
 	touch $@
 
-# the documentation site in build/site (strict: a broken reference, link or docstring fails)
-docs: $(DVENV)/.installed
+# KaTeX for the site's math (npm; nodejs and npm from Debian if missing)
+KATEX_VERSION ?= 0.16.47
+build/npm/node_modules/katex/package.json:
+	@$(call apt_unless,nodejs npm,command -v npm >/dev/null)
+	npm install --no-save --no-audit --no-fund --prefix build/npm katex@$(KATEX_VERSION)
+
+# the documentation site in build/site (strict: a broken reference, link or docstring fails),
+# then checked as a reader sees it (.ci/docs_check.py: no raw reST, no build-history wording,
+# no repository-only files, the math rendered in headless Chromium)
+docs: $(DVENV)/.installed build/npm/node_modules/katex/package.json setup browser
 	NO_MKDOCS_2_WARNING=1 $(DVENV)/bin/mkdocs build --strict
+	$(PY) .ci/docs_check.py build/site
 
 # the inner loop: lint, then the PyTorch suite without the tests marked slow (a few minutes)
 test-fast: lint compiler

@@ -87,7 +87,8 @@ def table(rows: list[dict], archs: tuple[int, ...]) -> str:
                          f"{r['local']} | {r['shared']} | {_widths(r['loads'])} | {_widths(r['stores'])} | "
                          f"{r['instructions_per_element']:.0f} | {r['bytes_per_element']:.2f} | "
                          f"{'; '.join(bad) or 'ok'} |")
-    lines.append("\n## Roofline: fwd+bwd at full memory bandwidth\n")
+    lines.append("\n<!-- --8<-- [start:roofline] -->")
+    lines.append("## Roofline: fwd+bwd at full memory bandwidth\n")
     lines.append("| case | bytes/el fwd+bwd | GELU bytes/el | ratio | H100 ms | H200 ms | "
                  "GELU H100 ms | GELU H200 ms | max regs (sm_90) |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -104,7 +105,8 @@ def table(rows: list[dict], archs: tuple[int, ...]) -> str:
                      f"{max(r['regs'] for r in mine)} |")
     lines.append("\nThe roofline is a floor, not a forecast: kernels with many instructions "
                  "per element (DiTAC's exact flow) are compute-bound before they are "
-                 "memory-bound, and only a GPU run (benchmarks/gpu_check.py) measures them.\n")
+                 "memory-bound, and only a GPU run (benchmarks/gpu_check.py) measures them.")
+    lines.append("<!-- --8<-- [end:roofline] -->\n")
     return "\n".join(lines)
 
 

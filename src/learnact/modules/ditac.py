@@ -73,8 +73,8 @@ class DiTAC(LearnableActivation):
             straight-through with the exact T'(u_r) (ops/cpab/lut.py ``cpab_lut_op``). Both
             modes run fused C kernels on the CPU (native/cpab.c). The LUT is the faster
             one with shared theta; per channel it flows C x n grid points whenever theta
-            changes, so with many channels use exact mode (speeds: benchmarks/RESULTS.md,
-            "DiTAC").
+            changes, so with many channels use exact mode (speeds: the documentation's
+            Benchmarks page).
         lambda_reg: weight of the prior ``prior_loss()`` = lambda_reg theta^T P theta,
             P = (B^T K B + eps I)^-1. An explicit loss term (learnact.regularization), not a
             side effect in backward (``prior="explicit"``, the default).

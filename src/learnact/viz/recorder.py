@@ -74,7 +74,7 @@ class Recorder:
         every: record one training forward in ``every`` per layer (1: all). Histograms of a
             regular subsample of the batches; ``seen`` counts the recorded elements, so counts
             stay exact. Measured on the autoencoder quick preset: every=1 costs 37% wall time,
-            every=4 (what ``--record`` uses) stays within 15% (benchmarks/RESULTS.md).
+            every=4 (what ``--record`` uses) stays within 15% (the documentation's Benchmarks page).
     """
 
     def __init__(self, model: nn.Module, bins: int = 120, lo: float = -6.0, hi: float = 6.0,

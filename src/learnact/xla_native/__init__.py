@@ -8,7 +8,7 @@ on first use with the system C++ compiler (~10 s once per machine, cached and ch
 forward is one pass; the backward is one pass that returns dL/dx and every parameter's sum, on
 XLA's intra-op threads. (XLA runs a backward's parameter reductions as one pass each, and
 its sin/cos/expm1 as scalar calls: Hermite degree 8 took ~4x GELU's fwd+bwd, Fourier degree 8
-~26x; benchmarks/RESULTS.md has the kernels' figures.) ``families.cc`` brings its own
+~26x; the documentation's Benchmarks page has the kernels' figures.) ``families.cc`` brings its own
 vectorisable sin/cos and expm1 (Cody-Waite reduction, Taylor series; float64 to ~1e-16).
 
 What stays the same: values and gradients agree with the ``jax.numpy`` formulas of
