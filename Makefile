@@ -80,7 +80,9 @@ test-frontends: setup-frontends compiler
 	KERAS_BACKEND=tensorflow $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends/test_keras.py tests/frontends/test_surrogates.py tests/frontends/test_perlin.py
 
 # the wheel in a fresh venv, run from outside the tree (so the installed copy is imported):
-# core dependencies only (.ci/wheel_check.py), then with [torch] the README's quickstart
+# core dependencies only (.ci/wheel_check.py), then with [torch] the quickstart and the README's
+# PyTorch blocks, then fresh venvs with [jax] and with [keras] + tensorflow-cpu for the README's
+# JAX and Keras blocks (.ci/readme_blocks.py runs each in an empty folder)
 test-wheel: setup
 	rm -rf build/wheel $(WVENV)
 	$(PIP) wheel -q --no-deps -w build/wheel .
@@ -90,6 +92,16 @@ test-wheel: setup
 	cd build && ../$(WVENV)/bin/python ../.ci/wheel_check.py
 	$(WVENV)/bin/pip install -q $(PIN) "$$(ls build/wheel/learnact-*.whl)[torch]"
 	cd build && ../$(WVENV)/bin/python ../examples/quickstart.py
+	$(WVENV)/bin/python .ci/readme_blocks.py torch
+	rm -rf $(WVENV)
+	$(PYTHON) -m venv $(WVENV)
+	$(WVENV)/bin/pip install -q $(PIN) "$$(ls build/wheel/learnact-*.whl)[jax]"
+	$(WVENV)/bin/python .ci/readme_blocks.py jax
+	rm -rf $(WVENV)
+	$(PYTHON) -m venv $(WVENV)
+	$(WVENV)/bin/pip install -q $(PIN) "$$(ls build/wheel/learnact-*.whl)[keras]" tensorflow-cpu
+	KERAS_BACKEND=tensorflow $(WVENV)/bin/python .ci/readme_blocks.py keras
+	rm -rf $(WVENV)
 
 $(DVENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(DVENV)

@@ -38,7 +38,7 @@ BLOCKS = _torch_blocks()
 
 def test_the_pages_have_blocks_for_both_runners() -> None:
     readme = python_blocks(README.read_text())
-    assert len(readme) >= 2 and sum(map(frontend_block, readme)) == 1
+    assert len(readme) >= 3 and sum(map(frontend_block, readme)) == 2  # JAX, Keras
     pages = {page for page, _, _ in BLOCKS}
     assert {"README.md", "docs/index.md", "docs/guides/quickstart.md", "docs/guides/fit-surgery.md",
             "docs/guides/deploy.md", "docs/guides/ditac.md", "docs/guides/init-depth.md",

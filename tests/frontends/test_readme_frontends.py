@@ -23,7 +23,7 @@ def _frontend_blocks() -> list[tuple[str, str]]:
 
 def test_the_readme_and_the_jax_keras_guide_have_frontend_blocks() -> None:
     pages = [p for p, _ in _frontend_blocks()]
-    assert pages.count("README.md") == 1 and "docs/guides/jax-keras.md" in pages
+    assert pages.count("README.md") == 2 and "docs/guides/jax-keras.md" in pages
 
 
 @pytest.mark.parametrize("page,code", _frontend_blocks(), ids=lambda v: v if v.endswith(".md") else "")
