@@ -4,6 +4,7 @@ and the Hugging Face round trip of a model changed by surgery (fresh process, ON
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -302,13 +303,18 @@ except KeyError as e:
 """
     done = subprocess.run([sys.executable, "-c", vanilla], capture_output=True, text=True,
                           timeout=300)
-    assert "KeyError 'learnact:gelu" in done.stdout, (done.stdout, done.stderr[-2000:])
+    # transformers' own KeyError, with the key saying what to call
+    assert re.search(r"KeyError 'learnact:gelu(_new)? \(load with "
+                     r"learnact\.integrations\.register_transformers\(\) first\)'",
+                     done.stdout), (done.stdout, done.stderr[-2000:])
 
 
 def test_restore_undoes_the_config_record() -> None:
     model = _hf_model("bert")
     report = learnact.replace_activations(model, "hermite:degree=4", fit=False)
-    assert model.config.hidden_act == "learnact:gelu" and model.config.learnact_activations
+    assert model.config.hidden_act == ("learnact:gelu (load with "
+                                       "learnact.integrations.register_transformers() first)")
+    assert model.config.learnact_activations
     learnact.restore(model, report)
     assert model.config.hidden_act == "gelu"
     assert not hasattr(model.config, "learnact_activations")
@@ -344,3 +350,13 @@ def test_freeze_replaces_a_shared_instance_at_every_place() -> None:
     assert isinstance(frozen[1], FrozenActivation) and frozen[3] is frozen[1]
     x = torch.randn(5, 3)
     torch.testing.assert_close(frozen(x), model(x).detach())
+
+
+def test_marked_names_old_and_new_mean_the_activation_they_name() -> None:
+    """Configs saved before the hint (``learnact:gelu``) and after it load alike."""
+    from learnact.integrations import _unmarked
+    from learnact.surgery import HF_HINT, HF_MARK
+
+    assert _unmarked(HF_MARK + "gelu" + HF_HINT) == "gelu"
+    assert _unmarked("learnact:gelu") == "gelu"
+    assert _unmarked("gelu_new") == "gelu_new" and _unmarked(None) is None

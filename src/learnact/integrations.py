@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from .registry import available, create, lookup, parse_spec
-from .surgery import HF_MARK
+from .surgery import HF_HINT, HF_MARK
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,12 @@ def register_transformers() -> bool:
 
 
 def _unmarked(key: Any) -> Any:
-    """A config activation name that surgery marked (``learnact:gelu``) means the activation
-    it named; the replaced places are rebuilt from config.learnact_activations (post_init)."""
+    """A config activation name that surgery marked (``learnact:gelu (load with ...)``; older
+    configs: ``learnact:gelu``) means the activation it named; the replaced places are rebuilt
+    from config.learnact_activations (post_init)."""
     if isinstance(key, str) and key.startswith(HF_MARK):
-        return key[len(HF_MARK):]
+        key = key[len(HF_MARK):]
+        return key[:-len(HF_HINT)] if key.endswith(HF_HINT) else key
     return key
 
 

@@ -636,6 +636,8 @@ def restore(model: nn.Module, report: SurgeryReport) -> None:
 HF_ACT_KEYS = ("hidden_act", "activation_function", "hidden_activation", "act_fn")
 #: prefix of a config activation name that only learnact's ACT2FN resolves
 HF_MARK = "learnact:"
+#: ... and the suffix that makes transformers' bare KeyError say what to call
+HF_HINT = " (load with learnact.integrations.register_transformers() first)"
 _ABSENT = object()
 
 
@@ -675,7 +677,7 @@ def _record_in_hf_config(model: nn.Module, entries: list[SurgeryEntry],
         value = getattr(config, key, None)
         if isinstance(value, str) and not value.startswith(HF_MARK):
             before[key] = value
-            setattr(config, key, HF_MARK + value)
+            setattr(config, key, HF_MARK + value + HF_HINT)
     log.info("recorded %d replaced activations in the model's config (learnact_activations); "
              "reload with learnact.integrations.register_transformers() before from_pretrained",
              len(entries))
