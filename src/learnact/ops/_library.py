@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from .._tensor import FAST_CPU_MIN, compute_dtype
+from . import _dtensor
 
 __all__ = ["Param", "FamilyOp", "Kernel", "CPU_KERNEL_MIN", "family_ops", "backend",
            "current_backend", "BACKENDS"]
@@ -219,7 +220,10 @@ class FamilyOp:
         if len(params) != len(self.params):
             raise TypeError(f"{self.name} op takes {len(self.params)} parameter tensors "
                             f"({', '.join(p.name for p in self.params)}), got {len(params)}")
-        _check_devices(self.name, x, params)
+        if _dtensor.involved(x, params):
+            _dtensor.prepare(self, x, params, channel_dim)
+        else:
+            _check_devices(self.name, x, params)
         if torch.compiler.is_compiling() and (torch.compiler.is_exporting()
                                               or not self._op_under_compile(x, params)):
             # an exported program holds standard aten ops only (ONNX, other runtimes)
@@ -285,7 +289,7 @@ class FamilyOp:
         def bwd(grad: Tensor, x: Tensor, *args):
             *params, channel_dim = args
             grads = self.chosen(default, x).run_backward(grad, x, params, channel_dim)
-            return self._in_input_dtypes(grads, x, params)
+            return tuple(self._in_input_dtypes(grads, x, params))
 
         torch.library.register_kernel(self._qual(), device, fwd)
         torch.library.register_kernel(self._qual("_backward"), device, bwd)
@@ -299,14 +303,17 @@ class FamilyOp:
     def _define(self) -> None:
         args = ", ".join(f"Tensor{'?' if p.optional else ''} {p.name}" for p in self.params)
         torch.library.define(self._qual(), f"(Tensor x, {args}, int channel_dim) -> Tensor")
+        # a fixed tuple (dL/dx, dL/dp for each differentiable p), not Tensor[]: DTensor's
+        # sharding rules (ops/_dtensor.py) place each output
+        outs = ", ".join(["Tensor"] * (1 + len(self._differentiable(self.params))))
         torch.library.define(self._qual("_backward"),
-                             f"(Tensor grad, Tensor x, {args}, int channel_dim) -> Tensor[]")
+                             f"(Tensor grad, Tensor x, {args}, int channel_dim) -> ({outs})")
 
         def fake_forward(x: Tensor, *args):
             return torch.empty_like(x)
 
         def fake_backward(grad: Tensor, x: Tensor, *args):
-            return [torch.empty_like(t) for t in (x, *self._differentiable(args[:-1]))]
+            return tuple(torch.empty_like(t) for t in (x, *self._differentiable(args[:-1])))
 
         torch.library.register_fake(self._qual(), fake_forward)
         torch.library.register_fake(self._qual("_backward"), fake_backward)

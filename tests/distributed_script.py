@@ -1,0 +1,104 @@
+"""Run by tests/test_distributed.py under torchrun (2 processes, gloo, CPU): tensor-parallel
+MLPs with learnact activations and FSDP2, each against the same model in one process.
+Writes one JSON line per check to the file given as argv[1] (rank 0)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor import DeviceMesh, DTensor, Shard, distribute_tensor
+from torch.distributed.tensor.parallel import (ColwiseParallel, RowwiseParallel,
+                                               parallelize_module)
+
+import learnact
+from learnact.distributed import ChannelParallel
+
+SPECS = ["hermite:degree=6,channels=16,channel_dim=-1", "tropical:degree=4,channels=16,channel_dim=-1",
+         "rational:channels=16,channel_dim=-1", "selu_variation:channels=16,channel_dim=-1",
+         "fourier:degree=3,channels=16,channel_dim=-1", "tropical_rational:degree=3,channels=16,channel_dim=-1",
+         "hermite:degree=6,channels=16,channel_dim=-1,tails=linear", "hermite:degree=6"]
+
+
+def full(t: torch.Tensor) -> torch.Tensor:
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
+def mlp(spec: str) -> nn.Module:
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(8, 16), learnact.create(spec), nn.Linear(16, 4))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # move the activation off its init
+        for p in m[1].parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    return m
+
+
+def train(model: nn.Module, x: torch.Tensor, steps: int = 3) -> tuple[list[float], dict]:
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    losses = []
+    grads = {}
+    for i in range(steps):
+        opt.zero_grad()
+        loss = full(model(x)).square().mean()
+        loss.backward()
+        if i == 0:
+            grads = {n: full(p.grad).detach().clone() for n, p in model.named_parameters()}
+        opt.step()
+        losses.append(float(full(loss)))
+    return losses, grads
+
+
+def compare(name: str, ref: nn.Module, par: nn.Module, x: torch.Tensor, out: list) -> None:
+    l_ref, g_ref = train(ref, x)
+    l_par, g_par = train(par, x)
+    gerr = max(float((g_par[n] - g_ref[n]).abs().max()) for n in g_ref)
+    perr = max(float((full(p.data) - q.data).abs().max())
+               for (n, p), (_, q) in zip(par.named_parameters(), ref.named_parameters()))
+    out.append({"case": name, "loss_err": max(abs(a - b) for a, b in zip(l_ref, l_par)),
+                "grad_err": gerr, "param_err": perr, "losses": l_par,
+                "act_grad_placements": [str(getattr(p.grad, "placements", None))
+                                        for p in par[1].parameters()] if hasattr(par, "__getitem__") else []})
+
+
+def main() -> None:
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    mesh = DeviceMesh("cpu", list(range(world)))
+    torch.manual_seed(123)
+    x = torch.randn(6, 8)
+    out: list = []
+    for spec in SPECS:
+        ref, par = mlp(spec), mlp(spec)
+        parallelize_module(par, mesh, {"0": ColwiseParallel(), "1": ChannelParallel(),
+                                       "2": RowwiseParallel()})
+        compare(f"tp {spec}", ref, par, x, out)
+    # FSDP2: the activations' parameters sharded with the rest
+    for spec in SPECS[:2]:
+        ref, par = mlp(spec), mlp(spec)
+        for layer in par:
+            if any(True for _ in layer.parameters()):
+                fully_shard(layer, mesh=mesh)
+        fully_shard(par, mesh=mesh)
+        compare(f"fsdp2 {spec}", ref, par, x, out)
+    # a DTensor input with plain-tensor parameters: a clear error before DTensor's dispatch
+    act = learnact.create("hermite:degree=4,channels=16,channel_dim=-1")
+    dx = distribute_tensor(torch.randn(6, 16), mesh, [Shard(1)])
+    try:
+        act(dx)
+        out.append({"case": "mixed", "error": None})
+    except TypeError as exc:
+        out.append({"case": "mixed", "error": str(exc)})
+    if rank == 0:
+        with open(sys.argv[1], "w") as f:
+            for row in out:
+                f.write(json.dumps(row) + "\n")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Tensor parallelism (DTensor) and FSDP2 with learnact activations, 2 processes over gloo on
+this CPU (tests/distributed_script.py under torchrun): a ColwiseParallel -> ChannelParallel
+-> RowwiseParallel MLP for every family op, and fully_shard, train 3 SGD steps equal to the
+same model in one process (losses, every gradient at the first step, every parameter after
+the third, to float32 rounding); a DTensor input with plain parameters is a clear error."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from learnact.ops import family_ops
+
+SCRIPT = Path(__file__).with_name("distributed_script.py")
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory) -> dict[str, dict]:
+    out = tmp_path_factory.mktemp("dist") / "out.jsonl"
+    with socket.socket() as sock:  # a free port: parallel runs must not collide
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           f"--master_port={port}", str(SCRIPT), str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return {r["case"]: r for r in map(json.loads, out.read_text().splitlines())}
+
+
+@pytest.mark.slow
+def test_tensor_parallel_mlp_equals_one_process_for_every_family_op(rows) -> None:
+    tp = {k.split(" ", 1)[1]: v for k, v in rows.items() if k.startswith("tp ")}
+    names = {spec.split(":")[0] for spec in tp}
+    assert set(family_ops()) <= names, set(family_ops()) - names  # the library's one list
+    for spec, r in tp.items():
+        assert r["loss_err"] < 1e-5 and r["grad_err"] < 1e-5 and r["param_err"] < 1e-5, (spec, r)
+        assert r["losses"][-1] < r["losses"][0], (spec, r["losses"])  # it trains
+        if "channels=" in spec:  # each rank holds and trains its own channels' parameters
+            assert r["act_grad_placements"] and all(
+                "Shard(dim=0)" in p for p in r["act_grad_placements"]), (spec, r)
+        else:  # shared parameters: a partial sum over the ranks
+            assert all("Partial" in p or "Replicate" in p for p in r["act_grad_placements"])
+
+
+@pytest.mark.slow
+def test_fsdp2_equals_one_process(rows) -> None:
+    fsdp = {k: v for k, v in rows.items() if k.startswith("fsdp2 ")}
+    assert len(fsdp) == 2
+    for case, r in fsdp.items():
+        assert r["loss_err"] < 1e-5 and r["grad_err"] < 1e-5 and r["param_err"] < 1e-5, (case, r)
+
+
+@pytest.mark.slow
+def test_dtensor_input_with_plain_parameters_is_a_clear_error(rows) -> None:
+    assert rows["mixed"]["error"] == (
+        "learnact.hermite: x is a DTensor but coeffs is a plain Tensor: distribute the "
+        "activation's parameters with the input (torch.distributed.tensor.distribute_module, "
+        "or parallelize_module's plans) or call it on local tensors")
