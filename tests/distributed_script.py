@@ -65,13 +65,33 @@ def compare(name: str, ref: nn.Module, par: nn.Module, x: torch.Tensor, out: lis
                                         for p in par[1].parameters()] if hasattr(par, "__getitem__") else []})
 
 
+def two_d(x: torch.Tensor, out: list) -> None:
+    """4 processes: a (dp=2, tp=2) mesh, tensor parallel inside FSDP2 (as torchtitan does)."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
+    for spec in SPECS[:2] + SPECS[-1:]:
+        ref, par = mlp(spec), mlp(spec)
+        parallelize_module(par, mesh["tp"], {"0": ColwiseParallel(), "1": ChannelParallel(),
+                                             "2": RowwiseParallel()})
+        fully_shard(par, mesh=mesh["dp"])
+        compare(f"fsdp2xtp {spec}", ref, par, x, out)
+
+
 def main() -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
-    mesh = DeviceMesh("cpu", list(range(world)))
     torch.manual_seed(123)
     x = torch.randn(6, 8)
     out: list = []
+    if world == 4:
+        two_d(x, out)
+        if rank == 0:
+            with open(sys.argv[1], "w") as f:
+                f.writelines(json.dumps(row) + "\n" for row in out)
+        dist.destroy_process_group()
+        return
+    mesh = DeviceMesh("cpu", list(range(world)))
     for spec in SPECS:
         ref, par = mlp(spec), mlp(spec)
         parallelize_module(par, mesh, {"0": ColwiseParallel(), "1": ChannelParallel(),

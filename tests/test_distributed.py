@@ -1,6 +1,7 @@
 """Tensor parallelism (DTensor) and FSDP2 with learnact activations, 2 processes over gloo on
-this CPU (tests/distributed_script.py under torchrun): a ColwiseParallel -> ChannelParallel
--> RowwiseParallel MLP for every family op, and fully_shard, train 3 SGD steps equal to the
+this CPU (tests/distributed_script.py under torchrun; 4 for a 2-D mesh): a ColwiseParallel ->
+ChannelParallel -> RowwiseParallel MLP for every family op, fully_shard, and both on a
+(dp=2, tp=2) mesh train 3 SGD steps equal to the
 same model in one process (losses, every gradient at the first step, every parameter after
 the third, to float32 rounding); a DTensor input with plain parameters is a clear error."""
 
@@ -19,17 +20,31 @@ from learnact.ops import family_ops
 SCRIPT = Path(__file__).with_name("distributed_script.py")
 
 
-@pytest.fixture(scope="module")
-def rows(tmp_path_factory) -> dict[str, dict]:
-    out = tmp_path_factory.mktemp("dist") / "out.jsonl"
+def _run(tmp: Path, procs: int) -> dict[str, dict]:
+    out = tmp / f"out{procs}.jsonl"
     with socket.socket() as sock:  # a free port: parallel runs must not collide
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                           f"--master_port={port}", str(SCRIPT), str(out)],
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run",
+                           f"--nproc_per_node={procs}", f"--master_port={port}", str(SCRIPT),
+                           str(out)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     return {r["case"]: r for r in map(json.loads, out.read_text().splitlines())}
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory) -> dict[str, dict]:
+    return _run(tmp_path_factory.mktemp("dist"), 2)
+
+
+@pytest.mark.slow
+def test_fsdp2_times_tensor_parallel_on_a_2d_mesh(tmp_path) -> None:
+    """4 processes, mesh (dp=2, tp=2): parallelize_module on "tp", fully_shard on "dp"."""
+    got = _run(tmp_path, 4)
+    assert len(got) == 3 and all(k.startswith("fsdp2xtp ") for k in got)
+    for case, r in got.items():
+        assert r["loss_err"] < 1e-5 and r["grad_err"] < 1e-5 and r["param_err"] < 1e-5, (case, r)
+        assert r["losses"][-1] < r["losses"][0], (case, r["losses"])
 
 
 @pytest.mark.slow
