@@ -57,6 +57,7 @@ def _grads(act, x, grad):
     (5, 1, (2, 5, 7, 9)),             # per channel, NCHW-like (R = 63 < 64: channel tiles)
     (5, 1, (2, 5, 130)),              # per channel, R >= 64: one channel per tile
     (6, -1, (4, 9, 6)),               # channels-last
+    (40, -1, (3, 7, 40)),             # channels-last, 3 channel tiles of 16 (the last half)
 ])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_triton_matches_float64_reference(spec, channels, channel_dim, shape, dtype) -> None:
@@ -163,7 +164,8 @@ LUT_CASES = [(spec, dt) for spec in ("ditac:lut=64", "leaky_ditac:lut=64,cells=5
 
 @pytest.mark.parametrize("spec,dtype", LUT_CASES)
 @pytest.mark.parametrize("channels,channel_dim,shape", [(None, 1, (3, 5, 67)),
-                                                        (5, 1, (2, 5, 90)), (6, -1, (4, 9, 6))])
+                                                        (5, 1, (2, 5, 90)), (6, -1, (4, 9, 6)),
+                                                        (40, -1, (3, 7, 40))])
 def test_triton_ditac_lut_matches_reference(spec, dtype, channels, channel_dim, shape) -> None:
     """DiTAC's lookup-table op on the Triton kernels (ops/triton/ditac.py) against the float64
     PyTorch path: values, dL/dx and dL/dtheta (the table's histogram by atomic adds)."""
@@ -186,7 +188,8 @@ FLOW_CASES = [(spec, dt) for spec in ("ditac", "ditac:cells=3", "leaky_ditac:cel
 
 @pytest.mark.parametrize("spec,dtype", FLOW_CASES)
 @pytest.mark.parametrize("channels,channel_dim,shape", [(None, 1, (3, 5, 67)),
-                                                        (5, 1, (2, 5, 90)), (6, -1, (4, 9, 6))])
+                                                        (5, 1, (2, 5, 90)), (6, -1, (4, 9, 6)),
+                                                        (40, -1, (3, 7, 40))])
 def test_triton_ditac_exact_flow_matches_reference(spec, dtype, channels, channel_dim,
                                                    shape) -> None:
     """DiTAC's exact flow on the Triton kernel (closed form per element, unrolled knot search,

@@ -22,6 +22,11 @@ from ..._tensor import canonical_dim
 __all__ = ["Layout", "layout", "tile_offsets", "tile_xg"]
 
 _TILE = 1024  # elements per program (BC * BR)
+# channels per tile across a channels-last input: 16 channels x 64 rows keeps 64-byte
+# contiguous runs (two 32-byte sectors, 128-bit loads) and writes the backward's per-channel
+# partial sums once per 64 rows (P x 4 / 64 bytes per element; 64 x 16 tiles: P x 4 / 16,
+# 9-28% of the pass, benchmarks/results/gpu_aot.md)
+_BC_MAX = 16
 
 
 class Layout:
@@ -43,7 +48,7 @@ class Layout:
         if self.R >= 64 or self.C == 1:
             self.BC = 1
         else:  # channels-last-like: tiles across channels
-            self.BC = min(64, triton.next_power_of_2(self.C))
+            self.BC = min(_BC_MAX, triton.next_power_of_2(self.C))
         self.BR = _TILE // self.BC
         self.grid = (max(1, -(-self.N // self.BR)), -(-self.C // self.BC))
 
