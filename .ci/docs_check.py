@@ -58,7 +58,6 @@ def text_problems(site: Path) -> list[str]:
 
 
 def math_renders(site: Path) -> list[str]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 

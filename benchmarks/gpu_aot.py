@@ -63,7 +63,7 @@ def _widths(counts: dict) -> str:
 
 
 def table(rows: list[dict], archs: tuple[int, ...]) -> str:
-    from learnact.ops.triton.aot import BANDWIDTH, problems
+    from learnact.ops.triton.aot import BANDWIDTH, element_bits, problems
 
     import triton
 
@@ -95,7 +95,7 @@ def table(rows: list[dict], archs: tuple[int, ...]) -> str:
     for case in dict.fromkeys(r["case"] for r in rows):
         mine = [r for r in rows if r["case"] == case and r["arch"] == archs[-1]]
         per = sum(r["bytes_per_element"] for r in mine)
-        size = 2 if mine[0]["dtype"] == "bfloat16" else 4
+        size = element_bits(mine[0]["dtype"]) // 8
         gelu = 5 * size
         n = mine[0]["numel"]
         ms = {k: per * n / bw * 1e3 for k, bw in BANDWIDTH.items()}
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(done.stderr)
         return 1
     launches = json.loads(done.stdout)
-    from learnact.ops.triton.aot import STREAMS, compile_launch, problems, save
+    from learnact.ops.triton.aot import STREAMS, compile_launch, element_bits, problems, save
 
     from tqdm import tqdm
     rows = []
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         for rec in tqdm(launches, desc=f"compile sm_{arch}", leave=False):
             row = {**rec, "arch": arch, **compile_launch(rec, arch)}
             streams = sum(STREAMS[rec["way"]])
-            size = 2 if rec["dtype"] == "bfloat16" else 4
+            size = element_bits(rec["dtype"]) // 8
             row["bytes_per_element"] = streams * size + rec["table_bytes"] / rec["numel"]
             rows.append(row)
     out = Path(args.out)

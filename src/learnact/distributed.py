@@ -32,16 +32,12 @@ __all__ = ["ChannelParallel", "channel_rows"]
 def channel_rows(module: nn.Module, name: str, tensor: torch.Tensor) -> bool:
     """Whether ``module``'s tensor ``name`` holds one row per channel (a learnact family's
     per-channel parameter or buffer, by its definition's table)."""
-    from .core.families import FAMILIES
+    from .ops._dtensor import rows_ndim
 
     channels = getattr(module, "channels", None)
-    family = FAMILIES.get(getattr(module, "family", None) or "")
-    if channels is None or family is None or tensor.ndim == 0 or tensor.shape[0] != channels:
+    if channels is None or tensor.ndim == 0 or tensor.shape[0] != channels:
         return False
-    table = dict(family.table)
-    if name not in table:
-        return False
-    return tensor.ndim == (1 if table[name] else 2)
+    return tensor.ndim == rows_ndim(getattr(module, "family", None), name)
 
 
 class ChannelParallel(ParallelStyle):

@@ -18,7 +18,6 @@ code builds the activations), Hugging Face ``save_pretrained`` after
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 import torch
 from torch import nn
@@ -118,6 +117,7 @@ def load(path: str | Path) -> nn.Module:
 
 def _check_shapes(where: str, spec: str, state: dict[str, torch.Tensor], whose: str) -> None:
     """``spec`` built on the meta device (no memory) must have exactly ``state``'s shapes."""
+    from .experiments.common import state_shape_difference
     from .registry import create
 
     try:
@@ -126,13 +126,11 @@ def _check_shapes(where: str, spec: str, state: dict[str, torch.Tensor], whose: 
     except Exception as exc:  # the spec's fault, whatever the family raised: named
         raise ValueError(f"{where}: the spec {spec!r:.200} does not build an activation: "
                          f"{type(exc).__name__}: {exc}") from None
-    want = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
-    have = {k: tuple(v.shape) for k, v in state.items()}
-    if want != have:
-        key = sorted(set(want) ^ set(have)) or [k for k in sorted(want) if want[k] != have[k]]
-        size = sum(math.prod(v) for v in want.values())
+    diff = state_shape_difference(probe, state)
+    if diff is not None:
+        key, want, have, size = diff
         raise ValueError(f"{where}: {spec!r:.200} has {size} numbers in its tensors, "
                          f"{whose} state {sum(v.numel() for v in state.values())} (first "
-                         f"difference: {key[0]!r}, {want.get(key[0])} by the spec, "
-                         f"{have.get(key[0])} {whose}); nothing was built")
+                         f"difference: {key!r}, {want} by the spec, {have} {whose}); "
+                         "nothing was built")
 

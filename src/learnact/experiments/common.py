@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Dist", "setup_distributed", "RunDir", "read_run_marker", "seed_everything", "progress",
            "check_writable", "resolve_device", "save_model", "load_model", "read_torch_file",
-           "model_filename"]
+           "model_filename", "state_shape_difference"]
 
 
 @dataclass
@@ -336,16 +336,28 @@ def _check_header_size(path: Path, builder: str, build: Any, kwargs: dict[str, A
         # size is a RuntimeError, a wrong type an AttributeError): the file's fault, named
         raise ValueError(f"{path}: its header's kwargs do not build the {builder} model: "
                          f"{type(exc).__name__}: {exc}") from None
-    want = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
-    have = {k: tuple(v.shape) for k, v in state.items()}
-    if want != have:
-        key = next(iter(sorted(set(want) ^ set(have)) or
-                        [k for k in sorted(want) if want[k] != have[k]]))
-        size = sum(math.prod(v) for v in want.values())
+    diff = state_shape_difference(probe, state)
+    if diff is not None:
+        key, want, have, size = diff
         raise ValueError(f"{path}: the model its header describes ({size} numbers) does not "
                          f"match its stored state ({sum(v.numel() for v in state.values())} "
-                         f"numbers; first difference: {key!r} {want.get(key)} in the header, "
-                         f"{have.get(key)} stored); nothing was built")
+                         f"numbers; first difference: {key!r} {want} in the header, "
+                         f"{have} stored); nothing was built")
+
+
+def state_shape_difference(probe: torch.nn.Module, state: dict[str, torch.Tensor]
+                           ) -> tuple[str, tuple | None, tuple | None, int] | None:
+    """None where ``probe`` (a module, typically built on the meta device) has exactly
+    ``state``'s tensor names and shapes; else (first differing name, its shape in the probe,
+    its shape in the state, the probe's number count). The loaders' size check: a file cannot
+    make them allocate more than it holds."""
+    want = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    if want == have:
+        return None
+    key = next(iter(sorted(set(want) ^ set(have)) or
+                    [k for k in sorted(want) if want[k] != have[k]]))
+    return key, want.get(key), have.get(key), sum(math.prod(v) for v in want.values())
 
 
 def load_model(path: str | Path, which: str = "final") -> tuple[torch.nn.Module, dict[str, Any]]:

@@ -29,7 +29,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from ._library import FamilyOp
 
-__all__ = ["involved", "prepare"]
+__all__ = ["involved", "prepare", "rows_ndim"]
 
 _lock = threading.Lock()
 _registered: set[str] = set()
@@ -68,24 +68,22 @@ def prepare(op: FamilyOp, x: Tensor, params: Sequence[Tensor | None], channel_di
                 _registered.add(op.name)
 
 
-def _channel_rows(op: FamilyOp, specs: Sequence[Any]) -> list[bool | None]:
-    """Per parameter (DTensor specs, in the op's order; None where absent): whether it holds
-    one row per channel, by the family definition's table (a scalar parameter is (C,) per
-    channel, the others (C, P)); parameters outside the table (tropical's fixed slopes) and
-    shared ones are False."""
+def rows_ndim(family: str | None, name: str) -> int | None:
+    """The number of dimensions of family ``family``'s tensor ``name`` when it holds one row
+    per channel, by the definition's table (a scalar parameter is (C,) per channel, the others
+    (C, P)); None for a tensor outside the table (tropical's fixed slopes) or no family."""
     from ..core.families import FAMILIES
 
-    family = FAMILIES.get(op.name)
-    table = dict(family.table) if family is not None else {}
-    out: list[bool | None] = []
-    for spec, param in zip(specs, op.params):
-        if spec is None:
-            out.append(None)
-        elif param.name not in table:
-            out.append(False)
-        else:
-            out.append(len(spec.shape) == (1 if table[param.name] else 2))
-    return out
+    definition = FAMILIES.get(family or "")
+    table = dict(definition.table) if definition is not None else {}
+    return None if name not in table else (1 if table[name] else 2)
+
+
+def _channel_rows(op: FamilyOp, specs: Sequence[Any]) -> list[bool | None]:
+    """Per parameter (DTensor specs, in the op's order; None where absent): whether it holds
+    one row per channel (:func:`rows_ndim`)."""
+    return [None if spec is None else len(spec.shape) == rows_ndim(op.name, param.name)
+            for spec, param in zip(specs, op.params)]
 
 
 def _register(op: FamilyOp) -> None:

@@ -29,9 +29,9 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from pathlib import Path
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -286,22 +286,25 @@ def screenshot(path: str, width: int = 900, height: int = 1080, timeout: float =
     return str(path)
 
 
-def require_browser() -> None:
-    """ImportError naming every missing piece of the headless browser (selenium, the system
-    chromium and chromedriver) and how to install it; nothing is started."""
+def require_browser() -> tuple[str, str]:
+    """The system chromium and chromedriver (their paths); an ImportError naming every missing
+    piece of the headless browser (selenium too) and how to install it. Nothing is started."""
     import importlib.util
     import shutil
 
+    browser = shutil.which("chromium") or "/usr/bin/chromium"
+    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
     missing = []
     if importlib.util.find_spec("selenium") is None:
         missing.append("selenium (pip install 'learnact[browser]')")
-    if not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()):
+    if not Path(browser).exists():
         missing.append("chromium (Debian: sudo apt-get install chromium)")
-    if not (shutil.which("chromedriver") or Path("/usr/bin/chromedriver").exists()):
+    if not Path(driver).exists():
         missing.append("chromedriver (Debian: sudo apt-get install chromium-driver)")
     if missing:
         raise ImportError("screenshots drive the system Chromium in headless mode with "
                           "selenium; missing: " + "; ".join(missing))
+    return browser, driver
 
 
 class headless_chromium:
@@ -311,14 +314,10 @@ class headless_chromium:
         self.size = (width, height)
 
     def __enter__(self):
-        import shutil
-
-        require_browser()
+        browser, driver = require_browser()
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
-        driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-        browser = shutil.which("chromium") or "/usr/bin/chromium"
         opts = webdriver.ChromeOptions()
         opts.binary_location = browser
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["BANDWIDTH", "STREAMS", "Case", "capture", "compile_launch", "problems", "ptxas_spills",
-           "sass_stats", "save", "streams_vectorised"]
+           "sass_stats", "save", "streams_vectorised", "element_bits"]
 
 #: HBM bandwidth in bytes/s (vendor figures: H100 SXM 3.35 TB/s, H200 4.8 TB/s)
 BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12}
@@ -215,12 +215,17 @@ def compile_launch(rec: dict[str, Any], arch: int) -> dict[str, Any]:
 STREAMS = {"forward": (1, 1), "backward": (2, 1)}
 
 
+def element_bits(dtype: str) -> int:
+    """Bits of one element of an element stream of dtype name ``dtype``."""
+    return 16 if dtype in ("bfloat16", "float16") else 32
+
+
 def streams_vectorised(row: dict[str, Any]) -> bool:
     """The element streams move in vector instructions: the bits moved by global loads (and
     stores) of at least the vector width (128 bits for 32-bit dtypes, 64 for 16-bit ones) cover
     every element stream's share of a thread (streams x elements per thread x element bits)."""
     reads, writes = STREAMS[row["way"]]
-    bits = 16 if row["dtype"] in ("bfloat16", "float16") else 32
+    bits = element_bits(row["dtype"])
     need = 128 if bits == 32 else 64
     per_thread = row["elements_per_thread"] * bits
 
