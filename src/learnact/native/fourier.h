@@ -14,50 +14,55 @@ namespace la {
 struct Fourier {
   static int64_t width(const Cfg& c) { return 1 + 3 * c.a; }
 
+  // theta_k = w_k x - phi_k (w_k x clipped)
   template <typename T, class P>
-  static LA_INLINE void fwd(const T* x, T* y, int n, const P& p, const Cfg& cfg) {
-    const int d = (int)cfg.a;
-    T f[W], t[W], s[W], c[W];
-    for (int j = 0; j < n; ++j) f[j] = p(0, j);
-    for (int k = 0; k < d; ++k) {
-      for (int j = 0; j < n; ++j)
-        t[j] = clipped_phase(x[j], p(1 + d + k, j)) - p(1 + 2 * d + k, j);
-      sincos_block<T>(t, n, s, c);
-      for (int j = 0; j < n; ++j) f[j] += p(1 + k, j) * c[j];
-    }
-    for (int j = 0; j < n; ++j) y[j] = f[j];
+  static LA_INLINE V<T> phase(V<T> xv, const P& p, int d, int k, int j) {
+    return clipped_phase<T>(xv, p(1 + d + k, j)) - p(1 + 2 * d + k, j);
   }
 
   template <typename T, class P>
-  static LA_INLINE void bwd(const T* x, const T* g, T* gx, int n, const P& p, const Acc<T>& acc,
-                  const Cfg& cfg) {
+  static LA_INLINE void fwd(const T* x, T* y, const P& p, const Cfg& cfg) {
     const int d = (int)cfg.a;
-    // inputs and parameters copied into the block's own arrays: the stores into acc may
-    // not alias them, and the loops vectorise (with raw pointers GCC gives up on the alias
-    // checks)
-    T xs[W], gs[W], amp[W], fr[W], df[W], t[W], s[W], c[W];
-    for (int j = 0; j < n; ++j) {
-      xs[j] = x[j];
-      gs[j] = g[j];
-      df[j] = T(0);
-      acc(0, j) += gs[j];
+    V<T> xv[U], f[U];
+    for (int u = 0; u < U; ++u) {
+      xv[u] = vload(x + u * L<T>);
+      f[u] = p(0, u * L<T>);
     }
-    for (int k = 0; k < d; ++k) {
-      for (int j = 0; j < n; ++j) {
-        amp[j] = p(1 + k, j);
-        fr[j] = p(1 + d + k, j);
-        t[j] = clipped_phase(xs[j], fr[j]) - p(1 + 2 * d + k, j);
+    for (int k = 0; k < d; ++k)
+      for (int u = 0; u < U; ++u) {
+        const int j = u * L<T>;
+        V<T> s, c;
+        vsincos<T>(phase<T>(xv[u], p, d, k, j), s, c);
+        f[u] += p(1 + k, j) * c;
       }
-      sincos_block<T>(t, n, s, c);
-      for (int j = 0; j < n; ++j) {
-        const T as = gs[j] * amp[j] * s[j];  // g c_k sin(theta)
-        acc(1 + k, j) += gs[j] * c[j];
-        acc(1 + d + k, j) -= as * xs[j];
-        acc(1 + 2 * d + k, j) += as;
-        df[j] -= amp[j] * fr[j] * s[j];
-      }
+    for (int u = 0; u < U; ++u) vstore(y + u * L<T>, f[u]);
+  }
+
+  template <typename T, class P>
+  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const Acc<T>& acc,
+                            const Cfg& cfg) {
+    const int d = (int)cfg.a;
+    V<T> xv[U], gg[U], df[U];
+    for (int u = 0; u < U; ++u) {
+      const int j = u * L<T>;
+      xv[u] = vload(x + j);
+      gg[u] = vload(g + j);
+      df[u] = vset(T(0));
+      acc.add(0, j, gg[u]);
     }
-    for (int j = 0; j < n; ++j) gx[j] = gs[j] * df[j];
+    for (int k = 0; k < d; ++k)
+      for (int u = 0; u < U; ++u) {
+        const int j = u * L<T>;
+        const V<T> amp = p(1 + k, j), fr = p(1 + d + k, j);
+        V<T> s, c;
+        vsincos<T>(phase<T>(xv[u], p, d, k, j), s, c);
+        const V<T> as = gg[u] * amp * s;  // g c_k sin(theta)
+        acc.add(1 + k, j, gg[u] * c);
+        acc.add(1 + d + k, j, -(as * xv[u]));
+        acc.add(1 + 2 * d + k, j, as);
+        df[u] -= amp * fr * s;
+      }
+    for (int u = 0; u < U; ++u) vstore(gx + u * L<T>, gg[u] * df[u]);
   }
 };
 

@@ -13,70 +13,78 @@ namespace la {
 struct Hermite {
   static int64_t width(const Cfg& c) { return c.a + 1 + (c.b ? 2 : 0); }
 
+  // xb (clamped with tails) and e = x - xb
   template <typename T, class P>
-  static LA_INLINE void fwd(const T* x, T* y, int n, const P& p, const Cfg& cfg) {
+  static LA_INLINE void clamp(V<T> xv, const P& p, int j, const Cfg& cfg, V<T>& xb, V<T>& e) {
     const int d = (int)cfg.a;
-    T xb[W], e[W], h0[W], h1[W], f[W], df[W];
-    for (int j = 0; j < n; ++j) {
-      T v = x[j];
-      if (cfg.b) v = std::min(std::max(v, p(d + 1, j)), p(d + 2, j));
-      xb[j] = v;
-      e[j] = x[j] - v;
-      h0[j] = T(1);
-      h1[j] = v;
-      f[j] = p(0, j) + p(1, j) * v;
-      df[j] = p(1, j);
-    }
-    for (int k = 1; k < d; ++k) {  // h_{k+1} = (x h_k - h_{k-1})/(k+1)
-      const T r = T(1) / T(k + 1);
-      for (int j = 0; j < n; ++j) {
-        T h2 = xb[j] * (h1[j] * r) - h0[j] * r;  // scaled first: x h_k may overflow
-        f[j] += p(k + 1, j) * h2;
-        df[j] += p(k + 1, j) * h1[j];
-        h0[j] = h1[j];
-        h1[j] = h2;
-      }
-    }
-    for (int j = 0; j < n; ++j) y[j] = cfg.b ? f[j] + df[j] * e[j] : f[j];
+    xb = cfg.b ? vmin<T>(vmax<T>(xv, p(d + 1, j)), p(d + 2, j)) : xv;
+    e = xv - xb;
   }
 
   template <typename T, class P>
-  static LA_INLINE void bwd(const T* x, const T* g, T* gx, int n, const P& p, const Acc<T>& acc,
-                  const Cfg& cfg) {
+  static LA_INLINE void fwd(const T* x, T* y, const P& p, const Cfg& cfg) {
     const int d = (int)cfg.a;
-    T xb[W], e[W], hm2[W], hm1[W], h[W], df[W], ddf[W], gg[W];
-    for (int j = 0; j < n; ++j) {
-      T v = x[j];
-      if (cfg.b) v = std::min(std::max(v, p(d + 1, j)), p(d + 2, j));
-      xb[j] = v;
-      e[j] = x[j] - v;
-      gg[j] = g[j];
-      hm2[j] = T(0);
-      hm1[j] = T(1);  // h_0
-      h[j] = v;       // h_1
-      df[j] = p(1, j);
-      ddf[j] = T(0);
-      acc(0, j) += gg[j];
-      acc(1, j) += gg[j] * (v + e[j]);  // h_1 + h_0 e
+    V<T> xb[U], e[U], h0[U], h1[U], f[U], df[U];
+    for (int u = 0; u < U; ++u) {
+      const int j = u * L<T>;
+      clamp<T>(vload(x + j), p, j, cfg, xb[u], e[u]);
+      h0[u] = vset(T(1));
+      h1[u] = xb[u];
+      df[u] = p(1, j);
+      f[u] = p(0, j) + df[u] * xb[u];
+    }
+    for (int k = 1; k < d; ++k) {  // h_{k+1} = (x h_k - h_{k-1})/(k+1)
+      const T r = T(1) / T(k + 1);
+      for (int u = 0; u < U; ++u) {
+        const V<T> h2 = xb[u] * (h1[u] * r) - h0[u] * r;  // scaled first: x h_k may overflow
+        const V<T> c = p(k + 1, u * L<T>);
+        f[u] += c * h2;
+        df[u] += c * h1[u];
+        h0[u] = h1[u];
+        h1[u] = h2;
+      }
+    }
+    for (int u = 0; u < U; ++u) vstore(y + u * L<T>, cfg.b ? f[u] + df[u] * e[u] : f[u]);
+  }
+
+  template <typename T, class P>
+  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const Acc<T>& acc,
+                            const Cfg& cfg) {
+    const int d = (int)cfg.a;
+    V<T> xb[U], e[U], hm2[U], hm1[U], h[U], df[U], ddf[U], gg[U];
+    for (int u = 0; u < U; ++u) {
+      const int j = u * L<T>;
+      clamp<T>(vload(x + j), p, j, cfg, xb[u], e[u]);
+      gg[u] = vload(g + j);
+      hm2[u] = vset(T(0));
+      hm1[u] = vset(T(1));  // h_0
+      h[u] = xb[u];         // h_1
+      df[u] = p(1, j);
+      ddf[u] = vset(T(0));
+      acc.add(0, j, gg[u]);
+      acc.add(1, j, gg[u] * (xb[u] + e[u]));  // h_1 + h_0 e
     }
     for (int k = 2; k <= d; ++k) {  // h_k from h_{k-1}, h_{k-2}
       const T r = T(1) / T(k);
-      for (int j = 0; j < n; ++j) {
-        T hk = xb[j] * (h[j] * r) - hm1[j] * r;
-        hm2[j] = hm1[j];
-        hm1[j] = h[j];
-        h[j] = hk;
-        df[j] += p(k, j) * hm1[j];
-        ddf[j] += p(k, j) * hm2[j];
-        acc(k, j) += gg[j] * (hk + hm1[j] * e[j]);
+      for (int u = 0; u < U; ++u) {
+        const int j = u * L<T>;
+        const V<T> hk = xb[u] * (h[u] * r) - hm1[u] * r;
+        hm2[u] = hm1[u];
+        hm1[u] = h[u];
+        h[u] = hk;
+        const V<T> c = p(k, j);
+        df[u] += c * hm1[u];
+        ddf[u] += c * hm2[u];
+        acc.add(k, j, gg[u] * (hk + hm1[u] * e[u]));
       }
     }
-    for (int j = 0; j < n; ++j) gx[j] = gg[j] * df[j];
-    if (cfg.b) {  // d/dlo, d/dhi: P''(xb) (x - xb) on the side that clamps
-      for (int j = 0; j < n; ++j) {
-        T t = gg[j] * ddf[j] * e[j];
-        acc(d + 1, j) += x[j] < p(d + 1, j) ? t : T(0);
-        acc(d + 2, j) += x[j] > p(d + 2, j) ? t : T(0);
+    for (int u = 0; u < U; ++u) {
+      const int j = u * L<T>;
+      vstore(gx + j, gg[u] * df[u]);
+      if (cfg.b) {  // d/dlo, d/dhi: P''(xb) (x - xb) on the side that clamps
+        const V<T> xv = vload(x + j), t = gg[u] * ddf[u] * e[u], z = vset(T(0));
+        acc.add(d + 1, j, vsel<T>(xv < p(d + 1, j), t, z));
+        acc.add(d + 2, j, vsel<T>(xv > p(d + 2, j), t, z));
       }
     }
   }

@@ -7,7 +7,9 @@
 //   * "run": a run of `inner` elements shares one channel's row (shared parameters: the whole
 //     tensor is one run, cut in chunks); lanes of a block are consecutive elements;
 //   * "lanes": channels last with per-channel rows (inner == 1, C > 1); lanes of a block are
-//     consecutive channels, each with its own row (the table is transposed to (P, C)).
+//     consecutive channels, each with its own row (the table is transposed to (P, Cp), Cp = C
+//     rounded up to whole blocks with zero columns).
+// A ragged block (the end of a run, of a row of channels) runs on zero-padded copies.
 // Parameter sums are formed per work item (run schedule) or per one of at most GROUPS
 // contiguous groups of items (lanes schedule), in double, and added in a fixed order: the
 // gradients do not depend on the number of threads or on which thread ran what.
@@ -24,7 +26,7 @@
 namespace la {
 
 constexpr int64_t CHUNK = 16384;  // elements per work item in the "run" schedule
-constexpr int ROWS = 64;          // rows per work item in the "lanes" schedule
+constexpr int ROWS = 128;         // rows per work item in the "lanes" schedule
 constexpr int64_t GROUPS = 32;    // groups of items with their own parameter sums (lanes)
 
 struct Shape {
@@ -37,28 +39,61 @@ int64_t worker_count(const R& runner, int64_t items) {
   return std::max<int64_t>(1, std::min<int64_t>(runner.threads(), items));
 }
 
+// the (C, P) table as (P, Cp): column c holds channel c's row, columns C..Cp-1 zeros
 template <typename T>
-std::vector<T> transposed(const T* table, int64_t rows, int64_t cols) {
-  std::vector<T> out(rows * cols);
+std::vector<T> transposed(const T* table, int64_t rows, int64_t cols, int64_t padded) {
+  std::vector<T> out(cols * padded, T(0));
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) out[c * rows + r] = table[r * cols + c];
+    for (int64_t c = 0; c < cols; ++c) out[c * padded + r] = table[r * cols + c];
   return out;
+}
+
+template <typename T>
+int64_t padded_channels(int64_t C) {
+  return (C + W<T> - 1) / W<T> * W<T>;
+}
+
+// One block of n <= W<T> lanes at x (and g): a full block in place, a ragged one through
+// zero-padded copies (x = 0, g = 0: every parameter term of the pad lanes is an exact zero).
+template <class F, typename T, class P>
+LA_INLINE void fwd_block(const T* x, T* y, int64_t n, const P& p, const Cfg& cfg) {
+  if (n == W<T>) {
+    F::template fwd<T>(x, y, p, cfg);
+    return;
+  }
+  T xs[W<T>] = {}, ys[W<T>];
+  std::copy(x, x + n, xs);
+  F::template fwd<T>(xs, ys, p, cfg);
+  std::copy(ys, ys + n, y);
+}
+
+template <class F, typename T, class P>
+LA_INLINE void bwd_block(const T* x, const T* g, T* gx, int64_t n, const P& p,
+                         const Acc<T>& acc, const Cfg& cfg) {
+  if (n == W<T>) {
+    F::template bwd<T>(x, g, gx, p, acc, cfg);
+    return;
+  }
+  T xs[W<T>] = {}, gs[W<T>] = {}, gxs[W<T>];
+  std::copy(x, x + n, xs);
+  std::copy(g, g + n, gs);
+  F::template bwd<T>(xs, gs, gxs, p, acc, cfg);
+  std::copy(gxs, gxs + n, gx);
 }
 
 template <class F, typename T, class R>
 void forward(R& runner, const T* x, const T* table, T* y, Shape sh, Cfg cfg) {
   const int64_t P = F::width(cfg), C = sh.channels;
   if (sh.lanes()) {
-    std::vector<T> tt = transposed(table, C, P);
+    const int64_t Cp = padded_channels<T>(C);
+    std::vector<T> tt = transposed(table, C, P, Cp);
     const int64_t items = (sh.outer + ROWS - 1) / ROWS;
     runner.run(items, worker_count(runner, items), [&](int64_t it) {
       for (int64_t r = it * ROWS; r < std::min(sh.outer, (it + 1) * ROWS); ++r)
-        for (int64_t c0 = 0; c0 < C; c0 += W) {
-          Par<T, true> p{tt.data() + c0, C};
-          if (C - c0 >= W)  // full blocks: n a constant the compiler unrolls
-            F::template fwd<T>(x + r * C + c0, y + r * C + c0, W, p, cfg);
-          else
-            F::template fwd<T>(x + r * C + c0, y + r * C + c0, (int)(C - c0), p, cfg);
+        for (int64_t c0 = 0; c0 < C; c0 += W<T>) {
+          Par<T, true> p{tt.data() + c0, Cp};
+          fwd_block<F, T>(x + r * C + c0, y + r * C + c0, std::min<int64_t>(W<T>, C - c0), p,
+                          cfg);
         }
     });
     return;
@@ -71,9 +106,8 @@ void forward(R& runner, const T* x, const T* table, T* y, Shape sh, Cfg cfg) {
     const T* xr = x + run * sh.inner;
     T* yr = y + run * sh.inner;
     Par<T, false> p{table + c * P, 0};
-    int64_t i = lo;
-    for (; i + W <= hi; i += W) F::template fwd<T>(xr + i, yr + i, W, p, cfg);  // n constant
-    if (i < hi) F::template fwd<T>(xr + i, yr + i, (int)(hi - i), p, cfg);
+    for (int64_t i = lo; i < hi; i += W<T>)
+      fwd_block<F, T>(xr + i, yr + i, std::min<int64_t>(W<T>, hi - i), p, cfg);
   });
 }
 
@@ -83,32 +117,33 @@ void backward(R& runner, const T* x, const T* g, const T* table, T* gx, T* gtabl
   const int64_t P = F::width(cfg), C = sh.channels;
   std::vector<double> total(C * P, 0.0);  // (C, P)
   if (sh.lanes()) {
-    std::vector<T> tt = transposed(table, C, P);
+    const int64_t Cp = padded_channels<T>(C);
+    std::vector<T> tt = transposed(table, C, P, Cp);
     const int64_t items = (sh.outer + ROWS - 1) / ROWS;
     const int64_t groups = std::min<int64_t>(items, GROUPS);
-    std::vector<double> sums(groups * P * C, 0.0);  // per group (P, C)
+    std::vector<double> sums(groups * P * Cp, 0.0);  // per group (P, Cp)
     runner.run(groups, worker_count(runner, groups), [&](int64_t gi) {
-      std::vector<T> lane(P * C);
+      std::vector<T> lane(P * Cp);
       T* a = lane.data();
-      double* s = sums.data() + gi * P * C;
+      double* s = sums.data() + gi * P * Cp;
       for (int64_t it = items * gi / groups; it < items * (gi + 1) / groups; ++it) {
-        std::fill(a, a + P * C, T(0));
-        for (int64_t r = it * ROWS; r < std::min(sh.outer, (it + 1) * ROWS); ++r)
-          for (int64_t c0 = 0; c0 < C; c0 += W) {
+        std::fill(a, a + P * Cp, T(0));
+        // a block of channels down the item's rows, then the next: its parameter and
+        // accumulator columns stay in L1 (rows outermost: tropical d4 per channel 2x slower)
+        for (int64_t c0 = 0; c0 < C; c0 += W<T>)
+          for (int64_t r = it * ROWS; r < std::min(sh.outer, (it + 1) * ROWS); ++r) {
             const int64_t o = r * C + c0;
-            Par<T, true> p{tt.data() + c0, C};
-            Acc<T> acc{a + c0, C};
-            if (C - c0 >= W)
-              F::template bwd<T>(x + o, g + o, gx + o, W, p, acc, cfg);
-            else
-              F::template bwd<T>(x + o, g + o, gx + o, (int)(C - c0), p, acc, cfg);
+            Par<T, true> p{tt.data() + c0, Cp};
+            Acc<T> acc{a + c0, Cp};
+            bwd_block<F, T>(x + o, g + o, gx + o, std::min<int64_t>(W<T>, C - c0), p, acc,
+                            cfg);
           }
-        for (int64_t i = 0; i < P * C; ++i) s[i] += (double)a[i];
+        for (int64_t i = 0; i < P * Cp; ++i) s[i] += (double)a[i];
       }
     });
     for (int64_t gi = 0; gi < groups; ++gi)
       for (int64_t k = 0; k < P; ++k)
-        for (int64_t c = 0; c < C; ++c) total[c * P + k] += sums[(gi * P + k) * C + c];
+        for (int64_t c = 0; c < C; ++c) total[c * P + k] += sums[(gi * P + k) * Cp + c];
   } else {
     const int64_t per_run = (sh.inner + CHUNK - 1) / CHUNK, runs = sh.outer * C;
     const int64_t items = runs * per_run;
@@ -117,18 +152,16 @@ void backward(R& runner, const T* x, const T* g, const T* table, T* gx, T* gtabl
       const int64_t run = it / per_run, c = run % C;
       const int64_t lo = (it % per_run) * CHUNK, hi = std::min(sh.inner, lo + CHUNK);
       const int64_t off = run * sh.inner;
-      std::vector<T> lane(P * W, T(0));
+      std::vector<T> lane(P * W<T>, T(0));
       Par<T, false> p{table + c * P, 0};
-      Acc<T> acc{lane.data(), W};
-      int64_t i = lo;
-      for (; i + W <= hi; i += W)  // full blocks: n a constant the compiler unrolls
-        F::template bwd<T>(x + off + i, g + off + i, gx + off + i, W, p, acc, cfg);
-      if (i < hi)
-        F::template bwd<T>(x + off + i, g + off + i, gx + off + i, (int)(hi - i), p, acc, cfg);
+      Acc<T> acc{lane.data(), W<T>};
+      for (int64_t i = lo; i < hi; i += W<T>)
+        bwd_block<F, T>(x + off + i, g + off + i, gx + off + i, std::min<int64_t>(W<T>, hi - i),
+                        p, acc, cfg);
       double* s = sums.data() + it * P;
       for (int64_t k = 0; k < P; ++k) {
         double t = 0.0;
-        for (int j = 0; j < W; ++j) t += (double)lane[k * W + j];
+        for (int j = 0; j < W<T>; ++j) t += (double)lane[k * W<T> + j];
         s[k] = t;
       }
     });

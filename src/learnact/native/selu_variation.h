@@ -16,61 +16,53 @@ namespace la {
 struct SELUVariation {
   static int64_t width(const Cfg&) { return 7; }
 
+  // the negative branch's pieces at xn = min(x, 0): e = expm1(beta xn), s, c = sin, cos(omega xn)
   template <typename T, class P>
-  static LA_INLINE void negative(const T* x, int n, const P& p, T* xn, T* e, T* s, T* c) {
-    T z[W], w[W];
-    for (int j = 0; j < n; ++j) {
-      xn[j] = std::min(x[j], T(0));
-      z[j] = p(2, j) * xn[j];
-      w[j] = clipped_phase(xn[j], p(4, j));
-    }
-    expm1_block<T>(z, n, e);
-    sincos_block<T>(w, n, s, c);
+  static LA_INLINE void negative(V<T> xv, const P& p, int j, V<T>& xn, V<T>& e, V<T>& s,
+                                 V<T>& c) {
+    xn = vmin<T>(xv, vset(T(0)));
+    e = vexpm1<T>(p(2, j) * xn);
+    vsincos<T>(clipped_phase<T>(xn, p(4, j)), s, c);
   }
 
   template <typename T, class P>
-  static LA_INLINE void fwd(const T* x, T* y, int n, const P& p, const Cfg&) {
-    T xn[W], e[W], s[W], c[W];
-    negative(x, n, p, xn, e, s, c);
-    for (int j = 0; j < n; ++j) {
-      const T neg = p(1, j) * e[j] + p(3, j) * s[j];
-      y[j] = p(5, j) * (p(0, j) * (x[j] > T(0) ? x[j] : neg)) + p(6, j);
+  static LA_INLINE void fwd(const T* x, T* y, const P& p, const Cfg&) {
+    for (int u = 0; u < U; ++u) {
+      const int j = u * L<T>;
+      const V<T> xv = vload(x + j);
+      V<T> xn, e, s, c;
+      negative<T>(xv, p, j, xn, e, s, c);
+      const V<T> neg = p(1, j) * e + p(3, j) * s;
+      vstore(y + j, p(5, j) * (p(0, j) * vsel<T>(xv > T(0), xv, neg)) + p(6, j));
     }
   }
 
   template <typename T, class P>
-  static LA_INLINE void bwd(const T* x, const T* g, T* gx, int n, const P& p, const Acc<T>& acc,
-                  const Cfg& cfg) {
-    const bool tie = cfg.ties != 0;  // d min(x, 0)/dx at 0: 1 (PyTorch) or 1/2 (JAX)
-    T xn[W], e[W], s[W], c[W], xs[W], gs[W], q[7][W];  // own copies, as in Fourier::bwd
-    negative(x, n, p, xn, e, s, c);
-    for (int j = 0; j < n; ++j) {
-      xs[j] = x[j];
-      gs[j] = g[j];
+  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const Acc<T>& acc,
+                            const Cfg& cfg) {
+    const T tie = cfg.ties ? T(1) : T(0.5);  // d min(x, 0)/dx at 0: 1 (PyTorch) or 1/2 (JAX)
+    for (int u = 0; u < U; ++u) {
+      const int j = u * L<T>;
+      const V<T> xv = vload(x + j), gg = vload(g + j);
+      V<T> xn, e, s, c;
+      negative<T>(xv, p, j, xn, e, s, c);
+      const V<T> la = p(0, j), al = p(1, j), be = p(2, j), ga = p(3, j), om = p(4, j),
+                 sc = p(5, j);
+      const VI<T> pos = xv > T(0);
+      const V<T> neg = al * e + ga * s;
+      const V<T> v = vsel<T>(pos, xv, neg);
+      const V<T> gn = vsel<T>(pos, vset(T(0)), gg * sc * la);  // dL/d(neg)
+      const V<T> dxn = vsel<T>(xv < T(0), vset(T(1)), vset(tie));
+      acc.add(0, j, gg * sc * v);
+      acc.add(1, j, gn * e);
+      acc.add(2, j, gn * al * (e + T(1)) * xn);
+      acc.add(3, j, gn * s);
+      acc.add(4, j, gn * ga * c * xn);
+      acc.add(5, j, gg * la * v);
+      acc.add(6, j, gg);
+      vstore(gx + j, vsel<T>(pos, gg * sc * la,
+                             gn * (al * be * (e + T(1)) + ga * om * c) * dxn));
     }
-    for (int k = 0; k < 7; ++k)
-      for (int j = 0; j < n; ++j) q[k][j] = p(k, j);
-    for (int j = 0; j < n; ++j) {
-      const T la = q[0][j], al = q[1][j], be = q[2][j], ga = q[3][j], om = q[4][j],
-              sc = q[5][j];
-      const bool pos = xs[j] > T(0);
-      const T neg = al * e[j] + ga * s[j];
-      const T u = pos ? xs[j] : neg;
-      const T gn = pos ? T(0) : gs[j] * sc * la;  // dL/d(neg)
-      const T dxn = xs[j] < T(0) || tie ? T(1) : T(0.5);
-      q[0][j] = gs[j] * sc * u;  // the terms, overwriting the parameters
-      q[1][j] = gn * e[j];
-      q[2][j] = gn * al * (e[j] + T(1)) * xn[j];
-      q[3][j] = gn * s[j];
-      q[4][j] = gn * ga * c[j] * xn[j];
-      q[5][j] = gs[j] * la * u;
-      q[6][j] = gs[j];
-      gx[j] = pos ? gs[j] * sc * la : gn * (al * be * (e[j] + T(1)) + ga * om * c[j]) * dxn;
-    }
-    // one accumulator row per loop: seven rows in one loop need more alias checks than GCC
-    // makes, and it stays scalar (3.5x slower)
-    for (int k = 0; k < 7; ++k)
-      for (int j = 0; j < n; ++j) acc(k, j) += q[k][j];
   }
 };
 

@@ -11,41 +11,37 @@ namespace la {
 // ------------------------------------------------------------------------------------------
 // tropical envelopes: rows m_0..m_d, c_0..c_d, s, t (tropical) or p, a, q, b, s, t (rational)
 // ------------------------------------------------------------------------------------------
-// best, slope and index of the upper envelope's line
+// best value, slope and index of the upper envelope's line (rows off.. of the table)
 template <typename T, class P>
-static LA_INLINE void envelope(const T* __restrict__ x, int n, const P& p, int d, int off,
-                               T* __restrict__ best, T* __restrict__ slope,
-                               int* __restrict__ arg) {
-  for (int j = 0; j < n; ++j) {
-    best[j] = p(off, j) * x[j] + p(off + d + 1, j);
-    slope[j] = p(off, j);
-    arg[j] = 0;
+static LA_INLINE void envelope(const V<T>* xv, const P& p, int d, int off, V<T>* best,
+                               V<T>* slope, VI<T>* arg) {
+  for (int u = 0; u < U; ++u) {
+    const int j = u * L<T>;
+    slope[u] = p(off, j);
+    best[u] = slope[u] * xv[u] + p(off + d + 1, j);
+    arg[u] = VI<T>{};
   }
   for (int k = 1; k <= d; ++k)
-    for (int j = 0; j < n; ++j) {
-      T v = p(off + k, j) * x[j] + p(off + d + 1 + k, j);
-      // all three selected, then all three stored: GCC 12 leaves the loop scalar when each
-      // select is stored as it is made (5x slower)
-      T b = best[j], s = slope[j];
-      int a = arg[j];
-      const bool up = v > b;
-      b = up ? v : b;
-      s = up ? p(off + k, j) : s;
-      a = up ? k : a;
-      best[j] = b;
-      slope[j] = s;
-      arg[j] = a;
+    for (int u = 0; u < U; ++u) {
+      const int j = u * L<T>;
+      const V<T> m = p(off + k, j), v = m * xv[u] + p(off + d + 1 + k, j);
+      const VI<T> up = v > best[u];  // strict: the first maximum on ties
+      best[u] = vsel<T>(up, v, best[u]);
+      slope[u] = vsel<T>(up, m, slope[u]);
+      arg[u] = up ? VI<T>{} + k : arg[u];
     }
 }
 
+// the envelope's parameter gradients: w to the chosen line's slope (times x) and intercept
 template <typename T>
-static LA_INLINE void envelope_grad(const T* x, const T* w, int n, const int* arg, int d,
+static LA_INLINE void envelope_grad(const V<T>* xv, const V<T>* w, const VI<T>* arg, int d,
                                     int off, const Acc<T>& acc) {
   for (int k = 0; k <= d; ++k)
-    for (int j = 0; j < n; ++j) {
-      T t = arg[j] == k ? w[j] : T(0);
-      acc(off + k, j) += t * x[j];
-      acc(off + d + 1 + k, j) += t;
+    for (int u = 0; u < U; ++u) {
+      const int j = u * L<T>;
+      const V<T> t = vsel<T>(arg[u] == k, w[u], vset(T(0)));
+      acc.add(off + k, j, t * xv[u]);
+      acc.add(off + d + 1 + k, j, t);
     }
 }
 
@@ -53,29 +49,35 @@ struct Tropical {
   static int64_t width(const Cfg& c) { return 2 * (c.a + 1) + 2; }
 
   template <typename T, class P>
-  static LA_INLINE void fwd(const T* x, T* y, int n, const P& p, const Cfg& cfg) {
+  static LA_INLINE void fwd(const T* x, T* y, const P& p, const Cfg& cfg) {
     const int d = (int)cfg.a;
-    T best[W], slope[W];
-    int arg[W];
-    envelope(x, n, p, d, 0, best, slope, arg);
-    for (int j = 0; j < n; ++j) y[j] = p(2 * d + 2, j) * best[j] + p(2 * d + 3, j);
+    V<T> xv[U], best[U], slope[U];
+    VI<T> arg[U];
+    for (int u = 0; u < U; ++u) xv[u] = vload(x + u * L<T>);
+    envelope<T>(xv, p, d, 0, best, slope, arg);
+    for (int u = 0; u < U; ++u) {
+      const int j = u * L<T>;
+      vstore(y + j, p(2 * d + 2, j) * best[u] + p(2 * d + 3, j));
+    }
   }
 
   template <typename T, class P>
-  static LA_INLINE void bwd(const T* x, const T* g, T* gx, int n, const P& p, const Acc<T>& acc,
-                  const Cfg& cfg) {
+  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const Acc<T>& acc,
+                            const Cfg& cfg) {
     const int d = (int)cfg.a;
-    T best[W], slope[W], w[W];
-    int arg[W];
-    envelope(x, n, p, d, 0, best, slope, arg);
-    for (int j = 0; j < n; ++j) {
-      T s = p(2 * d + 2, j);
-      w[j] = g[j] * s;
-      gx[j] = w[j] * slope[j];
-      acc(2 * d + 2, j) += g[j] * best[j];
-      acc(2 * d + 3, j) += g[j];
+    V<T> xv[U], best[U], slope[U], w[U];
+    VI<T> arg[U];
+    for (int u = 0; u < U; ++u) xv[u] = vload(x + u * L<T>);
+    envelope<T>(xv, p, d, 0, best, slope, arg);
+    for (int u = 0; u < U; ++u) {
+      const int j = u * L<T>;
+      const V<T> gg = vload(g + j);
+      w[u] = gg * p(2 * d + 2, j);
+      vstore(gx + j, w[u] * slope[u]);
+      acc.add(2 * d + 2, j, gg * best[u]);
+      acc.add(2 * d + 3, j, gg);
     }
-    envelope_grad(x, w, n, arg, d, 0, acc);
+    envelope_grad<T>(xv, w, arg, d, 0, acc);
   }
 };
 
@@ -83,32 +85,39 @@ struct TropicalRational {
   static int64_t width(const Cfg& c) { return 4 * (c.a + 1) + 2; }
 
   template <typename T, class P>
-  static LA_INLINE void fwd(const T* x, T* y, int n, const P& p, const Cfg& cfg) {
+  static LA_INLINE void fwd(const T* x, T* y, const P& p, const Cfg& cfg) {
     const int d = (int)cfg.a, q = 2 * d + 2, s = 4 * d + 4;
-    T b1[W], s1[W], b2[W], s2[W];
-    int a1[W], a2[W];
-    envelope(x, n, p, d, 0, b1, s1, a1);
-    envelope(x, n, p, d, q, b2, s2, a2);
-    for (int j = 0; j < n; ++j) y[j] = p(s, j) * (b1[j] - b2[j]) + p(s + 1, j);
+    V<T> xv[U], b1[U], s1[U], b2[U], s2[U];
+    VI<T> a1[U], a2[U];
+    for (int u = 0; u < U; ++u) xv[u] = vload(x + u * L<T>);
+    envelope<T>(xv, p, d, 0, b1, s1, a1);
+    envelope<T>(xv, p, d, q, b2, s2, a2);
+    for (int u = 0; u < U; ++u) {
+      const int j = u * L<T>;
+      vstore(y + j, p(s, j) * (b1[u] - b2[u]) + p(s + 1, j));
+    }
   }
 
   template <typename T, class P>
-  static LA_INLINE void bwd(const T* x, const T* g, T* gx, int n, const P& p, const Acc<T>& acc,
-                  const Cfg& cfg) {
+  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const Acc<T>& acc,
+                            const Cfg& cfg) {
     const int d = (int)cfg.a, q = 2 * d + 2, s = 4 * d + 4;
-    T b1[W], s1[W], b2[W], s2[W], w[W], wn[W];
-    int a1[W], a2[W];
-    envelope(x, n, p, d, 0, b1, s1, a1);
-    envelope(x, n, p, d, q, b2, s2, a2);
-    for (int j = 0; j < n; ++j) {
-      w[j] = g[j] * p(s, j);
-      wn[j] = -w[j];
-      gx[j] = w[j] * (s1[j] - s2[j]);
-      acc(s, j) += g[j] * (b1[j] - b2[j]);
-      acc(s + 1, j) += g[j];
+    V<T> xv[U], b1[U], s1[U], b2[U], s2[U], w[U], wn[U];
+    VI<T> a1[U], a2[U];
+    for (int u = 0; u < U; ++u) xv[u] = vload(x + u * L<T>);
+    envelope<T>(xv, p, d, 0, b1, s1, a1);
+    envelope<T>(xv, p, d, q, b2, s2, a2);
+    for (int u = 0; u < U; ++u) {
+      const int j = u * L<T>;
+      const V<T> gg = vload(g + j);
+      w[u] = gg * p(s, j);
+      wn[u] = -w[u];
+      vstore(gx + j, w[u] * (s1[u] - s2[u]));
+      acc.add(s, j, gg * (b1[u] - b2[u]));
+      acc.add(s + 1, j, gg);
     }
-    envelope_grad(x, w, n, a1, d, 0, acc);
-    envelope_grad(x, wn, n, a2, d, q, acc);
+    envelope_grad<T>(xv, w, a1, d, 0, acc);
+    envelope_grad<T>(xv, wn, a2, d, q, acc);
   }
 };
 

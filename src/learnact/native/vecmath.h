@@ -1,7 +1,6 @@
-// learnact's vectorisable sin, cos and expm1 over a block of lanes (the Fourier and SELU
-// variation kernels). Part of the family kernels' build (native/families.h includes it).
+// learnact's sin, cos and expm1 on vectors V<T> (the Fourier and SELU variation kernels). Part of the family kernels' build (native/families.h includes it).
 // ------------------------------------------------------------------------------------------
-// sin, cos and expm1 over a block (XLA's scalar libm calls are what keep its Fourier and SELU
+// sin, cos and expm1 on vectors (XLA's scalar libm calls are what keep its Fourier and SELU
 // variation backward slow): t = j pi/2 + r with |r| <= pi/4 by a three-part Cody-Waite split
 // of pi/2 (each product j * part exact while |j| < 2^11 in float, 2^21 in double), then Taylor
 // series in r (to r^12 in float, r^18 in double: below half an ulp on |r| <= pi/4), quadrant
@@ -13,6 +12,14 @@
 
 namespace la {
 
+// round to nearest (even) for |v| < 2^22 (float) / 2^51 (double): larger lanes are not used
+// (sincos redoes them, expm1 clamps first)
+template <typename T>
+LA_INLINE V<T> vrint(V<T> v) {
+  constexpr T M = sizeof(T) == 4 ? T(12582912.0) : T(6755399441055744.0);  // 1.5 2^mantissa
+  return (v + M) - M;
+}
+
 template <typename T>
 struct Trig;
 
@@ -20,11 +27,13 @@ template <>
 struct Trig<float> {
   static constexpr float P1 = 1.57080078125f, P2 = -4.453584551811218e-06f,
                          P3 = -8.705515752716053e-10f, LIMIT = 6000.0f;
-  static LA_INLINE float sin_r(float r, float r2) {
+  template <class X>
+  static LA_INLINE X sin_r(X r, X r2) {
     return r + r * r2 * (-1.0f / 6 + r2 * (1.0f / 120 + r2 * (-1.0f / 5040 + r2 * (
         1.0f / 362880 + r2 * (-1.0f / 39916800)))));
   }
-  static LA_INLINE float cos_r(float r2) {
+  template <class X>
+  static LA_INLINE X cos_r(X r2) {
     return 1.0f + r2 * (-0.5f + r2 * (1.0f / 24 + r2 * (-1.0f / 720 + r2 * (
         1.0f / 40320 + r2 * (-1.0f / 3628800 + r2 * (1.0f / 479001600))))));
   }
@@ -34,8 +43,9 @@ template <>
 struct Trig<double> {
   static constexpr double P1 = 1.5707963267341256, P2 = 6.077100506303966e-11,
                           P3 = 2.0222662487959506e-21, LIMIT = 3.0e6;
-  static LA_INLINE double sin_r(double r, double r2) {
-    double p = -1.0 / 355687428096000.0;                  // -1/17!
+  template <class X>
+  static LA_INLINE X sin_r(X r, X r2) {
+    X p = X{} - 1.0 / 355687428096000.0;                 // -1/17!
     p = 1.0 / 1307674368000.0 + r2 * p;                   // 1/15!
     p = -1.0 / 6227020800.0 + r2 * p;                     // -1/13!
     p = 1.0 / 39916800.0 + r2 * p;
@@ -45,8 +55,9 @@ struct Trig<double> {
     p = 1.0 / 6.0 + r2 * p;
     return r - r * r2 * p;
   }
-  static LA_INLINE double cos_r(double r2) {
-    double p = 1.0 / 6402373705728000.0;                  // 1/18!
+  template <class X>
+  static LA_INLINE X cos_r(X r2) {
+    X p = X{} + 1.0 / 6402373705728000.0;                 // 1/18!
     p = -1.0 / 20922789888000.0 + r2 * p;                 // -1/16!
     p = 1.0 / 87178291200.0 + r2 * p;                     // 1/14!
     p = -1.0 / 479001600.0 + r2 * p;
@@ -63,36 +74,44 @@ struct Trig<double> {
 // overflowing phase made sin/cos NaN at finite x (Fourier's w x, SELU variation's omega x);
 // NaN stays NaN (std::max/std::min return their first argument when unordered)
 template <typename T>
-static LA_INLINE T clipped_phase(T x, T w) {
-  constexpr T B = T(1.7014118346046923e38);
-  return std::min(std::max(x * w, -B), B);
+static LA_INLINE V<T> clipped_phase(V<T> x, V<T> w) {
+  const V<T> b = vset(T(1.7014118346046923e38));
+  return vmin<T>(vmax<T>(x * w, -b), b);
 }
 
-// s[j] = sin(t[j]), c[j] = cos(t[j])
+// the lanes of v beyond LIMIT (the polynomial's range) redone with std::sin / std::cos: out of
+// line, vectors in and out by value, so the common path keeps its vectors in registers
 template <typename T>
-static LA_INLINE void sincos_block(const T* __restrict__ t, int n, T* __restrict__ s,
-                                   T* __restrict__ c) {
+__attribute__((noinline, cold)) V<T> sin_beyond(V<T> v, V<T> s) {
+  for (int i = 0; i < L<T>; ++i)
+    if (!(std::abs(v[i]) <= Trig<T>::LIMIT)) s[i] = std::sin(v[i]);
+  return s;
+}
+template <typename T>
+__attribute__((noinline, cold)) V<T> cos_beyond(V<T> v, V<T> c) {
+  for (int i = 0; i < L<T>; ++i)
+    if (!(std::abs(v[i]) <= Trig<T>::LIMIT)) c[i] = std::cos(v[i]);
+  return c;
+}
+
+// s = sin(v), c = cos(v)
+template <typename T>
+static LA_INLINE void vsincos(V<T> v, V<T>& s, V<T>& c) {
   using R = Trig<T>;
-  int large = 0;
-  for (int j = 0; j < n; ++j) {
-    const T v = t[j];
-    const T q = std::rint(v * T(0.63661977236758134308));
-    const T r = ((v - q * R::P1) - q * R::P2) - q * R::P3;
-    const T r2 = r * r;
-    const T sr = R::sin_r(r, r2), cr = R::cos_r(r2);
-    const T m = q - T(4) * std::floor(q * T(0.25));  // quadrant 0..3
-    const bool odd = m == T(1) || m == T(3);
-    const T sv = odd ? cr : sr, cv = odd ? sr : cr;
-    s[j] = m >= T(2) ? -sv : sv;
-    c[j] = (m == T(1) || m == T(2)) ? -cv : cv;
-    large += std::abs(v) <= R::LIMIT ? 0 : 1;  // NaN too: std:: functions give NaN
+  const V<T> q = vrint<T>(v * T(0.63661977236758134308));
+  const V<T> r = ((v - q * R::P1) - q * R::P2) - q * R::P3;
+  const V<T> r2 = r * r;
+  const V<T> sr = R::sin_r(r, r2), cr = R::cos_r(r2);
+  const VI<T> m = __builtin_convertvector(q, VI<T>) & 3;  // quadrant 0..3
+  const VI<T> odd = (m & 1) != 0;
+  const V<T> sv = vsel<T>(odd, cr, sr), cv = vsel<T>(odd, sr, cr);
+  s = vsel<T>(m >= 2, -sv, sv);
+  c = vsel<T>((m == 1) | (m == 2), -cv, cv);
+  // |v| > LIMIT (rare); NaN and infinities come out NaN either way, as from std::
+  if (__builtin_expect(vany<T>(vabs<T>(v) > R::LIMIT), 0)) {
+    s = sin_beyond<T>(v, s);
+    c = cos_beyond<T>(v, c);
   }
-  if (large)
-    for (int j = 0; j < n; ++j)
-      if (!(std::abs(t[j]) <= R::LIMIT)) {
-        s[j] = std::sin(t[j]);
-        c[j] = std::cos(t[j]);
-      }
 }
 
 // e^z - 1 for z = t[j]: z = k ln2 + r, |r| <= ln2/2, e^z - 1 = 2^k (e^r - 1) + (2^k - 1), e^r - 1
@@ -105,8 +124,9 @@ template <>
 struct Exp<float> {
   static constexpr float LO = -88.0f, HI = 88.0f, OVERFLOW = 88.7228390f,
                          LN2_HI = 0.693145751953125f, LN2_LO = 1.428606765330187045e-06f;
-  static LA_INLINE float em1_r(float r) {  // (e^r - 1 - r) / r^2
-    float p = 1.0f / 40320;  // Horner from 1/8! down to 1/2!, written out (a loop over the
+  template <class X>
+  static LA_INLINE X em1_r(X r) {  // (e^r - 1 - r) / r^2
+    X p = X{} + 1.0f / 40320; // Horner from 1/8! down to 1/2!, written out (a loop over the
     p = 1.0f / 5040 + r * p;  // constants is left scalar: 2.5x slower)
     p = 1.0f / 720 + r * p;
     p = 1.0f / 120 + r * p;
@@ -114,9 +134,9 @@ struct Exp<float> {
     p = 1.0f / 6 + r * p;
     return 0.5f + r * p;
   }
-  static LA_INLINE float pow2(float k) {
-    int32_t bits = ((int32_t)k + 127) << 23;
-    float v;
+  static LA_INLINE V<float> pow2(V<float> k) {  // k integral, -126 <= k <= 127
+    VI<float> bits = (__builtin_convertvector(k, VI<float>) + 127) << 23;
+    V<float> v;
     std::memcpy(&v, &bits, sizeof v);
     return v;
   }
@@ -126,8 +146,9 @@ template <>
 struct Exp<double> {
   static constexpr double LO = -708.0, HI = 709.0, OVERFLOW = 709.782712893384,
                           LN2_HI = 0.6931471806019545, LN2_LO = -4.2009150726810846e-11;
-  static LA_INLINE double em1_r(double r) {
-    double p = 1.0 / 87178291200.0;  // 1/14! down to 1/2!
+  template <class X>
+  static LA_INLINE X em1_r(X r) {
+    X p = X{} + 1.0 / 87178291200.0; // 1/14! down to 1/2!
     p = 1.0 / 6227020800.0 + r * p;
     p = 1.0 / 479001600.0 + r * p;
     p = 1.0 / 39916800.0 + r * p;
@@ -141,32 +162,30 @@ struct Exp<double> {
     p = 1.0 / 6.0 + r * p;
     return 0.5 + r * p;
   }
-  static LA_INLINE double pow2(double k) {
+  static LA_INLINE V<double> pow2(V<double> k) {
     // k + 1.5 2^52 holds k in its low bits; shifted into the exponent field (no int64
     // conversion, which AVX2 lacks)
-    const double m = k + 6755399441055744.0;
-    int64_t bits;
+    const V<double> m = k + 6755399441055744.0;
+    VI<double> bits;
     std::memcpy(&bits, &m, sizeof bits);
     bits = (bits + 1023) << 52;
-    double v;
+    V<double> v;
     std::memcpy(&v, &bits, sizeof v);
     return v;
   }
 };
 
 template <typename T>
-static LA_INLINE void expm1_block(const T* __restrict__ t, int n, T* __restrict__ out) {
+static LA_INLINE V<T> vexpm1(V<T> t) {
   using E = Exp<T>;
-  for (int j = 0; j < n; ++j) {
-    const T z = std::min(std::max(t[j], E::LO), E::HI);
-    const T k = std::rint(z * T(1.44269504088896340736));
-    const T r = (z - k * E::LN2_HI) - k * E::LN2_LO;
-    const T em1 = r + r * r * E::em1_r(r);
-    const T scale = E::pow2(k);
-    T v = scale * em1 + (scale - T(1));
-    v = t[j] > E::OVERFLOW ? T(INFINITY) : v;
-    out[j] = t[j] != t[j] ? t[j] : v;  // NaN stays NaN
-  }
+  const V<T> z = vmin<T>(vmax<T>(t, vset(E::LO)), vset(E::HI));
+  const V<T> k = vrint<T>(z * T(1.44269504088896340736));
+  const V<T> r = (z - k * E::LN2_HI) - k * E::LN2_LO;
+  const V<T> em1 = r + r * r * E::em1_r(r);
+  const V<T> scale = E::pow2(k);
+  V<T> v = scale * em1 + (scale - T(1));
+  v = vsel<T>(t > E::OVERFLOW, vset(T(INFINITY)), v);
+  return vsel<T>(t != t, t, v);  // NaN stays NaN
 }
 
 
