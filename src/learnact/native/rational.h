@@ -18,6 +18,8 @@ struct Rational {
   // Scaled (learnact/functional/rational.py): S = max(1, |x|), r = 1/S, u = x r; the
   // homogeneous Horner sums N = S^-n P, B = S^-m A (and d/du) never overflow, and
   // f = s S^(n-m) N / D + t with D = r^m + |B|. Equal to the plain sums for |x| <= 1.
+  static constexpr int R = 32;  // bounds the exponents of S: degrees <= 16 (core/families.py)
+
   template <typename T>
   struct Scaled {
     V<T> big, r, u;
@@ -97,11 +99,17 @@ struct Rational {
       vstore(gx + j, (wn * dnum + wd * da) * sc.pow(nn - m - 1));
       acc.add(s, j, gg * num * inv * sc.pow(nn - m));
       acc.add(s + 1, j, gg);
+      // S^i for the exponents below (i = k - m, n + k - 2m), each as pow(i) would make it
+      const int lo = std::max(m, 2 * m - nn - 1), hi = std::max(nn - m, 0);
+      V<T> pw[2 * R + 1];
+      pw[R] = vset(T(1));
+      for (int i = 1; i <= hi; ++i) pw[R + i] = pw[R + i - 1] * sc.big;
+      for (int i = 1; i <= lo; ++i) pw[R - i] = pw[R - i + 1] * sc.r;
       V<T> uk = vset(T(1));
       for (int k = 0; k <= nn || k <= m; ++k) {  // dL/da_k = wn u^k S^(k-m),
         if (k > 0) uk *= sc.u;                   // dL/db_k = wd u^k S^(n+k-2m)
-        if (k <= nn) acc.add(k, j, wn * uk * sc.pow(k - m));
-        if (k >= 1 && k <= m) acc.add(nn + k, j, wd * uk * sc.pow(nn + k - 2 * m));
+        if (k <= nn) acc.add(k, j, wn * uk * pw[R + k - m]);
+        if (k >= 1 && k <= m) acc.add(nn + k, j, wd * uk * pw[R + nn + k - 2 * m]);
       }
     }
   }
