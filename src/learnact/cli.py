@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 from .experiments.args import device, new_file, nonneg_float, positive_float, positive_int
@@ -144,7 +146,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 def _cmd_bench_ops(args: argparse.Namespace) -> int:
     import torch
 
-    from .speed import DEFAULT_SPECS, benchmark_ops, markdown_table, write_csv
+    from .speed import (DEFAULT_SPECS, benchmark_ops, markdown_table, results_section,
+                        write_csv, write_section)
 
     shape = tuple(int(s) for s in args.shape.split("x"))
     rows = benchmark_ops(args.specs or DEFAULT_SPECS, shape=shape,
@@ -155,6 +158,9 @@ def _cmd_bench_ops(args: argparse.Namespace) -> int:
     if args.csv:
         write_csv(rows, args.csv)
     print(markdown_table(rows))
+    if args.results_md:
+        write_section(args.results_md, "ops-table", results_section(rows, args.command_line))
+        print(f"wrote the ops table into {args.results_md}")
     return 0
 
 
@@ -178,8 +184,21 @@ def _add_bench_ops(sub: argparse._SubParsersAction) -> None:
                    help="steady (default): glibc keeps freed memory, so fresh outputs' page "
                         "faults do not decide the medians (GELU and ops alike); default: as is")
     p.add_argument("--csv", default=None, help="append rows to this CSV")
+    p.add_argument("--results-md", default=None, type=_results_md,
+                   help="also write the table (with the command, commit, machine and issue "
+                        "#33's goals) between the <!-- ops-table:start/end --> markers of this "
+                        "file, e.g. benchmarks/RESULTS.md")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_bench_ops)
+
+
+def _results_md(text: str) -> str:
+    """A markdown file holding the ops-table markers (checked before anything is timed)."""
+    p = Path(text)
+    if not p.is_file() or "<!-- ops-table:start -->" not in p.read_text():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a file holding <!-- ops-table:start --> and <!-- ops-table:end -->")
+    return text
 
 
 def _backends(text: str) -> list[str]:
@@ -297,7 +316,9 @@ def _fill_help(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.command_line = "learnact " + shlex.join(argv)  # what results pages record
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
