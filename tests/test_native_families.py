@@ -91,6 +91,7 @@ def test_native_kernel_against_float64_reference(spec, layout, dtype) -> None:
     assert len(got_g) == len(want_g)
     for i, (a, b) in enumerate(zip(got_g, want_g)):
         assert a.shape == b.shape, (i, a.shape, b.shape)
+        assert a.is_contiguous(), i  # as the op's fake kernel says (torch.compile checks)
         # parameter sums over ~10^4 float32 terms: float32 block sums, added in double
         _close(a, b, tol if i == 0 else 10 * tol, f"gradient {i}")
 

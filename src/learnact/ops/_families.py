@@ -145,7 +145,9 @@ def native_kernel(name: str, params: Sequence[Param], reference: tuple[Forward, 
             v = given[n]
             if _lead(v, scalar) == 1 and part.shape[0] > 1:  # a row shared by every channel
                 part = part.sum(0, keepdim=True)
-            out[n] = part.reshape(v.shape)
+            # contiguous: a column slice of the table has its row stride, and the op's fake
+            # kernel (what torch.compile checks against) promises contiguous gradients
+            out[n] = part.reshape(v.shape).contiguous()
         return (gx, *(out[n] for n in differentiable))
 
     return Kernel(forward, backward, min_numel=CPU_KERNEL_MIN)
