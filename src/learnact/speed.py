@@ -12,6 +12,7 @@ import datetime as _dt
 import logging
 import os
 import platform
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -329,7 +330,7 @@ GOALS: dict[str, float] = {
     "fourier:degree=4": 2.0, "ditac": 4.0, "ditac:lut=2048": 1.5,
 }
 PER_CHANNEL_GOAL = 1.2
-_CHANNEL_SUFFIX = ",channels=768,channel_dim=-1"
+_PER_CHANNEL = re.compile(r"(.*?)[:,]channels=\d+,channel_dim=-?\d+")
 
 
 def _goal_cell(r: OpRow, by_key: dict[tuple[str, str], OpRow]) -> str:
@@ -337,8 +338,9 @@ def _goal_cell(r: OpRow, by_key: dict[tuple[str, str], OpRow]) -> str:
         goal = GOALS[r.spec]
         over = r.full_ratio_to_gelu / goal
         return f"<= {goal:.1f}x: " + ("met" if over <= 1 else f"{over:.2f}x over")
-    if r.spec.endswith(_CHANNEL_SUFFIX):
-        shared = by_key.get((r.spec[:-len(_CHANNEL_SUFFIX)], r.backend))
+    m = _PER_CHANNEL.fullmatch(r.spec)
+    if m:
+        shared = by_key.get((m.group(1), r.backend))
         if shared is None:
             return ""
         rel = r.full_ms_p50 / shared.gelu_full_ms_p50 / shared.full_ratio_to_gelu
