@@ -172,6 +172,7 @@ def _op(name: str, cols: tuple, channels: int | None, channel_dim: int):
 
     from .._xla import JNP
     from ..core.families import family
+    from ._sharding import partitioned
 
     a, b = _config(name, cols)
     kw = {"channel_dim": channel_dim, "channels": channels}
@@ -186,13 +187,27 @@ def _op(name: str, cols: tuple, channels: int | None, channel_dim: int):
     def formula(x, table):
         return family(name).forward(JNP, x, _unpack(table, cols, channels), kw)
 
-    @jax.custom_vjp
-    def backward(x, table, g):
+    def bwd_call(x, g, table):  # on whatever shard it gets (attrs from the local shape)
         out = (jax.ShapeDtypeStruct(x.shape, x.dtype),
                jax.ShapeDtypeStruct(table.shape, table.dtype))
         return tuple(jax.ffi.ffi_call(f"learnact_{name}_bwd_{suffix(x)}", out,
                                       vmap_method="sequential")(
             x, g, table, **attrs(x)))
+
+    def fwd_call(x, table):
+        return jax.ffi.ffi_call(f"learnact_{name}_fwd_{suffix(x)}",
+                                jax.ShapeDtypeStruct(x.shape, x.dtype),
+                                vmap_method="sequential")(x, table, **attrs(x))
+
+    # each device runs the calls on its shard of a mesh (_sharding.py)
+    bwd_sharded = partitioned(bwd_call, backward=True, channels=channels,
+                              channel_dim=channel_dim)
+    fwd_sharded = partitioned(fwd_call, backward=False, channels=channels,
+                              channel_dim=channel_dim)
+
+    @jax.custom_vjp
+    def backward(x, table, g):
+        return tuple(bwd_sharded(x, g, table))
 
     def backward_fwd(x, table, g):
         return backward(x, table, g), (x, table, g)
@@ -206,9 +221,7 @@ def _op(name: str, cols: tuple, channels: int | None, channel_dim: int):
 
     @jax.custom_vjp
     def op(x, table):
-        return jax.ffi.ffi_call(f"learnact_{name}_fwd_{suffix(x)}",
-                                jax.ShapeDtypeStruct(x.shape, x.dtype),
-                                vmap_method="sequential")(x, table, **attrs(x))
+        return fwd_sharded(x, table)
 
     def op_fwd(x, table):
         return op(x, table), (x, table)
