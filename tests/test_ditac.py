@@ -574,3 +574,25 @@ def test_theta_gradient_under_create_graph(spec: str, channels) -> None:
     fd = (grad_theta((theta0 + eps * v).requires_grad_(True), False)
           - grad_theta((theta0 - eps * v).requires_grad_(True), False)) / (2 * eps)
     torch.testing.assert_close(hv, fd, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("flow", ["exact", "lut"])
+def test_leaky_ditac_both_readings(flow) -> None:
+    """The default Leaky-DiTAC is a leaky ReLU at theta = 0; the paper's Figure 4(c) reading
+    (gate=identity) is the identity at theta = 0 and the identity outside [a, b] always."""
+    lut = ",lut=4096" if flow == "lut" else ""
+    x = torch.linspace(-6, 6, 2001, dtype=torch.float64)
+    gated = learnact.create(f"leaky_ditac:init=zeros{lut}").double()
+    assert torch.allclose(gated(x), F.leaky_relu(x, 0.01), atol=1e-12, rtol=0)
+    ident = learnact.create(f"leaky_ditac:gate=identity,init=zeros{lut}").double()
+    assert torch.allclose(ident(x), x, atol=1e-12, rtol=0)
+    torch.manual_seed(0)
+    warped = learnact.create(f"leaky_ditac:gate=identity{lut}").double()  # a prior draw
+    with torch.no_grad():
+        warped.theta.mul_(3.0)
+    y = warped(x)
+    outside = (x < -0.5) | (x > 2.0)
+    assert torch.equal(y[outside], x[outside])
+    inside = ~outside
+    assert (y[inside] - x[inside]).abs().max() > 1e-2  # the warp moved the inside
+    assert bool((y[1:] >= y[:-1]).all())  # still a diffeomorphism: increasing

@@ -375,6 +375,8 @@ class _DiTAC(Family):
         if name == "ditac":
             self.variant_specs = ("ditac:lut=256",  # type: ignore[misc]
                                   "ditac:cells=5,gate=silu,warp=output")
+        elif name == "leaky_ditac":  # the paper's Figure 4(c) reading: identity at theta = 0
+            self.variant_specs = ("leaky_ditac:cells=5,gate=identity",)  # type: ignore[misc]
 
     def check(self, kw):
         out = super().check(kw)

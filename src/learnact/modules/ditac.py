@@ -244,9 +244,17 @@ class DiTAC(LearnableActivation):
 
 
 class LeakyDiTAC(DiTAC):
-    r"""Leaky-DiTAC (our definition): f(x) = x~ s(x) with the leaky-ReLU gate s = 1 (x > 0),
-    alpha (x <= 0). Documented as ours: the paper's exact formula was not at hand. See
-    :class:`DiTAC` for every argument."""
+    r"""Leaky-DiTAC, two readings (the released code raises NotImplementedError for it; the
+    paper's Figure 4(c) draws "a Leaky DiTAC (solid line) versus the identity function
+    (dashed line)"):
+
+    * default, gated: f(x) = x~ s(x) with the leaky-ReLU gate s = 1 (x > 0), alpha (x <= 0):
+      a leaky ReLU at theta = 0 (the network stays nonlinear at init; specs and checkpoints
+      made before keep their meaning);
+    * ``gate="identity"``, the figure's reading: f(x) = x~, the CPAB warp T on [a, b] and
+      the identity outside (exactly the identity at theta = 0).
+
+    See :class:`DiTAC` for every argument and ``docs/guides/ditac.md`` for the choice."""
 
     family = "leaky_ditac"
     # for time, one DiTAC variant in the main job (each costs ~40 s on the quick preset)
