@@ -55,6 +55,10 @@ def groups(runs: Path) -> dict[str, list[tuple[list[str], dict[str, str]]]]:
                    "--out", str(t / "fig")],
              {str(t / "fig" / "atlas-ditac-taskreg-s0.png"): "atlas-toy2d-reg-ditac.png"}),
         ],
+        "regression1d": [
+            (la + ["bench", "toy2d", "--task", "regression1d", "--quiet", "--out",
+                   str(runs / "regression1d")],
+             {str(runs / "regression1d" / "regression1d.png"): "regression1d.png"})],
         "sampling": [
             (la + ["bench", "autoencoder", "--preset", "quick", "--acts", "tropical", "--seeds", "0",
                    "--record", "--out", str(ae)], {}),

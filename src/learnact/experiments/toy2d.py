@@ -395,6 +395,18 @@ def _table(runs: list[dict[str, Any]], key: str, higher: bool):
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    if args.task == "regression1d":  # the DiTAC paper's Figure 3 (experiments/regression1d.py)
+        from .regression1d import Regression1dConfig, run_regression1d
+
+        over = {k: v for k, v in (("acts", split_specs(args.acts) if args.acts else None),
+                                  ("seeds", args.seeds), ("steps", args.reg_steps),
+                                  ("out", args.out), ("quiet", args.quiet or None),
+                                  ("prior", False if args.no_prior else None)) if v is not None}
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        path = run_regression1d(Regression1dConfig(**over))
+        print(f"results: {path}/results.json\nsummary: {path}/summary.md")
+        return 0
     cfg = make_config(task=args.task, acts=split_specs(args.acts) if args.acts else None,
                       seeds=args.seeds,
                       gmm_steps=args.gmm_steps, reg_steps=args.reg_steps,
@@ -408,12 +420,14 @@ def _cmd(args: argparse.Namespace) -> int:
 
 
 def add_subcommand(bench: argparse._SubParsersAction) -> None:
-    p = bench.add_parser("toy2d", help="2-D GMM classification and sine-mixture regression")
-    p.add_argument("--task", default="both", choices=["both", "gmm", "regression"])
+    p = bench.add_parser("toy2d", help="2-D GMM classification and sine-mixture regression; "
+                         "1-D regression by a 1-3-1 MLP (--task regression1d)")
+    p.add_argument("--task", default="both", choices=["both", "gmm", "regression", "regression1d"],
+                   help="regression1d: the DiTAC paper's Figure 3 (ReLU vs DiTAC per node)")
     p.add_argument("--acts", help="comma list of registry specs")
     p.add_argument("--seeds", type=seeds, help="e.g. 0,1,2")
     p.add_argument("--gmm-steps", type=positive_int)
-    p.add_argument("--reg-steps", type=positive_int)
+    p.add_argument("--reg-steps", type=positive_int, help="regression (and regression1d) steps")
     p.add_argument("--fourier-features", type=nonneg_int, help="feed sin/cos(pi k x), k=1..K")
     p.add_argument("--shared", action="store_true", help="shared (not per-unit) act. parameters")
     p.add_argument("--threads", type=positive_int)
