@@ -95,6 +95,8 @@ def groups(runs: Path) -> dict[str, list[tuple[list[str], dict[str, str]]]]:
         "generate": [(la + ["bench", "generate", "--quiet", "--out", str(runs / "generate")],
                       {str(runs / "generate" / "samples.png"): "generate-samples.png",
                        str(runs / "generate" / "curves.png"): "generate-curves.png"})],
+        "segment": [(la + ["bench", "segment", "--quiet", "--out", str(runs / "segment")],
+                     {str(runs / "segment" / "predictions.png"): "segment-predictions.png"})],
         "convnext": [(la + ["train", "convnext", "--preset", "cpu", "--quiet", "--out", str(runs / "convnext")],
                       {str(runs / "convnext" / "test_error.png"): "convnext-test-error.png"})],
     }

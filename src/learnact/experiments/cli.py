@@ -1,4 +1,4 @@
-"""argparse wiring of the experiment subcommands (``learnact bench autoencoder|toy2d|depth|sampling|generate``)."""
+"""argparse wiring of the experiment subcommands (``learnact bench autoencoder|toy2d|depth|sampling|generate|segment``)."""
 
 from __future__ import annotations
 
@@ -64,12 +64,14 @@ def add_subcommands(bench: argparse._SubParsersAction) -> None:
     from .depth import add_subcommand as _depth
     from .generate import add_subcommand as _generate
     from .sampling import add_subcommand as _sampling
+    from .segment import add_subcommand as _segment
     from .toy2d import add_subcommand as _toy
 
     _toy(bench)
     _depth(bench)
     _sampling(bench)
     _generate(bench)
+    _segment(bench)
 
 
 
