@@ -363,14 +363,18 @@ def _machine() -> str:
 
 
 def _commit() -> str:
+    """The checkout's commit, and whether the library's sources (what the timings measure)
+    differ from it: results files written by earlier runs do not count."""
     import subprocess
+
+    here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True, cwd=Path(__file__).resolve().parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True,
-                               cwd=Path(__file__).resolve().parent).stdout.strip()
-        return out.stdout.strip() + (" + local changes" if dirty else "")
+                             text=True, check=True, cwd=here)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                str(here)], capture_output=True, text=True, check=True,
+                               cwd=here).stdout.strip()
+        return out.stdout.strip() + (" + local changes to src/learnact" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
 
