@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -159,7 +160,9 @@ def _cmd_bench_ops(args: argparse.Namespace) -> int:
         write_csv(rows, args.csv)
     print(markdown_table(rows))
     if args.results_md:
-        write_section(args.results_md, "ops-table", results_section(rows, args.command_line))
+        # the command as it timed the table (where it wrote it is not part of the result)
+        command = re.sub(r" --results-md \S+", "", args.command_line)
+        write_section(args.results_md, "ops-table", results_section(rows, command))
         print(f"wrote the ops table into {args.results_md}")
     return 0
 
