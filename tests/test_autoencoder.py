@@ -123,6 +123,45 @@ def test_resume_skips_finished_runs(tmp_path: Path) -> None:
     assert [r["act"] for r in runs] == ["relu", "tanh"] and runs[0] == first[0]
 
 
+def test_merge_joins_parallel_runs_and_refuses_other_settings(tmp_path: Path) -> None:
+    def run(out: str, seeds: list[int], acts: list[str], **kw) -> Path:
+        cfg = ae.make_config("tiny", acts=acts, seeds=seeds, epochs=1, train_limit=128,
+                             test_limit=64, out=str(tmp_path / out), quiet=True, **kw)
+        return ae.run_autoencoder(cfg)
+
+    a = run("a", [0], ["identity", "relu"])
+    b = run("b", [1], ["relu", "tanh"])
+    merged = ae.merge_runs([str(a), str(b)], str(tmp_path / "ab"))
+    res = json.loads((merged / "results.json").read_text())
+    parts = [json.loads((p / "results.json").read_text())["runs"] for p in (a, b)]
+    assert res["runs"] == parts[0] + parts[1]  # nothing retrained, nothing changed
+    assert res["config"]["acts"] == ["identity", "relu", "tanh"]
+    assert res["config"]["seeds"] == [0, 1]
+    assert res["merged_from"] == [str(a), str(b)]
+    assert "`tanh`" in (merged / "summary.md").read_text()
+    assert sorted(f.name for f in (merged / "models").iterdir()) == sorted(
+        [f.name for f in (a / "models").iterdir()] + [f.name for f in (b / "models").iterdir()])
+    # another setting, the same run twice, a single folder: clear errors, nothing written
+    c = run("c", [2], ["relu"], lr=1e-3)
+    with pytest.raises(ValueError, match="differ in 'lr'"):
+        ae.merge_runs([str(a), str(c)], str(tmp_path / "ac"))
+    with pytest.raises(ValueError, match=r"run \('identity', 0, 8, 0.003\) is in both"):
+        ae.merge_runs([str(a), str(a)], str(tmp_path / "aa"))
+    with pytest.raises(ValueError, match="at least two"):
+        ae.merge_runs([str(a)], str(tmp_path / "a1"))
+    assert not (tmp_path / "ac").exists() and not (tmp_path / "aa").exists()
+
+
+def test_long_preset_is_the_blogs_list_at_twenty_epochs() -> None:
+    cfg = ae.make_config("long")
+    assert cfg.epochs >= 20 and len(cfg.seeds) >= 3
+    blog = {"identity", "relu", "gelu", "selu", "rrelu", "sigmoid", "tanh", "cantor2",
+            "staircase", "noisy", "left_right"}
+    assert blog <= set(cfg.acts)
+    assert len([a for a in cfg.acts if learnact.parse_spec(a)[0] == "perlin"]) == 2
+    assert set(ae.default_acts()) <= set(cfg.acts) and len(cfg.acts) == len(set(cfg.acts))
+
+
 @pytest.mark.parametrize("kw,exc,pattern", [
     ({"acts": ["gelu", "hermitte"]}, ValueError, "did you mean 'hermite'"),
     ({"epochs": 0}, ValueError, "--epochs must be an integer >= 1"),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -45,7 +46,7 @@ from .schema import read_autoencoder_results
 log = logging.getLogger(__name__)
 
 __all__ = ["AutoencoderConfig", "PRESETS", "build_autoencoder", "run_autoencoder",
-           "default_acts", "layer_list"]
+           "default_acts", "layer_list", "merge_runs"]
 
 CLASSICAL_DEFAULT = ("identity", "relu", "gelu", "silu", "tanh", "sigmoid", "rrelu")
 
@@ -89,6 +90,13 @@ class AutoencoderConfig:
     record_every: int = 8         # ... of one training batch in this many (overhead <= 15%)
 
 
+#: preset ``long``: the blog's list (the -LU family, the saturating ones, Perlin noise at two
+#: resolutions, the surrogate-derivative activations) and every learnable family's main-job spec
+LONG_ACTS = ("identity", "relu", "gelu", "silu", "elu", "selu", "prelu", "rrelu", "sigmoid",
+             "tanh", "perlin", "perlin:resolution=32", "cantor2", "staircase", "noisy",
+             "left_right")
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     # the architecture of the reference experiment at full width and data
     "blog": dict(channels=128, latent=16, train_limit=None, test_limit=None, epochs=10,
@@ -106,6 +114,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # one run first (--acts gelu --seeds 0) and set --epochs for the ~5 minutes the issue asks
     "gpu": dict(channels=128, latent=16, train_limit=None, test_limit=None, epochs=3,
                 batch_size=256, lr=2e-3, seeds=[0, 1, 2]),
+    # the blog's claims after long training, at the largest scale one CPU session allows (#38):
+    # main's network and data, 10x its epochs, the blog's activations (its Perlin noise at two
+    # resolutions, the surrogate-derivative ones) beside every learnable family; ~2 min per
+    # activation-seed on one thread (Perlin ~6 min). Run seeds in parallel processes and join
+    # them with --merge (docs/autoencoder-long-summary.md)
+    "long": dict(channels=16, latent=16, train_limit=2000, test_limit=1000, epochs=20,
+                 batch_size=64, lr=2e-3, seeds=[0, 1, 2], acts=LONG_ACTS),
     # seconds: for tests and smoke runs
     "tiny": dict(channels=8, latent=8, train_limit=1536, test_limit=256, epochs=2, batch_size=32,
                  lr=3e-3),
@@ -119,6 +134,9 @@ PRESET_NOTES: dict[str, str] = {
     "quick": "C=16, 5000 images, 4 epochs, 1 seed; ~21 min on 2 cores",
     "blog": "the reference experiment: C=128, all 60k images, 10 epochs (hours on a CPU)",
     "gpu": "blog's architecture, all 60k images, 3 epochs, 3 seeds, on one GPU (--device cuda)",
+    "long": "C=16, 2000 images, 20 epochs, 3 seeds, the blog's activations and every "
+            "learnable family; ~2 min per activation-seed on one thread (join parallel runs "
+            "with --merge)",
     "tiny": "C=8, 1536 images, 2 epochs: seconds, for tests and smoke runs",
 }
 
@@ -224,8 +242,11 @@ def make_config(preset: str = "main", **overrides: Any) -> AutoencoderConfig:
     bad = set(overrides) - known
     if bad:
         raise ValueError(f"unknown config key(s) {sorted(bad)}; known: {sorted(known)}")
+    values = dict(PRESETS[preset])
+    if values.get("acts") is LONG_ACTS:  # the learnable families are known only at run time
+        values["acts"] = list(LONG_ACTS) + [a for a in default_acts() if a not in LONG_ACTS]
     base = replace(AutoencoderConfig(), preset=preset,
-                   **{k: list(v) if isinstance(v, list) else v for k, v in PRESETS[preset].items()})
+                   **{k: list(v) if isinstance(v, list) else v for k, v in values.items()})
     return validate(replace(base, **{k: v for k, v in overrides.items() if v is not None}))
 
 
@@ -377,7 +398,8 @@ def _run(cfg: AutoencoderConfig, d: Dist, resume: str | None) -> Path | None:
         run.write_json("config.json", asdict(cfg))
     widths = cfg.widths or [cfg.channels]
     lrs = cfg.lrs or [cfg.lr]
-    todo = [(a, s, w, lr) for w in widths for lr in lrs for a in cfg.acts for s in cfg.seeds
+    # seed-major: an interrupted run has every activation at its first seeds
+    todo = [(a, s, w, lr) for w in widths for lr in lrs for s in cfg.seeds for a in cfg.acts
             if (a, s, w, lr) not in done]
     record_every = cfg.record_every if cfg.record else 0
     steps = cfg.epochs * steps_per_epoch(xtr.shape[0], cfg.batch_size, d.world)
@@ -400,3 +422,70 @@ def _run(cfg: AutoencoderConfig, d: Dist, resume: str | None) -> Path | None:
 
 
 
+
+
+#: config keys that may differ between runs joined by :func:`merge_runs` (how a run was split
+#: or where it ran, not what it measured)
+MERGE_FREE = ("acts", "seeds", "out", "threads", "quiet", "device")
+
+
+def merge_runs(dirs: list[str], out: str) -> Path:
+    """Join finished (or interrupted) comparisons of one setting into one run directory.
+
+    A long comparison split across processes or machines (``--seeds 0`` here, ``--seeds 1``
+    there, or halves of ``--acts``) becomes one ``results.json`` with one report, as if one
+    process had run it. The configs must agree on everything but :data:`MERGE_FREE` (a
+    ``ValueError`` names the key and both folders); a run (activation, seed, width, lr) found in
+    two folders is an error too. The activations keep the first folder's order, then the new ones
+    of the next; the seeds are sorted. Saved models are copied.
+    """
+    if len(dirs) < 2:
+        raise ValueError(f"--merge needs at least two run directories, got {len(dirs)}")
+    loaded = []
+    for d in dirs:
+        rd = RunDir(d, "autoencoder", resume=True)  # a marked autoencoder run, or a clear error
+        res = rd.read_json("results.json")
+        if res is None:
+            raise ValueError(f"--merge {d}: no results.json (has the run finished one model?)")
+        read_autoencoder_results(res, str(rd.path / "results.json"))
+        loaded.append((d, rd, res))
+    first_dir, _, first = loaded[0]
+    cfg = dict(first["config"])
+    acts = list(cfg["acts"])
+    seeds = set(cfg["seeds"])
+    runs: dict[tuple, dict[str, Any]] = {}
+    where: dict[tuple, str] = {}
+    for d, _, res in loaded:
+        other = res["config"]
+        for k in sorted(set(cfg) | set(other)):
+            if k not in MERGE_FREE and cfg.get(k) != other.get(k):
+                raise ValueError(f"--merge: {first_dir} and {d} differ in {k!r} "
+                                 f"({cfg.get(k)!r} vs {other.get(k)!r}): not one setting")
+        if res.get("baselines") != first.get("baselines"):
+            raise ValueError(f"--merge: {first_dir} and {d} read different data (the mean-image "
+                             f"baselines differ)")
+        acts += [a for a in other["acts"] if a not in acts]
+        seeds |= set(other["seeds"])
+        for r in res["runs"]:
+            key = (r["act"], r["seed"], r["width"], r["lr"])
+            if key in runs:
+                raise ValueError(f"--merge: run {key} is in both {where[key]} and {d}")
+            runs[key], where[key] = r, d
+    cfg.update(acts=acts, seeds=sorted(seeds), out=out)
+    order = {a: i for i, a in enumerate(acts)}
+    merged = {**first, "config": cfg,
+              "runs": sorted(runs.values(), key=lambda r: (r["width"], r["lr"], r["seed"],
+                                                          order[r["act"]])),
+              "merged_from": [str(d) for d in dirs]}
+    run = RunDir(out, "autoencoder")
+    run.write_json("config.json", cfg)
+    run.write_json("results.json", merged)
+    for _, rd, _ in loaded:
+        for f in sorted((rd.path / "models").glob("*")) if (rd.path / "models").is_dir() else []:
+            (run.path / "models").mkdir(exist_ok=True)
+            shutil.copy2(f, run.path / "models" / f.name)
+    from .report import write_autoencoder_report
+
+    write_autoencoder_report(run, merged)
+    log.info("merged %d run directories (%d runs) into %s", len(dirs), len(runs), run.path)
+    return run.path

@@ -6,12 +6,18 @@ import argparse
 
 from .args import (add_prior_flag, device, limit, positive_float, positive_floats, positive_int,
                    positive_ints, seeds, split_specs)
-from .autoencoder import PRESET_NOTES, PRESETS, make_config, run_autoencoder
+from .autoencoder import PRESET_NOTES, PRESETS, make_config, merge_runs, run_autoencoder
 
 __all__ = ["add_subcommands"]
 
 
 def _cmd_autoencoder(args: argparse.Namespace) -> int:
+    if args.merge:
+        if not args.out:
+            raise ValueError("--merge needs --out: the folder of the joined run")
+        path = merge_runs(args.merge, args.out)
+        print(f"results: {path}/results.json\nsummary: {path}/summary.md")
+        return 0
     cfg = make_config(
         args.preset, acts=split_specs(args.acts) if args.acts else None, epochs=args.epochs,
         seeds=args.seeds, channels=args.channels, latent=args.latent, lr=args.lr,
@@ -54,6 +60,9 @@ def add_subcommands(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive_int, help="torch intra-op threads")
     p.add_argument("--out", help="run directory (default runs/autoencoder-<timestamp>)")
     p.add_argument("--resume", help="finish an interrupted run directory (skips finished runs)")
+    p.add_argument("--merge", nargs="+", metavar="RUN_DIR",
+                   help="join run directories of one setting (seeds or activations run in "
+                        "parallel processes) into --out, with one report; nothing is trained")
     p.add_argument("--record", action="store_true",
                    help="record histograms of activation inputs and loss derivatives")
     p.add_argument("--record-every", type=positive_int, default=None,

@@ -7,6 +7,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+from .blog_claims import blog_claim_lines
 from .common import RunDir
 from .schema import read_autoencoder_results
 from .stats import BETTER, UNCLEAR, WORSE, interval, paired
@@ -158,6 +159,7 @@ def write_autoencoder_report(run: RunDir, results: dict[str, Any]) -> None:
                   "interval excludes 0 (the verdicts below).", ""]
         lines += verdict_lines(rows, "identity", "the linear baseline")
         lines += verdict_lines(rows, "gelu", "GELU")
+        lines += blog_claim_lines(rows)
     diverged = [r["act"] for r in rows if r["diverged"]]
     if diverged:
         lines += ["Diverged (NaN/inf loss) in at least one seed: "
