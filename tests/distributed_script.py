@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.distributed.fsdp import fully_shard
-from torch.distributed.tensor import DeviceMesh, DTensor, Shard, distribute_tensor
+from torch.distributed.tensor import DeviceMesh, DTensor, Replicate, Shard, distribute_tensor
 from torch.distributed.tensor.parallel import (ColwiseParallel, RowwiseParallel,
                                                parallelize_module)
 
@@ -22,7 +22,9 @@ from learnact.distributed import ChannelParallel
 SPECS = ["hermite:degree=6,channels=16,channel_dim=-1", "tropical:degree=4,channels=16,channel_dim=-1",
          "rational:channels=16,channel_dim=-1", "selu_variation:channels=16,channel_dim=-1",
          "fourier:degree=3,channels=16,channel_dim=-1", "tropical_rational:degree=3,channels=16,channel_dim=-1",
-         "hermite:degree=6,channels=16,channel_dim=-1,tails=linear", "hermite:degree=6"]
+         "hermite:degree=6,channels=16,channel_dim=-1,tails=linear",
+         "ditac:channels=16,channel_dim=-1", "ditac:channels=16,channel_dim=-1,lut=256",
+         "leaky_ditac:gate=identity,channels=16,channel_dim=-1", "ditac", "hermite:degree=6"]
 
 
 def full(t: torch.Tensor) -> torch.Tensor:
@@ -71,7 +73,7 @@ def two_d(x: torch.Tensor, out: list) -> None:
     from torch.distributed.device_mesh import init_device_mesh
 
     mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
-    for spec in SPECS[:2] + SPECS[-1:]:
+    for spec in SPECS[:2] + ["ditac:channels=16,channel_dim=-1"] + SPECS[-1:]:
         ref, par = mlp(spec), mlp(spec)
         parallelize_module(par, mesh["tp"], {"0": ColwiseParallel(), "1": ChannelParallel(),
                                              "2": RowwiseParallel()})
@@ -111,7 +113,35 @@ def main() -> None:
         out.append({"case": "mixed", "error": None})
     except TypeError as exc:
         out.append({"case": "mixed", "error": str(exc)})
+    ditac_checks(mesh, out)
     finish(rank, out)
+
+
+def ditac_checks(mesh: DeviceMesh, out: list) -> None:
+    """DiTAC's prior on channel-sharded theta, and its clear errors."""
+    ref = learnact.create("ditac:channels=16,channel_dim=-1")
+    with torch.no_grad():
+        ref.theta.add_(0.1 * torch.randn(ref.theta.shape, generator=torch.Generator().manual_seed(2)))
+    par = nn.Sequential(learnact.create("ditac:channels=16,channel_dim=-1"))
+    par[0].load_state_dict(ref.state_dict())
+    parallelize_module(par, mesh, {"0": ChannelParallel()})
+    lr, lp = ref.prior_loss(), par[0].prior_loss()
+    lr.backward()
+    lp.backward()
+    out.append({"case": "ditac prior", "value_err": abs(float(lr) - float(lp)),
+                "plain": not isinstance(lp, DTensor),
+                "grad_err": float((full(par[0].theta.grad) - ref.theta.grad).abs().max())})
+    # theta replicated beside channel shards of x: an error naming both layouts
+    act = learnact.create("ditac:channels=16,channel_dim=-1")
+    act.theta = nn.Parameter(distribute_tensor(act.theta.data, mesh, [Replicate()]))
+    dx = distribute_tensor(torch.randn(6, 16), mesh, [Shard(1)])
+    for case, module in (("ditac layout", act),
+                         ("ditac mixed", learnact.create("ditac:channels=16,channel_dim=-1"))):
+        try:
+            module(dx)
+            out.append({"case": case, "error": None})
+        except (TypeError, ValueError) as exc:
+            out.append({"case": case, "error": f"{type(exc).__name__}: {exc}"})
 
 
 def finish(rank: int, out: list) -> None:

@@ -41,7 +41,8 @@ def rows(tmp_path_factory) -> dict[str, dict]:
 def test_fsdp2_times_tensor_parallel_on_a_2d_mesh(tmp_path) -> None:
     """4 processes, mesh (dp=2, tp=2): parallelize_module on "tp", fully_shard on "dp"."""
     got = _run(tmp_path, 4)
-    assert len(got) == 3 and all(k.startswith("fsdp2xtp ") for k in got)
+    assert len(got) == 4 and all(k.startswith("fsdp2xtp ") for k in got)
+    assert "fsdp2xtp ditac:channels=16,channel_dim=-1" in got
     for case, r in got.items():
         assert r["loss_err"] < 1e-5 and r["grad_err"] < 1e-5 and r["param_err"] < 1e-5, (case, r)
         assert r["losses"][-1] < r["losses"][0], (case, r["losses"])
@@ -60,6 +61,23 @@ def test_tensor_parallel_mlp_equals_one_process_for_every_family_op(rows) -> Non
                 "Shard(dim=0)" in p for p in r["act_grad_placements"]), (spec, r)
         else:  # shared parameters: a partial sum over the ranks
             assert all("Partial" in p or "Replicate" in p for p in r["act_grad_placements"])
+
+
+@pytest.mark.slow
+def test_ditac_tensor_parallel_exact_table_shared_and_prior(rows) -> None:
+    """DiTAC is not one family op (a table chain on theta, then the flow): it runs each rank's
+    shard through DTensor's local_map with the family ops' placement rules."""
+    tp = {k.split(" ", 1)[1] for k in rows if k.startswith("tp ")}
+    assert {"ditac:channels=16,channel_dim=-1", "ditac:channels=16,channel_dim=-1,lut=256",
+            "leaky_ditac:gate=identity,channels=16,channel_dim=-1", "ditac"} <= tp
+    prior = rows["ditac prior"]  # lambda theta^T P theta summed over every rank's rows
+    assert prior["plain"] and prior["value_err"] < 1e-6 and prior["grad_err"] < 1e-6, prior
+    layout = rows["ditac layout"]["error"]
+    assert layout.startswith("ValueError: learnact.ditac: x is placed (Shard(dim=1),)"), layout
+    assert "parameter theta must be (Shard(dim=0),)" in layout
+    assert "but it is (Replicate(),)" in layout
+    assert rows["ditac mixed"]["error"].startswith(
+        "TypeError: learnact.ditac: x is a DTensor but theta is a plain Tensor")
 
 
 @pytest.mark.slow

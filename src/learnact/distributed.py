@@ -37,6 +37,9 @@ def channel_rows(module: nn.Module, name: str, tensor: torch.Tensor) -> bool:
     channels = getattr(module, "channels", None)
     if channels is None or tensor.ndim == 0 or tensor.shape[0] != channels:
         return False
+    own = getattr(module, "channel_tensors", {})  # activations outside the definitions (DiTAC)
+    if name in own:
+        return tensor.ndim == own[name]
     return tensor.ndim == rows_ndim(getattr(module, "family", None), name)
 
 

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .._tensor import canonical_dim
 from ..functional import cpab
+from ..ops import _dtensor
 from ..ops.cpab import ditac_op
 from ..ops.cpab import gate as ditac_gate
 
@@ -94,6 +95,8 @@ class DiTAC(LearnableActivation):
     """
 
     family = "ditac"
+    #: per-channel tensors and their number of dimensions (tensor parallelism shards them)
+    channel_tensors: ClassVar[dict[str, int]] = {"theta": 2}
     #: the variants differ in these defaults only (LeakyDiTAC: the gate; GEDiTAC: a)
     default_a: ClassVar[float] = -0.5
     default_gate: ClassVar[str] = "gelu"
@@ -144,10 +147,10 @@ class DiTAC(LearnableActivation):
             self._basis64 = self._basis64.to(self.theta.device)
         return self._basis64
 
-    def _tables(self) -> tuple[Tensor, Tensor, Tensor]:
+    def _tables(self, theta: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         # small per-cell tables in float64 (e^{t a} overflows float32 for large theta);
         # the per-element work runs in the input's precision inside the op
-        theta = self.theta
+        theta = self.theta if theta is None else theta
         if self.prior == "released" and self.training and torch.is_grad_enabled():
             theta = _ReleasedPrior.apply(theta, self.precision.sum(0), self.lambda_reg)
         return cpab.flow_tables(theta.to(torch.float64), self.basis)
@@ -155,10 +158,15 @@ class DiTAC(LearnableActivation):
     def _cd(self) -> int | None:
         return None if self.channels is None else self.channel_dim
 
-    def _warped(self, x: Tensor, gate: str) -> Tensor:
+    def _warped(self, x: Tensor, gate: str, theta: Tensor | None = None) -> Tensor:
         """x~(x) s(x) for the given gate, exact or LUT, fused in one op."""
-        return ditac_op(x, *self._tables(), lo=self.a, hi=self.b, gate=gate, alpha=self.alpha,
-                        channel_dim=self._cd(), lut=self.lut)
+        return ditac_op(x, *self._tables(theta), lo=self.a, hi=self.b, gate=gate,
+                        alpha=self.alpha, channel_dim=self._cd(), lut=self.lut)
+
+    def _local_forward(self, x: Tensor, theta: Tensor) -> Tensor:
+        if self.warp == "input":
+            return self._warped(x, self.gate, theta)
+        return self._warped(x * self._gate(x), "identity", theta)
 
     def transform(self, x: Tensor) -> Tensor:
         """x~: T_theta on [a, b] (mapped to [0, 1]), identity outside."""
@@ -188,16 +196,29 @@ class DiTAC(LearnableActivation):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        if self.warp == "input":
-            return self._warped(x, self.gate)
-        return self._warped(x * self._gate(x), "identity")
+        if _dtensor.involved(x, [self.theta]):  # tensor parallel: each rank its shard
+            return _dtensor.local_apply(self.family, self._local_forward, x,
+                                        [("theta", self.theta, self.channels is not None)],
+                                        self._cd())
+        return self._local_forward(x, self.theta)
 
     def prior_loss(self) -> Tensor:
         """lambda_reg * theta^T P theta (summed over channels); 0 with ``prior="released"``
         (the prior then acts inside backward)."""
         if self.prior == "released":
             return self.theta.new_zeros(())
-        th = self.theta.reshape(-1, self.theta.shape[-1])
+        if _dtensor.involved(self.theta, []):  # each rank its rows; the sum is replicated
+            from torch.distributed.tensor import Partial, Replicate
+            from torch.distributed.tensor.experimental import local_map
+
+            pl = tuple(self.theta.placements)
+            out = [Partial() if q.is_shard() else Replicate() for q in pl]
+            return local_map(self._prior_sum, out_placements=out, in_placements=(pl,),
+                             device_mesh=self.theta.device_mesh)(self.theta).full_tensor()
+        return self._prior_sum(self.theta)
+
+    def _prior_sum(self, theta: Tensor) -> Tensor:
+        th = theta.reshape(-1, theta.shape[-1])
         return self.lambda_reg * torch.einsum("ci,ij,cj->", th, self.precision.to(th), th)
 
     def fit_twin(self) -> DiTAC | None:

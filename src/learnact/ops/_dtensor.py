@@ -29,7 +29,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from ._library import FamilyOp
 
-__all__ = ["involved", "prepare", "rows_ndim"]
+__all__ = ["involved", "local_apply", "prepare", "rows_ndim"]
 
 _lock = threading.Lock()
 _registered: set[str] = set()
@@ -124,3 +124,60 @@ def _register(op: FamilyOp) -> None:
 
     register_sharding(op.forward_op.default)(forward_rule)
     register_sharding(op.backward_op.default)(backward_rule)
+
+
+def local_apply(what: str, fn: Any, x: Any, params: Sequence[tuple[str, Any, bool]],
+                channel_dim: int | None) -> Any:
+    """``fn(x_local, *params_local)`` on every rank's shards, by DTensor's ``local_map``, for
+    activations whose work is not one family op (DiTAC: a table chain on theta, then the flow).
+
+    ``params`` are (name, tensor, per-channel rows?). The placements follow the family ops'
+    rules: per-channel rows are ``Shard(0)`` where x is sharded on its channel dimension
+    (``channel_dim``), everything else replicated; the output takes x's placements; a
+    parameter's gradient is ``Shard(0)`` beside channel shards, ``Partial()`` (a sum over the
+    ranks) beside other shards, replicated beside a replicated x. A plain tensor beside a
+    DTensor, another mesh, or parameters placed otherwise are errors naming both sides.
+    """
+    from torch.distributed.tensor import Partial, Replicate, Shard
+    from torch.distributed.tensor.experimental import local_map
+
+    tensors = [("x", x), *[(n, p) for n, p, _ in params]]
+    plain = [n for n, t in tensors if not _is_dtensor(t)]
+    if plain:
+        dt = [n for n, t in tensors if _is_dtensor(t)]
+        raise TypeError(
+            f"learnact.{what}: {', '.join(dt)} {'is a DTensor' if len(dt) == 1 else 'are DTensors'} "
+            f"but {', '.join(plain)} {'is a plain Tensor' if len(plain) == 1 else 'are plain Tensors'}: "
+            "distribute the activation's parameters with the input (learnact.distributed."
+            "ChannelParallel, torch.distributed.tensor.distribute_module) or call it on local "
+            "tensors")
+    mesh = x.device_mesh
+    cd = None if channel_dim is None or x.ndim == 0 else channel_dim % x.ndim
+    for xp in x.placements:
+        if xp.is_partial():
+            raise ValueError(f"learnact.{what}: x is a Partial (pending-sum) DTensor "
+                             f"({x.placements}); an activation needs the summed values: "
+                             f"redistribute it to Shard or Replicate first")
+    in_pl: list[Any] = [tuple(x.placements)]
+    grad_pl: list[Any] = [tuple(x.placements)]
+    for name, p, rows in params:
+        if p.device_mesh != mesh:
+            raise ValueError(f"learnact.{what}: x lives on {mesh} but parameter {name} on "
+                             f"{p.device_mesh}: distribute them on one mesh")
+        want, grad = [], []
+        for xp in x.placements:
+            sharded = xp.is_shard()
+            on_channels = sharded and rows and xp.dim % max(x.ndim, 1) == cd
+            want.append(Shard(0) if on_channels else Replicate())
+            grad.append(Shard(0) if on_channels else Partial() if sharded else Replicate())
+        if tuple(p.placements) != tuple(want):
+            raise ValueError(
+                f"learnact.{what}: x is placed {tuple(x.placements)} on {mesh}, so parameter "
+                f"{name} must be {tuple(want)} (its channel rows beside x's channel shards, "
+                f"replicated otherwise), but it is {tuple(p.placements)}; shard the activation "
+                f"with learnact.distributed.ChannelParallel or distribute it to match")
+        in_pl.append(tuple(want))
+        grad_pl.append(tuple(grad))
+    mapped = local_map(fn, out_placements=list(x.placements), in_placements=tuple(in_pl),
+                       in_grad_placements=tuple(grad_pl), device_mesh=mesh)
+    return mapped(x, *[p for _, p, _ in params])
