@@ -107,6 +107,68 @@ def test_torchrun_two_ranks_hold_identical_parameters(name: str, tmp_path: Path)
     assert all(r["ranks_identical"] and r["completed"] for r in res["runs"])
 
 
+def _torchrun(procs: int, *args: str) -> subprocess.CompletedProcess:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run",
+                           f"--nproc_per_node={procs}", f"--master_port={port}", "-m",
+                           "learnact", "train", "charlm", *args],
+                          capture_output=True, text=True, timeout=900)
+
+
+def _evals(path: Path) -> dict[str, list[float]]:
+    res = json.loads((path / "results.json").read_text())
+    return {r["act"]: [e["val_loss"] for e in r["evals"]] for r in res["runs"]}
+
+
+@pytest.mark.slow
+def test_tensor_parallel_charlm_equals_one_process_and_resumes(tmp_path: Path) -> None:
+    """--tp 2 on 2 processes splits every MLP and its activation (Hermite: the family op's
+    sharding rules; DiTAC: local_map) and trains the single-process model; --tp 2 on 4
+    processes (FSDP2 over 2 data-parallel groups) trains the 2-process DDP model; a stopped
+    --tp run resumes to the uninterrupted one; the saved model is the plain one."""
+    common = ["--preset", "tiny", "--acts", "hermite:degree=4;ditac", "--steps", "6",
+              "--eval-every", "3", "--quiet", "--threads", "1"]
+    one = charlm.run_charlm(charlm.make_config(
+        "tiny", acts=["hermite:degree=4", "ditac"], steps=6, eval_every=3, quiet=True,
+        threads=1, out=str(tmp_path / "one")))
+    runs = {}
+    for name, procs, extra in (("tp", 2, ["--tp", "2", "--check-sync"]), ("ddp", 2, []),
+                               ("dp2tp2", 4, ["--tp", "2", "--check-sync"]),
+                               ("half", 2, ["--tp", "2", "--stop-after", "3"])):
+        p = _torchrun(procs, *common, "--out", str(tmp_path / name), *extra)
+        assert p.returncode == 0, (name, p.stderr[-3000:])
+        runs[name] = tmp_path / name
+    p = _torchrun(2, *common, "--tp", "2", "--resume", str(tmp_path / "half"))
+    assert p.returncode == 0, p.stderr[-3000:]
+
+    def close(a: dict, b: dict) -> bool:
+        return a.keys() == b.keys() and all(
+            abs(x - y) < 1e-5 for k in a for x, y in zip(a[k], b[k], strict=True))
+
+    assert close(_evals(runs["tp"]), _evals(one)), (_evals(runs["tp"]), _evals(one))
+    assert close(_evals(runs["dp2tp2"]), _evals(runs["ddp"]))
+    assert close(_evals(runs["half"]), _evals(runs["tp"]))
+    for name in ("tp", "dp2tp2"):
+        res = json.loads((runs[name] / "results.json").read_text())
+        assert all(r["ranks_identical"] and r["completed"] for r in res["runs"])
+    model, _ = load_model(runs["tp"] / "models" / "ditac-s0.pt")
+    ref, _ = load_model(one / "models" / "ditac-s0.pt")
+    for (k, v), (_, w) in zip(model.state_dict().items(), ref.state_dict().items()):
+        assert type(v) is torch.Tensor and torch.allclose(v, w, atol=1e-5), k
+
+
+def test_tensor_parallel_bad_sizes_fail_before_training(tmp_path: Path) -> None:
+    cfg = charlm.make_config("tiny", tp=2, out=str(tmp_path / "r"), quiet=True)
+    with pytest.raises(ValueError, match=r"--tp 2 needs a world size that is a multiple of 2 "
+                                         r"\(torchrun --nproc_per_node=K\*2\); this run has 1"):
+        charlm.run_charlm(cfg)
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="--tp must be an integer >= 1"):
+        charlm.run_charlm(charlm.make_config("tiny", tp=0, out=str(tmp_path / "s")))
+
+
 def test_token_bin_files_and_record(tmp_path: Path) -> None:
     """uint16 .bin train/val files (the OpenWebText format) train too; --record keeps
     histograms per evaluation interval; an id beyond the vocabulary is refused."""

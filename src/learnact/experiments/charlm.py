@@ -12,6 +12,11 @@ One GPU (bf16 autocast, compiled)::
 
     learnact train charlm --preset gpu --device cuda --compile --data-bin data/owt
 
+Tensor parallel (each MLP and its activation split over 2 ranks; more processes than
+``--tp``: FSDP2 over the data-parallel groups)::
+
+    torchrun --nproc_per_node=2 -m learnact train charlm --preset cpu --tp 2
+
 N GPUs on one node, or several nodes (DDP; same flags, torchrun sets the ranks)::
 
     torchrun --nproc_per_node=8 -m learnact train charlm --preset gpu --compile --data-bin data/owt
@@ -257,7 +262,7 @@ def make_task(cfg: CharLMConfig, data) -> tuple[Task, dict[str, Any]]:
 
     def evaluate(model: nn.Module, d: Dist) -> dict[str, float]:
         tot = torch.zeros(2, dtype=torch.float64, device=d.device)
-        for i in range(d.rank, cfg.eval_iters, d.world):
+        for i in range(d.dp_rank, cfg.eval_iters, d.dp_world):  # a tp group: the same batches
             gen = torch.Generator().manual_seed(10_000 + i)
             x, y = _windows(data.val, cfg.batch_size, block, gen)
             tot[0] += float(loss(model, x.to(d.device), y.to(d.device)))
@@ -267,7 +272,26 @@ def make_task(cfg: CharLMConfig, data) -> tuple[Task, dict[str, Any]]:
 
     task_cfg = dict(gpt)
     task_cfg.update(batch_size=cfg.batch_size, data=data.source, max_chars=cfg.max_chars)
-    return Task("charlm", task_cfg, lambda spec: build_model(spec, **gpt), batch, loss, evaluate), gpt
+    return Task("charlm", task_cfg, lambda spec: build_model(spec, **gpt), batch, loss, evaluate,
+                tp_plan=tp_plan), gpt
+
+
+def tp_plan(model: nn.Module) -> dict[str, Any]:
+    """``--tp``: every block's MLP split over the hidden units (Megatron-style): ``c_fc``
+    column-wise, the activation on its rank's channels (``ChannelParallel``; a non-learnact
+    activation such as GELU runs on the local slice as it is), ``c_proj`` row-wise. Attention
+    and the embeddings stay replicated."""
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel
+
+    from ..distributed import ChannelParallel
+
+    plan: dict[str, Any] = {}
+    for i, block in enumerate(model.h):
+        plan[f"h.{i}.mlp.c_fc"] = ColwiseParallel()
+        if hasattr(block.mlp.act, "family"):
+            plan[f"h.{i}.mlp.act"] = ChannelParallel()
+        plan[f"h.{i}.mlp.c_proj"] = RowwiseParallel()
+    return plan
 
 
 def run_charlm(cfg: CharLMConfig, resume: str | None = None) -> Path | None:
@@ -359,6 +383,7 @@ def _cmd(args: argparse.Namespace) -> int:
                       compile=args.compile or None, stop_after=args.stop_after,
                       device=args.device, threads=args.threads, out=args.out,
                       check_sync=args.check_sync or None, record=args.record or None,
+                      tp=args.tp,
                       prior=False if args.no_prior else None,
                       quiet=args.quiet or None)
     path = run_charlm(cfg, resume=args.resume)
@@ -392,6 +417,9 @@ def add_subcommand(train: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive_int)
     p.add_argument("--out")
     p.add_argument("--resume", help="run directory to finish")
+    p.add_argument("--tp", type=positive_int, default=None,
+                   help="tensor parallel: split every MLP (and its activation) over N ranks "
+                        "(torchrun with a multiple of N processes; the rest: FSDP2)")
     p.add_argument("--check-sync", action="store_true",
                    help="verify that every rank ends with identical parameters")
     p.add_argument("--record", action="store_true",

@@ -40,10 +40,22 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    tp: int = 1                   # tensor-parallel group size (--tp; experiments/tensor_parallel.py)
+    mesh: Any = None              # the (dp, tp) DeviceMesh when tp > 1
 
     @property
     def enabled(self) -> bool:
         return self.world > 1
+
+    @property
+    def dp_rank(self) -> int:
+        """This rank's data-parallel index: the ranks of one tensor-parallel group share it
+        (and so their batches)."""
+        return self.rank // self.tp
+
+    @property
+    def dp_world(self) -> int:
+        return self.world // self.tp
 
     @property
     def main(self) -> bool:

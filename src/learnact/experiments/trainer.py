@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from .._files import write_atomic
 from ..params import param_groups, with_prior
+from . import tensor_parallel as _tp
 from .common import (Dist, RunDir, model_filename, progress, read_torch_file, save_model,
                      seed_everything, setup_distributed, teardown_distributed)
 
@@ -109,6 +110,7 @@ class RunOptions:
     record_every: int = 8         # ... of one training batch in this many
     quiet: bool = False
     prior: bool = True            # add learnact.regularization(model) (DiTAC's prior) to the loss
+    tp: int = 1                   # tensor-parallel group size under torchrun (task's tp_plan)
 
 
 Batch = tuple[Tensor, Tensor]
@@ -130,6 +132,8 @@ class Task:
     loss: Callable[[nn.Module, Tensor, Tensor], Tensor]
     evaluate: Callable[[nn.Module, Dist], dict[str, float]]  # all-reduced metrics
     stream: Callable[[int, Dist], Iterator[Batch]] | None = None
+    # model -> parallelize_module plan (module name -> ParallelStyle), for --tp
+    tp_plan: Callable[[nn.Module], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if (self.batch is None) == (self.stream is None):
@@ -165,14 +169,14 @@ def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 
 def _run_config(task: Task, spec: str, seed: int, o: OptimConfig, world: int,
-                prior: bool) -> dict[str, Any]:
+                prior: bool, tp: int = 1) -> dict[str, Any]:
     """What a checkpoint must match to be resumed (run-time switches excluded)."""
     optim = {k: v for k, v in asdict(o).items() if k not in ("stop_after", "compile", "amp")}
     if (o.optimizer, o.schedule, o.decay) == ("adamw", "cosine", "matrices"):
         for k in ("optimizer", "schedule", "decay"):  # the defaults: checkpoints written
             optim.pop(k)                               # before these options still resume
     return {"task": task.name, **task.config, "act": spec, "seed": seed, "world": world,
-            "prior": prior, **optim}
+            "prior": prior, **optim, **({"tp": tp} if tp > 1 else {})}
 
 
 def load_checkpoint(path: Path, run_config: dict[str, Any]) -> dict[str, Any]:
@@ -211,18 +215,25 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
     ``prior``: train on the loss plus ``learnact.regularization(model)`` (DiTAC's prior).
     """
     o.validate()
+    tp = d.tp > 1
+    if tp and task.tp_plan is None:
+        raise ValueError(f"--tp {d.tp}: the {task.name} task has no tensor-parallel plan")
     seed_everything(seed)
     model = task.build(spec).to(d.device)
-    opt = _optimizer(model, o, d.device)
-    run_config = _run_config(task, spec, seed, o, d.world, prior)
+    run_config = _run_config(task, spec, seed, o, d.world, prior, d.tp)
     record: dict[str, Any] = {"act": spec, "seed": seed, "evals": [], "train_loss": [],
                               "params": sum(p.numel() for p in model.parameters()),
                               "diverged": False, "seconds": 0.0}
     start = 0
+    ck = None
     if resume and ckpt is not None and ckpt.exists():
         ck = load_checkpoint(ckpt, run_config)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optim"])
+        model.load_state_dict(ck["model"])  # full tensors, before any sharding
+    if tp:
+        model = _tp.parallelize(model, task.tp_plan(model), d)
+    opt = _optimizer(model, o, d.device)
+    if ck is not None:
+        (_tp.load_optim_state if tp else type(opt).load_state_dict)(opt, ck["optim"])
         start = ck["step"]
         record.update(ck["record"])
         log.info("resumed %s seed %d at step %d", spec, seed, start)
@@ -234,7 +245,7 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
     net: nn.Module = model
     if o.compile:
         net = torch.compile(net)
-    if d.enabled:
+    if d.enabled and not tp:
         net = nn.parallel.DistributedDataParallel(
             net, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if o.amp and d.device.type == "cuda"
@@ -257,11 +268,14 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
             if stream is not None:
                 x, y = next(stream)
             else:
-                gen = torch.Generator().manual_seed(_micro_seed(seed, step, micro, d.rank))
+                gen = torch.Generator().manual_seed(_micro_seed(seed, step, micro, d.dp_rank))
                 x, y = task.batch(micro, gen)
             x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
             last = micro == o.grad_accum - 1
-            sync = contextlib.nullcontext() if (last or not d.enabled) else net.no_sync()
+            if tp and hasattr(model, "set_requires_gradient_sync"):  # FSDP2 over "dp"
+                model.set_requires_gradient_sync(last)
+            sync = (contextlib.nullcontext() if (last or not d.enabled or tp)
+                    else net.no_sync())
             with sync, amp:
                 loss = task.loss(net, x, y) / o.grad_accum
                 objective = with_prior(loss, model, prior, 1.0 / o.grad_accum)
@@ -273,7 +287,9 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
             record["diverged_step"] = step
             log.warning("%s seed %d diverged at step %d", spec, seed, step)
             break
-        if o.grad_clip > 0:
+        if o.grad_clip > 0 and tp:
+            _tp.clip_grad_norm(list(model.parameters()), o.grad_clip)
+        elif o.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -298,9 +314,13 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
             if bar is not None:
                 bar.set_postfix_str(f"{spec} s{seed} step {step + 1} " + " ".join(
                     f"{k} {v:.4f}" for k, v in metrics.items()))
+            if ckpt is not None and tp:  # gathered on every rank (collectives), rank 0 writes
+                state, optim = _tp.full_state_dict(model), _tp.full_optim_state(opt)
+            elif ckpt is not None and d.main:
+                state, optim = model.state_dict(), opt.state_dict()
             if ckpt is not None and d.main:
                 _save_checkpoint(ckpt, {"format": CHECKPOINT_FORMAT, "run_config": run_config,
-                                        "model": model.state_dict(), "optim": opt.state_dict(),
+                                        "model": state, "optim": optim,
                                         "step": step + 1, "record": record})
     record["seconds"] = time.perf_counter() - t0
     record["completed"] = (not record["diverged"]) and record.get("step", 0) == o.steps
@@ -309,6 +329,10 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
         recorder.remove()
     if check_sync:
         record["ranks_identical"] = ranks_identical(model, d)
+    if tp:  # the saved and returned model: the plain one, with the gathered weights
+        state = _tp.full_state_dict(model)
+        model = task.build(spec).to(d.device)
+        model.load_state_dict(state)
     record["_model"] = model
     return record
 
@@ -326,8 +350,8 @@ def ranks_identical(model: nn.Module, d: Dist) -> bool:
     """True when every rank holds bit-identical parameters and buffers."""
     if not d.enabled:
         return True
-    flat = torch.cat([t.detach().reshape(-1).double().cpu()
-                      for t in list(model.parameters()) + list(model.buffers())])
+    flat = torch.cat([(t.full_tensor() if _tp.is_dtensor(t) else t).detach().reshape(-1)
+                      .double().cpu() for t in list(model.parameters()) + list(model.buffers())])
     ref = flat.clone().to(d.device)
     dist.broadcast(ref, src=0)
     same = torch.tensor([float(torch.equal(flat.to(d.device), ref))], device=d.device)
@@ -398,6 +422,7 @@ def run_comparison(task: Task, cfg: Any, d: Dist, resume: str | None, results: d
     results.json after every run, checkpoints/ and models/ (builder ``task.name``), then the
     report. ``--resume``: finished runs are kept, an unfinished one continues from its
     checkpoint. Returns the run directory on rank 0 (None elsewhere)."""
+    d = _tp.with_tp(d, getattr(cfg, "tp", 1))  # the (dp, tp) mesh, or a clear error, first
     out = resume or cfg.out or str(RunDir.default(task.name))
     run = RunDir(out, task.name, resume=bool(resume)) if d.main else None
     path = Path(out)

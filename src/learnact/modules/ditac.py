@@ -206,15 +206,11 @@ class DiTAC(LearnableActivation):
         """lambda_reg * theta^T P theta (summed over channels); 0 with ``prior="released"``
         (the prior then acts inside backward)."""
         if self.prior == "released":
-            return self.theta.new_zeros(())
-        if _dtensor.involved(self.theta, []):  # each rank its rows; the sum is replicated
-            from torch.distributed.tensor import Partial, Replicate
-            from torch.distributed.tensor.experimental import local_map
-
-            pl = tuple(self.theta.placements)
-            out = [Partial() if q.is_shard() else Replicate() for q in pl]
-            return local_map(self._prior_sum, out_placements=out, in_placements=(pl,),
-                             device_mesh=self.theta.device_mesh)(self.theta).full_tensor()
+            return torch.zeros((), dtype=self.theta.dtype, device=self.theta.device)
+        if _dtensor.involved(self.theta, []):  # tensor parallel / FSDP2: a sharded theta,
+            # gathered (differentiably: each rank's gradient comes back to its shard), so
+            # every rank has the one replicated value
+            return self._prior_sum(self.theta.full_tensor())
         return self._prior_sum(self.theta)
 
     def _prior_sum(self, theta: Tensor) -> Tensor:
