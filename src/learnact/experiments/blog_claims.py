@@ -82,12 +82,12 @@ def blog_claim_lines(rows: list[dict[str, Any]]) -> list[str]:
         out += [f"### \"{BLOG_CLAIMS['linear']}\"", ""]
         out += _table(rows, worse or fixed, "identity")
         if worse:
-            out += [f"**Holds**: {len(worse)} of {len(fixed)} fixed nonlinearities have a higher "
+            out += [f"**Holds**: {len(worse)} of {len(fixed)} classical and blog nonlinearities have a higher "
                     f"test loss than the linear network, up to "
                     f"{by[worse[0]]['mean'] / by['identity']['mean']:.1f}x (`{worse[0]}`). "
                     f"<!-- claim: {worse[0]} vs identity = worse -->", ""]
         else:
-            out += [f"**Not distinguishable**: none of the {len(fixed)} fixed nonlinearities "
+            out += [f"**Not distinguishable**: none of the {len(fixed)} classical and blog nonlinearities "
                     f"has a higher test loss than the linear network by the paired interval.",
                     ""]
 
