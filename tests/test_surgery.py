@@ -390,3 +390,14 @@ def test_output_change_of_a_model_run_by_a_callable_and_a_dry_run() -> None:
                                        calibrate=lambda m: m(x).detach().numpy())
     assert rep.output_change is not None and rep.output_change > 0 and not rep.applied
     assert torch.equal(model(x), before)
+
+
+def test_full_spec_merges_overrides_without_repeating_a_key() -> None:
+    from learnact.surgery import full_spec
+
+    assert full_spec("hermite", {}) == "hermite"
+    assert full_spec("hermite", {"tails": "linear"}) == "hermite:tails=linear"
+    assert full_spec("hermite:degree=6", {"tails": "linear"}) == "hermite:degree=6,tails=linear"
+    merged = full_spec("hermite:tails=relu,degree=6", {"tails": "linear"})
+    assert merged == "hermite:tails=linear,degree=6"
+    assert learnact.parse_spec(merged) == ("hermite", {"tails": "linear", "degree": "6"})

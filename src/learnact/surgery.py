@@ -642,11 +642,13 @@ _ABSENT = object()
 
 
 def full_spec(spec: str, overrides: dict[str, Any]) -> str:
-    """``spec`` with the keyword overrides surgery added (e.g. ``tails=linear``)."""
+    """``spec`` with the keyword overrides surgery added (e.g. ``tails=linear``); an override
+    replaces a key the spec already gives (a spec never names a key twice)."""
     if not overrides:
         return spec
-    extra = ",".join(f"{k}={v}" for k, v in overrides.items())
-    return f"{spec},{extra}" if ":" in spec else f"{spec}:{extra}"
+    name, raw = parse_spec(spec)
+    raw.update({k: str(v) for k, v in overrides.items()})
+    return f"{name}:" + ",".join(f"{k}={v}" for k, v in raw.items())
 
 
 def _record_in_hf_config(model: nn.Module, entries: list[SurgeryEntry],
