@@ -131,6 +131,20 @@ def ditac_checks(mesh: DeviceMesh, out: list) -> None:
     out.append({"case": "ditac prior", "value_err": abs(float(lr) - float(lp)),
                 "plain": not isinstance(lp, DTensor),
                 "grad_err": float((full(par[0].theta.grad) - ref.theta.grad).abs().max())})
+    # x sharded on the batch dimension: theta replicated, its gradient a Partial sum
+    ref = learnact.create("ditac:channels=16,channel_dim=-1")
+    with torch.no_grad():
+        ref.theta.add_(0.1 * torch.randn(ref.theta.shape, generator=torch.Generator().manual_seed(3)))
+    par = learnact.create("ditac:channels=16,channel_dim=-1")
+    par.load_state_dict(ref.state_dict())
+    par.theta = nn.Parameter(distribute_tensor(par.theta.data, mesh, [Replicate()]))
+    xb = torch.randn(6, 16, generator=torch.Generator().manual_seed(4))
+    (ref(xb) ** 2).sum().backward()
+    y = par(distribute_tensor(xb, mesh, [Shard(0)]))
+    (y.full_tensor() ** 2).sum().backward()
+    out.append({"case": "ditac batch-sharded", "grad_placements": str(par.theta.grad.placements),
+                "value_err": float((y.full_tensor() - ref(xb)).abs().max()),
+                "grad_err": float((full(par.theta.grad) - ref.theta.grad).abs().max())})
     # theta replicated beside channel shards of x: an error naming both layouts
     act = learnact.create("ditac:channels=16,channel_dim=-1")
     act.theta = nn.Parameter(distribute_tensor(act.theta.data, mesh, [Replicate()]))

@@ -72,6 +72,8 @@ def test_ditac_tensor_parallel_exact_table_shared_and_prior(rows) -> None:
             "leaky_ditac:gate=identity,channels=16,channel_dim=-1", "ditac"} <= tp
     prior = rows["ditac prior"]  # lambda theta^T P theta summed over every rank's rows
     assert prior["plain"] and prior["value_err"] < 1e-6 and prior["grad_err"] < 1e-6, prior
+    batch = rows["ditac batch-sharded"]  # x split on rows: theta's gradient summed over ranks
+    assert batch["value_err"] < 1e-6 and batch["grad_err"] < 1e-5, batch
     layout = rows["ditac layout"]["error"]
     assert layout.startswith("ValueError: learnact.ditac: x is placed (Shard(dim=1),)"), layout
     assert "parameter theta must be (Shard(dim=0),)" in layout
