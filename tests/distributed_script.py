@@ -149,7 +149,9 @@ def ditac_checks(mesh: DeviceMesh, out: list) -> None:
     act = learnact.create("ditac:channels=16,channel_dim=-1")
     act.theta = nn.Parameter(distribute_tensor(act.theta.data, mesh, [Replicate()]))
     dx = distribute_tensor(torch.randn(6, 16), mesh, [Shard(1)])
-    for case, module in (("ditac layout", act),
+    herm = learnact.create("hermite:degree=4,channels=16,channel_dim=-1")
+    herm.coeffs = nn.Parameter(distribute_tensor(herm.coeffs.data, mesh, [Replicate()]))
+    for case, module in (("ditac layout", act), ("hermite layout", herm),
                          ("ditac mixed", learnact.create("ditac:channels=16,channel_dim=-1"))):
         try:
             module(dx)

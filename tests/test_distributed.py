@@ -64,6 +64,15 @@ def test_tensor_parallel_mlp_equals_one_process_for_every_family_op(rows) -> Non
 
 
 @pytest.mark.slow
+def test_parameters_laid_out_unlike_x_are_a_clear_error(rows) -> None:
+    """A per-channel family op whose rows are replicated beside channel shards of x: DTensor
+    would silently redistribute; learnact names both layouts instead."""
+    err = rows["hermite layout"]["error"]
+    assert err.startswith("ValueError: learnact.hermite: x is placed (Shard(dim=1),)"), err
+    assert "parameter coeffs must be (Shard(dim=0),)" in err and "(Replicate(),)" in err
+
+
+@pytest.mark.slow
 def test_ditac_tensor_parallel_exact_table_shared_and_prior(rows) -> None:
     """DiTAC is not one family op (a table chain on theta, then the flow): it runs each rank's
     shard through DTensor's local_map with the family ops' placement rules."""

@@ -61,11 +61,48 @@ def prepare(op: FamilyOp, x: Tensor, params: Sequence[Tensor | None], channel_di
         if p.device_mesh != x.device_mesh:
             raise ValueError(f"learnact.{op.name}: x lives on {x.device_mesh} but parameter {n} "
                              f"on {p.device_mesh}: distribute them on one mesh")
+        rows = p.ndim > 0 and p.ndim == rows_ndim(op.name, n)
+        _check_layout(op.name, x, n, p, rows, channel_dim)
     if op.name not in _registered:
         with _lock:
             if op.name not in _registered:
                 _register(op)
                 _registered.add(op.name)
+
+
+def _expected(x: Any, rows: bool, channel_dim: int | None) -> tuple[list, list]:
+    """A parameter's placements beside x (per mesh dimension) and its gradient's: Shard(0)
+    for channel rows beside x's channel shards; else Replicate, with a Partial gradient beside
+    any other shard of x."""
+    from torch.distributed.tensor import Partial, Replicate, Shard
+
+    cd = None if channel_dim is None or x.ndim == 0 else channel_dim % x.ndim
+    want, grad = [], []
+    for xp in x.placements:
+        sharded = xp.is_shard()
+        on_channels = sharded and rows and xp.dim % max(x.ndim, 1) == cd
+        want.append(Shard(0) if on_channels else Replicate())
+        grad.append(Shard(0) if on_channels else Partial() if sharded else Replicate())
+    return want, grad
+
+
+def _check_layout(what: str, x: Any, name: str, p: Any, rows: bool,
+                  channel_dim: int | None) -> list:
+    """The gradient placements of parameter ``name``, after checking that it is laid out as
+    :func:`_expected` says (a ValueError naming both layouts otherwise)."""
+    for xp in x.placements:
+        if xp.is_partial():
+            raise ValueError(f"learnact.{what}: x is a Partial (pending-sum) DTensor "
+                             f"({tuple(x.placements)}); an activation needs the summed values: "
+                             f"redistribute it to Shard or Replicate first")
+    want, grad = _expected(x, rows, channel_dim)
+    if tuple(p.placements) != tuple(want):
+        raise ValueError(
+            f"learnact.{what}: x is placed {tuple(x.placements)} on {x.device_mesh}, so "
+            f"parameter {name} must be {tuple(want)} (its channel rows beside x's channel "
+            f"shards, replicated otherwise), but it is {tuple(p.placements)}; shard the "
+            f"activation with learnact.distributed.ChannelParallel or distribute it to match")
+    return grad
 
 
 def rows_ndim(family: str | None, name: str) -> int | None:
@@ -138,7 +175,6 @@ def local_apply(what: str, fn: Any, x: Any, params: Sequence[tuple[str, Any, boo
     ranks) beside other shards, replicated beside a replicated x. A plain tensor beside a
     DTensor, another mesh, or parameters placed otherwise are errors naming both sides.
     """
-    from torch.distributed.tensor import Partial, Replicate, Shard
     from torch.distributed.tensor.experimental import local_map
 
     tensors = [("x", x), *[(n, p) for n, p, _ in params]]
@@ -152,31 +188,14 @@ def local_apply(what: str, fn: Any, x: Any, params: Sequence[tuple[str, Any, boo
             "ChannelParallel, torch.distributed.tensor.distribute_module) or call it on local "
             "tensors")
     mesh = x.device_mesh
-    cd = None if channel_dim is None or x.ndim == 0 else channel_dim % x.ndim
-    for xp in x.placements:
-        if xp.is_partial():
-            raise ValueError(f"learnact.{what}: x is a Partial (pending-sum) DTensor "
-                             f"({x.placements}); an activation needs the summed values: "
-                             f"redistribute it to Shard or Replicate first")
     in_pl: list[Any] = [tuple(x.placements)]
     grad_pl: list[Any] = [tuple(x.placements)]
     for name, p, rows in params:
         if p.device_mesh != mesh:
             raise ValueError(f"learnact.{what}: x lives on {mesh} but parameter {name} on "
                              f"{p.device_mesh}: distribute them on one mesh")
-        want, grad = [], []
-        for xp in x.placements:
-            sharded = xp.is_shard()
-            on_channels = sharded and rows and xp.dim % max(x.ndim, 1) == cd
-            want.append(Shard(0) if on_channels else Replicate())
-            grad.append(Shard(0) if on_channels else Partial() if sharded else Replicate())
-        if tuple(p.placements) != tuple(want):
-            raise ValueError(
-                f"learnact.{what}: x is placed {tuple(x.placements)} on {mesh}, so parameter "
-                f"{name} must be {tuple(want)} (its channel rows beside x's channel shards, "
-                f"replicated otherwise), but it is {tuple(p.placements)}; shard the activation "
-                f"with learnact.distributed.ChannelParallel or distribute it to match")
-        in_pl.append(tuple(want))
+        grad = _check_layout(what, x, name, p, rows, channel_dim)
+        in_pl.append(tuple(p.placements))
         grad_pl.append(tuple(grad))
     mapped = local_map(fn, out_placements=list(x.placements), in_placements=tuple(in_pl),
                        in_grad_placements=tuple(grad_pl), device_mesh=mesh)
