@@ -41,13 +41,16 @@ def mlp(spec: str) -> nn.Module:
     return m
 
 
-def train(model: nn.Module, x: torch.Tensor, steps: int = 3) -> tuple[list[float], dict]:
+def train(model: nn.Module, x: torch.Tensor, steps: int = 3, prior: bool = False
+          ) -> tuple[list[float], dict]:
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     losses = []
     grads = {}
     for i in range(steps):
         opt.zero_grad()
         loss = full(model(x)).square().mean()
+        if prior:  # DiTAC's prior, called outside the forward (FSDP2 has resharded theta)
+            loss = loss + 0.1 * model[1].prior_loss()
         loss.backward()
         if i == 0:
             grads = {n: full(p.grad).detach().clone() for n, p in model.named_parameters()}
@@ -56,9 +59,10 @@ def train(model: nn.Module, x: torch.Tensor, steps: int = 3) -> tuple[list[float
     return losses, grads
 
 
-def compare(name: str, ref: nn.Module, par: nn.Module, x: torch.Tensor, out: list) -> None:
-    l_ref, g_ref = train(ref, x)
-    l_par, g_par = train(par, x)
+def compare(name: str, ref: nn.Module, par: nn.Module, x: torch.Tensor, out: list,
+            prior: bool = False) -> None:
+    l_ref, g_ref = train(ref, x, prior=prior)
+    l_par, g_par = train(par, x, prior=prior)
     gerr = max(float((g_par[n] - g_ref[n]).abs().max()) for n in g_ref)
     perr = max(float((full(p.data) - q.data).abs().max())
                for (n, p), (_, q) in zip(par.named_parameters(), ref.named_parameters()))
@@ -97,14 +101,15 @@ def main() -> None:
         parallelize_module(par, mesh, {"0": ColwiseParallel(), "1": ChannelParallel(),
                                        "2": RowwiseParallel()})
         compare(f"tp {spec}", ref, par, x, out)
-    # FSDP2: the activations' parameters sharded with the rest
-    for spec in SPECS[:2]:
+    # FSDP2: the activations' parameters sharded with the rest (DiTAC with its prior added
+    # to the loss outside the forward, where FSDP2 holds theta as Shard(0) rows)
+    for spec in SPECS[:2] + ["ditac:channels=16,channel_dim=-1", "ditac"]:
         ref, par = mlp(spec), mlp(spec)
         for layer in par:
             if any(True for _ in layer.parameters()):
                 fully_shard(layer, mesh=mesh)
         fully_shard(par, mesh=mesh)
-        compare(f"fsdp2 {spec}", ref, par, x, out)
+        compare(f"fsdp2 {spec}", ref, par, x, out, prior=spec.startswith("ditac"))
     # a DTensor input with plain-tensor parameters: a clear error before DTensor's dispatch
     act = learnact.create("hermite:degree=4,channels=16,channel_dim=-1")
     dx = distribute_tensor(torch.randn(6, 16), mesh, [Shard(1)])

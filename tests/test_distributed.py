@@ -93,8 +93,9 @@ def test_ditac_tensor_parallel_exact_table_shared_and_prior(rows) -> None:
 
 @pytest.mark.slow
 def test_fsdp2_equals_one_process(rows) -> None:
+    """Hermite and DiTAC (per channel and shared, its prior in the loss) under fully_shard."""
     fsdp = {k: v for k, v in rows.items() if k.startswith("fsdp2 ")}
-    assert len(fsdp) == 2
+    assert len(fsdp) == 4 and {"fsdp2 ditac", "fsdp2 ditac:channels=16,channel_dim=-1"} <= set(fsdp)
     for case, r in fsdp.items():
         assert r["loss_err"] < 1e-5 and r["grad_err"] < 1e-5 and r["param_err"] < 1e-5, (case, r)
 
