@@ -97,6 +97,7 @@ test-wheel: setup
 	$(PYTHON) -m venv $(WVENV)
 	$(WVENV)/bin/pip install -q $(PIN) "$$(ls build/wheel/learnact-*.whl)[jax]"
 	$(WVENV)/bin/python .ci/readme_blocks.py jax
+	cd build && ../$(WVENV)/bin/python -c "from learnact import xla_native; from learnact.xla_native import ditac; assert xla_native.available() and ditac.available(), 'the JAX kernels must build from the wheel'"
 	rm -rf $(WVENV)
 	$(PYTHON) -m venv $(WVENV)
 	$(WVENV)/bin/pip install -q $(PIN) "$$(ls build/wheel/learnact-*.whl)[keras]" tensorflow-cpu

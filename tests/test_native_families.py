@@ -170,3 +170,13 @@ def test_learnact_build_reports_each_library(capsys) -> None:
     assert "native kernels cache:" in out
     assert "native/families.cc" in out and "native/cpab.c" in out
     assert out.count("ready") == 2
+
+
+def test_learnact_build_jax_reports_both_libraries(capsys) -> None:
+    """`learnact build --jax`: the family kernels' and DiTAC's XLA FFI libraries."""
+    from learnact.cli import main  # (the test extra installs jax beside torch)
+
+    assert main(["build", "--jax"]) == 0
+    out = capsys.readouterr().out
+    assert "xla_native/families.cc" in out and "xla_native/cpab.cc" in out
+    assert out.count("ready") == 2

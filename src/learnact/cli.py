@@ -121,7 +121,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if want_torch and (args.torch or importlib.util.find_spec("torch")):
         todo += [("PyTorch", "families"), ("PyTorch", "cpab")]
     if want_jax and (args.jax or importlib.util.find_spec("jax")):
-        todo.append(("JAX", "xla"))
+        todo += [("JAX", "xla"), ("JAX", "xla_ditac")]
     if not todo:
         raise ImportError("neither torch nor jax is installed: no kernels to build")
     print(f"native kernels cache: {_build.cache_dir()}")
@@ -133,6 +133,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
             ok = xla_native.available()
             what = "xla_native/families.cc"
+        elif name == "xla_ditac":
+            from .xla_native import ditac
+
+            ok = ditac.available()
+            what = "xla_native/cpab.cc"
         else:
             from .ops import _native
 

@@ -30,6 +30,10 @@ CASES = [(P("dp"), None), (P(("dp", "tp")), None), (P("dp", None, "tp"), 32),
          (P(None, "dp", None), 32)]
 
 
+# DiTAC's kernels (xla_native/cpab.cc), exact and by the lookup table
+DITAC = ["ditac", "ditac:lut=256"]
+
+
 def _relative(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.max(np.abs(a - b)) / (1.0 + np.max(np.abs(b))))
@@ -45,7 +49,7 @@ def jit_cases(out) -> None:
     rng = np.random.default_rng(0)
     x0 = rng.standard_normal(SHAPE).astype(np.float32)
     g0 = rng.standard_normal(SHAPE).astype(np.float32)
-    for name in sorted(xla_native.FAMILIES):
+    for name in [*sorted(xla_native.FAMILIES), *DITAC]:
         for spec, channels in CASES:
             kw = {} if channels is None else {"channels": channels, "channel_dim": -1}
             act = lj.create(name, rngs=nnx.Rngs(0), **kw)

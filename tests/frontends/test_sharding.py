@@ -33,14 +33,18 @@ def rows(tmp_path_factory) -> dict[str, dict]:
 
 def test_every_family_runs_on_its_shard_under_jit(rows) -> None:
     jit = [r for case, r in rows.items() if case.startswith("jit ")]
-    assert len(jit) == 4 * len(xla_native.FAMILIES)
+    assert len(jit) == 4 * (len(xla_native.FAMILIES) + 2)  # and DiTAC exact and lookup
+    assert {"jit ditac P('dp', None, 'tp') channels=32",
+            "jit ditac:lut=256 P('dp', None, 'tp') channels=32"} <= {r["case"] for r in jit}
     for r in jit:
         assert not r["all_gather"], r["case"]
         # forward and backward, each on the shard's shape (without the partitioning rule
         # every device ran them on the whole (8, 16, 32) input after an all-gather)
         assert len(r["calls"]) == 2 and set(r["calls"]) == {r["local"]}, r
         assert r["local"] != "f32[8,16,32]"
-        assert r["error"] <= 1e-5, r  # float32 sums over 4096 elements, in another order
+        # float32 sums over 4096 elements, in another order; DiTAC's table sums then pass
+        # through the crossing times' derivatives in float32 (a cancelling chain: 1.2e-5 seen)
+        assert r["error"] <= (5e-5 if r["case"].startswith("jit ditac") else 1e-5), r
 
 
 def test_shard_map_runs_the_kernel_per_shard(rows) -> None:

@@ -30,7 +30,8 @@ import numpy as np
 from ._xp import channel_view
 
 __all__ = ["GATES", "KERNELS", "constraint_matrix", "basis", "prior_covariance",
-           "init_covariance", "precision", "flow", "flow_vjp", "ditac"]
+           "init_covariance", "precision", "flow", "flow_vjp", "ditac", "flow_tables",
+           "lut_tables", "lut_read"]
 
 GATES = ("gelu", "silu", "leaky_relu", "identity")
 KERNELS = ("released", "exponential", "squared_exponential")
@@ -398,11 +399,27 @@ def ditac(xp: Any, x: Any, theta: Any, B: Any, *, a: float, b: float, cells: int
     ``lut=n``: the lookup-table mode (as PyTorch's ``ditac:lut=n``): T and dT/du on the grid
     u_r = r/(n - 1) (computed here, differentiable in theta through T), x~ = x + (b - a)(T(u_r)
     - u_r) for the grid point nearest to x (bin floor((x - a)(n - 1)/(b - a) + 1/2); x~ = x
-    beyond half a bin outside [a, b]), and the straight-through derivative dx~/dx = T'(u_r)."""
+    beyond half a bin outside [a, b]), and the straight-through derivative dx~/dx = T'(u_r).
+
+    A frontend with fused kernels (``xp.ditac_fused``, learnact.xla_native.ditac) runs the
+    per-element work of warp="input" there, from the tables of :func:`flow_tables` (exact) or
+    :func:`lut_tables`; it returns None where its kernels do not apply."""
     A = xp.matmul(theta, xp.transpose(B)) if per_channel else xp.matmul(B, theta)
     A = xp.reshape(A, (-1, cells, 2) if per_channel else (cells, 2))  # rows (a_j, b_j)
     ta, tb = A[..., 0], A[..., 1]  # (N,) or (C, N)
     nd = len(x.shape)
+    fused = getattr(xp, "ditac_fused", None) if warp == "input" else None
+    opts = dict(a=a, b=b, cells=cells, gate=gate_name, alpha=alpha, channel_dim=channel_dim,
+                per_channel=per_channel)
+    if lut is not None:
+        table, slopes = lut_tables(xp, ta, tb, a=a, b=b, cells=cells, n=lut)
+        y = fused("lut", x, (table, slopes), lut=lut, **opts) if fused else None
+        if y is not None:
+            return y
+    elif fused:
+        y = fused("flow", x, (ta, tb), lut=None, **opts)
+        if y is not None:
+            return y
     s = gate(xp, x, gate_name, alpha)
     src = x if warp == "input" else x * s
     if lut is None:
@@ -414,15 +431,35 @@ def ditac(xp: Any, x: Any, theta: Any, B: Any, *, a: float, b: float, cells: int
                                                                channel_dim)
         warped = xp.where(inside, a + (b - a) * T, src)
     else:
-        warped = _lut_read(xp, src, theta, ta, tb, a=a, b=b, cells=cells, n=lut, nd=nd,
-                           channel_dim=channel_dim, per_channel=per_channel)
+        warped = lut_read(xp, src, table, slopes, a=a, b=b, n=lut, channel_dim=channel_dim,
+                          per_channel=per_channel)
     return warped * s if warp == "input" else warped
 
 
-def _lut_read(xp: Any, src: Any, theta: Any, ta: Any, tb: Any, *, a: float, b: float,
-              cells: int, n: int, nd: int, channel_dim: int, per_channel: bool) -> Any:
-    """x~ by the n-point table (see :func:`ditac`), with the straight-through derivative."""
-    ones = xp.ones_like(theta[..., :1])  # (1,) or (C, 1), theta's dtype
+def flow_tables(xp: Any, ta: Any, tb: Any, cells: int, t: float = 1.0) -> dict:
+    """The per-cell tables of the flow, rows per channel (one row for shared (N,) tables):
+    ``a2``, ``b2`` (the field and its mirror), ``tau2`` (each cell's crossing time, 0 where
+    it cannot be crossed), each (rows, 2N), and ``packed`` (rows, 8N + 2) = [a2 | b2 | P |
+    stop], the fused kernels' row (P: cumulative crossing times per frame, N + 1 each; stop:
+    the first cell >= k a point cannot cross, as floats). Differentiable in ta, tb."""
+    n = cells
+    fr = _frames(xp, [ta[..., j] for j in range(n)], [tb[..., j] for j in range(n)], n, t)
+
+    def rows(cols: list) -> Any:
+        return xp.reshape(xp.stack(cols, axis=-1), (-1, len(cols)))
+
+    P = fr["P"]
+    tau = [P[f * (n + 1) + j + 1] - P[f * (n + 1) + j] for f in range(2) for j in range(n)]
+    return dict(a2=rows(fr["a"]), b2=rows(fr["b"]), tau2=rows(tau),
+                packed=rows(fr["a"] + fr["b"] + P + fr["stop"]))
+
+
+def lut_tables(xp: Any, ta: Any, tb: Any, *, a: float, b: float, cells: int, n: int
+               ) -> tuple[Any, Any]:
+    """The lookup-table mode's rows (rows, n + 2), one per channel (one for shared tables):
+    x~ - x per bin (the n grid points, and 0 in the two outside bins; differentiable in ta,
+    tb) and dx~/dx per bin (T'(u_r), 1 outside; not differentiated)."""
+    ones = xp.ones_like(ta[..., :1])  # (1,) or (C, 1), the tables' dtype
     grid = (xp.cumsum(xp.repeat(ones, n, axis=-1), axis=-1) - 1.0) * (1.0 / (n - 1))
     T, dT = flow(xp, grid, ta, tb, cells, len(grid.shape), 0, slope=True)
     fl = getattr(xp, "cpab_flow", None)
@@ -430,18 +467,27 @@ def _lut_read(xp: Any, src: Any, theta: Any, ta: Any, tb: Any, *, a: float, b: f
         T = fl(grid, ta, tb, cells, 0)
     D = (b - a) * (T - grid)
     zero = xp.zeros_like(D[..., :1])
-    table = xp.reshape(xp.concatenate([zero, D, zero], axis=-1), (-1,))  # outside bins: 0
+    table = xp.reshape(xp.concatenate([zero, D, zero], axis=-1), (-1, n + 2))
     slopes = xp.reshape(xp.concatenate([zero + 1.0, xp.stop_gradient(dT), zero + 1.0],
-                                       axis=-1), (-1,))
+                                       axis=-1), (-1, n + 2))
+    return table, slopes
+
+
+def lut_read(xp: Any, src: Any, table: Any, slopes: Any, *, a: float, b: float, n: int,
+             channel_dim: int, per_channel: bool) -> Any:
+    """x~ by the n-point table (see :func:`ditac`), with the straight-through derivative;
+    ``table`` and ``slopes`` from :func:`lut_tables`."""
+    nd = len(src.shape)
     k = (n - 1) / (b - a)
     r = xp.clip(xp.floor(xp.clip(src * k + (1.5 - a * k), 0.0, n + 1.5)), 0.0, n + 1.0)
     idx = xp.cast(r, "int32")
     if per_channel:
-        idx = idx + channel_view(xp, xp.arange(theta.shape[0], dtype="int32") * (n + 2), nd,
+        idx = idx + channel_view(xp, xp.arange(table.shape[0], dtype="int32") * (n + 2), nd,
                                  channel_dim)
     # the small tables materialised first where the frontend can: XLA fused their whole
     # computation (the grid's flow) into the gathers, once per element (224 ms vs 13 ms)
-    table, slopes = getattr(xp, "materialize", lambda t: t)((table, slopes))
+    table, slopes = getattr(xp, "materialize", lambda t: t)((xp.reshape(table, (-1,)),
+                                                               xp.reshape(slopes, (-1,))))
     slope = xp.take(slopes, idx)
     # value: src + D[bin]; derivative in src: T'(u_bin) (src - stop_gradient(src) is 0)
     return src + xp.take(table, idx) + (slope - 1.0) * (src - xp.stop_gradient(src))

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from .. import xla_native
 from .._validate import canonical_dim, check_int
-from .._xla import JNP as _JNP
+from ..xla_native.ditac import JNP as _JNP  # jax.numpy + DiTAC's fused kernels
 from .._xla import cpab_flow as _cpab_flow  # noqa: F401 (tests)
 from ..core import cpab as _cpab
 from ..core import fourier as _fourier

@@ -104,6 +104,16 @@ class _Ops:
 
         return f(u, a, b)
 
+    @staticmethod
+    def ditac_fused(mode: str, x: Any, tables: tuple, **kw: Any) -> Any:
+        """On the JAX backend DiTAC by its fused CPU kernels (learnact.xla_native.ditac, None
+        where they do not apply); None on the others."""
+        if keras.backend.backend() != "jax":
+            return None
+        from ..xla_native import ditac
+
+        return ditac.apply(mode, x, tables, **kw)
+
 
 _OPS = _Ops()
 

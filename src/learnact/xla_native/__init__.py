@@ -2,7 +2,8 @@
 
 Used by :mod:`learnact.jax` (modules and functions) and by :mod:`learnact.keras` on the JAX
 backend, for Hermite, Fourier, tropical, tropical rational, rational and SELU-variation
-activations in float32 and float64 on the CPU. The C++ source (``families.cc``, XLA's FFI headers from jaxlib) is built
+activations in float32 and float64 on the CPU. DiTAC's kernels (exact flow and lookup table) have their
+own binding beside this one: :mod:`learnact.xla_native.ditac`. The C++ source (``families.cc``, XLA's FFI headers from jaxlib) is built
 on first use with the system C++ compiler (~10 s once per machine, cached and checksummed by
 :mod:`learnact._build`), registered with ``jax.ffi``, and wrapped in a ``jax.custom_vjp``: the
 forward is one pass; the backward is one pass that returns dL/dx and every parameter's sum, on
