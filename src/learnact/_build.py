@@ -26,7 +26,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 __all__ = ["enabled", "cache_dir", "cpu_fingerprint", "find_compiler", "compiler_version",
-           "verified", "compile_cached", "NATIVE", "abi", "headers", "CXX_FLAGS", "MARCH"]
+           "verified", "compile_cached", "NATIVE", "abi", "headers", "CXX_FLAGS", "MARCH",
+           "GCC_FLAGS", "gcc_flags"]
 
 #: the native kernels' sources: DiTAC's cpab.c, the families' <family>.h, their schedules and
 #: the bindings (families.cc for PyTorch; xla_native/families.cc for JAX)
@@ -39,6 +40,17 @@ CXX_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno", "-fno-t
 #: CPU has them (GCC's Intel tunings default to 256: the GELU gate measured 1.3x slower)
 MARCH = ("-march=native",) + (("-mprefer-vector-width=512",)
                               if platform.machine() in ("x86_64", "AMD64") else ())
+# DiTAC's kernels (native/cpab.c, in every binding) with GCC: its partial-redundancy
+# elimination and code sinking turn selects into branches (a series-or-formula select), which
+# stops the vectoriser ("control flow in loop": the GELU gate 10x slower, the exact flow's E(z)
+# scalar); scheduling before register allocation interleaves the register-table kernel's two
+# independent vector chains (1.5x on the exact flow; neutral on the other kernels)
+GCC_FLAGS = ("-fno-tree-pre", "-fno-tree-sink", "-fschedule-insns", "-fsched-pressure")
+
+
+def gcc_flags(cc: str) -> tuple[str, ...]:
+    """:data:`GCC_FLAGS` when ``cc`` is GCC (``--version`` names the FSF), else none."""
+    return GCC_FLAGS if "Free Software Foundation" in compiler_version(cc) else ()
 
 
 _ON = ("1", "true", "yes", "on", "")

@@ -96,6 +96,7 @@ static LA_INLINE float la_as_f(int32_t i) {
 #define LA_ONE(m) (m)
 #define LA_F2I(x) ((int32_t)(x))
 #define LA_I2F(i) ((float)(i))
+#define LA_FLOOR(x) __builtin_floorf(x)
 #define LA_SUF
 #define LA_F float
 #define LA_I int32_t
@@ -143,6 +144,7 @@ static LA_INLINE la_vf la_expf_vx(la_vf xv) {
 #define LA_AS_F LA_VAS_F
 #define LA_F2I LA_VF2I
 #define LA_I2F LA_VI2F
+#define LA_FLOOR(x) ((la_vf)_mm512_roundscale_ps((__m512)(x), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC))
 #define LA_EXPF la_expf_vx
 #include "cpab_math.h"
 static LA_INLINE __mmask16 la_first(int64_t cnt) { /* lanes 0 .. cnt - 1 (cnt <= 16) */

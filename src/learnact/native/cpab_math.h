@@ -7,7 +7,8 @@
  *
  * Parameters: LA_SUF (name suffix), LA_F (float type), LA_I (matching int32 type),
  *   LA_SELF(m, a, b) (select), LA_ONE_OF(m) (a comparison as 0/1), LA_AS_I/LA_AS_F (bit
- *   casts), LA_F2I/LA_I2F (conversions), LA_EXPF (exp used by the gates).
+ *   casts), LA_F2I/LA_I2F (conversions), LA_FLOOR (floor), LA_EXPF (exp used by the
+ *   gates).
  */
 #define LA_CAT_(a, b) a##b
 #define LA_CAT(a, b) LA_CAT_(a, b)
@@ -17,12 +18,11 @@
 static LA_INLINE LA_F LA_FN(la_exp_parts)(LA_F x, LA_I *np) {
     x = LA_SELF(x > -87.0f, x, -87.0f);
     x = LA_SELF(x < 88.0f, x, 88.0f);
-    LA_F t = x * 1.44269504088896341f + 0.5f;
-    LA_I n = LA_F2I(t);
-    LA_F fn = LA_I2F(n);
-    LA_I down = fn > t;
-    *np = n - LA_ONE_OF(down);
-    fn -= LA_I2F(LA_ONE_OF(down));
+    /* n = floor(x / ln2 + 1/2) by a floor instruction: written as a truncation and a
+     * correction, GCC 12 left every loop calling this scalar ("control flow in loop") unless
+     * built with -fno-tree-pre -fno-tree-sink (learnact._build.GCC_FLAGS) */
+    LA_F fn = LA_FLOOR(x * 1.44269504088896341f + 0.5f);
+    *np = LA_F2I(fn);
     LA_F r = x - fn * 0.693359375f - fn * -2.12194440e-4f;
     return (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
               + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f)
@@ -118,4 +118,5 @@ static LA_INLINE LA_F LA_FN(dL_f)(LA_F z, LA_F L) { /* L = L(z): log1p(z) = z L,
 #undef LA_AS_F
 #undef LA_F2I
 #undef LA_I2F
+#undef LA_FLOOR
 #undef LA_EXPF

@@ -36,12 +36,6 @@ __all__ = ["launch", "library", "parallel_ranges", "run_parallel", "split"]
 # formula with a division) and keep one; with trapping math the compiler may not speculate a
 # division, and the loop stays scalar. Results are unchanged (only FP exception flags).
 _FLAGS = ("-O3", "-std=gnu11", "-shared", "-fPIC", "-fno-math-errno", "-fno-trapping-math")
-# GCC's partial-redundancy elimination and code sinking turn selects into branches (the clamps
-# of the float exp; a series-or-formula select), which stops the vectoriser ("control flow in
-# loop": the GELU gate 10x slower, the exact flow's E(z) scalar)
-# Scheduling before register allocation interleaves the register-table kernel's two
-# independent vector chains (1.5x on the exact flow; neutral on the other kernels).
-_GCC_FLAGS = ("-fno-tree-pre", "-fno-tree-sink", "-fschedule-insns", "-fsched-pressure")
 _lock = threading.Lock()
 _libs: dict[str, ctypes.CDLL | None] = {}
 _pool: ThreadPoolExecutor | None = None
@@ -82,8 +76,7 @@ def _build(name: str) -> Path:
     if cxx:
         return _build_mod.compile_cached(_build_mod.NATIVE / "families.cc", cc, _build_mod.CXX_FLAGS,
                                          variants, deps=_build_mod.headers(), libs=())
-    gcc = "Free Software Foundation" in _build_mod.compiler_version(cc)
-    flags = _FLAGS + (_GCC_FLAGS if gcc else ())
+    flags = _FLAGS + _build_mod.gcc_flags(cc)
     return _build_mod.compile_cached(
         _build_mod.NATIVE / f"{name}.c", cc, flags, variants,
         deps=_build_mod.headers())  # the templates cpab.c includes

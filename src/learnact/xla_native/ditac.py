@@ -49,7 +49,8 @@ def _load() -> bool:
     include = Path(jax.ffi.include_dir())
     here = _SOURCE.parent
     path = _build.compile_cached(
-        _SOURCE, cxx, _build.CXX_FLAGS + ("-I" + str(include), "-I" + str(_build.NATIVE)),
+        _SOURCE, cxx, _build.CXX_FLAGS + _build.gcc_flags(cxx)
+        + ("-I" + str(include), "-I" + str(_build.NATIVE)),
         (_build.MARCH, ()),
         deps=[*_build.headers(), _build.NATIVE / "cpab.c", *sorted(here.glob("*.h")),
               *sorted((include / "xla" / "ffi" / "api").glob("*.h"))])
