@@ -107,19 +107,19 @@ def test_torchrun_two_ranks_hold_identical_parameters(name: str, tmp_path: Path)
     assert all(r["ranks_identical"] and r["completed"] for r in res["runs"])
 
 
-def _torchrun(procs: int, *args: str) -> subprocess.CompletedProcess:
+def _torchrun(procs: int, *args: str, task: str = "charlm") -> subprocess.CompletedProcess:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return subprocess.run([sys.executable, "-m", "torch.distributed.run",
                            f"--nproc_per_node={procs}", f"--master_port={port}", "-m",
-                           "learnact", "train", "charlm", *args],
+                           "learnact", "train", task, *args],
                           capture_output=True, text=True, timeout=900)
 
 
-def _evals(path: Path) -> dict[str, list[float]]:
+def _evals(path: Path, key: str = "val_loss") -> dict[str, list[float]]:
     res = json.loads((path / "results.json").read_text())
-    return {r["act"]: [e["val_loss"] for e in r["evals"]] for r in res["runs"]}
+    return {r["act"]: [e[key] for e in r["evals"]] for r in res["runs"]}
 
 
 @pytest.mark.slow
@@ -211,3 +211,32 @@ def test_gpu_presets_are_the_documented_settings() -> None:
     assert cn.train_limit is None and cn.dims == [64, 128, 256] and cn.depths == [2, 2, 6]
     assert cn.seeds == [0, 1, 2] and "ditac" in cn.acts
     assert convnext.make_config("gpu", epochs=1).epochs == 1  # overrides still apply
+
+
+@pytest.mark.slow
+def test_tensor_parallel_convnext_equals_one_process_and_ddp(tmp_path: Path) -> None:
+    """convnext --tp 2: every block's channels-last MLP split (pwconv1 column-wise, the
+    activation on its rank's channels, pwconv2 row-wise) trains the single-process model; on 4
+    processes (FSDP2 over 2 data-parallel groups, one unit per block) the 2-process DDP model.
+    The test set (64 images, one evaluation batch) leaves one data-parallel group without a
+    batch: it still runs the forward (each is a collective under FSDP2), uncounted."""
+    acts = ["hermite:degree=4", "ditac"]
+    common = ["--preset", "tiny", "--acts", ";".join(acts), "--quiet", "--threads", "1"]
+    one = convnext.run_convnext(convnext.make_config("tiny", acts=acts, quiet=True, threads=1,
+                                                     out=str(tmp_path / "one")))
+    runs = {}
+    for name, procs, extra in (("tp", 2, ["--tp", "2", "--check-sync"]), ("ddp", 2, []),
+                               ("dp2tp2", 4, ["--tp", "2", "--check-sync"])):
+        p = _torchrun(procs, *common, "--out", str(tmp_path / name), *extra, task="convnext")
+        assert p.returncode == 0, (name, p.stderr[-3000:])
+        runs[name] = tmp_path / name
+
+    def close(a: dict, b: dict) -> bool:
+        return a.keys() == b.keys() and all(
+            abs(x - y) < 1e-5 for k in a for x, y in zip(a[k], b[k], strict=True))
+
+    assert close(_evals(runs["tp"], "test_loss"), _evals(one, "test_loss"))
+    assert close(_evals(runs["dp2tp2"], "test_loss"), _evals(runs["ddp"], "test_loss"))
+    for name in ("tp", "dp2tp2"):
+        res = json.loads((runs[name] / "results.json").read_text())
+        assert all(r["ranks_identical"] and r["completed"] for r in res["runs"])

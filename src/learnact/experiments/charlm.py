@@ -262,18 +262,24 @@ def make_task(cfg: CharLMConfig, data) -> tuple[Task, dict[str, Any]]:
 
     def evaluate(model: nn.Module, d: Dist) -> dict[str, float]:
         tot = torch.zeros(2, dtype=torch.float64, device=d.device)
-        for i in range(d.dp_rank, cfg.eval_iters, d.dp_world):  # a tp group: the same batches
-            gen = torch.Generator().manual_seed(10_000 + i)
+        # by data-parallel rank (a tp group: the same batches), the same number of forward
+        # calls on every rank: under FSDP2 each is a collective (a rank past the last
+        # evaluation batch runs one more and does not count it)
+        rounds = -(-cfg.eval_iters // d.dp_world)
+        for i in range(d.dp_rank, rounds * d.dp_world, d.dp_world):
+            gen = torch.Generator().manual_seed(10_000 + i % cfg.eval_iters)
             x, y = _windows(data.val, cfg.batch_size, block, gen)
-            tot[0] += float(loss(model, x.to(d.device), y.to(d.device)))
-            tot[1] += 1
+            value = float(loss(model, x.to(d.device), y.to(d.device)))
+            if i < cfg.eval_iters:
+                tot[0] += value
+                tot[1] += 1
         d.all_reduce_sum(tot)
         return {"val_loss": float(tot[0] / tot[1])}
 
     task_cfg = dict(gpt)
     task_cfg.update(batch_size=cfg.batch_size, data=data.source, max_chars=cfg.max_chars)
     return Task("charlm", task_cfg, lambda spec: build_model(spec, **gpt), batch, loss, evaluate,
-                tp_plan=tp_plan), gpt
+                tp_plan=tp_plan, blocks=lambda m: list(m.h)), gpt
 
 
 def tp_plan(model: nn.Module) -> dict[str, Any]:

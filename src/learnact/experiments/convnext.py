@@ -142,7 +142,9 @@ def make_task(cfg: ConvNeXtConfig, d: Dist) -> Task:
 
     xtr, ytr = load_fashion_mnist("train", cfg.data_dir, cfg.train_limit)
     xte, yte = load_fashion_mnist("test", cfg.data_dir, cfg.test_limit)
-    steps_per_epoch = max(1, math.ceil(xtr.shape[0] / (cfg.batch_size * d.world)))
+    # data-parallel groups: the ranks of one tensor-parallel group (--tp) share their batches
+    dp_world = d.world // max(1, cfg.tp)
+    steps_per_epoch = max(1, math.ceil(xtr.shape[0] / (cfg.batch_size * dp_world)))
     cfg.optim.steps = steps_per_epoch * cfg.epochs
     cfg.optim.eval_every = steps_per_epoch
 
@@ -156,13 +158,18 @@ def make_task(cfg: ConvNeXtConfig, d: Dist) -> Task:
     def evaluate(model: nn.Module, dd: Dist) -> dict[str, float]:
         tot = torch.zeros(3, dtype=torch.float64, device=dd.device)
         n = xte.shape[0]
-        share = range(dd.rank * 512, n, 512 * dd.world)
-        for s in share:
+        # by data-parallel rank (a tensor-parallel group runs the same batches together), the
+        # same number of forward calls on every rank: under FSDP2 each one is a collective (a
+        # rank past the last batch runs the first one again and does not count it)
+        batches = math.ceil(n / 512)
+        for i in range(dd.dp_rank, -(-batches // dd.dp_world) * dd.dp_world, dd.dp_world):
+            s = 512 * (i % batches)
             x, y = xte[s:s + 512].to(dd.device), yte[s:s + 512].long().to(dd.device)
             logits = model(x).float()
-            tot[0] += float(F.cross_entropy(logits, y, reduction="sum"))
-            tot[1] += float((logits.argmax(1) == y).sum())
-            tot[2] += y.numel()
+            if i < batches:
+                tot[0] += float(F.cross_entropy(logits, y, reduction="sum"))
+                tot[1] += float((logits.argmax(1) == y).sum())
+                tot[2] += y.numel()
         dd.all_reduce_sum(tot)
         return {"test_loss": float(tot[0] / tot[2]), "test_accuracy": float(tot[1] / tot[2])}
 
@@ -170,7 +177,32 @@ def make_task(cfg: ConvNeXtConfig, d: Dist) -> Task:
                 "train_limit": cfg.train_limit, "test_limit": cfg.test_limit,
                 "epochs": cfg.epochs}
     return Task("convnext", task_cfg, lambda spec: build_model(spec, cfg.dims, cfg.depths),
-                batch, loss, evaluate)
+                batch, loss, evaluate, tp_plan=tp_plan, blocks=blocks)
+
+
+def blocks(model: nn.Module) -> list[nn.Module]:
+    """The ConvNeXt blocks (one FSDP2 unit each under ``--tp`` with several data-parallel
+    groups)."""
+    return [m for m in model.modules() if isinstance(m, Block)]
+
+
+def tp_plan(model: nn.Module) -> dict[str, Any]:
+    """``--tp``: every block's MLP split over its 4 dim hidden channels (channels-last
+    ``pwconv1`` column-wise, the activation on its rank's channels via ``ChannelParallel``, a
+    non-learnact activation on the local slice as it is, ``pwconv2`` row-wise); the stems,
+    depthwise convolutions, norms and head stay replicated."""
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel
+
+    from ..distributed import ChannelParallel
+
+    plan: dict[str, Any] = {}
+    for name, m in model.named_modules():
+        if isinstance(m, Block):
+            plan[f"{name}.pwconv1"] = ColwiseParallel()
+            if hasattr(m.act, "family"):
+                plan[f"{name}.act"] = ChannelParallel()
+            plan[f"{name}.pwconv2"] = RowwiseParallel()
+    return plan
 
 
 def run_convnext(cfg: ConvNeXtConfig, resume: str | None = None) -> Path | None:
@@ -227,7 +259,7 @@ def _cmd(args: argparse.Namespace) -> int:
                       data_dir=args.data_dir, compile=args.compile or None,
                       stop_after=args.stop_after, device=args.device, threads=args.threads,
                       out=args.out, check_sync=args.check_sync or None, record=args.record or None,
-                      prior=False if args.no_prior else None,
+                      tp=args.tp, prior=False if args.no_prior else None,
                       quiet=args.quiet or None)
     if args.train_limit and limit(args.train_limit) is None:
         cfg.train_limit = None
@@ -253,6 +285,9 @@ def add_subcommand(train: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive_int)
     p.add_argument("--out")
     p.add_argument("--resume")
+    p.add_argument("--tp", type=positive_int, default=None,
+                   help="tensor parallel: split every block's MLP (and its activation) over N "
+                        "ranks (torchrun with a multiple of N processes; the rest: FSDP2)")
     p.add_argument("--check-sync", action="store_true")
     p.add_argument("--record", action="store_true",
                    help="histograms of activation inputs and loss derivatives per evaluation "

@@ -1,11 +1,11 @@
 """Tensor parallelism in the training loop (``--tp N`` under torchrun): a (dp, tp) mesh.
 
 The ranks form a ``(world / N, N)`` device mesh named ("dp", "tp"). A task's ``tp_plan``
-(module name -> ``ParallelStyle``) is applied on "tp" with ``parallelize_module`` (the
-charlm task: each block's MLP as ``ColwiseParallel`` -> ``ChannelParallel`` ->
+(module name -> ``ParallelStyle``) is applied on "tp" with ``parallelize_module`` (the charlm
+and convnext tasks: each block's MLP as ``ColwiseParallel`` -> ``ChannelParallel`` ->
 ``RowwiseParallel``, so every learnact activation runs on its rank's slice of the hidden
-units); with more than one "dp" group, FSDP2 (``fully_shard``) shards every block and the root
-over "dp" instead of DDP. The ranks of one "tp" group draw the same batches (by their "dp"
+units); with more than one "dp" group, FSDP2 (``fully_shard``) shards every block (the task's
+``blocks``) and the root over "dp" instead of DDP. The ranks of one "tp" group draw the same batches (by their "dp"
 rank), so ``--tp N`` on N processes trains the single-process model, to float32 rounding.
 
 Checkpoints and the saved models hold full (unsharded) tensors: a run written with ``--tp 2``
@@ -15,6 +15,7 @@ both).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -47,15 +48,17 @@ def with_tp(d: Dist, tp: int) -> Dist:
     return replace(d, tp=tp, mesh=mesh)
 
 
-def parallelize(model: nn.Module, plan: dict[str, Any], d: Dist) -> nn.Module:
-    """Apply ``plan`` on the "tp" mesh dimension, then FSDP2 over "dp" when it has > 1 rank."""
+def parallelize(model: nn.Module, plan: dict[str, Any], d: Dist,
+                blocks: Iterable[nn.Module] = ()) -> nn.Module:
+    """Apply ``plan`` on the "tp" mesh dimension, then FSDP2 over "dp" when it has > 1 rank:
+    one unit per block of ``blocks`` (the task's repeated blocks), then the root."""
     from torch.distributed.tensor.parallel import parallelize_module
 
     parallelize_module(model, d.mesh["tp"], plan)
     if d.world // d.tp > 1:
         from torch.distributed.fsdp import fully_shard
 
-        for m in getattr(model, "h", []):  # the transformer blocks, one FSDP unit each
+        for m in blocks:
             fully_shard(m, mesh=d.mesh["dp"])
         fully_shard(model, mesh=d.mesh["dp"])
     return model

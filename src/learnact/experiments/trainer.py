@@ -134,6 +134,8 @@ class Task:
     stream: Callable[[int, Dist], Iterator[Batch]] | None = None
     # model -> parallelize_module plan (module name -> ParallelStyle), for --tp
     tp_plan: Callable[[nn.Module], dict[str, Any]] | None = None
+    # model -> its repeated blocks: one FSDP2 unit each when --tp leaves > 1 data-parallel group
+    blocks: Callable[[nn.Module], list[nn.Module]] | None = None
 
     def __post_init__(self) -> None:
         if (self.batch is None) == (self.stream is None):
@@ -230,7 +232,8 @@ def train_one(task: Task, spec: str, seed: int, o: OptimConfig, d: Dist,
         ck = load_checkpoint(ckpt, run_config)
         model.load_state_dict(ck["model"])  # full tensors, before any sharding
     if tp:
-        model = _tp.parallelize(model, task.tp_plan(model), d)
+        model = _tp.parallelize(model, task.tp_plan(model), d,
+                                task.blocks(model) if task.blocks else ())
     opt = _optimizer(model, o, d.device)
     if ck is not None:
         (_tp.load_optim_state if tp else type(opt).load_state_dict)(opt, ck["optim"])
