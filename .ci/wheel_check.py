@@ -31,6 +31,6 @@ from importlib.resources import files  # noqa: E402
 
 for name in ("native/cpab.c", "native/families.cc", "native/abi.h", "native/hermite.h",
              "native/vecmath.h", "xla_native/families.cc", "xla_native/cpab.cc",
-             "xla_native/parallel.h"):
+             "xla_native/ffi_common.h"):
     assert files("learnact").joinpath(name).is_file(), f"{name} is not in the wheel"
 print("core-only wheel ok:", learnact.__version__, learnact.__file__)

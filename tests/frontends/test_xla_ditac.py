@@ -6,10 +6,6 @@ No torch here."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,6 +17,8 @@ from learnact import xla_native
 from learnact.core import cpab
 from learnact.xla_native import ditac as xd
 from learnact.xla_native.ditac import JNP  # with DiTAC's kernels
+
+from .pinned import last_lines_on_one_and_all_cpus
 
 CELLS = 16
 B = cpab.basis(CELLS)
@@ -160,13 +158,5 @@ print(ditac.available(), "|".join(out))
 def test_theta_gradients_do_not_depend_on_the_thread_count():
     """The kernels' sums run in parts fixed by the shape and are added in part order: one CPU
     (XLA sizes its pool by the affinity mask) and all of them give the same bits."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        pytest.skip("needs two CPUs to compare thread counts")
-    runs = []
-    for mask in ([cpus[0]], cpus):
-        pin = f"import os; os.sched_setaffinity(0, {mask!r})\n"
-        res = subprocess.run([sys.executable, "-c", pin + _THREADS_SCRIPT], capture_output=True,
-                             text=True, timeout=300, check=True)
-        runs.append(res.stdout.strip().splitlines()[-1])
+    runs = last_lines_on_one_and_all_cpus(_THREADS_SCRIPT)
     assert runs[0].startswith("True ") and runs[0] == runs[1]

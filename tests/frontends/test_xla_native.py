@@ -15,6 +15,8 @@ from learnact import xla_native
 from learnact._xla import JNP
 from learnact.core.families import FAMILIES, family
 
+from .pinned import last_lines_on_one_and_all_cpus
+
 
 
 def _arguments(spec: str) -> tuple[str, dict]:
@@ -271,17 +273,5 @@ print(xla_native.available(), "|".join(out))
 def test_parameter_gradients_do_not_depend_on_the_thread_count():
     """The parameter sums are added in a fixed order: one CPU (XLA sizes its intra-op pool by
     the affinity mask) and all of them give the same bits."""
-    import os
-    import subprocess
-    import sys
-
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        pytest.skip("needs two CPUs to compare thread counts")
-    runs = []
-    for mask in ([cpus[0]], cpus):
-        pin = f"import os; os.sched_setaffinity(0, {mask!r})\n"
-        res = subprocess.run([sys.executable, "-c", pin + _THREADS_SCRIPT], capture_output=True,
-                             text=True, timeout=300, check=True)
-        runs.append(res.stdout.strip().splitlines()[-1])
+    runs = last_lines_on_one_and_all_cpus(_THREADS_SCRIPT)
     assert runs[0].startswith("True ") and runs[0] == runs[1]

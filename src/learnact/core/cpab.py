@@ -30,10 +30,12 @@ import numpy as np
 from ._xp import channel_view
 
 __all__ = ["GATES", "KERNELS", "constraint_matrix", "basis", "prior_covariance",
-           "init_covariance", "precision", "flow", "flow_vjp", "ditac", "flow_tables",
+           "init_covariance", "precision", "flow", "flow_vjp", "ditac", "flow_tables", "GATE_IDS",
            "lut_tables", "lut_read"]
 
 GATES = ("gelu", "silu", "leaky_relu", "identity")
+#: each gate's number in the native kernels (native/cpab.c's enum; every binding passes it)
+GATE_IDS = {"gelu": 0, "leaky_relu": 1, "silu": 2, "identity": 3}
 KERNELS = ("released", "exponential", "squared_exponential")
 
 

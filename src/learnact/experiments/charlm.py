@@ -262,11 +262,7 @@ def make_task(cfg: CharLMConfig, data) -> tuple[Task, dict[str, Any]]:
 
     def evaluate(model: nn.Module, d: Dist) -> dict[str, float]:
         tot = torch.zeros(2, dtype=torch.float64, device=d.device)
-        # by data-parallel rank (a tp group: the same batches), the same number of forward
-        # calls on every rank: under FSDP2 each is a collective (a rank past the last
-        # evaluation batch runs one more and does not count it)
-        rounds = -(-cfg.eval_iters // d.dp_world)
-        for i in range(d.dp_rank, rounds * d.dp_world, d.dp_world):
+        for i in d.dp_share(cfg.eval_iters):  # i >= eval_iters: run, not counted
             gen = torch.Generator().manual_seed(10_000 + i % cfg.eval_iters)
             x, y = _windows(data.val, cfg.batch_size, block, gen)
             value = float(loss(model, x.to(d.device), y.to(d.device)))

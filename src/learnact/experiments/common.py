@@ -57,6 +57,13 @@ class Dist:
     def dp_world(self) -> int:
         return self.world // self.tp
 
+    def dp_share(self, n: int) -> range:
+        """This data-parallel rank's indices of ``n`` evaluation items (the ranks of a
+        tensor-parallel group: the same ones), padded so that every rank runs as many
+        forwards (under FSDP2 each is a collective): an index ``i >= n`` stands for item
+        ``i % n`` and is not counted."""
+        return range(self.dp_rank, -(-n // self.dp_world) * self.dp_world, self.dp_world)
+
     @property
     def main(self) -> bool:
         return self.rank == 0

@@ -158,11 +158,8 @@ def make_task(cfg: ConvNeXtConfig, d: Dist) -> Task:
     def evaluate(model: nn.Module, dd: Dist) -> dict[str, float]:
         tot = torch.zeros(3, dtype=torch.float64, device=dd.device)
         n = xte.shape[0]
-        # by data-parallel rank (a tensor-parallel group runs the same batches together), the
-        # same number of forward calls on every rank: under FSDP2 each one is a collective (a
-        # rank past the last batch runs the first one again and does not count it)
         batches = math.ceil(n / 512)
-        for i in range(dd.dp_rank, -(-batches // dd.dp_world) * dd.dp_world, dd.dp_world):
+        for i in dd.dp_share(batches):  # i >= batches: run, not counted
             s = 512 * (i % batches)
             x, y = xte[s:s + 512].to(dd.device), yte[s:s + 512].long().to(dd.device)
             logits = model(x).float()

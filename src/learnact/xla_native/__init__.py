@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["FAMILIES", "apply", "available", "use_kernels"]
 
-_SOURCE = Path(__file__).resolve().parent / "families.cc"
+_HERE = Path(__file__).resolve().parent
 
 
 def _tables() -> dict[str, tuple[tuple[str, bool], ...]]:
@@ -55,8 +55,7 @@ def _tables() -> dict[str, tuple[tuple[str, bool], ...]]:
 #: the families with kernels, and how each packs its tensors into one row per channel:
 #: (name, scalar per channel) in row order (each family definition's ``table``)
 FAMILIES: dict[str, tuple[tuple[str, bool], ...]] = _tables()
-_lock = threading.Lock()
-_state: dict[str, Any] = {"loaded": False, "ok": False, "on": True}
+_state: dict[str, Any] = {"on": True}
 
 
 def use_kernels(enabled: bool | None = None) -> bool:
@@ -70,49 +69,73 @@ def use_kernels(enabled: bool | None = None) -> bool:
     return bool(_state["on"])
 
 
-def _load() -> bool:
-    import jax
+class _Library:
+    """One FFI source of this folder, built on first use (cached by :mod:`learnact._build`,
+    its cache key holding jaxlib's FFI headers: the ABI the handlers are built for), its ABI
+    checked and its handlers ``la_<target>`` registered as ``learnact_<target>``, once per
+    process. ``gcc``: add :data:`learnact._build.GCC_FLAGS` under GCC; ``deps``: native
+    sources it includes beyond the headers (DiTAC's cpab.c)."""
 
-    cxx = _build.find_compiler("CXX", ("c++", "g++", "clang++"))
-    if cxx is None:
-        raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
-    include = Path(jax.ffi.include_dir())
-    # the cache key holds jaxlib's FFI headers themselves (the ABI the handlers are built for)
-    path = _build.compile_cached(
-        _SOURCE, cxx, _build.CXX_FLAGS + ("-I" + str(include), "-I" + str(_build.NATIVE)),
-        (_build.MARCH, ()),
-        deps=[*_build.headers(), *sorted((include / "xla" / "ffi" / "api").glob("*.h"))],
-        libs=())
-    lib = ctypes.CDLL(str(path))
-    if lib.la_abi() != _build.abi():
-        raise RuntimeError(f"xla_native/families.cc: ABI {lib.la_abi()}, expected "
-                           f"{_build.abi()}")
-    for fam in FAMILIES:
-        for step in ("fwd", "bwd"):
-            for suf in ("f32", "f64"):
-                name = f"la_{fam}_{step}_{suf}"
-                jax.ffi.register_ffi_target(f"learnact_{fam}_{step}_{suf}",
-                                            jax.ffi.pycapsule(getattr(lib, name)),
-                                            platform="cpu")
-    _state["lib"] = lib
-    return True
+    def __init__(self, source: str, targets: Any, what: str, gcc: bool = False,
+                 deps: tuple[str, ...] = ()) -> None:
+        self.source, self.targets, self.what, self.gcc = _HERE / source, targets, what, gcc
+        self.deps = [_build.NATIVE / d for d in deps]
+        self.lock = threading.Lock()
+        self.loaded = self.ok = False
+
+    def _load(self) -> None:
+        import jax
+
+        cxx = _build.find_compiler("CXX", ("c++", "g++", "clang++"))
+        if cxx is None:
+            raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
+        include = Path(jax.ffi.include_dir())
+        flags = _build.CXX_FLAGS + (_build.gcc_flags(cxx) if self.gcc else ())
+        path = _build.compile_cached(
+            self.source, cxx, flags + ("-I" + str(include), "-I" + str(_build.NATIVE)),
+            (_build.MARCH, ()),
+            deps=[*_build.headers(), *self.deps, *sorted(_HERE.glob("*.h")),
+                  *sorted((include / "xla" / "ffi" / "api").glob("*.h"))],
+            libs=())
+        lib = ctypes.CDLL(str(path))
+        if lib.la_abi() != _build.abi():
+            raise RuntimeError(f"xla_native/{self.source.name}: ABI {lib.la_abi()}, expected "
+                               f"{_build.abi()}")
+        for target in self.targets():
+            jax.ffi.register_ffi_target(f"learnact_{target}",
+                                        jax.ffi.pycapsule(getattr(lib, f"la_{target}")),
+                                        platform="cpu")
+
+    def available(self) -> bool:
+        """Built and registered (building on the first call); False without a C++ compiler,
+        after a failed build (logged once), or with ``LEARNACT_NATIVE=0``."""
+        if not _build.enabled():
+            return False
+        with self.lock:
+            if not self.loaded:
+                self.loaded = True
+                try:
+                    self._load()
+                    self.ok = True
+                except (OSError, RuntimeError, AttributeError) as exc:
+                    log.warning("learnact's %s are unavailable, using the jax.numpy formulas: "
+                                "%s", self.what, exc)
+            return self.ok
+
+
+def _targets(names: Any) -> list[str]:
+    """``<name>_<fwd|bwd>_<f32|f64>`` for every name (the handlers of families.cc, cpab.cc)."""
+    return [f"{n}_{step}_{suf}" for n in names for step in ("fwd", "bwd")
+            for suf in ("f32", "f64")]
+
+
+_FAMILIES = _Library("families.cc", lambda: _targets(FAMILIES), "JAX CPU kernels")
 
 
 def available() -> bool:
     """Whether the kernels are built and registered (building them on first call); False
     without a C++ compiler, after a failed build, or with ``LEARNACT_NATIVE=0``."""
-    if not _build.enabled():
-        return False
-    with _lock:
-        if not _state["loaded"]:
-            _state["loaded"] = True
-            try:
-                _state["ok"] = _load()
-            except (OSError, RuntimeError, AttributeError) as exc:
-                log.warning("learnact's JAX CPU kernels are unavailable, using the jax.numpy "
-                            "formulas: %s", exc)
-                _state["ok"] = False
-        return bool(_state["ok"])
+    return _FAMILIES.available()
 
 
 def _layout(shape: tuple[int, ...], channels: int | None, cd: int) -> tuple[int, int, int]:

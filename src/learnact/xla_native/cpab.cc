@@ -36,7 +36,7 @@ extern "C" {  // C linkage: the loader reads la_abi() through ctypes
 }
 #undef restrict
 
-#include "parallel.h"
+#include "ffi_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -72,15 +72,6 @@ int64_t part_size(int64_t numel, int64_t acc, int64_t min_part) {
 struct Layout {
   int64_t channels, inner, n;
 };
-
-ffi::Error check(int64_t numel, int64_t table_elems, int64_t width, const Layout& L,
-                 int64_t outer) {
-  if (L.channels < 1 || L.inner < 0 || outer < 0 || outer * L.channels * L.inner != numel)
-    return ffi::Error::InvalidArgument("learnact ditac: (outer, channels, inner) does not match x");
-  if (table_elems != L.channels * width)
-    return ffi::Error::InvalidArgument("learnact ditac: the table is not (channels, width)");
-  return ffi::Error::Success();
-}
 
 // the packed exact-mode rows unpacked into the kernel's arrays (a few numbers per channel)
 template <typename T>
@@ -190,25 +181,34 @@ void lut_run(ffi::ThreadPool& pool, const T* x, const T* g, T* out, T* gtab, con
 template <ffi::DataType DT>
 using Buf = ffi::Buffer<DT>;
 
-// attributes: outer, channels, inner, n (cells; lookup: bins nb), then the window or the
-// binning (exact: lo, hi; lookup: k, off), the gate and its alpha
+// One handler's work, either direction (g, gtab: null forward): check the layout, run the
+// exact flow or the lookup table. Attributes: outer, channels, inner, n (cells; lookup: bins
+// nb), then the window or the binning (exact: lo, hi; lookup: k, off), the gate and its alpha.
+template <ffi::DataType DT, bool LUT>
+ffi::Error run(ffi::ThreadPool& pool, const Buf<DT>& x, const ffi::NativeType<DT>* g,
+               const Buf<DT>& tab, ffi::NativeType<DT>* out, ffi::NativeType<DT>* gtab,
+               int64_t outer, int64_t channels, int64_t inner, int64_t n, double p0,
+               double p1, int64_t gate, double alpha) {
+  const int64_t numel = (int64_t)x.element_count();
+  if (auto err = la::check_layout(numel, (int64_t)tab.element_count(), outer, channels, inner,
+                                  LUT ? 2 * n : 8 * n + 2);
+      err.failure())
+    return err;
+  const Layout L{channels, inner, n};
+  if (LUT)
+    lut_run(pool, x.typed_data(), g, out, gtab, tab.typed_data(), numel, L, p0, p1, gate, alpha);
+  else
+    flow_run(pool, x.typed_data(), g, out, gtab, tab.typed_data(), numel, L, p0, p1, gate,
+             alpha);
+  return ffi::Error::Success();
+}
+
 template <ffi::DataType DT, bool LUT>
 ffi::Error Forward(ffi::ThreadPool pool, Buf<DT> x, Buf<DT> tab, ffi::ResultBuffer<DT> y,
                    int64_t outer, int64_t channels, int64_t inner, int64_t n, double p0,
                    double p1, int64_t gate, double alpha) {
-  using T = ffi::NativeType<DT>;
-  Layout L{channels, inner, n};
-  const int64_t width = LUT ? 2 * n : 8 * n + 2;
-  if (auto err = check((int64_t)x.element_count(), (int64_t)tab.element_count(), width, L,
-                       outer); err.failure())
-    return err;
-  if (LUT)
-    lut_run<T>(pool, x.typed_data(), nullptr, y->typed_data(), nullptr, tab.typed_data(),
-               (int64_t)x.element_count(), L, p0, p1, gate, alpha);
-  else
-    flow_run<T>(pool, x.typed_data(), nullptr, y->typed_data(), nullptr, tab.typed_data(),
-                (int64_t)x.element_count(), L, p0, p1, gate, alpha);
-  return ffi::Error::Success();
+  return run<DT, LUT>(pool, x, nullptr, tab, y->typed_data(), nullptr, outer, channels, inner,
+                      n, p0, p1, gate, alpha);
 }
 
 template <ffi::DataType DT, bool LUT>
@@ -216,23 +216,11 @@ ffi::Error Backward(ffi::ThreadPool pool, Buf<DT> x, Buf<DT> g, Buf<DT> tab,
                     ffi::ResultBuffer<DT> gx, ffi::ResultBuffer<DT> gtab, int64_t outer,
                     int64_t channels, int64_t inner, int64_t n, double p0, double p1,
                     int64_t gate, double alpha) {
-  using T = ffi::NativeType<DT>;
-  Layout L{channels, inner, n};
-  const int64_t width = LUT ? 2 * n : 8 * n + 2;
-  if (auto err = check((int64_t)x.element_count(), (int64_t)tab.element_count(), width, L,
-                       outer); err.failure())
-    return err;
-  if (LUT)
-    lut_run<T>(pool, x.typed_data(), g.typed_data(), gx->typed_data(), gtab->typed_data(),
-               tab.typed_data(), (int64_t)x.element_count(), L, p0, p1, gate, alpha);
-  else
-    flow_run<T>(pool, x.typed_data(), g.typed_data(), gx->typed_data(), gtab->typed_data(),
-                tab.typed_data(), (int64_t)x.element_count(), L, p0, p1, gate, alpha);
-  return ffi::Error::Success();
+  return run<DT, LUT>(pool, x, g.typed_data(), tab, gx->typed_data(), gtab->typed_data(), outer,
+                      channels, inner, n, p0, p1, gate, alpha);
 }
 
-template <typename B>
-auto with_attributes(B binding) {
+constexpr auto attributes = [](auto binding) {
   return std::move(binding)
       .template Attr<int64_t>("outer")
       .template Attr<int64_t>("channels")
@@ -242,40 +230,20 @@ auto with_attributes(B binding) {
       .template Attr<double>("p1")
       .template Attr<int64_t>("gate")
       .template Attr<double>("alpha");
-}
-
-template <ffi::DataType DT>
-auto forward_binding() {  // x, table -> y
-  return with_attributes(ffi::Ffi::Bind()
-                             .Ctx<ffi::ThreadPool>()
-                             .template Arg<Buf<DT>>()
-                             .template Arg<Buf<DT>>()
-                             .template Ret<Buf<DT>>());
-}
-
-template <ffi::DataType DT>
-auto backward_binding() {  // x, g, table -> dx, dtable
-  return with_attributes(ffi::Ffi::Bind()
-                             .Ctx<ffi::ThreadPool>()
-                             .template Arg<Buf<DT>>()
-                             .template Arg<Buf<DT>>()
-                             .template Arg<Buf<DT>>()
-                             .template Ret<Buf<DT>>()
-                             .template Ret<Buf<DT>>());
-}
+};
 
 }  // namespace
 
 // la_ditac_{flow,lut}_{fwd,bwd}_{f32,f64}
 #define LA_DITAC(mode, LUT)                                                                  \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(la_ditac_##mode##_fwd_f32, (Forward<ffi::F32, LUT>),          \
-                                forward_binding<ffi::F32>());                                \
+                                la::forward_binding<ffi::F32>(attributes));                                \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(la_ditac_##mode##_fwd_f64, (Forward<ffi::F64, LUT>),          \
-                                forward_binding<ffi::F64>());                                \
+                                la::forward_binding<ffi::F64>(attributes));                                \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(la_ditac_##mode##_bwd_f32, (Backward<ffi::F32, LUT>),         \
-                                backward_binding<ffi::F32>());                               \
+                                la::backward_binding<ffi::F32>(attributes));                               \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(la_ditac_##mode##_bwd_f64, (Backward<ffi::F64, LUT>),         \
-                                backward_binding<ffi::F64>());
+                                la::backward_binding<ffi::F64>(attributes));
 
 LA_DITAC(flow, false)
 LA_DITAC(lut, true)

@@ -20,69 +20,23 @@ the calls on its shard (xla_native/_sharding.py: the packed table's rows are the
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import logging
-import threading
-from pathlib import Path
 from typing import Any
 
-from .. import _build
 from .._xla import Jnp
-
-log = logging.getLogger(__name__)
+from ..core.cpab import GATE_IDS
+from . import _Library, _targets
 
 __all__ = ["JNP", "FusedJnp", "apply", "available"]
 
-_SOURCE = Path(__file__).resolve().parent / "cpab.cc"
-_GATE_ID = {"gelu": 0, "leaky_relu": 1, "silu": 2, "identity": 3}  # native/cpab.c's enum
-_lock = threading.Lock()
-_state: dict[str, Any] = {"loaded": False, "ok": False}
-
-
-def _load() -> bool:
-    import jax
-
-    cxx = _build.find_compiler("CXX", ("c++", "g++", "clang++"))
-    if cxx is None:
-        raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
-    include = Path(jax.ffi.include_dir())
-    here = _SOURCE.parent
-    path = _build.compile_cached(
-        _SOURCE, cxx, _build.CXX_FLAGS + _build.gcc_flags(cxx)
-        + ("-I" + str(include), "-I" + str(_build.NATIVE)),
-        (_build.MARCH, ()),
-        deps=[*_build.headers(), _build.NATIVE / "cpab.c", *sorted(here.glob("*.h")),
-              *sorted((include / "xla" / "ffi" / "api").glob("*.h"))])
-    lib = ctypes.CDLL(str(path))
-    if lib.la_abi() != _build.abi():
-        raise RuntimeError(f"xla_native/cpab.cc: ABI {lib.la_abi()}, expected {_build.abi()}")
-    for mode in ("flow", "lut"):
-        for step in ("fwd", "bwd"):
-            for suf in ("f32", "f64"):
-                jax.ffi.register_ffi_target(
-                    f"learnact_ditac_{mode}_{step}_{suf}",
-                    jax.ffi.pycapsule(getattr(lib, f"la_ditac_{mode}_{step}_{suf}")),
-                    platform="cpu")
-    _state["lib"] = lib
-    return True
+_CPAB = _Library("cpab.cc", lambda: _targets(["ditac_flow", "ditac_lut"]),
+                 "JAX DiTAC kernels", gcc=True, deps=("cpab.c",))
 
 
 def available() -> bool:
     """Whether DiTAC's JAX kernels are built and registered (building them on first call);
     False without a C++ compiler, after a failed build, or with ``LEARNACT_NATIVE=0``."""
-    if not _build.enabled():
-        return False
-    with _lock:
-        if not _state["loaded"]:
-            _state["loaded"] = True
-            try:
-                _state["ok"] = _load()
-            except (OSError, RuntimeError, AttributeError) as exc:
-                log.warning("learnact's JAX DiTAC kernels are unavailable, using the jax.numpy "
-                            "formulas: %s", exc)
-                _state["ok"] = False
-        return bool(_state["ok"])
+    return _CPAB.available()
 
 
 @functools.cache
@@ -109,7 +63,7 @@ def _op(mode: str, n: int, a: float, b: float, cells: int, gate: str, alpha: flo
     def attrs(x: Any) -> dict:
         outer, c, inner = _layout(x.shape, channels, channel_dim)
         return dict(outer=outer, channels=c, inner=inner, n=width, p0=np.float64(p0),
-                    p1=np.float64(p1), gate=_GATE_ID[gate], alpha=np.float64(alpha))
+                    p1=np.float64(p1), gate=GATE_IDS[gate], alpha=np.float64(alpha))
 
     def name(step: str, x: Any) -> str:
         return f"learnact_ditac_{mode}_{step}_{'f32' if x.dtype == jnp.float32 else 'f64'}"
@@ -187,9 +141,9 @@ def apply(mode: str, x: Any, tables: tuple[Any, Any], *, lut: int | None, a: flo
     """DiTAC's x~ s(x) by the fused kernels (``mode``: "flow" with tables (ta, tb), or "lut"
     with the rows of :func:`learnact.core.cpab.lut_tables`), or None where they do not apply
     (the caller runs the formula)."""
-    from . import _state as families_state
+    from . import use_kernels
 
-    if not families_state["on"]:
+    if not use_kernels():
         return None
     import jax
     import jax.numpy as jnp

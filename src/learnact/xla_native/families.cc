@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "families.h"
-#include "parallel.h"
+#include "ffi_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -31,23 +31,16 @@ struct Runner {
   }
 };
 
-template <typename D>
-ffi::Error check(const D& x, const D& table, const Shape& sh, int64_t width) {
-  if (sh.outer < 0 || sh.channels < 1 || sh.inner < 0 ||
-      sh.outer * sh.channels * sh.inner != (int64_t)x.element_count())
-    return ffi::Error::InvalidArgument("learnact: (outer, channels, inner) does not match x");
-  if ((int64_t)table.element_count() != sh.channels * width)
-    return ffi::Error::InvalidArgument("learnact: parameter table is not (channels, width)");
-  return ffi::Error::Success();
-}
-
 template <class F, ffi::DataType DT>
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<DT> x, ffi::Buffer<DT> table,
                    ffi::ResultBuffer<DT> y, int64_t outer, int64_t channels, int64_t inner,
                    int64_t a, int64_t b) {
   Shape sh{outer, channels, inner};
   Cfg cfg{a, b};
-  if (auto err = check(x, table, sh, F::width(cfg)); err.failure()) return err;
+  if (auto err = la::check_layout((int64_t)x.element_count(), (int64_t)table.element_count(),
+                                  outer, channels, inner, F::width(cfg));
+      err.failure())
+    return err;
   Runner r{pool};
   la::forward<F>(r, x.typed_data(), table.typed_data(), y->typed_data(), sh, cfg);
   return ffi::Error::Success();
@@ -59,7 +52,10 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<DT> x, ffi::Buffer<DT> g,
                     int64_t outer, int64_t channels, int64_t inner, int64_t a, int64_t b) {
   Shape sh{outer, channels, inner};
   Cfg cfg{a, b};
-  if (auto err = check(x, table, sh, F::width(cfg)); err.failure()) return err;
+  if (auto err = la::check_layout((int64_t)x.element_count(), (int64_t)table.element_count(),
+                                  outer, channels, inner, F::width(cfg));
+      err.failure())
+    return err;
   Runner r{pool};
   la::backward<F>(r, x.typed_data(), g.typed_data(), table.typed_data(), gx->typed_data(),
               gt->typed_data(), sh, cfg);
@@ -67,37 +63,14 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<DT> x, ffi::Buffer<DT> g,
 }
 
 // the layout and family integers every handler takes as attributes
-template <typename B>
-auto with_attributes(B binding) {
+constexpr auto attributes = [](auto binding) {
   return std::move(binding)
       .template Attr<int64_t>("outer")
       .template Attr<int64_t>("channels")
       .template Attr<int64_t>("inner")
       .template Attr<int64_t>("a")
       .template Attr<int64_t>("b");
-}
-
-template <ffi::DataType DT>
-auto forward_binding() {  // x, table -> y
-  using Buf = ffi::Buffer<DT>;
-  return with_attributes(ffi::Ffi::Bind()
-                             .Ctx<ffi::ThreadPool>()
-                             .template Arg<Buf>()
-                             .template Arg<Buf>()
-                             .template Ret<Buf>());
-}
-
-template <ffi::DataType DT>
-auto backward_binding() {  // x, g, table -> dx, dtable
-  using Buf = ffi::Buffer<DT>;
-  return with_attributes(ffi::Ffi::Bind()
-                             .Ctx<ffi::ThreadPool>()
-                             .template Arg<Buf>()
-                             .template Arg<Buf>()
-                             .template Arg<Buf>()
-                             .template Ret<Buf>()
-                             .template Ret<Buf>());
-}
+};
 
 }  // namespace
 
@@ -106,12 +79,12 @@ extern "C" int la_abi() { return LA_ABI; }
 // la_<family>_{fwd,bwd}_{f32,f64}
 #define LA_FAMILY(name, F)                                                                  \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(la_##name##_fwd_f32, (Forward<F, ffi::F32>),                 \
-                                forward_binding<ffi::F32>());                                \
+                                la::forward_binding<ffi::F32>(attributes));                                \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(la_##name##_fwd_f64, (Forward<F, ffi::F64>),                 \
-                                forward_binding<ffi::F64>());                                \
+                                la::forward_binding<ffi::F64>(attributes));                                \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(la_##name##_bwd_f32, (Backward<F, ffi::F32>),                \
-                                backward_binding<ffi::F32>());                               \
+                                la::backward_binding<ffi::F32>(attributes));                               \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(la_##name##_bwd_f64, (Backward<F, ffi::F64>),                \
-                                backward_binding<ffi::F64>());
+                                la::backward_binding<ffi::F64>(attributes));
 
 LA_FAMILIES(LA_FAMILY)
