@@ -21,13 +21,15 @@ from .conftest import perturb_
 KERNELS = sorted(n for n, f in FAMILIES.items() if f.table)
 # (channels, channel_dim, x shape): shared (the "run" schedule over one run, several work
 # items); per channel on dim 1 (a run per channel and row); channels last (the "lanes"
-# schedule: 80 channels = one full block of 64 float32 lanes (two of 32 float64) and a
-# partial one, 300 rows = 3 work items of 128 rows);
+# schedule: 83 channels = one full block of 64 float32 lanes (two of 32 float64) and a
+# partial one, and in the backward's blocks of U rows of one vector of channels, 5 full
+# vectors (10 in float64) and a partial one; 301 rows = 5 work items of 64 rows and a
+# partial block of rows at the end);
 # channel_dim 0
 LAYOUTS = {
     "shared": (None, 1, (4, 3, 3000)),
     "channel_dim=1": (3, 1, (4, 3, 3000)),
-    "channels_last": (80, -1, (300, 80)),
+    "channels_last": (83, -1, (301, 83)),
     "channel_dim=0": (5, 0, (5, 1000)),
 }
 

@@ -6,7 +6,8 @@
 // A family is a struct with
 //   static int64_t width(const Cfg&)              its row of parameters per channel
 //   static void fwd(x, y, p, cfg)                 y over one block of W<T> lanes
-//   static void bwd(x, g, gx, p, acc, cfg)        dL/dx, and acc.add(k, j, dL/dp_k of lanes j..)
+//   static void bwd(x, g, gx, p, acc, cfg)        dL/dx, and the parameter terms through
+//                                                 acc.sum(k, t) (a block) or acc.add(k, u, v)
 // written on vectors V<T> (GCC/Clang vector extensions, one SIMD register each): a block is
 // U vectors side by side, each step of a family's recurrence (Hermite's h_k, Horner, the
 // tropical maxima) done for the U vectors before the next, so U independent chains keep the
@@ -25,6 +26,9 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #define LA_INLINE inline __attribute__((always_inline))
 
@@ -108,11 +112,16 @@ template <typename T>
 LA_INLINE V<T> vsel(VI<T> m, V<T> a, V<T> b) {
   return m ? a : b;
 }
-// whether any lane of mask m is set: the OR of its halves down to one 64-bit word, in
-// registers (GCC < 12 lacks __builtin_shufflevector: lane by lane there)
+// whether any lane of mask m is set: with AVX-512 a test into a mask register (the compare
+// that made m stays a mask: three instructions), else the OR of its halves down to one 64-bit
+// word, in registers (GCC < 12 lacks __builtin_shufflevector: lane by lane there)
 template <typename T>
 LA_INLINE bool vany(VI<T> m) {
-#if defined(__clang__) || __GNUC__ >= 12  // __builtin_shufflevector
+#if LA_VBYTES == 64 && defined(__AVX512F__)
+  __m512i v;
+  std::memcpy(&v, &m, sizeof v);
+  return _mm512_test_epi32_mask(v, v) != 0;  // a 64-bit lane is set iff one of its halves is
+#elif defined(__clang__) || __GNUC__ >= 12  // __builtin_shufflevector
   typedef uint64_t Q __attribute__((vector_size(LA_VBYTES)));
   Q q;
   std::memcpy(&q, &m, sizeof q);
@@ -136,25 +145,53 @@ LA_INLINE bool vany(VI<T> m) {
 #endif
 }
 
-// Parameter k of lanes j..j+L: a shared row (run schedule, broadcast) or column j.. of the
-// transposed table (lanes schedule).
-template <typename T, bool LANES>
+// Where a block's U vectors lie and whose parameters they take (Cfg::step: vector u starts
+// at element u * step):
+//   run    consecutive vectors of one run (step L), one shared row of parameters (broadcast)
+//   lanes  consecutive vectors along the channels (step L), a column of the transposed table
+//          per lane (the per-channel forward)
+//   rows   the same L channels in U consecutive rows (step = the row length C), every vector
+//          the same columns (the per-channel backward: its parameter terms sum over the
+//          block's vectors in registers, as the shared ones' do)
+enum class Lay { run, lanes, rows };
+
+// Parameter k of vector u's lanes, j = u * step: a broadcast of the shared row (run), or
+// lanes j.. (lanes) or the block's columns (rows) of the transposed (P, Cp) table.
+template <typename T, Lay M>
 struct Par {
   const T* p;
-  int64_t ld;  // lanes: the row stride of the (P, C) table; run: unused
-  LA_INLINE V<T> operator()(int k, int j) const {
-    return LANES ? vload(p + k * ld + j) : vset(p[k]);
+  int64_t ld;  // lanes, rows: the row stride of the (P, Cp) table; run: unused
+  LA_INLINE V<T> operator()(int k, int64_t j) const {
+    if (M == Lay::run) return vset(p[k]);
+    return vload(p + k * ld + (M == Lay::lanes ? j : 0));
   }
 };
 
-// Accumulators of parameter k for lanes j..j+L (T; flushed into double by the schedule).
+// Accumulators of the parameters' terms (T; the schedule flushes them into double): vector
+// u's accumulator of parameter k at a + k * ld + u * sub, each holding the sum of L lanes (run
+// schedule: one shared row, sub = L; rows: the block's L channels, sub = Cp, see schedule.h).
+//   add(k, u, v)   vector u's terms v (one load-add-store)
+//   sum(k, t)      a block's terms t(u), u < U, summed in registers first and added once, to
+//                  vector 0's accumulator: one load-add-store per block instead of U (the
+//                  backward of tropical d8 was bound by these stores, 20 parameters x U per
+//                  block). Families with short per-vector chains use sum; those that loop
+//                  over u outermost (rational, SELU variation: U copies of their many live
+//                  vectors would spill) use add.
 template <typename T>
 struct Acc {
   T* a;
-  int64_t ld;
-  LA_INLINE void add(int k, int j, V<T> v) const {
-    T* q = a + k * ld + j;
+  int64_t ld, sub;
+  LA_INLINE void add(int k, int u, V<T> v) const {
+    T* q = a + k * ld + u * sub;
     vstore(q, vload(q) + v);
+  }
+  template <class Fn>
+  LA_INLINE void sum(int k, Fn t) const {
+    V<T> s[U];
+    for (int u = 0; u < U; ++u) s[u] = t(u);
+    for (int h = 1; h < U; h *= 2)  // pairwise: (t0 + t1) + (t2 + t3)
+      for (int u = 0; u + h < U; u += 2 * h) s[u] += s[u + h];
+    add(k, 0, s[0]);
   }
 };
 
@@ -164,6 +201,7 @@ struct Cfg {
   // 0: JAX's (d|A|/dA = 1 at A = 0, d min(x, 0)/dx = 1/2 at 0), 1: PyTorch's (sign(0) = 0,
   // d clamp(x, max=0)/dx = 1 at 0); each binding passes its framework's
   int64_t ties = 0;
+  int64_t step = 0;  // vector u of a block starts at element u * step (the schedule sets it)
 };
 
 }  // namespace la

@@ -11,11 +11,13 @@ namespace la {
 // hermite: row = c_0..c_d [, lo, hi]   (a = d, b = 1 with linear tails)
 // ------------------------------------------------------------------------------------------
 struct Hermite {
+  static constexpr bool by_vector = false;  // common.h
   static int64_t width(const Cfg& c) { return c.a + 1 + (c.b ? 2 : 0); }
 
   // xb (clamped with tails) and e = x - xb
   template <typename T, class P>
-  static LA_INLINE void clamp(V<T> xv, const P& p, int j, const Cfg& cfg, V<T>& xb, V<T>& e) {
+  static LA_INLINE void clamp(V<T> xv, const P& p, int64_t j, const Cfg& cfg, V<T>& xb,
+                             V<T>& e) {
     const int d = (int)cfg.a;
     xb = cfg.b ? vmin<T>(vmax<T>(xv, p(d + 1, j)), p(d + 2, j)) : xv;
     e = xv - xb;
@@ -26,7 +28,7 @@ struct Hermite {
     const int d = (int)cfg.a;
     V<T> xb[U], e[U], h0[U], h1[U], f[U], df[U];
     for (int u = 0; u < U; ++u) {
-      const int j = u * L<T>;
+      const int64_t j = u * cfg.step;
       clamp<T>(vload(x + j), p, j, cfg, xb[u], e[u]);
       h0[u] = vset(T(1));
       h1[u] = xb[u];
@@ -37,23 +39,23 @@ struct Hermite {
       const T r = T(1) / T(k + 1);
       for (int u = 0; u < U; ++u) {
         const V<T> h2 = xb[u] * (h1[u] * r) - h0[u] * r;  // scaled first: x h_k may overflow
-        const V<T> c = p(k + 1, u * L<T>);
+        const V<T> c = p(k + 1, u * cfg.step);
         f[u] += c * h2;
         df[u] += c * h1[u];
         h0[u] = h1[u];
         h1[u] = h2;
       }
     }
-    for (int u = 0; u < U; ++u) vstore(y + u * L<T>, cfg.b ? f[u] + df[u] * e[u] : f[u]);
+    for (int u = 0; u < U; ++u) vstore(y + u * cfg.step, cfg.b ? f[u] + df[u] * e[u] : f[u]);
   }
 
-  template <typename T, class P>
-  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const Acc<T>& acc,
+  template <typename T, class P, class A>
+  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const A& acc,
                             const Cfg& cfg) {
     const int d = (int)cfg.a;
     V<T> xb[U], e[U], hm2[U], hm1[U], h[U], df[U], ddf[U], gg[U];
     for (int u = 0; u < U; ++u) {
-      const int j = u * L<T>;
+      const int64_t j = u * cfg.step;
       clamp<T>(vload(x + j), p, j, cfg, xb[u], e[u]);
       gg[u] = vload(g + j);
       hm2[u] = vset(T(0));
@@ -61,13 +63,13 @@ struct Hermite {
       h[u] = xb[u];         // h_1
       df[u] = p(1, j);
       ddf[u] = vset(T(0));
-      acc.add(0, j, gg[u]);
-      acc.add(1, j, gg[u] * (xb[u] + e[u]));  // h_1 + h_0 e
     }
+    acc.sum(0, [&](int u) { return gg[u]; });
+    acc.sum(1, [&](int u) { return gg[u] * (xb[u] + e[u]); });  // h_1 + h_0 e
     for (int k = 2; k <= d; ++k) {  // h_k from h_{k-1}, h_{k-2}
       const T r = T(1) / T(k);
       for (int u = 0; u < U; ++u) {
-        const int j = u * L<T>;
+        const int64_t j = u * cfg.step;
         const V<T> hk = xb[u] * (h[u] * r) - hm1[u] * r;
         hm2[u] = hm1[u];
         hm1[u] = h[u];
@@ -75,17 +77,20 @@ struct Hermite {
         const V<T> c = p(k, j);
         df[u] += c * hm1[u];
         ddf[u] += c * hm2[u];
-        acc.add(k, j, gg[u] * (hk + hm1[u] * e[u]));
       }
+      acc.sum(k, [&](int u) { return gg[u] * (h[u] + hm1[u] * e[u]); });
     }
-    for (int u = 0; u < U; ++u) {
-      const int j = u * L<T>;
-      vstore(gx + j, gg[u] * df[u]);
-      if (cfg.b) {  // d/dlo, d/dhi: P''(xb) (x - xb) on the side that clamps
-        const V<T> xv = vload(x + j), t = gg[u] * ddf[u] * e[u], z = vset(T(0));
-        acc.add(d + 1, j, vsel<T>(xv < p(d + 1, j), t, z));
-        acc.add(d + 2, j, vsel<T>(xv > p(d + 2, j), t, z));
-      }
+    for (int u = 0; u < U; ++u) vstore(gx + u * cfg.step, gg[u] * df[u]);
+    if (cfg.b) {  // d/dlo, d/dhi: P''(xb) (x - xb) on the side that clamps
+      V<T> t[U];
+      for (int u = 0; u < U; ++u) t[u] = gg[u] * ddf[u] * e[u];
+      const V<T> z = vset(T(0));
+      acc.sum(d + 1, [&](int u) {
+        return vsel<T>(vload(x + u * cfg.step) < p(d + 1, u * cfg.step), t[u], z);
+      });
+      acc.sum(d + 2, [&](int u) {
+        return vsel<T>(vload(x + u * cfg.step) > p(d + 2, u * cfg.step), t[u], z);
+      });
     }
   }
 };

@@ -13,6 +13,7 @@ namespace la {
 // rational: row = a_0..a_n, b_1..b_m, s, t   (a = n, b = m)
 // ------------------------------------------------------------------------------------------
 struct Rational {
+  static constexpr bool by_vector = true;  // common.h
   static int64_t width(const Cfg& c) { return c.a + 1 + c.b + 2; }
 
   // Scaled (learnact/functional/rational.py): S = max(1, |x|), r = 1/S, u = x r; the
@@ -42,8 +43,8 @@ struct Rational {
 
   // N, N' (d/du) over a_0..a_n; B, B' over b_1..b_m (B = u sum_k b_k u^(k-1) r^(m-k))
   template <typename T, class P>
-  static LA_INLINE void sums(const Scaled<T>& sc, const P& p, int j, const Cfg& cfg, V<T>& num,
-                             V<T>& dnum, V<T>& a, V<T>& da) {
+  static LA_INLINE void sums(const Scaled<T>& sc, const P& p, int64_t j, const Cfg& cfg,
+                             V<T>& num, V<T>& dnum, V<T>& a, V<T>& da) {
     const int nn = (int)cfg.a, m = (int)cfg.b;
     num = p(nn, j);
     dnum = vset(T(0));
@@ -72,7 +73,7 @@ struct Rational {
     const int nn = (int)cfg.a, m = (int)cfg.b, s = nn + 1 + m;
     const int e = nn - m;  // f = s S^e N / (r^m + |B|) + t
     for (int u = 0; u < U; ++u) {
-      const int j = u * L<T>;
+      const int64_t j = u * cfg.step;
       const Scaled<T> sc(vload(x + j));
       V<T> num, dnum, a, da;
       sums<T>(sc, p, j, cfg, num, dnum, a, da);
@@ -81,13 +82,13 @@ struct Rational {
     }
   }
 
-  template <typename T, class P>
-  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const Acc<T>& acc,
+  template <typename T, class P, class A>
+  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const A& acc,
                             const Cfg& cfg) {
     const int nn = (int)cfg.a, m = (int)cfg.b, s = nn + 1 + m;
     const T tie = cfg.ties ? T(0) : T(1);
     for (int u = 0; u < U; ++u) {
-      const int j = u * L<T>;
+      const int64_t j = u * cfg.step;
       const Scaled<T> sc(vload(x + j));
       V<T> num, dnum, a, da;
       sums<T>(sc, p, j, cfg, num, dnum, a, da);
@@ -97,8 +98,8 @@ struct Rational {
       const V<T> wn = gg * p(s, j) * inv;          // g s / D
       const V<T> wd = -wn * num * inv * sg;        // -g s sign(B) N / D^2
       vstore(gx + j, (wn * dnum + wd * da) * sc.pow(nn - m - 1));
-      acc.add(s, j, gg * num * inv * sc.pow(nn - m));
-      acc.add(s + 1, j, gg);
+      acc.add(s, u, gg * num * inv * sc.pow(nn - m));
+      acc.add(s + 1, u, gg);
       // S^i for the exponents below (i = k - m, n + k - 2m), each as pow(i) would make it
       const int lo = std::max(m, 2 * m - nn - 1), hi = std::max(nn - m, 0);
       V<T> pw[2 * R + 1];
@@ -108,8 +109,8 @@ struct Rational {
       V<T> uk = vset(T(1));
       for (int k = 0; k <= nn || k <= m; ++k) {  // dL/da_k = wn u^k S^(k-m),
         if (k > 0) uk *= sc.u;                   // dL/db_k = wd u^k S^(n+k-2m)
-        if (k <= nn) acc.add(k, j, wn * uk * pw[R + k - m]);
-        if (k >= 1 && k <= m) acc.add(nn + k, j, wd * uk * pw[R + nn + k - 2 * m]);
+        if (k <= nn) acc.add(k, u, wn * uk * pw[R + k - m]);
+        if (k >= 1 && k <= m) acc.add(nn + k, u, wd * uk * pw[R + nn + k - 2 * m]);
       }
     }
   }

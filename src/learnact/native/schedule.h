@@ -6,10 +6,15 @@
 // the order of the family definition's ``table`` (learnact/core/families.py). Two schedules:
 //   * "run": a run of `inner` elements shares one channel's row (shared parameters: the whole
 //     tensor is one run, cut in chunks); lanes of a block are consecutive elements;
-//   * "lanes": channels last with per-channel rows (inner == 1, C > 1); lanes of a block are
-//     consecutive channels, each with its own row (the table is transposed to (P, Cp), Cp = C
-//     rounded up to whole blocks with zero columns).
-// A ragged block (the end of a run, of a row of channels) runs on zero-padded copies.
+//   * "lanes": channels last with per-channel rows (inner == 1, C > 1); the table is
+//     transposed to (P, Cp), Cp = C rounded up to whole blocks with zero columns. The forward's
+//     blocks (and the backward's of families with F::by_vector) are W consecutive channels of
+//     a row (Lay::lanes); the other families' backward blocks are U rows of the same L channels
+//     (Lay::rows), so each parameter's terms sum over the block in registers, as in the run
+//     schedule (per channel hermite d8 backward 3.3 -> 1.1 ns/element, tropical d4 3.1 -> 1.0,
+//     with the tiles and longer items below; a Xeon with AVX-512, one thread).
+// A ragged block (the end of a run, of a row of channels, of an item's rows) runs on
+// zero-padded copies.
 // Parameter sums are formed per work item (run schedule) or per one of at most GROUPS
 // contiguous groups of items (lanes schedule), in double, and added in a fixed order: the
 // gradients do not depend on the number of threads or on which thread ran what.
@@ -23,11 +28,15 @@
 
 #include "common.h"
 
+#ifndef LA_TILE_BYTES
+#define LA_TILE_BYTES 65536
+#endif
+
 namespace la {
 
 constexpr int64_t CHUNK = 16384;  // elements per work item in the "run" schedule
-constexpr int ROWS = 64;          // rows per work item in the "lanes" schedule
-constexpr int64_t TILE = 64;      // channels per tile of the "lanes" backward
+constexpr int ROWS = 64;          // rows per work item in the "lanes" forward
+constexpr int64_t TILE_BYTES = LA_TILE_BYTES;  // bounds a "lanes" backward tile (tile_channels)
 constexpr int64_t GROUPS = 32;    // groups of items with their own parameter sums (lanes)
 
 struct Shape {
@@ -49,6 +58,24 @@ std::vector<T> transposed(const T* table, int64_t rows, int64_t cols, int64_t pa
   return out;
 }
 
+// rows per work item of the "lanes" backward: each item's accumulators are zeroed and flushed
+// into double once (P Cp numbers), so longer items cost less (256 rows: hermite d8 per channel
+// 1.4 -> 1.1 ns/element backward against 64), but at least 16 items while that leaves >= 64
+// rows each. A function of the shape alone: the sums' order does not depend on the threads.
+inline int64_t backward_rows(int64_t outer) {
+  return std::max<int64_t>(ROWS, std::min<int64_t>(4 * ROWS, outer / 16));
+}
+
+// channels per tile of the "lanes" backward: as many whole blocks as keep the tile's parameter
+// and accumulator columns (2 P numbers per channel) within TILE_BYTES, at least one block.
+// Tiles of 64 channels (256 bytes of each row) ran the per-channel backward 2x slower than
+// whole rows on a Xeon (the old note found the reverse on an EPYC with the older loop nest);
+// 64 KiB keeps 768 channels of hermite d8 in one tile and bounds what must stay in cache.
+template <typename T>
+int64_t tile_channels(int64_t P) {
+  return std::max<int64_t>(1, TILE_BYTES / (2 * P * (int64_t)sizeof(T) * W<T>)) * W<T>;
+}
+
 template <typename T>
 int64_t padded_channels(int64_t C) {
   return (C + W<T> - 1) / W<T> * W<T>;
@@ -68,9 +95,9 @@ LA_INLINE void fwd_block(const T* x, T* y, int64_t n, const P& p, const Cfg& cfg
   std::copy(ys, ys + n, y);
 }
 
-template <class F, typename T, class P>
+template <class F, typename T, class P, class A>
 LA_INLINE void bwd_block(const T* x, const T* g, T* gx, int64_t n, const P& p,
-                         const Acc<T>& acc, const Cfg& cfg) {
+                         const A& acc, const Cfg& cfg) {
   if (n == W<T>) {
     F::template bwd<T>(x, g, gx, p, acc, cfg);
     return;
@@ -85,6 +112,7 @@ LA_INLINE void bwd_block(const T* x, const T* g, T* gx, int64_t n, const P& p,
 template <class F, typename T, class R>
 void forward(R& runner, const T* x, const T* table, T* y, Shape sh, Cfg cfg) {
   const int64_t P = F::width(cfg), C = sh.channels;
+  cfg.step = L<T>;
   if (sh.lanes()) {
     const int64_t Cp = padded_channels<T>(C);
     std::vector<T> tt = transposed(table, C, P, Cp);
@@ -92,7 +120,7 @@ void forward(R& runner, const T* x, const T* table, T* y, Shape sh, Cfg cfg) {
     runner.run(items, worker_count(runner, items), [&](int64_t it) {
       for (int64_t r = it * ROWS; r < std::min(sh.outer, (it + 1) * ROWS); ++r)
         for (int64_t c0 = 0; c0 < C; c0 += W<T>) {
-          Par<T, true> p{tt.data() + c0, Cp};
+          Par<T, Lay::lanes> p{tt.data() + c0, Cp};
           fwd_block<F, T>(x + r * C + c0, y + r * C + c0, std::min<int64_t>(W<T>, C - c0), p,
                           cfg);
         }
@@ -106,10 +134,32 @@ void forward(R& runner, const T* x, const T* table, T* y, Shape sh, Cfg cfg) {
     const int64_t lo = (it % per_run) * CHUNK, hi = std::min(sh.inner, lo + CHUNK);
     const T* xr = x + run * sh.inner;
     T* yr = y + run * sh.inner;
-    Par<T, false> p{table + c * P, 0};
+    Par<T, Lay::run> p{table + c * P, 0};
     for (int64_t i = lo; i < hi; i += W<T>)
       fwd_block<F, T>(xr + i, yr + i, std::min<int64_t>(W<T>, hi - i), p, cfg);
   });
+}
+
+// One block of the per-channel backward: nr <= U rows of nc <= L channels at x (row length
+// C), in place when whole, else through zero-padded copies (rows of L)
+template <class F, typename T>
+LA_INLINE void bwd_rows_block(const T* x, const T* g, T* gx, int64_t C, int64_t nr, int64_t nc,
+                              const Par<T, Lay::rows>& p, const Acc<T>& acc,
+                              Cfg cfg) {
+  if (nr == U && nc == L<T>) {
+    cfg.step = C;
+    F::template bwd<T>(x, g, gx, p, acc, cfg);
+    return;
+  }
+  T xs[W<T>] = {}, gs[W<T>] = {}, gxs[W<T>];
+  for (int64_t i = 0; i < nr; ++i) {
+    std::copy(x + i * C, x + i * C + nc, xs + i * L<T>);
+    std::copy(g + i * C, g + i * C + nc, gs + i * L<T>);
+  }
+  cfg.step = L<T>;
+  F::template bwd<T>(xs, gs, gxs, p, acc, cfg);
+  for (int64_t i = 0; i < nr; ++i)
+    std::copy(gxs + i * L<T>, gxs + i * L<T> + nc, gx + i * C);
 }
 
 template <class F, typename T, class R>
@@ -120,27 +170,42 @@ void backward(R& runner, const T* x, const T* g, const T* table, T* gx, T* gtabl
   if (sh.lanes()) {
     const int64_t Cp = padded_channels<T>(C);
     std::vector<T> tt = transposed(table, C, P, Cp);
-    const int64_t items = (sh.outer + ROWS - 1) / ROWS;
+    const int64_t rows = backward_rows(sh.outer), items = (sh.outer + rows - 1) / rows;
     const int64_t groups = std::min<int64_t>(items, GROUPS);
     std::vector<double> sums(groups * P * Cp, 0.0);  // per group (P, Cp)
+    const int64_t tile = tile_channels<T>(P);
     runner.run(groups, worker_count(runner, groups), [&](int64_t gi) {
-      std::vector<T> lane(P * Cp);
+      std::vector<T> lane(P * Cp);  // (P, Cp)
       T* a = lane.data();
       double* s = sums.data() + gi * P * Cp;
       for (int64_t it = items * gi / groups; it < items * (gi + 1) / groups; ++it) {
         std::fill(a, a + P * Cp, T(0));
-        // a tile of TILE channels down the item's rows, then the next: its parameter and
-        // accumulator columns stay in L1 (rows outermost: tropical d4 per channel 2x slower;
-        // this loop nest, not the same order written as two loops, measured 1.9x faster)
-        for (int64_t t0 = 0; t0 < C; t0 += TILE)
-          for (int64_t r = it * ROWS; r < std::min(sh.outer, (it + 1) * ROWS); ++r)
-            for (int64_t c0 = t0; c0 < std::min(C, t0 + TILE); c0 += W<T>) {
-              const int64_t o = r * C + c0;
-              Par<T, true> p{tt.data() + c0, Cp};
-              Acc<T> acc{a + c0, Cp};
-              bwd_block<F, T>(x + o, g + o, gx + o, std::min<int64_t>(W<T>, C - c0), p, acc,
-                              cfg);
-            }
+        const int64_t r0 = it * rows, r1 = std::min(sh.outer, r0 + rows);
+        // a tile of channels down the item's rows, then the next tile: its parameter and
+        // accumulator columns stay in cache (tile_channels)
+        for (int64_t t0 = 0; t0 < C; t0 += tile) {
+          const int64_t t1 = std::min(C, t0 + tile);
+          if constexpr (F::by_vector) {  // blocks of W channels along a row ("lanes")
+            Cfg c = cfg;
+            c.step = L<T>;
+            for (int64_t r = r0; r < r1; ++r)
+              for (int64_t c0 = t0; c0 < t1; c0 += W<T>) {
+                const int64_t o = r * C + c0;
+                bwd_block<F, T>(x + o, g + o, gx + o, std::min<int64_t>(W<T>, C - c0),
+                                Par<T, Lay::lanes>{tt.data() + c0, Cp},
+                                Acc<T>{a + c0, Cp, L<T>}, c);
+              }
+          } else {  // blocks of U rows of L channels ("rows")
+            for (int64_t r = r0; r < r1; r += U)
+              for (int64_t c0 = t0; c0 < t1; c0 += L<T>) {
+                const int64_t o = r * C + c0;
+                bwd_rows_block<F, T>(x + o, g + o, gx + o, C, std::min<int64_t>(U, r1 - r),
+                                     std::min<int64_t>(L<T>, C - c0),
+                                     Par<T, Lay::rows>{tt.data() + c0, Cp},
+                                     Acc<T>{a + c0, Cp, 0}, cfg);
+              }
+          }
+        }
         for (int64_t i = 0; i < P * Cp; ++i) s[i] += (double)a[i];
       }
     });
@@ -148,6 +213,7 @@ void backward(R& runner, const T* x, const T* g, const T* table, T* gx, T* gtabl
       for (int64_t k = 0; k < P; ++k)
         for (int64_t c = 0; c < C; ++c) total[c * P + k] += sums[(gi * P + k) * Cp + c];
   } else {
+    cfg.step = L<T>;
     const int64_t per_run = (sh.inner + CHUNK - 1) / CHUNK, runs = sh.outer * C;
     const int64_t items = runs * per_run;
     std::vector<double> sums(items * P, 0.0);  // per item (one channel's run or part of it)
@@ -156,8 +222,8 @@ void backward(R& runner, const T* x, const T* g, const T* table, T* gx, T* gtabl
       const int64_t lo = (it % per_run) * CHUNK, hi = std::min(sh.inner, lo + CHUNK);
       const int64_t off = run * sh.inner;
       std::vector<T> lane(P * W<T>, T(0));
-      Par<T, false> p{table + c * P, 0};
-      Acc<T> acc{lane.data(), W<T>};
+      Par<T, Lay::run> p{table + c * P, 0};
+      Acc<T> acc{lane.data(), W<T>, L<T>};
       for (int64_t i = lo; i < hi; i += W<T>)
         bwd_block<F, T>(x + off + i, g + off + i, gx + off + i, std::min<int64_t>(W<T>, hi - i),
                         p, acc, cfg);

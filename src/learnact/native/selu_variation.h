@@ -14,11 +14,12 @@ namespace la {
 //   (d min(x, 0)/dx at x = 0: the binding's convention, Cfg::ties)
 // ------------------------------------------------------------------------------------------
 struct SELUVariation {
+  static constexpr bool by_vector = true;  // common.h
   static int64_t width(const Cfg&) { return 7; }
 
   // the negative branch's pieces at xn = min(x, 0): e = expm1(beta xn), s, c = sin, cos(omega xn)
   template <typename T, class P>
-  static LA_INLINE void negative(V<T> xv, const P& p, int j, V<T>& xn, V<T>& e, V<T>& s,
+  static LA_INLINE void negative(V<T> xv, const P& p, int64_t j, V<T>& xn, V<T>& e, V<T>& s,
                                  V<T>& c) {
     xn = vmin<T>(xv, vset(T(0)));
     e = vexpm1<T>(p(2, j) * xn);
@@ -26,23 +27,23 @@ struct SELUVariation {
   }
 
   template <typename T, class P>
-  static LA_INLINE void fwd(const T* x, T* y, const P& p, const Cfg&) {
+  static LA_INLINE void fwd(const T* x, T* y, const P& p, const Cfg& cfg) {
     for (int u = 0; u < U; ++u) {
-      const int j = u * L<T>;
+      const int64_t j = u * cfg.step;
       const V<T> xv = vload(x + j);
-      V<T> xn, e, s, c;
-      negative<T>(xv, p, j, xn, e, s, c);
-      const V<T> neg = p(1, j) * e + p(3, j) * s;
+      const V<T> xn = vmin<T>(xv, vset(T(0)));  // the forward needs sin alone
+      const V<T> neg = p(1, j) * vexpm1<T>(p(2, j) * xn) +
+                       p(3, j) * vsin1<false, T>(clipped_phase<T>(xn, p(4, j)));
       vstore(y + j, p(5, j) * (p(0, j) * vsel<T>(xv > T(0), xv, neg)) + p(6, j));
     }
   }
 
-  template <typename T, class P>
-  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const Acc<T>& acc,
+  template <typename T, class P, class A>
+  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const A& acc,
                             const Cfg& cfg) {
     const T tie = cfg.ties ? T(1) : T(0.5);  // d min(x, 0)/dx at 0: 1 (PyTorch) or 1/2 (JAX)
     for (int u = 0; u < U; ++u) {
-      const int j = u * L<T>;
+      const int64_t j = u * cfg.step;
       const V<T> xv = vload(x + j), gg = vload(g + j);
       V<T> xn, e, s, c;
       negative<T>(xv, p, j, xn, e, s, c);
@@ -53,13 +54,13 @@ struct SELUVariation {
       const V<T> v = vsel<T>(pos, xv, neg);
       const V<T> gn = vsel<T>(pos, vset(T(0)), gg * sc * la);  // dL/d(neg)
       const V<T> dxn = vsel<T>(xv < T(0), vset(T(1)), vset(tie));
-      acc.add(0, j, gg * sc * v);
-      acc.add(1, j, gn * e);
-      acc.add(2, j, gn * al * (e + T(1)) * xn);
-      acc.add(3, j, gn * s);
-      acc.add(4, j, gn * ga * c * xn);
-      acc.add(5, j, gg * la * v);
-      acc.add(6, j, gg);
+      acc.add(0, u, gg * sc * v);
+      acc.add(1, u, gn * e);
+      acc.add(2, u, gn * al * (e + T(1)) * xn);
+      acc.add(3, u, gn * s);
+      acc.add(4, u, gn * ga * c * xn);
+      acc.add(5, u, gg * la * v);
+      acc.add(6, u, gg);
       vstore(gx + j, vsel<T>(pos, gg * sc * la,
                              gn * (al * be * (e + T(1)) + ga * om * c) * dxn));
     }

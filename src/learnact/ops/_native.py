@@ -74,7 +74,8 @@ def _build(name: str) -> Path:
     march = _build_mod.MARCH  # per-machine code (the cache key holds the CPU)
     variants = (march + omp, omp, march, ())
     if cxx:
-        return _build_mod.compile_cached(_build_mod.NATIVE / "families.cc", cc, _build_mod.CXX_FLAGS,
+        return _build_mod.compile_cached(_build_mod.NATIVE / "families.cc", cc,
+                                         _build_mod.CXX_FLAGS + _build_mod.gcc_flags(cc),
                                          variants, deps=_build_mod.headers(), libs=())
     flags = _FLAGS + _build_mod.gcc_flags(cc)
     return _build_mod.compile_cached(

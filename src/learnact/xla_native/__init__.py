@@ -73,12 +73,12 @@ class _Library:
     """One FFI source of this folder, built on first use (cached by :mod:`learnact._build`,
     its cache key holding jaxlib's FFI headers: the ABI the handlers are built for), its ABI
     checked and its handlers ``la_<target>`` registered as ``learnact_<target>``, once per
-    process. ``gcc``: add :data:`learnact._build.GCC_FLAGS` under GCC; ``deps``: native
-    sources it includes beyond the headers (DiTAC's cpab.c)."""
+    process (under GCC with :data:`learnact._build.GCC_FLAGS`, as every native kernel);
+    ``deps``: native sources it includes beyond the headers (DiTAC's cpab.c)."""
 
-    def __init__(self, source: str, targets: Any, what: str, gcc: bool = False,
+    def __init__(self, source: str, targets: Any, what: str,
                  deps: tuple[str, ...] = ()) -> None:
-        self.source, self.targets, self.what, self.gcc = _HERE / source, targets, what, gcc
+        self.source, self.targets, self.what = _HERE / source, targets, what
         self.deps = [_build.NATIVE / d for d in deps]
         self.lock = threading.Lock()
         self.loaded = self.ok = False
@@ -90,7 +90,7 @@ class _Library:
         if cxx is None:
             raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
         include = Path(jax.ffi.include_dir())
-        flags = _build.CXX_FLAGS + (_build.gcc_flags(cxx) if self.gcc else ())
+        flags = _build.CXX_FLAGS + _build.gcc_flags(cxx)
         path = _build.compile_cached(
             self.source, cxx, flags + ("-I" + str(include), "-I" + str(_build.NATIVE)),
             (_build.MARCH, ()),

@@ -30,7 +30,7 @@ from . import _Library, _targets
 __all__ = ["JNP", "FusedJnp", "apply", "available"]
 
 _CPAB = _Library("cpab.cc", lambda: _targets(["ditac_flow", "ditac_lut"]),
-                 "JAX DiTAC kernels", gcc=True, deps=("cpab.c",))
+                 "JAX DiTAC kernels", deps=("cpab.c",))
 
 
 def available() -> bool:
