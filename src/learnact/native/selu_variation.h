@@ -14,7 +14,7 @@ namespace la {
 //   (d min(x, 0)/dx at x = 0: the binding's convention, Cfg::ties)
 // ------------------------------------------------------------------------------------------
 struct SELUVariation {
-  static constexpr bool by_vector = true;  // common.h
+  static constexpr bool by_vector = false;  // common.h
   static int64_t width(const Cfg&) { return 7; }
 
   // the negative branch's pieces at xn = min(x, 0): e = expm1(beta xn), s, c = sin, cos(omega xn)
@@ -42,6 +42,10 @@ struct SELUVariation {
   static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const A& acc,
                             const Cfg& cfg) {
     const T tie = cfg.ties ? T(1) : T(0.5);  // d min(x, 0)/dx at 0: 1 (PyTorch) or 1/2 (JAX)
+    // one vector at a time (u outermost: U copies of its live vectors would spill), its seven
+    // parameter terms summed over the block in registers, added once per block
+    V<T> t[7];
+    for (int k = 0; k < 7; ++k) t[k] = vset(T(0));
     for (int u = 0; u < U; ++u) {
       const int64_t j = u * cfg.step;
       const V<T> xv = vload(x + j), gg = vload(g + j);
@@ -54,16 +58,17 @@ struct SELUVariation {
       const V<T> v = vsel<T>(pos, xv, neg);
       const V<T> gn = vsel<T>(pos, vset(T(0)), gg * sc * la);  // dL/d(neg)
       const V<T> dxn = vsel<T>(xv < T(0), vset(T(1)), vset(tie));
-      acc.add(0, u, gg * sc * v);
-      acc.add(1, u, gn * e);
-      acc.add(2, u, gn * al * (e + T(1)) * xn);
-      acc.add(3, u, gn * s);
-      acc.add(4, u, gn * ga * c * xn);
-      acc.add(5, u, gg * la * v);
-      acc.add(6, u, gg);
+      t[0] += gg * sc * v;
+      t[1] += gn * e;
+      t[2] += gn * al * (e + T(1)) * xn;
+      t[3] += gn * s;
+      t[4] += gn * ga * c * xn;
+      t[5] += gg * la * v;
+      t[6] += gg;
       vstore(gx + j, vsel<T>(pos, gg * sc * la,
                              gn * (al * be * (e + T(1)) + ga * om * c) * dxn));
     }
+    for (int k = 0; k < 7; ++k) acc.add(k, 0, t[k]);  // the block's sums (as Acc::sum's)
   }
 };
 
