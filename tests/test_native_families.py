@@ -24,12 +24,14 @@ KERNELS = sorted(n for n, f in FAMILIES.items() if f.table)
 # schedule: 83 channels = one full block of 64 float32 lanes (two of 32 float64) and a
 # partial one, and in the backward's blocks of U rows of one vector of channels, 5 full
 # vectors (10 in float64) and a partial one; 301 rows = 5 work items of 64 rows and a
-# partial block of rows at the end);
+# partial block of rows at the end); 2000 channels last: several tiles of channels
+# (schedule.h tile_channels: 1792 float32 / 896 float64 channels for 9 parameters);
 # channel_dim 0
 LAYOUTS = {
     "shared": (None, 1, (4, 3, 3000)),
     "channel_dim=1": (3, 1, (4, 3, 3000)),
     "channels_last": (83, -1, (301, 83)),
+    "channels_last_wide": (2000, -1, (9, 2000)),
     "channel_dim=0": (5, 0, (5, 1000)),
 }
 
