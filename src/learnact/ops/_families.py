@@ -154,18 +154,24 @@ def native_kernel(name: str, params: Sequence[Param], reference: tuple[Forward, 
 
 
 def family_op(name: str, params: Sequence[Param], forward: Forward, backward: Backward, *,
-              triton: str | None = None, compile: Literal["trace", "op"] = "trace") -> FamilyOp:
+              triton: str | None = None, compile: Literal["trace", "op"] = "trace",
+              compile_cpu: Literal["trace", "op"] = "trace") -> FamilyOp:
     """The family op ``learnact::<name>`` (ops/_library.py): ``forward``/``backward`` the
     reference, the native kernel on the CPU (where the family definition has a ``table``),
-    Triton on CUDA. Under ``torch.compile`` per-channel CPU calls keep the op (with the
-    native kernel) whatever ``compile`` says: inductor's traced per-channel parameter sums
+    Triton on CUDA. Under ``torch.compile``: ``compile`` for every device; ``compile_cpu="op"``
+    keeps the op (with the native kernel) for CPU calls only, where it measured faster than
+    inductor's fusion of the traced reference while CUDA keeps tracing (hermite). Per-channel
+    CPU calls keep the op whatever these say: inductor's traced per-channel parameter sums
     ran 2-3x slower (hermite d8, rational; benchmarks/RESULTS.md)."""
     if not family(name).table:
         return FamilyOp(name, params, forward, backward, triton=triton, compile=compile)
     names = [q.name for q in params]
 
     def keep_op(x: Tensor, ps: tuple) -> bool:
-        return x.device.type == "cpu" and per_channel(name, dict(zip(names, ps)))
+        return x.device.type == "cpu" and (compile_cpu == "op"
+                                           or per_channel(name, dict(zip(names, ps))))
 
-    return FamilyOp(name, params, forward, backward, triton=triton, compile=compile,
-                    cpu=native_kernel(name, params, (forward, backward)), keep_op=keep_op)
+    op = FamilyOp(name, params, forward, backward, triton=triton, compile=compile,
+                  cpu=native_kernel(name, params, (forward, backward)), keep_op=keep_op)
+    op.compile_cpu = compile_cpu
+    return op

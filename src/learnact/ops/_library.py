@@ -201,6 +201,7 @@ class FamilyOp:
         self.params = tuple(params)
         self.compile = compile
         self.keep_op = keep_op
+        self.compile_cpu = "trace"  # family_op's compile_cpu (what keep_op reads); tests
         self.kernels: dict[str, Kernel] = {"reference": Kernel(forward, backward)}
         if cpu is not None:
             self.kernels["cpu"] = cpu

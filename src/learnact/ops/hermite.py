@@ -23,6 +23,9 @@ op = family_op(
     lambda x, c, lo, hi, cd: hermite(x, c, cd, lo, hi),
     lambda x, c, lo, hi, grad, cd: hermite_backward(x, c, grad, cd, lo, hi),
     triton="learnact.ops.triton.hermite",
+    # CPU under torch.compile: the native kernel, fwd+bwd 1.41x GELU for d8 (inductor's fusion
+    # of the traced reference 1.66x), 2.1x for d16 (3.2x), d4 alike (1.2x); CUDA traces
+    compile_cpu="op",
 )
 
 
