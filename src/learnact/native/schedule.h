@@ -82,10 +82,13 @@ int64_t padded_channels(int64_t C) {
   return (C + W<T> - 1) / W<T> * W<T>;
 }
 
-// One block of n <= W<T> lanes at x (and g): a full block in place, a ragged one through
-// zero-padded copies (x = 0, g = 0: every parameter term of the pad lanes is an exact zero).
+// One block of n <= W<T> consecutive lanes at x (and g): a full block in place, a ragged one
+// through zero-padded copies (x = 0, g = 0: every parameter term of the pad lanes is an exact
+// zero). Vectors of a block are consecutive here (step L, set in this inlined copy: a
+// constant to the compiler)
 template <class F, typename T, class P>
-LA_INLINE void fwd_block(const T* x, T* y, int64_t n, const P& p, const Cfg& cfg) {
+LA_INLINE void fwd_block(const T* x, T* y, int64_t n, const P& p, Cfg cfg) {
+  cfg.step = L<T>;
   if (n == W<T>) {
     F::template fwd<T>(x, y, p, cfg);
     return;
@@ -98,7 +101,8 @@ LA_INLINE void fwd_block(const T* x, T* y, int64_t n, const P& p, const Cfg& cfg
 
 template <class F, typename T, class P, class A>
 LA_INLINE void bwd_block(const T* x, const T* g, T* gx, int64_t n, const P& p,
-                         const A& acc, const Cfg& cfg) {
+                         const A& acc, Cfg cfg) {
+  cfg.step = L<T>;
   if (n == W<T>) {
     F::template bwd<T>(x, g, gx, p, acc, cfg);
     return;
@@ -130,7 +134,6 @@ LA_INLINE void fwd_rows_block(const T* x, T* y, int64_t C, int64_t nr, int64_t n
 template <class F, typename T, class R>
 void forward(R& runner, const T* x, const T* table, T* y, Shape sh, Cfg cfg) {
   const int64_t P = F::width(cfg), C = sh.channels;
-  cfg.step = L<T>;
   if (sh.lanes()) {
     const int64_t Cp = padded_channels<T>(C);
     std::vector<T> tt = transposed(table, C, P, Cp);
@@ -211,14 +214,12 @@ void backward(R& runner, const T* x, const T* g, const T* table, T* gx, T* gtabl
         for (int64_t t0 = 0; t0 < C; t0 += tile) {
           const int64_t t1 = std::min(C, t0 + tile);
           if constexpr (F::by_vector) {  // blocks of W channels along a row ("lanes")
-            Cfg c = cfg;
-            c.step = L<T>;
             for (int64_t r = r0; r < r1; ++r)
               for (int64_t c0 = t0; c0 < t1; c0 += W<T>) {
                 const int64_t o = r * C + c0;
                 bwd_block<F, T>(x + o, g + o, gx + o, std::min<int64_t>(W<T>, C - c0),
                                 Par<T, Lay::lanes>{tt.data() + c0, Cp},
-                                Acc<T>{a + c0, Cp, L<T>}, c);
+                                Acc<T>{a + c0, Cp, L<T>}, cfg);
               }
           } else {  // blocks of U rows of L channels ("rows")
             for (int64_t r = r0; r < r1; r += U)
@@ -238,7 +239,6 @@ void backward(R& runner, const T* x, const T* g, const T* table, T* gx, T* gtabl
       for (int64_t k = 0; k < P; ++k)
         for (int64_t c = 0; c < C; ++c) total[c * P + k] += sums[(gi * P + k) * Cp + c];
   } else {
-    cfg.step = L<T>;
     const int64_t per_run = (sh.inner + CHUNK - 1) / CHUNK, runs = sh.outer * C;
     const int64_t items = runs * per_run;
     std::vector<double> sums(items * P, 0.0);  // per item (one channel's run or part of it)
