@@ -148,11 +148,11 @@ LA_INLINE bool vany(VI<T> m) {
 // Where a block's U vectors lie and whose parameters they take (Cfg::step: vector u starts
 // at element u * step):
 //   run    consecutive vectors of one run (step L), one shared row of parameters (broadcast)
-//   lanes  consecutive vectors along the channels (step L), a column of the transposed table
-//          per lane (the per-channel forward)
 //   rows   the same L channels in U consecutive rows (step = the row length C), every vector
-//          the same columns (the per-channel backward: its parameter terms sum over the
-//          block's vectors in registers, as the shared ones' do)
+//          the same columns (per channel, channels last: each column read once per block, and
+//          the backward's parameter terms sum over the block's vectors as the shared ones do)
+//   lanes  consecutive vectors along the channels (step L), a column of the transposed table
+//          per lane (the per-channel backward of families with by_vector, schedule.h)
 enum class Lay { run, lanes, rows };
 
 // Parameter k of vector u's lanes, j = u * step: a broadcast of the shared row (run), or
@@ -169,14 +169,16 @@ struct Par {
 
 // Accumulators of the parameters' terms (T; the schedule flushes them into double): vector
 // u's accumulator of parameter k at a + k * ld + u * sub, each holding the sum of L lanes (run
-// schedule: one shared row, sub = L; rows: the block's L channels, sub = Cp, see schedule.h).
+// schedule: one shared row, sub = L; rows: the block's L columns, sub = 0, every vector's
+// terms belong to the same columns; lanes: the vector's own L columns, sub = L).
 //   add(k, u, v)   vector u's terms v (one load-add-store)
 //   sum(k, t)      a block's terms t(u), u < U, summed in registers first and added once, to
 //                  vector 0's accumulator: one load-add-store per block instead of U (the
 //                  backward of tropical d8 was bound by these stores, 20 parameters x U per
-//                  block). Families with short per-vector chains use sum; those that loop
-//                  over u outermost (rational, SELU variation: U copies of their many live
-//                  vectors would spill) use add.
+//                  block). Families whose block loop runs over u outermost (U copies of their
+//                  many live vectors would spill) add per vector (rational: by_vector, its
+//                  per-channel backward on "lanes" blocks) or sum their few terms in
+//                  registers along the loop and add(k, 0, .) once (SELU variation).
 template <typename T>
 struct Acc {
   T* a;

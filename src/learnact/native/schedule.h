@@ -7,12 +7,13 @@
 //   * "run": a run of `inner` elements shares one channel's row (shared parameters: the whole
 //     tensor is one run, cut in chunks); lanes of a block are consecutive elements;
 //   * "lanes": channels last with per-channel rows (inner == 1, C > 1); the table is
-//     transposed to (P, Cp), Cp = C rounded up to whole blocks with zero columns. The forward's
-//     blocks (and the backward's of families with F::by_vector) are W consecutive channels of
-//     a row (Lay::lanes); the other families' backward blocks are U rows of the same L channels
-//     (Lay::rows), so each parameter's terms sum over the block in registers, as in the run
-//     schedule (per channel hermite d8 backward 3.3 -> 1.1 ns/element, tropical d4 3.1 -> 1.0,
-//     with the tiles and longer items below; a Xeon with AVX-512, one thread).
+//     transposed to (P, Cp), Cp = C rounded up to whole blocks with zero columns. Blocks are U
+//     rows of the same L channels (Lay::rows): each parameter column is read once per block
+//     and the backward's terms sum over the block in registers, as in the run schedule (per
+//     channel hermite d8 backward 3.3 -> 1.1 ns/element, tropical d4 3.1 -> 1.0, with the tiles
+//     and longer items below; a Xeon with AVX-512, one thread). The backward of families with
+//     F::by_vector (per-vector accumulator adds) runs blocks of W consecutive channels of a
+//     row instead (Lay::lanes).
 // A ragged block (the end of a run, of a row of channels, of an item's rows) runs on
 // zero-padded copies.
 // Parameter sums are formed per work item (run schedule) or per one of at most GROUPS
