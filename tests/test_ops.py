@@ -119,8 +119,8 @@ def test_wrong_parameter_count_is_a_clear_error() -> None:
 def test_compile_traces_the_reference_or_keeps_the_op(name, channels) -> None:
     """Under torch.compile a ``compile="trace"`` op is traced (inductor fuses it: the graph
     holds no learnact custom op), a ``compile="op"`` op stays one opaque call, and so does a
-    family op with per-channel parameters on the CPU, or any CPU call of one built with
-    ``compile_cpu="op"`` (its ``keep_op``); no graph break
+    family op with per-channel parameters on the CPU (its ``keep_op``), and any CPU call of an
+    op built with ``compile_cpu="op"``; no graph break
     either way. torch.export always traces (an exported program holds aten ops only)."""
     act, x, _ = _setup(name, channels, 120)
     op = family_ops()[name]
@@ -128,8 +128,8 @@ def test_compile_traces_the_reference_or_keeps_the_op(name, channels) -> None:
     explanation = torch._dynamo.explain(act)(x)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
     code = "\n".join(g.code for g in explanation.graphs)
-    kept = op.compile == "op" or (op.keep_op is not None
-                                  and (channels is not None or op.compile_cpu == "op"))
+    kept = (op.compile == "op" or op.compile_cpu == "op"
+            or (channels is not None and op.keep_op is not None))
     assert ("learnact" in code) == kept
     exported = torch.export.export(act, (x.detach(),))
     assert "learnact" not in str(exported.graph)

@@ -164,14 +164,13 @@ def family_op(name: str, params: Sequence[Param], forward: Forward, backward: Ba
     CPU calls keep the op whatever these say: inductor's traced per-channel parameter sums
     ran 2-3x slower (hermite d8, rational; benchmarks/RESULTS.md)."""
     if not family(name).table:
-        return FamilyOp(name, params, forward, backward, triton=triton, compile=compile)
+        return FamilyOp(name, params, forward, backward, triton=triton, compile=compile,
+                        compile_cpu=compile_cpu)
     names = [q.name for q in params]
 
     def keep_op(x: Tensor, ps: tuple) -> bool:
-        return x.device.type == "cpu" and (compile_cpu == "op"
-                                           or per_channel(name, dict(zip(names, ps))))
+        return x.device.type == "cpu" and per_channel(name, dict(zip(names, ps)))
 
-    op = FamilyOp(name, params, forward, backward, triton=triton, compile=compile,
-                  cpu=native_kernel(name, params, (forward, backward)), keep_op=keep_op)
-    op.compile_cpu = compile_cpu
-    return op
+    return FamilyOp(name, params, forward, backward, triton=triton, compile=compile,
+                    compile_cpu=compile_cpu, cpu=native_kernel(name, params, (forward, backward)),
+                    keep_op=keep_op)

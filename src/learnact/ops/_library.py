@@ -188,6 +188,9 @@ class FamilyOp:
         compile: under ``torch.compile``, ``"trace"`` (inductor fuses the reference with its
             neighbours) or ``"op"`` (the opaque op with its native kernel: for families whose
             traced backward inductor handles badly); ``torch.export`` always traces.
+        compile_cpu: ``"op"`` keeps the op for CPU calls under ``torch.compile`` while other
+            devices follow ``compile`` (hermite: its native kernel measured faster than
+            inductor's fusion of the reference on the CPU).
         keep_op: with ``compile="trace"``, calls ``keep_op(x, params)`` says True for keep the
             op anyway (the families' per-channel CPU calls, which inductor's traced parameter
             reductions run 2-3x slower than the native kernel: benchmarks/RESULTS.md).
@@ -196,12 +199,13 @@ class FamilyOp:
     def __init__(self, name: str, params: Sequence[Param], forward: Forward, backward: Backward,
                  *, cpu: Kernel | None = None,
                  triton: str | None = None, compile: Literal["trace", "op"] = "trace",
+                 compile_cpu: Literal["trace", "op"] = "trace",
                  keep_op: Callable[[Tensor, tuple], bool] | None = None) -> None:
         self.name = name
         self.params = tuple(params)
         self.compile = compile
+        self.compile_cpu = compile_cpu
         self.keep_op = keep_op
-        self.compile_cpu = "trace"  # family_op's compile_cpu (what keep_op reads); tests
         self.kernels: dict[str, Kernel] = {"reference": Kernel(forward, backward)}
         if cpu is not None:
             self.kernels["cpu"] = cpu
@@ -237,7 +241,8 @@ class FamilyOp:
         return self.forward_op(x, *params, channel_dim)
 
     def _op_under_compile(self, x: Tensor, params: tuple) -> bool:
-        return self.compile == "op" or (self.keep_op is not None and self.keep_op(x, params))
+        return (self.compile == "op" or (self.compile_cpu == "op" and x.device.type == "cpu")
+                or (self.keep_op is not None and self.keep_op(x, params)))
 
     @property
     def reference(self) -> tuple[Forward, Backward]:
