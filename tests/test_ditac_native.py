@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import learnact
+from learnact.core.cpab import GATE_IDS
 from learnact.functional import cpab
 
 
@@ -267,7 +268,7 @@ def test_native_register_table_kernel(gate: str, cells: int, zero: bool, scale: 
     gen = torch.Generator().manual_seed(cells)
     theta = (torch.randn(B.shape[1], generator=gen, dtype=torch.float64) * scale).requires_grad_()
     a2, b2, tau2 = cpab.flow_tables(theta, B)
-    gid = ops.common._GATE_ID[gate]
+    gid = GATE_IDS[gate]
 
     def theta_grad(hist: torch.Tensor, tb) -> torch.Tensor:
         # the table sums as dL/dtheta (endpoints of zero-velocity boundaries move terms between

@@ -14,7 +14,6 @@ import torch
 from torch import Tensor
 
 from ..._tensor import canonical_dim, compute_dtype, use_fast_cpu_path
-from ...core.cpab import GATE_IDS
 from .. import _native
 from .._chunks import as_bcr, map_chunks
 from .._library import _import_triton_module, assume_constant_result, current_backend
@@ -450,7 +449,6 @@ def _native_layout(xx: Tensor, channel_dim: int | None, channels: int) -> tuple[
 # instead of ~10 eager passes, and a private-per-thread histogram for the table's gradient.
 # Opaque custom ops, so torch.compile calls them as they are (inductor's CPU code reads the
 # table with a scalar loop); CUDA and other dtypes take the PyTorch path below.
-_GATE_ID = GATE_IDS  # the C enum's numbers (learnact.core.cpab, shared with the JAX binding)
 
 
 @assume_constant_result

@@ -47,8 +47,9 @@ import torch
 from torch import Tensor
 
 from ..._tensor import compute_dtype
+from ...core.cpab import GATE_IDS
 from .. import _native
-from .common import (_GATE_ID, GATES, FlowConfig, _backward_pieces, _channel_ids,
+from .common import (GATES, FlowConfig, _backward_pieces, _channel_ids,
                      _forward_pieces, _native_layout, flow_reference, _native_ok, _run, _Tables,
                      _trajectory_grads, _triton_kernels)
 
@@ -129,7 +130,7 @@ def _flow_native_args(x: Tensor, xx: Tensor, tb: _Tables, channel_dim, cfg: Flow
     t, lo, hi, gate, alpha = cfg.t, cfg.lo, cfg.hi, cfg.gate, cfg.alpha
     _channel_ids(x, channel_dim, tb.channels)  # checks the channel count
     return (tb.a, tb.b, tb.P, tb.stop, *_native_layout(xx, channel_dim, tb.channels), t, lo, hi,
-            _GATE_ID[gate], alpha)
+            GATE_IDS[gate], alpha)
 
 
 class _CPABFlow(torch.autograd.Function):
@@ -142,7 +143,7 @@ class _CPABFlow(torch.autograd.Function):
             tb = _Tables(a2, b2, tau2, t, torch.float32)
             ctx.tables = tb
             return tri.flow_forward(x, tb.a, tb.b, tb.P, tb.stop, tb.channels, channel_dim, t,
-                                    lo, hi, _GATE_ID[gate], alpha)
+                                    lo, hi, GATE_IDS[gate], alpha)
         dtype = compute_dtype(x)
         xx = x.to(dtype)
         tb = _Tables(a2, b2, tau2, t, dtype)
@@ -194,7 +195,7 @@ def _first_order_backward(ctx, gy: Tensor) -> tuple:
         tb = ctx.tables  # the forward took this path too
         cfg = ctx.cfg
         gx, tabs = tri.flow_backward(x, gy, tb.a, tb.b, tb.P, tb.stop, tb.channels,
-                                     channel_dim, t, lo, cfg.hi, _GATE_ID[cfg.gate],
+                                     channel_dim, t, lo, cfg.hi, GATE_IDS[cfg.gate],
                                      cfg.alpha, want_tables)
         grads = [None, None, None] if tabs is None else [
             G.reshape(v.shape).to(v.dtype) for G, v in zip(tabs, (a2, b2, tau2))]

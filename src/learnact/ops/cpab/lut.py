@@ -28,8 +28,9 @@ import torch
 from torch import Tensor
 
 from ..._tensor import compute_dtype
+from ...core.cpab import GATE_IDS
 from .. import _native
-from .common import (_GATE_ID, GATES, _backward_pieces, _BinAcc, _channel_ids,
+from .common import (GATES, _backward_pieces, _BinAcc, _channel_ids,
                      _forward_pieces, _native_library_loaded, _native_layout, _native_ok,
                      _table_grads, _table_jacobian, _Tables, _take, _trajectory,
                      _triton_kernels, gate_and_slope)
@@ -93,7 +94,7 @@ def _grid_native(a2: Tensor, b2: Tensor, tau2: Tensor, n: int,
     u, _ = _grid(a2, n)
     tb = _Tables(a2, b2, tau2, t, torch.float64)
     return (u.contiguous(), (tb.a, tb.b, tb.P, tb.stop, tb.channels, n, t, 0.0, 1.0,
-                             _GATE_ID["identity"], 0.0), tb)
+                             GATE_IDS["identity"], 0.0), tb)
 
 
 def grid_jacobian_fits(a2: Tensor, n: int) -> bool:
@@ -281,11 +282,11 @@ class _CPABLut(torch.autograd.Function):
         if tri is not None:
             _channel_ids(x, channel_dim, channels)  # checks the channel count
             k, off = _bin_rule(n, lo, hi)
-            return tri.lut_forward(x, D, channels, channel_dim, k, off, _GATE_ID[gate], alpha)
+            return tri.lut_forward(x, D, channels, channel_dim, k, off, GATE_IDS[gate], alpha)
         if _native_ok(xx):
             _channel_ids(x, channel_dim, channels)  # checks the channel count
             out = lut_apply(xx.contiguous(), D, *_lut_layout(xx, channel_dim, channels, n, lo,
-                                                              hi), _GATE_ID[gate], alpha)
+                                                              hi), GATE_IDS[gate], alpha)
             return out.reshape(x.shape).to(x.dtype)
 
         def piece(xp: Tensor, ch: Tensor | None):
@@ -319,7 +320,7 @@ def _lut_backward(ctx, gy: Tensor) -> tuple:
     if tri is not None:
         k, off = _bin_rule(n, lo, hi)
         gx, hist = tri.lut_backward(x, gy, D, S, channels, channel_dim, k, off,
-                                    _GATE_ID[gate], alpha, want_table)
+                                    GATE_IDS[gate], alpha, want_table)
         gtab = None
         if want_table:
             G = hist.reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
@@ -328,7 +329,7 @@ def _lut_backward(ctx, gy: Tensor) -> tuple:
     if _native_ok(xx):
         gx, hist = lut_apply_backward(
             xx.contiguous(), g.contiguous(), D, S,
-            *_lut_layout(xx, channel_dim, channels, n, lo, hi), _GATE_ID[gate], alpha,
+            *_lut_layout(xx, channel_dim, channels, n, lo, hi), GATE_IDS[gate], alpha,
             want_table)
         gx = gx.reshape(x.shape).to(x.dtype)
         gtab = None
