@@ -76,7 +76,7 @@ test-torch: setup data browser compiler
 # learnact.jax and learnact.keras without torch; Keras on the JAX and TensorFlow backends, each
 # in its own process (tests/test_frontends_parity.py in the suite above compares with torch)
 test-frontends: setup-frontends compiler
-	KERAS_BACKEND=jax $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends
+	KERAS_BACKEND=jax $(FPY) -m pytest -q --durations=15 --confcutdir=tests/frontends tests/frontends
 	KERAS_BACKEND=tensorflow $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends/test_keras.py tests/frontends/test_surrogates.py tests/frontends/test_perlin.py
 
 # the wheel in a fresh venv, run from outside the tree (so the installed copy is imported):
