@@ -15,10 +15,12 @@ struct Fourier {
   static constexpr bool by_vector = false;  // common.h
   static int64_t width(const Cfg& c) { return 1 + 3 * c.a; }
 
-  // theta_k = w_k x - phi_k (w_k x clipped)
-  template <typename T, class P>
+  // theta_k = w_k x - phi_k (w_k x clipped; CHECK = false: the block is in_range, where
+  // |w_k x| < LIMIT and the clip changes nothing)
+  template <typename T, bool CHECK, class P>
   static LA_INLINE V<T> phase(V<T> xv, const P& p, int d, int k, int64_t j) {
-    return clipped_phase<T>(xv, p(1 + d + k, j)) - p(1 + 2 * d + k, j);
+    const V<T> w = p(1 + d + k, j);
+    return (CHECK ? clipped_phase<T>(xv, w) : xv * w) - p(1 + 2 * d + k, j);
   }
 
   // whether every phase of the block is within the sin/cos polynomials' range: |x| max|w_k| +
@@ -58,7 +60,7 @@ struct Fourier {
     for (int k = 0; k < d; ++k)
       for (int u = 0; u < U; ++u) {
         const int64_t j = u * cfg.step;
-        f[u] += p(1 + k, j) * vsin1<true, T, CHECK>(phase<T>(xv[u], p, d, k, j));
+        f[u] += p(1 + k, j) * vsin1<true, T, CHECK>(phase<T, CHECK>(xv[u], p, d, k, j));
       }
     for (int u = 0; u < U; ++u) vstore(y + u * cfg.step, f[u]);
   }
@@ -90,7 +92,7 @@ struct Fourier {
         const int64_t j = u * cfg.step;
         const V<T> amp = p(1 + k, j), fr = p(1 + d + k, j);
         V<T> s;
-        vsincos<T, CHECK>(phase<T>(xv[u], p, d, k, j), s, c[u]);
+        vsincos<T, CHECK>(phase<T, CHECK>(xv[u], p, d, k, j), s, c[u]);
         as[u] = gg[u] * amp * s;  // g c_k sin(theta)
         df[u] -= amp * fr * s;
       }

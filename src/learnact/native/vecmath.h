@@ -79,6 +79,16 @@ struct Trig<double> {
   }
 };
 
+// v with the sign bits of `bits` XORed in (bits: only sign bits set)
+template <typename T>
+LA_INLINE V<T> vflip(V<T> v, VI<T> bits) {
+  VI<T> b;
+  std::memcpy(&b, &v, sizeof v);
+  b ^= bits;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+
 // w x clipped to +-2^127 (PHASE_BOUND of learnact/core/_xp.py: exact in float and double): an
 // overflowing phase made sin/cos NaN at finite x (Fourier's w x, SELU variation's omega x);
 // NaN stays NaN (std::max/std::min return their first argument when unordered)
@@ -111,11 +121,15 @@ static LA_INLINE void vsincos(V<T> v, V<T>& s, V<T>& c) {
   const V<T> r = ((v - q * R::P1) - q * R::P2) - q * R::P3;
   const V<T> r2 = r * r;
   const V<T> sr = R::sin_r(r, r2), cr = R::cos_r(r2);
-  const VI<T> m = __builtin_convertvector(q, VI<T>) & 3;  // quadrant 0..3
-  const VI<T> odd = (m & 1) != 0;
+  // quadrant m = q mod 4: sin and cos swap where m is odd; sin is negative where m >= 2 (bit
+  // 1 of q), cos where m is 1 or 2 (bit 1 of q + 1): those bits moved to the sign bit and
+  // XORed in (a negation where set: the same bits as selects of -v, in fewer instructions)
+  const VI<T> qi = __builtin_convertvector(q, VI<T>);
+  const VI<T> odd = (qi & 1) != 0;
   const V<T> sv = vsel<T>(odd, cr, sr), cv = vsel<T>(odd, sr, cr);
-  s = vsel<T>(m >= 2, -sv, sv);
-  c = vsel<T>((m == 1) | (m == 2), -cv, cv);
+  constexpr int SIGN = 8 * sizeof(T) - 2;  // bit 1 to the sign bit
+  s = vflip<T>(sv, (qi & 2) << SIGN);
+  c = vflip<T>(cv, ((qi + 1) & 2) << SIGN);
   // |v| > LIMIT (rare); NaN and infinities come out NaN either way, as from std::
   if (CHECK && __builtin_expect(vany<T>(vabs<T>(v) > R::LIMIT), 0)) {
     s = sin_beyond<T>(v, s);
@@ -142,10 +156,10 @@ static LA_INLINE V<T> vsin1(V<T> v) {
     const V<T> m = COS ? h * T(2) + T(1) : h * T(2);
     const V<T> r = ((v - m * R::P1) - m * R::P2) - m * R::P3;
     V<T> out = R::sin_half_pi(r, r * r);
-    // sin: (-1)^h; cos: cos(h pi + pi/2 + r) = -(-1)^h sin(r)
-    VI<T> neg = (__builtin_convertvector(h, VI<T>) & 1) != 0;
-    if (COS) neg = ~neg;
-    out = vsel<T>(neg, -out, out);
+    // sin: (-1)^h; cos: cos(h pi + pi/2 + r) = -(-1)^h sin(r): the parity of h (of h + 1
+    // for cos) XORed into the sign bit
+    const VI<T> hi = __builtin_convertvector(h, VI<T>);
+    out = vflip<T>(out, ((COS ? hi + 1 : hi) & 1) << 31);
     if (CHECK && __builtin_expect(vany<T>(vabs<T>(v) > R::LIMIT), 0))
       out = COS ? cos_beyond<T>(v, out) : sin_beyond<T>(v, out);
     return out;
