@@ -18,29 +18,62 @@ struct SELUVariation {
   static int64_t width(const Cfg&) { return 7; }
 
   // the negative branch's pieces at xn = min(x, 0): e = expm1(beta xn), s, c = sin, cos(omega xn)
-  template <typename T, class P>
+  // (CHECK: clip omega xn and redo lanes beyond the sin/cos range; false where in_range)
+  template <typename T, bool CHECK, class P>
   static LA_INLINE void negative(V<T> xv, const P& p, int64_t j, V<T>& xn, V<T>& e, V<T>& s,
                                  V<T>& c) {
     xn = vmin<T>(xv, vset(T(0)));
     e = vexpm1<T>(p(2, j) * xn);
-    vsincos<T>(clipped_phase<T>(xn, p(4, j)), s, c);
+    vsincos<T, CHECK>(phase<T, CHECK>(xn, p(4, j)), s, c);
+  }
+  template <typename T, bool CHECK>
+  static LA_INLINE V<T> phase(V<T> xn, V<T> om) {
+    return CHECK ? clipped_phase<T>(xn, om) : xn * om;
+  }
+
+  // whether every lane's omega xn is within the sin/cos polynomials' range: the block's least
+  // x times |omega| below LIMIT (1% to spare; every vector of a block has the same omega in
+  // both layouts that run this family), one test per block instead of a clip and a range test
+  // per vector. -inf or a NaN omega fail it; a NaN x, whose sin/cos are NaN either way, does
+  // not count.
+  template <typename T, class P>
+  static LA_INLINE bool in_range(const T* x, const P& p, const Cfg& cfg) {
+    V<T> lo = vset(T(0));
+    for (int u = 0; u < U; ++u) lo = vmin<T>(lo, vload(x + u * cfg.step));
+    return !vany<T>(~(vabs<T>(lo) * vabs<T>(p(4, 0)) <= T(0.99) * Trig<T>::LIMIT));
   }
 
   template <typename T, class P>
   static LA_INLINE void fwd(const T* x, T* y, const P& p, const Cfg& cfg) {
+    if (__builtin_expect(in_range<T>(x, p, cfg), 1))
+      fwd_terms<T, false>(x, y, p, cfg);
+    else
+      fwd_terms<T, true>(x, y, p, cfg);
+  }
+  template <typename T, class P, class A>
+  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const A& acc,
+                            const Cfg& cfg) {
+    if (__builtin_expect(in_range<T>(x, p, cfg), 1))
+      bwd_terms<T, false>(x, g, gx, p, acc, cfg);
+    else
+      bwd_terms<T, true>(x, g, gx, p, acc, cfg);
+  }
+
+  template <typename T, bool CHECK, class P>
+  static LA_INLINE void fwd_terms(const T* x, T* y, const P& p, const Cfg& cfg) {
     for (int u = 0; u < U; ++u) {
       const int64_t j = u * cfg.step;
       const V<T> xv = vload(x + j);
       const V<T> xn = vmin<T>(xv, vset(T(0)));  // the forward needs sin alone
       const V<T> neg = p(1, j) * vexpm1<T>(p(2, j) * xn) +
-                       p(3, j) * vsin1<false, T>(clipped_phase<T>(xn, p(4, j)));
+                       p(3, j) * vsin1<false, T, CHECK>(phase<T, CHECK>(xn, p(4, j)));
       vstore(y + j, p(5, j) * (p(0, j) * vsel<T>(xv > T(0), xv, neg)) + p(6, j));
     }
   }
 
-  template <typename T, class P, class A>
-  static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const A& acc,
-                            const Cfg& cfg) {
+  template <typename T, bool CHECK, class P, class A>
+  static LA_INLINE void bwd_terms(const T* x, const T* g, T* gx, const P& p, const A& acc,
+                                  const Cfg& cfg) {
     const T tie = cfg.ties ? T(1) : T(0.5);  // d min(x, 0)/dx at 0: 1 (PyTorch) or 1/2 (JAX)
     // one vector at a time (u outermost: U copies of its live vectors would spill), its seven
     // parameter terms summed over the block in registers, added once per block
@@ -50,7 +83,7 @@ struct SELUVariation {
       const int64_t j = u * cfg.step;
       const V<T> xv = vload(x + j), gg = vload(g + j);
       V<T> xn, e, s, c;
-      negative<T>(xv, p, j, xn, e, s, c);
+      negative<T, CHECK>(xv, p, j, xn, e, s, c);
       const V<T> la = p(0, j), al = p(1, j), be = p(2, j), ga = p(3, j), om = p(4, j),
                  sc = p(5, j);
       const VI<T> pos = xv > T(0);
