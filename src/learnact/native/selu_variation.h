@@ -23,7 +23,7 @@ struct SELUVariation {
   static LA_INLINE void negative(V<T> xv, const P& p, int64_t j, V<T>& xn, V<T>& e, V<T>& s,
                                  V<T>& c) {
     xn = vmin<T>(xv, vset(T(0)));
-    e = vexpm1<T>(p(2, j) * xn);
+    e = vexpm1<T, CHECK>(p(2, j) * xn);
     vsincos<T, CHECK>(phase<T, CHECK>(xn, p(4, j)), s, c);
   }
   template <typename T, bool CHECK>
@@ -31,16 +31,18 @@ struct SELUVariation {
     return CHECK ? clipped_phase<T>(xn, om) : xn * om;
   }
 
-  // whether every lane's omega xn is within the sin/cos polynomials' range: the block's least
-  // x times |omega| below LIMIT (1% to spare; every vector of a block has the same omega in
-  // both layouts that run this family), one test per block instead of a clip and a range test
-  // per vector. -inf or a NaN omega fail it; a NaN x, whose sin/cos are NaN either way, does
-  // not count.
+  // whether every lane's omega xn is within the sin/cos polynomials' range and beta xn within
+  // expm1's: the block's least x times |omega| below LIMIT, times |beta| below Exp::HI (1% to
+  // spare; every vector of a block has the same omega and beta in both layouts that run this
+  // family), one test per block instead of the clips and range tests per vector. -inf or a
+  // NaN parameter fail it; a NaN x, whose results are NaN either way, does not count.
   template <typename T, class P>
   static LA_INLINE bool in_range(const T* x, const P& p, const Cfg& cfg) {
     V<T> lo = vset(T(0));
     for (int u = 0; u < U; ++u) lo = vmin<T>(lo, vload(x + u * cfg.step));
-    return !vany<T>(~(vabs<T>(lo) * vabs<T>(p(4, 0)) <= T(0.99) * Trig<T>::LIMIT));
+    const V<T> a = vabs<T>(lo);
+    return !vany<T>(~(a * vabs<T>(p(4, 0)) <= T(0.99) * Trig<T>::LIMIT) |
+                    ~(a * vabs<T>(p(2, 0)) <= T(0.99) * Exp<T>::HI));
   }
 
   template <typename T, class P>
@@ -65,7 +67,7 @@ struct SELUVariation {
       const int64_t j = u * cfg.step;
       const V<T> xv = vload(x + j);
       const V<T> xn = vmin<T>(xv, vset(T(0)));  // the forward needs sin alone
-      const V<T> neg = p(1, j) * vexpm1<T>(p(2, j) * xn) +
+      const V<T> neg = p(1, j) * vexpm1<T, CHECK>(p(2, j) * xn) +
                        p(3, j) * vsin1<false, T, CHECK>(phase<T, CHECK>(xn, p(4, j)));
       vstore(y + j, p(5, j) * (p(0, j) * vsel<T>(xv > T(0), xv, neg)) + p(6, j));
     }

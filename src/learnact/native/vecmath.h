@@ -227,15 +227,18 @@ struct Exp<double> {
   }
 };
 
-template <typename T>
+// CHECK = false: the caller knows LO <= t <= HI or t NaN in every lane (no clamp; a NaN t
+// gives NaN through the polynomial)
+template <typename T, bool CHECK = true>
 static LA_INLINE V<T> vexpm1(V<T> t) {
   using E = Exp<T>;
-  const V<T> z = vmin<T>(vmax<T>(t, vset(E::LO)), vset(E::HI));
+  const V<T> z = CHECK ? vmin<T>(vmax<T>(t, vset(E::LO)), vset(E::HI)) : t;
   const V<T> k = vrint<T>(z * T(1.44269504088896340736));
   const V<T> r = (z - k * E::LN2_HI) - k * E::LN2_LO;
   const V<T> em1 = r + r * r * E::em1_r(r);
   const V<T> scale = E::pow2(k);
   V<T> v = scale * em1 + (scale - T(1));
+  if (!CHECK) return v;
   v = vsel<T>(t > E::OVERFLOW, vset(T(INFINITY)), v);
   return vsel<T>(t != t, t, v);  // NaN stays NaN
 }
