@@ -204,6 +204,7 @@ struct Cfg {
   // d clamp(x, max=0)/dx = 1 at 0); each binding passes its framework's
   int64_t ties = 0;
   int64_t step = 0;  // vector u of a block starts at element u * step (the schedule sets it)
+  double bound = 0;  // a family's number from its whole table (F::prepare, schedule.h)
 };
 
 }  // namespace la

@@ -45,6 +45,13 @@ struct Shape {
   bool lanes() const { return channels > 1 && inner == 1; }
 };
 
+// F::prepare(table, channels, cfg) (optional): reads the whole (C, P) table once per call
+// and sets cfg.bound (rational: its largest coefficient, for the per-block overflow test)
+template <class F, class = void>
+struct Prepares : std::false_type {};
+template <class F>
+struct Prepares<F, std::void_t<decltype(&F::template prepare<float>)>> : std::true_type {};
+
 template <class R>
 int64_t worker_count(const R& runner, int64_t items) {
   return std::max<int64_t>(1, std::min<int64_t>(runner.threads(), items));
@@ -135,6 +142,7 @@ LA_INLINE void fwd_rows_block(const T* x, T* y, int64_t C, int64_t nr, int64_t n
 template <class F, typename T, class R>
 void forward(R& runner, const T* x, const T* table, T* y, Shape sh, Cfg cfg) {
   const int64_t P = F::width(cfg), C = sh.channels;
+  if constexpr (Prepares<F>::value) F::prepare(table, C, cfg);
   if (sh.lanes()) {
     const int64_t Cp = padded_channels<T>(C);
     std::vector<T> tt = transposed(table, C, P, Cp);
@@ -195,6 +203,7 @@ template <class F, typename T, class R>
 void backward(R& runner, const T* x, const T* g, const T* table, T* gx, T* gtable, Shape sh,
               Cfg cfg) {
   const int64_t P = F::width(cfg), C = sh.channels;
+  if constexpr (Prepares<F>::value) F::prepare(table, C, cfg);
   std::vector<double> total(C * P, 0.0);  // (C, P)
   if (sh.lanes()) {
     const int64_t Cp = padded_channels<T>(C);
