@@ -19,8 +19,7 @@ struct Fourier {
   // |w_k x| < LIMIT and the clip changes nothing)
   template <typename T, bool CHECK, class P>
   static LA_INLINE V<T> phase(V<T> xv, const P& p, int d, int k, int64_t j) {
-    const V<T> w = p(1 + d + k, j);
-    return (CHECK ? clipped_phase<T>(xv, w) : xv * w) - p(1 + 2 * d + k, j);
+    return clipped_phase<T, CHECK>(xv, p(1 + d + k, j)) - p(1 + 2 * d + k, j);
   }
 
   // whether every phase of the block is within the sin/cos polynomials' range: |x| max|w_k| +

@@ -91,20 +91,21 @@ struct Rational {
         if (!(v <= c)) c = v;  // NaN kept
       }
     const double lim = sizeof(T) == 4 ? 0x1p100 : 0x1p1000;
-    cfg.bound = 0.99 * std::pow(lim / (std::max(c, 1e-300) * double((d + 2) * (d + 2))),
-                                1.0 / double(d));
+    const double M = 0.99 * std::pow(lim / (std::max(c, 1e-300) * double((d + 2) * (d + 2))),
+                                     1.0 / double(d));
+    cfg.bound = std::min(M, 1e30);  // a float still (NaN stays NaN: std::min returns M)
   }
 
-  template <typename T, class P>
-  static LA_INLINE bool plain_ok(const T* x, const P&, const Cfg& cfg) {
+  template <typename T>
+  static LA_INLINE bool plain_ok(const T* x, const Cfg& cfg) {
     V<T> mx = vabs<T>(vload(x));
     for (int u = 1; u < U; ++u) mx = vmax<T>(vabs<T>(vload(x + u * cfg.step)), mx);  // NaN kept
-    return !vany<T>(~(mx <= (T)std::min(cfg.bound, 1e30)));
+    return !vany<T>(~(mx <= (T)cfg.bound));
   }
 
   template <typename T, class P>
   static LA_INLINE void fwd(const T* x, T* y, const P& p, const Cfg& cfg) {
-    if (plain_ok<T>(x, p, cfg))
+    if (plain_ok<T>(x, cfg))
       fwd_sums<T, false>(x, y, p, cfg);
     else
       fwd_sums<T, true>(x, y, p, cfg);
@@ -112,7 +113,7 @@ struct Rational {
   template <typename T, class P, class A>
   static LA_INLINE void bwd(const T* x, const T* g, T* gx, const P& p, const A& acc,
                             const Cfg& cfg) {
-    if (plain_ok<T>(x, p, cfg))
+    if (plain_ok<T>(x, cfg))
       bwd_sums<T, false>(x, g, gx, p, acc, cfg);
     else
       bwd_sums<T, true>(x, g, gx, p, acc, cfg);

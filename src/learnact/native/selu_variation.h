@@ -24,11 +24,7 @@ struct SELUVariation {
                                  V<T>& c) {
     xn = vmin<T>(xv, vset(T(0)));
     e = vexpm1<T, CHECK>(p(2, j) * xn);
-    vsincos<T, CHECK>(phase<T, CHECK>(xn, p(4, j)), s, c);
-  }
-  template <typename T, bool CHECK>
-  static LA_INLINE V<T> phase(V<T> xn, V<T> om) {
-    return CHECK ? clipped_phase<T>(xn, om) : xn * om;
+    vsincos<T, CHECK>(clipped_phase<T, CHECK>(xn, p(4, j)), s, c);
   }
 
   // whether every lane's omega xn is within the sin/cos polynomials' range and beta xn within
@@ -68,7 +64,7 @@ struct SELUVariation {
       const V<T> xv = vload(x + j);
       const V<T> xn = vmin<T>(xv, vset(T(0)));  // the forward needs sin alone
       const V<T> neg = p(1, j) * vexpm1<T, CHECK>(p(2, j) * xn) +
-                       p(3, j) * vsin1<false, T, CHECK>(phase<T, CHECK>(xn, p(4, j)));
+                       p(3, j) * vsin1<false, T, CHECK>(clipped_phase<T, CHECK>(xn, p(4, j)));
       vstore(y + j, p(5, j) * (p(0, j) * vsel<T>(xv > T(0), xv, neg)) + p(6, j));
     }
   }

@@ -91,9 +91,11 @@ LA_INLINE V<T> vflip(V<T> v, VI<T> bits) {
 
 // w x clipped to +-2^127 (PHASE_BOUND of learnact/core/_xp.py: exact in float and double): an
 // overflowing phase made sin/cos NaN at finite x (Fourier's w x, SELU variation's omega x);
-// NaN stays NaN (std::max/std::min return their first argument when unordered)
-template <typename T>
+// NaN stays NaN (std::max/std::min return their first argument when unordered). CHECK =
+// false: the caller's range test bounds |w x| below LIMIT, where the clip changes nothing
+template <typename T, bool CHECK = true>
 static LA_INLINE V<T> clipped_phase(V<T> x, V<T> w) {
+  if (!CHECK) return x * w;
   const V<T> b = vset(T(1.7014118346046923e38));
   return vmin<T>(vmax<T>(x * w, -b), b);
 }
