@@ -67,12 +67,33 @@ def test_values_and_gradients_match_the_formula(lut, gate, layout, dtype, tol):
                         dtype)
     g = jnp.asarray(rng.normal(size=shape), dtype)
     kw = dict(lut=lut, gate=gate, channel_dim=cd, per_channel=channels is not None)
-    got, want = [jax.vjp(lambda x, t, on=on: _f(x, t, on=on, **kw), x, theta)
-                 for on in (True, False)]
+    got, want = [_value_and_vjp(on, x, theta, g, **kw) for on in (True, False)]
     assert got[0].dtype == dtype
-    assert _rel(got[0], want[0]) <= tol
-    for a, b in zip(got[1](g), want[1](g)):  # dL/dx, dL/dtheta
+    for a, b in zip(got, want):  # f, dL/dx, dL/dtheta
         assert _rel(a, b) <= tol
+
+
+def _value_and_vjp(on, x, theta, g, jit=True, **kw):
+    """f and its VJP (dL/dx, dL/dtheta) with the kernels on or off, under jax.jit (one
+    compilation; eagerly every small operation of the formula compiles on its own)."""
+    def run(x, theta, g):
+        y, vjp = jax.vjp(lambda x, t: _f(x, t, on=on, **kw), x, theta)
+        return (y, *vjp(g))
+    return (jax.jit(run) if jit else run)(x, theta, g)
+
+
+@pytest.mark.parametrize("lut", [None, 256])
+def test_eager_calls_match_jit(lut):
+    """The same kernels outside jax.jit (eager nnx training): the formula's result under jit."""
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.uniform(-1.5, 3.0, size=(3, 50, 7)), jnp.float32)
+    theta = jnp.asarray(0.7 * rng.normal(size=(7, B.shape[1])), jnp.float32)
+    g = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+    kw = dict(lut=lut, gate="gelu", channel_dim=-1, per_channel=True)
+    got = _value_and_vjp(True, x, theta, g, jit=False, **kw)
+    want = _value_and_vjp(False, x, theta, g, **kw)
+    for a, b in zip(got, want):
+        assert _rel(a, b) <= 2e-5
 
 
 def test_the_kernels_run_and_fall_back_where_they_do_not_apply():
@@ -126,7 +147,7 @@ def test_grad_of_grad_jit_and_vmap(lut):
         def penalty(t):
             gx = jax.grad(lambda v: _f(v, t, on=on, **kw).sum())(x)
             return (gx ** 2).sum()
-        return jax.grad(penalty)(theta)
+        return jax.jit(jax.grad(penalty))(theta)
 
     assert _rel(second(True), second(False)) <= 1e-9
     f = jax.jit(jax.vmap(lambda r: _f(r, theta, on=True, **kw)))
@@ -150,7 +171,7 @@ for shape, channels, lut in (((3000, 40), 40, None), ((400000,), None, None), ((
     f = lambda t: (cpab.ditac(JNP, x, t, B, a=-0.5, b=2.0, cells=16, gate_name="gelu",
                               alpha=0.01, warp="input", channel_dim=-1,
                               per_channel=channels is not None, lut=lut) * g).sum()
-    out.append(np.asarray(jax.grad(f)(t)).tobytes().hex())
+    out.append(np.asarray(jax.jit(jax.grad(f))(t)).tobytes().hex())
 print(ditac.available(), "|".join(out))
 """
 

@@ -204,36 +204,55 @@ def _columns(xp: Any, p: Any, nd: int, cd: int) -> list:
     return [channel_view(xp, p[:, j], nd, cd) for j in range(p.shape[-1])]
 
 
-def _frames(xp: Any, a: list, b: list, n: int, t: float) -> dict:
-    """Per frame (0: the field, 1: its mirror v'(y) = -v(1 - y), in which left-moving points
-    move right) the cells' a, b, the cumulative crossing times P_0..P_N (blocked cells add 0)
-    and stop_k (the first cell >= k a point cannot cross: v <= 0 at a knot, the last cell, or
-    a time over t), with each cell's crossing time and its derivatives for the backward."""
-    aL = [a[n - 1 - j] for j in range(n)]
-    bL = [-(a[n - 1 - j] + b[n - 1 - j]) for j in range(n)]
-    out: dict = {"a": a + aL, "b": b + bL, "P": [], "stop": [], "tau": []}
-    for aa, bb in ((a, b), (aL, bL)):
-        P, oks = [0.0 * aa[0]], []
-        for j in range(n):
-            v0, v1 = aa[j] * (j / n) + bb[j], aa[j] * ((j + 1) / n) + bb[j]
-            ok = xp.logical_and(v0 > 0, v1 > 0)
-            s0, s1 = xp.where(ok, v0, xp.ones_like(v0)), xp.where(ok, v1, xp.ones_like(v1))
-            z = xp.where(ok, aa[j] / (n * s0), xp.zeros_like(v0))
-            tau = _ratio(xp, xp.log1p, z, -1.0) / (n * s0)
-            ok = xp.logical_and(ok, tau <= t) if j < n - 1 else xp.zeros_like(v0) > 1.0
-            tau = xp.where(ok, tau, xp.zeros_like(tau))
-            # d tau/db = -(1/N)/(v0 v1), d tau/da = (1/(N v0))^2 L'(z) + (j/N) d tau/db
-            dtb = xp.where(ok, -(1.0 / n) / (s0 * s1), xp.zeros_like(tau))
-            dta = xp.where(ok, _dL(xp, z) / (n * s0) ** 2, xp.zeros_like(tau)) + (j / n) * dtb
-            out["tau"].append((dta, dtb))
-            oks.append(ok)
-            P.append(P[-1] + tau)
-        stop = [float(n - 1) + 0.0 * aa[0]]
-        for j in reversed(range(n - 1)):
-            stop.insert(0, xp.where(oks[j], stop[0], float(j) + 0.0 * aa[0]))
-        out["P"] += P
-        out["stop"] += stop
-    return out
+def _suffix_min(xp: Any, s: Any, n: int) -> Any:
+    """min over j >= k of s[..., j] for each k of the last axis (length n, every entry <= n -
+    1), in log2(n) steps of a shifted minimum (keras.ops has no cummin)."""
+    step = 1
+    while step < n:
+        pad = xp.zeros_like(s[..., :step]) + float(n - 1)
+        s = xp.minimum(s, xp.concatenate([s[..., step:], pad], axis=-1))
+        step *= 2
+    return s
+
+
+def _frames(xp: Any, ta: Any, tb: Any, n: int, t: float) -> dict:
+    """The flow's per-cell tables from the cells' a, b ((N,) or (C, N)), every entry with the
+    cells on the last axis: per frame (0: the field, 1: its mirror v'(y) = -v(1 - y), in which
+    left-moving points move right) the cells' ``a``, ``b`` and crossing times ``tau`` (0
+    where a cell cannot be crossed within t), each (..., 2N); ``P`` (..., 2(N + 1)), the
+    cumulative crossing times P_0..P_N of each frame; ``stop`` (..., 2N), the first cell >= k
+    a point cannot cross (v <= 0 at a knot, the last cell, or a time over t), as floats; and
+    ``dta``, ``dtb``, each crossing time's derivatives in its cell's a, b (the backward's).
+    Whole-table operations (a few dozen, whatever N): autodiff of these is the fused kernels'
+    table gradient."""
+    aL = xp.flip(ta, axis=-1)
+    a2 = xp.concatenate([ta, aL], axis=-1)
+    b2 = xp.concatenate([tb, -(aL + xp.flip(tb, axis=-1))], axis=-1)
+    j = xp.cumsum(xp.ones_like(ta), axis=-1) - 1.0  # 0..N-1 in the tables' dtype
+    j2 = xp.concatenate([j, j], axis=-1)
+    v0, v1 = a2 * (j2 * (1.0 / n)) + b2, a2 * ((j2 + 1.0) * (1.0 / n)) + b2
+    ok = xp.logical_and(v0 > 0, v1 > 0)
+    s0, s1 = xp.where(ok, v0, xp.ones_like(v0)), xp.where(ok, v1, xp.ones_like(v1))
+    z = xp.where(ok, a2 / (n * s0), xp.zeros_like(v0))
+    tau = _ratio(xp, xp.log1p, z, -1.0) / (n * s0)
+    ok = xp.logical_and(xp.logical_and(ok, tau <= t), j2 < n - 1.5)  # never the last cell
+    tau = xp.where(ok, tau, xp.zeros_like(tau))
+    # d tau/db = -(1/N)/(v0 v1), d tau/da = (1/(N v0))^2 L'(z) + (j/N) d tau/db
+    dtb = xp.where(ok, -(1.0 / n) / (s0 * s1), xp.zeros_like(tau))
+    dta = xp.where(ok, _dL(xp, z) / (n * s0) ** 2, xp.zeros_like(tau)) + (j2 * (1.0 / n)) * dtb
+    zero = xp.zeros_like(ta[..., :1])
+    P = xp.concatenate([zero, xp.cumsum(tau[..., :n], axis=-1),
+                        zero, xp.cumsum(tau[..., n:], axis=-1)], axis=-1)
+    last = xp.where(ok, xp.zeros_like(j2) + float(n - 1), j2)
+    stop = xp.concatenate([_suffix_min(xp, last[..., :n], n), _suffix_min(xp, last[..., n:], n)],
+                          axis=-1)
+    return dict(a=a2, b=b2, tau=tau, P=P, stop=stop, dta=dta, dtb=dtb)
+
+
+def _frame_columns(xp: Any, fr: dict, nd: int, cd: int) -> dict:
+    """:func:`_frames`' a, b, P and stop as lists of per-cell entries broadcast against an
+    nd-dimensional input (the per-element search picks among them by selects)."""
+    return {k: _columns(xp, fr[k], nd, cd) for k in ("a", "b", "P", "stop")}
 
 
 def _first_cell(xp: Any, u: Any, a0: Any, b0: Any, left: Any, cl: Any, n: int) -> dict:
@@ -312,7 +331,7 @@ def flow(xp: Any, u: Any, a: Any, b: Any, cells: int, nd: int | None = None,
     straight-through derivative). Differentiable by autodiff (every branch guarded);
     :func:`flow_vjp` is its analytic vector-Jacobian product, which the frontends use."""
     nd = len(u.shape) if nd is None else nd
-    fr = _frames(xp, _columns(xp, a, nd, cd), _columns(xp, b, nd, cd), cells, t)
+    fr = _frame_columns(xp, _frames(xp, a, b, cells, t), nd, cd)
     p = _position(xp, u, _trajectory(xp, u, fr, cells, t), cells)
     return (p["T"], p["dT"]) if slope else p["T"]
 
@@ -328,7 +347,8 @@ def flow_vjp(xp: Any, g: Any, u: Any, a: Any, b: Any, cells: int, cd: int = -1,
     this product can itself be differentiated (second derivatives)."""
     n, nd = cells, len(u.shape)
     per_channel = len(a.shape) == 2
-    fr = _frames(xp, _columns(xp, a, nd, cd), _columns(xp, b, nd, cd), n, t)
+    tables = _frames(xp, a, b, n, t)
+    fr = _frame_columns(xp, tables, nd, cd)
     # a frontend may materialise the end cells first (XLA would otherwise recompute the
     # search inside every consumer below)
     materialize = getattr(xp, "materialize", lambda t: t)
@@ -342,7 +362,10 @@ def flow_vjp(xp: Any, g: Any, u: Any, a: Any, b: Any, cells: int, cd: int = -1,
     gb_m = gf * tm * Em
     ga_m = gf * (tm * tm * _dE(xp, p["za"]) * p["vm"] + p["xm"] * tm * Em)
     h = xp.where(p["cross"], -gf * p["psit"], zero)
-    dtb = xp.where(p["cross"], -p["dl"] / (p["sv"] * p["ve"]), zero)
+    # v at the edge is 0 where a point cannot cross (a zero-boundary field's last knot): the
+    # guard keeps this product's own derivative finite there (0 * inf would be NaN)
+    ve = xp.where(p["cross"], p["ve"], xp.ones_like(g))
+    dtb = xp.where(p["cross"], -p["dl"] / (p["sv"] * ve), zero)
     dta = xp.where(p["cross"], (p["dl"] / p["sv"]) ** 2 * _dL(xp, p["z"]), zero) + p["x"] * dtb
     # bins: (channel, frame, cell)
     rows = 2 * n * (a.shape[0] if per_channel else 1)
@@ -368,8 +391,8 @@ def flow_vjp(xp: Any, g: Any, u: Any, a: Any, b: Any, cells: int, cd: int = -1,
         e1, e2 = first[:, f * n:(f + 1) * n], last[:, f * n:(f + 1) * n]
         Gt.append(xp.cumsum(e1, axis=-1) - e1 + xp.cumsum(e2, axis=-1))
     Gt = xp.concatenate(Gt, axis=-1)
-    dta_t = xp.stack([xp.reshape(d[0], (-1,)) for d in fr["tau"]], -1)
-    dtb_t = xp.stack([xp.reshape(d[1], (-1,)) for d in fr["tau"]], -1)
+    dta_t = xp.reshape(tables["dta"], (-1, 2 * n))
+    dtb_t = xp.reshape(tables["dtb"], (-1, 2 * n))
     Ga = G[0] + Gt * dta_t  # (C or 1, 2N)
     Gb = G[1] + Gt * dtb_t
     # frames to the field: aL_j = a_{N-1-j}, bL_j = -(a_{N-1-j} + b_{N-1-j})
@@ -444,16 +467,13 @@ def flow_tables(xp: Any, ta: Any, tb: Any, cells: int, t: float = 1.0) -> dict:
     it cannot be crossed), each (rows, 2N), and ``packed`` (rows, 8N + 2) = [a2 | b2 | P |
     stop], the fused kernels' row (P: cumulative crossing times per frame, N + 1 each; stop:
     the first cell >= k a point cannot cross, as floats). Differentiable in ta, tb."""
-    n = cells
-    fr = _frames(xp, [ta[..., j] for j in range(n)], [tb[..., j] for j in range(n)], n, t)
+    fr = _frames(xp, ta, tb, cells, t)
 
-    def rows(cols: list) -> Any:
-        return xp.reshape(xp.stack(cols, axis=-1), (-1, len(cols)))
+    def rows(k: str) -> Any:
+        return xp.reshape(fr[k], (-1, fr[k].shape[-1]))
 
-    P = fr["P"]
-    tau = [P[f * (n + 1) + j + 1] - P[f * (n + 1) + j] for f in range(2) for j in range(n)]
-    return dict(a2=rows(fr["a"]), b2=rows(fr["b"]), tau2=rows(tau),
-                packed=rows(fr["a"] + fr["b"] + P + fr["stop"]))
+    return dict(a2=rows("a"), b2=rows("b"), tau2=rows("tau"),
+                packed=xp.concatenate([rows(k) for k in ("a", "b", "P", "stop")], axis=-1))
 
 
 def lut_tables(xp: Any, ta: Any, tb: Any, *, a: float, b: float, cells: int, n: int

@@ -91,7 +91,10 @@ def _op(mode: str, n: int, a: float, b: float, cells: int, gate: str, alpha: flo
                                      per_channel=per_channel)
         inside = jnp.logical_and(x >= a, x <= b)
         u = jnp.where(inside, (x - a) * (1.0 / (b - a)), jnp.zeros_like(x))
-        T = cpab.flow(JNP, u, t0, t1, cells, x.ndim, channel_dim)
+        # through the flow's analytic VJP (learnact.core.cpab.flow_vjp), itself differentiable:
+        # jitted second derivatives of the closed form's selects compiled slower and, with the
+        # whole-table cell frames, hit an XLA CPU fusion-emitter failure ("Unknown MLIR failure")
+        T = JNP.cpab_flow(u, t0, t1, cells, channel_dim)
         return s * jnp.where(inside, a + (b - a) * T, x)
 
     def pack(t0, t1):
