@@ -25,6 +25,7 @@
 // on up to `workers` threads (the caller's included) and returning when all are done.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "common.h"
@@ -57,10 +58,33 @@ int64_t worker_count(const R& runner, int64_t items) {
   return std::max<int64_t>(1, std::min<int64_t>(runner.threads(), items));
 }
 
+// n numbers of T, zero-filled, starting on a 64-byte boundary: the kernels' vector loads and
+// stores of parameter columns and accumulators then never straddle two cache lines (with
+// std::vector's 16-byte alignment most did: per channel, 768 last, one thread, rational's
+// fwd / bwd 0.66 / 1.9 -> 0.54 / 1.55 ns/element, its shared backward's accumulators 0.92 ->
+// 0.81, tropical_rational's per-channel backward 2.7 -> 2.5; Xeon, AVX-512)
+template <typename T>
+class Buffer {
+ public:
+  explicit Buffer(int64_t n) : raw_(n + 64 / sizeof(T), T(0)) {
+    const auto addr = reinterpret_cast<uintptr_t>(raw_.data());
+    p_ = raw_.data() + (64 - addr % 64) % 64 / sizeof(T);
+  }
+  Buffer(const Buffer&) = delete;  // a copy's p_ would point into the original
+  Buffer(Buffer&&) = default;      // the vector's storage moves with p_
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  T& operator[](int64_t i) { return p_[i]; }
+
+ private:
+  std::vector<T> raw_;
+  T* p_;
+};
+
 // the (C, P) table as (P, Cp): column c holds channel c's row, columns C..Cp-1 zeros
 template <typename T>
-std::vector<T> transposed(const T* table, int64_t rows, int64_t cols, int64_t padded) {
-  std::vector<T> out(cols * padded, T(0));
+Buffer<T> transposed(const T* table, int64_t rows, int64_t cols, int64_t padded) {
+  Buffer<T> out(cols * padded);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) out[c * padded + r] = table[r * cols + c];
   return out;
@@ -145,7 +169,7 @@ void forward(R& runner, const T* x, const T* table, T* y, Shape sh, Cfg cfg) {
   if constexpr (Prepares<F>::value) F::prepare(table, C, cfg);
   if (sh.lanes()) {
     const int64_t Cp = padded_channels<T>(C);
-    std::vector<T> tt = transposed(table, C, P, Cp);
+    const Buffer<T> tt = transposed(table, C, P, Cp);
     const int64_t items = (sh.outer + ROWS - 1) / ROWS, tile = tile_channels<T>(P);
     runner.run(items, worker_count(runner, items), [&](int64_t it) {
       const int64_t r0 = it * ROWS, r1 = std::min(sh.outer, r0 + ROWS);
@@ -207,13 +231,13 @@ void backward(R& runner, const T* x, const T* g, const T* table, T* gx, T* gtabl
   std::vector<double> total(C * P, 0.0);  // (C, P)
   if (sh.lanes()) {
     const int64_t Cp = padded_channels<T>(C);
-    std::vector<T> tt = transposed(table, C, P, Cp);
+    const Buffer<T> tt = transposed(table, C, P, Cp);
     const int64_t rows = backward_rows(sh.outer), items = (sh.outer + rows - 1) / rows;
     const int64_t groups = std::min<int64_t>(items, GROUPS);
     std::vector<double> sums(groups * P * Cp, 0.0);  // per group (P, Cp)
     const int64_t tile = tile_channels<T>(P);
     runner.run(groups, worker_count(runner, groups), [&](int64_t gi) {
-      std::vector<T> lane(P * Cp);  // (P, Cp)
+      Buffer<T> lane(P * Cp);  // (P, Cp)
       T* a = lane.data();
       double* s = sums.data() + gi * P * Cp;
       for (int64_t it = items * gi / groups; it < items * (gi + 1) / groups; ++it) {
@@ -256,7 +280,7 @@ void backward(R& runner, const T* x, const T* g, const T* table, T* gx, T* gtabl
       const int64_t run = it / per_run, c = run % C;
       const int64_t lo = (it % per_run) * CHUNK, hi = std::min(sh.inner, lo + CHUNK);
       const int64_t off = run * sh.inner;
-      std::vector<T> lane(P * W<T>, T(0));
+      Buffer<T> lane(P * W<T>);
       Par<T, Lay::run> p{table + c * P, 0};
       Acc<T> acc{lane.data(), W<T>, L<T>};
       for (int64_t i = lo; i < hi; i += W<T>)
