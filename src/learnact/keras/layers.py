@@ -35,7 +35,8 @@ class _Values:
 class _Ops:
     """``keras.ops`` for the core's formulas, except where Keras' type promotion drops float64:
     on the JAX and PyTorch backends ``sin``/``cos``/``floor``/``tanh`` (JAX) and
-    ``minimum``/``maximum``/``clip``/``matmul`` (PyTorch) return float32 for float64 tensors
+    ``minimum``/``maximum``/``clip``/``matmul``/``cumsum`` (PyTorch) return float32 for float64
+    tensors
     (keras.src.backend.common.dtypes maps float64 to float32 outside TensorFlow), which would
     cost float64 layers eight digits. For float64 tensors those go to the backend's own
     function."""
@@ -77,6 +78,9 @@ class _Ops:
 
     def matmul(self, x: Any, y: Any) -> Any:  # float32 on the PyTorch backend (DiTAC's B theta)
         return self._native("matmul", x, y)
+
+    def cumsum(self, x: Any, axis: int) -> Any:  # DiTAC's crossing times and their gradient
+        return self._native("cumsum", x, axis)
 
     @staticmethod
     def materialize(arrays: tuple) -> tuple:
