@@ -68,13 +68,38 @@ class Jnp:
         through the closed form's selects costs ~70x its forward on XLA's CPU backend."""
         return cpab_flow(u, a, b, cells, cd)
 
+    @staticmethod
+    def cpab_lut_tables(ta: Any, tb: Any, *, a: float, b: float, cells: int, n: int
+                        ) -> tuple[Any, Any]:
+        """learnact.core.cpab.lut_tables, compiled as one program (see :func:`cpab_flow`)."""
+        return _lut_tables(ta, tb, a, b, cells, n)
+
 
 JNP = Jnp()
+
+# The flow's formulas are hundreds of small operations: called eagerly, JAX compiles each for
+# its shapes on first use (a DiTAC lookup table's first gradient: 287 compilations, 14 s);
+# compiled as one program each, ~1 s. Inside an outer jax.jit these are inlined.
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _flow(u: Array, a: Array, b: Array, cells: int, cd: int) -> Array:
+    return _cpab.flow(JNP, u, a, b, cells, len(u.shape), cd)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _flow_vjp(cells: int, cd: int, g: Array, u: Array, a: Array, b: Array) -> tuple:
+    return _cpab.flow_vjp(JNP, g, u, a, b, cells, cd)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _lut_tables(ta: Array, tb: Array, a: float, b: float, cells: int, n: int) -> tuple:
+    return _cpab.lut_tables(JNP, ta, tb, a=a, b=b, cells=cells, n=n)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def cpab_flow(u: Array, a: Array, b: Array, cells: int, cd: int) -> Array:
-    return _cpab.flow(JNP, u, a, b, cells, len(u.shape), cd)
+    return _flow(u, a, b, cells, cd)
 
 
 def _cpab_flow_fwd(u, a, b, cells, cd):
@@ -82,7 +107,7 @@ def _cpab_flow_fwd(u, a, b, cells, cd):
 
 
 def _cpab_flow_bwd(cells, cd, res, g):
-    return _cpab.flow_vjp(JNP, g, *res, cells, cd)
+    return _flow_vjp(cells, cd, g, *res)
 
 
 cpab_flow.defvjp(_cpab_flow_fwd, _cpab_flow_bwd)

@@ -437,7 +437,11 @@ def ditac(xp: Any, x: Any, theta: Any, B: Any, *, a: float, b: float, cells: int
     opts = dict(a=a, b=b, cells=cells, gate=gate_name, alpha=alpha, channel_dim=channel_dim,
                 per_channel=per_channel)
     if lut is not None:
-        table, slopes = lut_tables(xp, ta, tb, a=a, b=b, cells=cells, n=lut)
+        # a frontend's compiled tables (learnact._xla: one program instead of hundreds of
+        # eager operations) when it has them
+        tables = getattr(xp, "cpab_lut_tables", None)
+        table, slopes = (tables or functools.partial(lut_tables, xp))(ta, tb, a=a, b=b,
+                                                                       cells=cells, n=lut)
         y = fused("lut", x, (table, slopes), lut=lut, **opts) if fused else None
         if y is not None:
             return y

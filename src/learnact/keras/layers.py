@@ -95,7 +95,12 @@ class _Ops:
     def cpab_flow(self, u: Any, a: Any, b: Any, cells: int, cd: int) -> Any:
         """The CPAB flow with its analytic derivative (learnact.core.cpab.flow_vjp) on every
         backend (``keras.ops.custom_gradient``): autodiff through the closed form's selects
-        costs ~70x its forward on XLA's CPU backend."""
+        costs ~70x its forward on XLA's CPU backend. On the JAX backend the JAX frontend's,
+        compiled as one program (learnact._xla)."""
+        if keras.backend.backend() == "jax":
+            from .. import _xla
+
+            return _xla.cpab_flow(u, a, b, cells, cd)
 
         @ops.custom_gradient
         def f(u: Any, a: Any, b: Any) -> Any:
@@ -107,6 +112,15 @@ class _Ops:
             return cpab.flow(self, u, a, b, cells, len(u.shape), cd), grad
 
         return f(u, a, b)
+
+    def cpab_lut_tables(self, ta: Any, tb: Any, **kw: Any) -> tuple[Any, Any]:
+        """learnact.core.cpab.lut_tables; on the JAX backend the JAX frontend's, compiled as
+        one program (eagerly, JAX would compile each of its small operations on first use)."""
+        if keras.backend.backend() == "jax":
+            from .. import _xla
+
+            return _xla.Jnp.cpab_lut_tables(ta, tb, **kw)
+        return cpab.lut_tables(self, ta, tb, **kw)
 
     @staticmethod
     def ditac_fused(mode: str, x: Any, tables: tuple, **kw: Any) -> Any:

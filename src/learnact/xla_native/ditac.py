@@ -97,11 +97,15 @@ def _op(mode: str, n: int, a: float, b: float, cells: int, gate: str, alpha: flo
         T = JNP.cpab_flow(u, t0, t1, cells, channel_dim)
         return s * jnp.where(inside, a + (b - a) * T, x)
 
+    # the tables' formulas compiled as one program each (called eagerly, JAX would compile
+    # each of their small operations on first use; learnact._xla); inlined under jax.jit
+    @jax.jit
     def pack(t0, t1):
         if mode == "lut":
             return jnp.concatenate([t0, t1], axis=-1)
         return cpab.flow_tables(JNP, t0, t1, cells)["packed"]
 
+    @jax.jit
     def table_grads(t0, t1, gt):  # the kernels' table sums -> cotangents of (t0, t1)
         if mode == "lut":  # [dL/dD | 0]; the slopes are not differentiated
             return gt[:, :width].reshape(t0.shape), jnp.zeros_like(t1)
