@@ -1,10 +1,13 @@
 // learnact's sin, cos and expm1 on vectors V<T> (the Fourier and SELU variation kernels). Part of the family kernels' build (native/families.h includes it).
 // ------------------------------------------------------------------------------------------
 // sin, cos and expm1 on vectors (XLA's scalar libm calls are what keep its Fourier and SELU
-// variation backward slow): t = j pi/2 + r with |r| <= pi/4 by a three-part Cody-Waite split
-// of pi/2 (each product j * part exact while |j| < 2^11 in float, 2^21 in double), then
-// polynomials in r (float: minimax to r^7 and r^8; double: Taylor to r^18, below half an ulp
-// on |r| <= pi/4), quadrant by selects. Larger |t| (rare) are redone with std::sin/std::cos.
+// variation backward slow). Float: v = h pi + r with |r| <= pi/2 by a three-part Cody-Waite
+// split of pi (each product h * part exact while |h| < 2^11), minimax polynomials in r (sin to
+// r^9, cos to r^10), sign (-1)^h: sin and cos need no quadrant selects (Fourier d4, kernels
+// alone, one thread: 3.51 -> 2.8 ns/element fwd+bwd against quarter turns |r| <= pi/4 with
+// selects). Double: v = j pi/2 + r with |r| <= pi/4 by a three-part split of pi/2 (exact
+// while |j| < 2^21), Taylor to r^18 (below half an ulp), quadrant by selects. Larger |v|
+// (rare) are redone with std::sin/std::cos.
 // ------------------------------------------------------------------------------------------
 #pragma once
 
@@ -25,26 +28,31 @@ struct Trig;
 
 template <>
 struct Trig<float> {
-  static constexpr float P1 = 1.57080078125f, P2 = -4.453584551811218e-06f,
-                         P3 = -8.705515752716053e-10f, LIMIT = 6000.0f;
-  // minimax polynomials on |r| <= pi/4 (absolute error of the polynomial 1.8e-9 for sin, 1e-10
-  // for cos; fitted in float64 by Lawson's iteration, coefficients rounded to float): three
-  // coefficients each where the Taylor series needed five and six
-  template <class X>
-  static LA_INLINE X sin_r(X r, X r2) {
-    return r + r * r2 * (-0.16666650772094727f + r2 * (0.00833197869360447f +
-                                                      r2 * -0.000194956359337084f));
-  }
-  template <class X>
-  static LA_INLINE X cos_r(X r2) {
-    return 1.0f - 0.5f * r2 + r2 * r2 * (0.04166664555668831f + r2 * (
-        -0.001388736767694354f + r2 * 2.4438451873720624e-05f));
-  }
-  // sin on |r| <= pi/2 (vsin1): minimax to r^9, absolute error 4.6e-9
+  // pi in three parts (P1 with 12 significant bits: h * P1 exact for |h| < 2^11, which
+  // |v| <= LIMIT keeps), for r = v - h pi
+  static constexpr float P1 = 3.1416015625f, P2 = -8.907169103622437e-06f,
+                         P3 = -1.7411031505432106e-09f, LIMIT = 6000.0f;
+  static constexpr float INV_PI = 0.318309886183790671538f, M = 12582912.0f;  // 1.5 2^23
+  // sin and cos on |r| <= pi/2, minimax (fitted in float64 by Lawson's iteration, coefficients
+  // rounded to float): sin to r^9 (4.6e-9; 1.3e-7 evaluated in float), cos to r^10 (2.4e-10;
+  // 2.3e-7 in float)
   template <class X>
   static LA_INLINE X sin_half_pi(X r, X r2) {
     return r + r * r2 * (-0.16666656732559204f + r2 * (0.008333017118275166f + r2 * (
         -0.00019806614727713168f + r2 * 2.600054585855105e-06f)));
+  }
+  template <class X>
+  static LA_INLINE X cos_half_pi(X r2) {
+    return 1.0f + r2 * (-0.5f + r2 * (0.04166664183139801f + r2 * (-0.00138884037733078f + r2 * (
+        2.4761886379565112e-05f + r2 * -2.6077111670019804e-07f))));
+  }
+  // v = h pi + r, |r| <= pi/2 (h = rint(v/pi)), and (-1)^h as a sign bit: the rint's 1.5 2^23
+  // sum holds h's low bit in its own low bit (no conversion)
+  static LA_INLINE V<float> reduce(V<float> v, VI<float>& sign) {
+    const V<float> big = v * INV_PI + M, h = big - M;
+    std::memcpy(&sign, &big, sizeof sign);
+    sign <<= 31;
+    return ((v - h * P1) - h * P2) - h * P3;
   }
 };
 
@@ -115,23 +123,34 @@ __attribute__((noinline, cold)) V<T> cos_beyond(V<T> v, V<T> c) {
   return c;
 }
 
-// s = sin(v), c = cos(v); CHECK = false: the caller knows |v| <= LIMIT in every lane
-template <typename T, bool CHECK = true>
-static LA_INLINE void vsincos(V<T> v, V<T>& s, V<T>& c) {
-  using R = Trig<T>;
-  const V<T> q = vrint<T>(v * T(0.63661977236758134308));
-  const V<T> r = ((v - q * R::P1) - q * R::P2) - q * R::P3;
-  const V<T> r2 = r * r;
-  const V<T> sr = R::sin_r(r, r2), cr = R::cos_r(r2);
-  // quadrant m = q mod 4: sin and cos swap where m is odd; sin is negative where m >= 2 (bit
-  // 1 of q), cos where m is 1 or 2 (bit 1 of q + 1): those bits moved to the sign bit and
-  // XORed in (a negation where set: the same bits as selects of -v, in fewer instructions)
-  const VI<T> qi = __builtin_convertvector(q, VI<T>);
+// sin and cos of m pi/2 + r from sin(r), cos(r) and the low two bits of the integer m (its
+// quadrant): sin and cos swap where m is odd; sin is negative where m mod 4 >= 2 (bit 1 of m),
+// cos where m mod 4 is 1 or 2 (bit 1 of m + 1): those bits moved to the sign bit and XORed in
+// (a negation where set: the same bits as selects of -v, in fewer instructions)
+template <typename T>
+static LA_INLINE void quadrant(VI<T> qi, V<T> sr, V<T> cr, V<T>& s, V<T>& c) {
   const VI<T> odd = (qi & 1) != 0;
   const V<T> sv = vsel<T>(odd, cr, sr), cv = vsel<T>(odd, sr, cr);
   constexpr int SIGN = 8 * sizeof(T) - 2;  // bit 1 to the sign bit
   s = vflip<T>(sv, (qi & 2) << SIGN);
   c = vflip<T>(cv, ((qi + 1) & 2) << SIGN);
+}
+
+// s = sin(v), c = cos(v); CHECK = false: the caller knows |v| <= LIMIT in every lane
+template <typename T, bool CHECK = true>
+static LA_INLINE void vsincos(V<T> v, V<T>& s, V<T>& c) {
+  using R = Trig<T>;
+  if constexpr (sizeof(T) == 4) {  // v = h pi + r: both (-1)^h times sin(r), cos(r)
+    VI<T> sign;
+    const V<T> r = R::reduce(v, sign), r2 = r * r;
+    s = vflip<T>(R::sin_half_pi(r, r2), sign);
+    c = vflip<T>(R::cos_half_pi(r2), sign);
+  } else {
+    const V<T> q = vrint<T>(v * T(0.63661977236758134308));
+    const V<T> r = ((v - q * R::P1) - q * R::P2) - q * R::P3;
+    const V<T> r2 = r * r;
+    quadrant<T>(__builtin_convertvector(q, VI<T>), R::sin_r(r, r2), R::cos_r(r2), s, c);
+  }
   // |v| > LIMIT (rare); NaN and infinities come out NaN either way, as from std::
   if (CHECK && __builtin_expect(vany<T>(vabs<T>(v) > R::LIMIT), 0)) {
     s = sin_beyond<T>(v, s);
@@ -140,11 +159,8 @@ static LA_INLINE void vsincos(V<T> v, V<T>& s, V<T>& c) {
 }
 
 // sin(v) alone (COS = false) or cos(v) alone (COS = true), for forwards that need one of the
-// pair (Fourier's cos, SELU variation's sin): in float, one polynomial instead of two and no
-// quadrant selects. v = m pi/2 + r with m even (sin: m = 2 rint(v/pi)) or odd (cos: m =
-// 2 rint(v/pi - 1/2) + 1), |r| <= pi/2 by the same three-part split (m < 2^12 while |v| <=
-// LIMIT: each product exact); sin(v) = +-sin(r), cos(v) = +-sin(r) with the sign from m, sin(r)
-// by Trig<float>::sin_half_pi. Double: the pair's. CHECK as vsincos's.
+// pair (Fourier's cos, SELU variation's sin): in float one polynomial of the pair's (the same
+// reduction). Double: the pair's. CHECK as vsincos's.
 template <bool COS, typename T, bool CHECK = true>
 static LA_INLINE V<T> vsin1(V<T> v) {
   if constexpr (sizeof(T) == 8) {
@@ -153,15 +169,9 @@ static LA_INLINE V<T> vsin1(V<T> v) {
     return COS ? c : s;
   } else {
     using R = Trig<T>;
-    const V<T> h = vrint<T>(COS ? v * T(0.31830988618379067154) - T(0.5)
-                                : v * T(0.31830988618379067154));
-    const V<T> m = COS ? h * T(2) + T(1) : h * T(2);
-    const V<T> r = ((v - m * R::P1) - m * R::P2) - m * R::P3;
-    V<T> out = R::sin_half_pi(r, r * r);
-    // sin: (-1)^h; cos: cos(h pi + pi/2 + r) = -(-1)^h sin(r): the parity of h (of h + 1
-    // for cos) XORed into the sign bit
-    const VI<T> hi = __builtin_convertvector(h, VI<T>);
-    out = vflip<T>(out, ((COS ? hi + 1 : hi) & 1) << 31);
+    VI<T> sign;
+    const V<T> r = R::reduce(v, sign), r2 = r * r;
+    V<T> out = vflip<T>(COS ? R::cos_half_pi(r2) : R::sin_half_pi(r, r2), sign);
     if (CHECK && __builtin_expect(vany<T>(vabs<T>(v) > R::LIMIT), 0))
       out = COS ? cos_beyond<T>(v, out) : sin_beyond<T>(v, out);
     return out;
