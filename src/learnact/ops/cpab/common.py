@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..._tensor import canonical_dim, compute_dtype, use_fast_cpu_path
+from ...core.cpab import DE_SERIES, DL_SERIES
 from .. import _native
 from .._chunks import as_bcr, map_chunks
 from .._library import _import_triton_module, assume_constant_result, current_backend
@@ -83,8 +84,7 @@ def _E(z: Tensor) -> Tensor:
 
 def _dE(z: Tensor) -> Tensor:
     """E'(z) = (e^z (z - 1) + 1)/z^2."""
-    return _near0(z, 0.05, (1 / 2, 1 / 3, 1 / 8, 1 / 30, 1 / 144, 1 / 840),
-                  lambda w: torch.exp(w).mul_(w - 1.0).add_(1.0).div_(w * w))
+    return _near0(z, 0.05, DE_SERIES, lambda w: torch.exp(w).mul_(w - 1.0).add_(1.0).div_(w * w))
 
 
 def _L(z: Tensor) -> Tensor:
@@ -94,7 +94,7 @@ def _L(z: Tensor) -> Tensor:
 
 def _dL(z: Tensor) -> Tensor:
     """L'(z) = (z/(1 + z) - log1p(z))/z^2."""
-    return _near0(z, 0.05, (-1 / 2, 2 / 3, -3 / 4, 4 / 5, -5 / 6, 6 / 7),
+    return _near0(z, 0.05, DL_SERIES,
                   lambda w: (w / (1.0 + w)).sub_(torch.log1p(w)).div_(w * w))
 
 
