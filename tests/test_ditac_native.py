@@ -312,3 +312,114 @@ def test_native_register_table_kernel(gate: str, cells: int, zero: bool, scale: 
         # float32 per-element terms (stiff fields: cancellations in dT/dtau): ~1e-5 of the
         # largest component measured with 15 cells, 2e-6 with DiTAC's default 10
         assert float((gt - gt64).abs().max()) < 1e-4 * float(gt64.abs().max())
+
+
+def _grid_theta(channels, scale=3.0, cells=7, seed=4):
+    B = cpab.cpa_basis(cells)
+    g = torch.Generator().manual_seed(seed)
+    shape = (B.shape[1],) if channels is None else (channels, B.shape[1])
+    theta = (torch.randn(shape, generator=g, dtype=torch.float64) * scale).requires_grad_(True)
+    return B, theta
+
+
+# one part (shared, 300 points), three parts of 512 points (shared), parts of 8 channels and a
+# partial one (19 channels); small theta: the crossing times' series branch
+@pytest.mark.parametrize("channels,n,scale", [(None, 300, 3.0), (None, 1100, 3.0),
+                                              (19, 257, 3.0), (3, 64, 0.1)])
+def test_lut_grid_matches_the_flow_tables_path(channels, n, scale) -> None:
+    """lut_grid (the padded tables straight from the cells, native/cpab_grid.h) gives the
+    tables of flow_tables + lut_tables + _padded_tables, and its gradient w.r.t. theta that
+    of autograd through them, and of autograd through the independent cell-by-cell loop."""
+    from learnact.ops import cpab as ops
+
+    B, theta = _grid_theta(channels, scale)
+    lo, hi = -0.5, 2.0
+    C = 1 if channels is None else channels
+    w = torch.randn(C * (n + 2), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert ops.native_lut_grid(theta)
+    D, S = ops.lut_grid(*cpab.cell_coefficients(theta, B), n, lo, hi)
+    (g1,) = torch.autograd.grad((D * w).sum(), theta)
+    ops.lut._GRID_MEMO.clear()
+    table, dtable = ops.lut_tables(*cpab.flow_tables(theta, B), n)
+    D0, S0 = ops.lut._padded_tables(table, dtable, lo, hi)
+    (g0,) = torch.autograd.grad((D0 * w).sum(), theta)
+    assert D.dtype == S.dtype == torch.float64 and D.shape == S.shape == (C * (n + 2),)
+    assert torch.allclose(D, D0, rtol=0, atol=1e-14)
+    assert torch.allclose(S, S0, rtol=0, atol=1e-12)
+    assert torch.equal(D.reshape(C, n + 2)[:, [0, -1]], torch.zeros(C, 2, dtype=torch.float64))
+    assert torch.equal(S.reshape(C, n + 2)[:, [0, -1]], torch.ones(C, 2, dtype=torch.float64))
+    u = torch.linspace(0.0, 1.0, n, dtype=torch.float64).expand(C, n)
+    if channels is None:
+        u = u[0]
+    T2 = cpab.integrate_stepwise(u.contiguous(), theta, B)
+    (g2,) = torch.autograd.grad(((hi - lo) * (T2 - u) * w.reshape(C, n + 2)[:, 1:-1].reshape(
+        T2.shape)).sum(), theta)
+    for got in (g1, g0):
+        assert (got - g2).abs().max() <= 1e-12 * g2.abs().max()
+
+
+def test_lut_grid_gradcheck_threads_and_errors() -> None:
+    """gradcheck of lut_grid's backward in ta, tb; the same bits with 1 and 2 threads (the
+    parts depend on the shape); bad arguments named before any work."""
+    from learnact.ops import cpab as ops
+
+    B, theta = _grid_theta(3)
+    ta, tb = (t.detach().requires_grad_() for t in cpab.cell_coefficients(theta, B))
+    assert torch.autograd.gradcheck(lambda a, b: ops.lut_grid(a, b, 40, -0.5, 2.0)[0], (ta, tb))
+    B, theta = _grid_theta(20)
+    ta, tb = cpab.cell_coefficients(theta.detach(), B)
+    gD = torch.randn(20 * 1102, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for k in (1, 2):
+            torch.set_num_threads(k)
+            ops.lut._GRID_MEMO.clear()  # computed again, not remembered
+            results.append((*ops.lut_grid(ta, tb, 1100, -0.5, 2.0),
+                            *ops.lut.lut_grid_backward(ta, tb, gD, 1100, -0.5, 2.0),
+                            *ops.lut.lut_grid_backward(ta[0], tb[0], gD[:1102], 1100, -0.5, 2.0)))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="n .grid points. must be in"):
+        ops.lut_grid(ta, tb, 1, -0.5, 2.0)
+    with pytest.raises(ValueError, match="ta and tb need the same shape"):
+        ops.lut_grid(ta, tb[:, :3], 40, -0.5, 2.0)
+    with pytest.raises(ValueError, match="gD needs"):
+        ops.lut.lut_grid_backward(ta, tb, gD[:5], 1100, -0.5, 2.0)
+
+
+@pytest.mark.parametrize("spec,shape", [("ditac:lut=2048", (64, 300)),
+                                        ("ditac:lut=257,channels=5,channel_dim=1", (7, 5, 90)),
+                                        ("ditac:lut=64,gate=silu,channels=5,channel_dim=-1",
+                                         (40, 5))])
+def test_module_lut_on_cpu_runs_lut_grid(spec, shape, monkeypatch) -> None:
+    """DiTAC(lut=n) on the CPU builds its tables with lut_grid (one op each way), with the
+    values and gradients of the flow_tables path (float64, and float32 inputs)."""
+    import learnact.modules.ditac as mod
+    from learnact.ops import cpab as ops
+
+    act = learnact.create(spec).double()
+    with torch.no_grad():
+        act.theta.mul_(3.0).add_(0.3)
+    calls = []
+    real = mod.lut_grid
+    monkeypatch.setattr(mod, "lut_grid", lambda *a: calls.append(1) or real(*a))
+    for dtype in (torch.float64, torch.float32):
+        x = (torch.randn(shape, dtype=torch.float64) * 1.5).to(dtype).requires_grad_()
+        g = torch.randn(shape, dtype=dtype)
+        res = []
+        for fast in (True, False):
+            monkeypatch.setattr(mod, "native_lut_grid", ops.native_lut_grid if fast
+                                else (lambda t: False))
+            act.zero_grad()
+            x.grad = None
+            act(x).backward(g)
+            res.append((act(x).detach(), x.grad.clone(), act.theta.grad.clone()))
+        (y1, gx1, gt1), (y0, gx0, gt0) = res
+        tol = 1e-13 if dtype == torch.float64 else 1e-6  # float32: D rounded from float64
+        assert torch.allclose(y1, y0, rtol=0, atol=tol)
+        assert torch.allclose(gx1, gx0, rtol=0, atol=10 * tol)
+        assert (gt1 - gt0).abs().max() <= 1e-12 * gt0.abs().max()
+    assert len(calls) == 4  # the fast runs' forward (and the value check's) calls

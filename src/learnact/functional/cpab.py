@@ -43,7 +43,7 @@ from torch import Tensor
 from ..core import cpab as _core
 from ..core.cpab import constraint_matrix
 
-__all__ = ["constraint_matrix", "cpa_basis", "velocity", "flow_tables", "FlowTables", "integrate_stepwise", "prior_covariance", "init_covariance"]
+__all__ = ["constraint_matrix", "cpa_basis", "cell_coefficients", "velocity", "flow_tables", "FlowTables", "integrate_stepwise", "prior_covariance", "init_covariance"]
 
 
 def cpa_basis(cells: int, zero_boundary: bool = True) -> Tensor:
@@ -54,10 +54,14 @@ def cpa_basis(cells: int, zero_boundary: bool = True) -> Tensor:
     return torch.from_numpy(np.array(_core.basis(int(cells), bool(zero_boundary))))
 
 
-def _ab(theta: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-cell (a, b): shapes (N,) for theta (d,), (C, N) for theta (C, d)."""
+def cell_coefficients(theta: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
+    """The field's per-cell (a, b), v(x) = a_c x + b_c on cell c (A = B theta): shapes (N,) for
+    theta (d,), (C, N) for theta (C, d); differentiable in theta."""
     A = theta @ basis.to(theta).t()
     return A[..., 0::2], A[..., 1::2]
+
+
+_ab = cell_coefficients
 
 
 def _take(a: Tensor, c: Tensor) -> Tensor:

@@ -29,6 +29,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LA_BLOCK 256
@@ -667,6 +668,9 @@ void la_flow_vec_set(int on) { la_vec_on = on != 0; }
 #define LA_FAST_LUT_FWD(...) 0 /* ... nor vector lookup segments */
 #define LA_FAST_LUT_BWD(...) 0
 #include "cpab_kernels.h"
+
+/* the lookup tables from the cells and back, in one call each (la_lut_grid*) */
+#include "cpab_grid.h"
 
 /* 1 if the entry points above run on OpenMP threads */
 int la_openmp(void) {

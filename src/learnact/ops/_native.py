@@ -138,6 +138,13 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.la_lut_stride.restype = _I64
     lib.la_flow_stride.argtypes = [_I64, _I32]
     lib.la_flow_stride.restype = _I64
+    # the lookup tables from the cells and back (native/cpab_grid.h): 0 when out of memory
+    lib.la_lut_grid.argtypes = [_P, _P, _I64, _I32, _I32, ctypes.c_double, ctypes.c_double,
+                                _P, _P]
+    lib.la_lut_grid.restype = ctypes.c_int
+    lib.la_lut_grid_backward.argtypes = [_P, _P, _P, _I64, _I32, _I32, ctypes.c_double,
+                                         ctypes.c_double, _P, _P]
+    lib.la_lut_grid_backward.restype = ctypes.c_int
 
 
 def library(name: str = "cpab") -> ctypes.CDLL | None:

@@ -17,10 +17,11 @@ from ...functional.cpab import flow_tables
 from .common import (GATES, FlowConfig, _channel_ids, _take, _Tables, _trajectory, binsum,
                      flow_reference, gate_and_slope)
 from .flow import cpab_op
-from .lut import (_grid, _lut_index, _lut_tables, cpab_grid, cpab_lut_op, grid_jacobian_fits,
-                  lut_tables, native_grid)
+from .lut import (_grid, _lut_index, _lut_tables, cpab_grid, cpab_lut_op, cpab_lut_padded_op,
+                  grid_jacobian_fits, lut_grid, lut_tables, native_grid, native_lut_grid)
 
 __all__ = ["ditac_op", "export_form", "integrate", "gate", "cpab_op", "cpab_lut_op", "cpab_grid", "lut_tables", "binsum",
+           "lut_grid", "native_lut_grid", "cpab_lut_padded_op",
            "grid_jacobian_fits", "native_grid", "GATES"]
 
 

@@ -30,13 +30,15 @@ from torch import Tensor
 from ..._tensor import compute_dtype
 from ...core.cpab import GATE_IDS
 from .. import _native
+from .._library import current_backend
 from .common import (GATES, _backward_pieces, _BinAcc, _channel_ids,
                      _forward_pieces, _native_library_loaded, _native_layout, _native_ok,
                      _table_grads, _table_jacobian, _Tables, _take, _trajectory,
                      _triton_kernels, gate_and_slope)
 from .flow import _flow_table_grads, flow_apply, flow_apply_backward
 
-__all__ = ["cpab_grid", "cpab_lut_op", "lut_tables", "native_grid", "grid_jacobian_fits"]
+__all__ = ["cpab_grid", "cpab_lut_op", "lut_tables", "native_grid", "grid_jacobian_fits",
+           "lut_grid", "native_lut_grid", "cpab_lut_padded_op"]
 
 
 
@@ -177,16 +179,119 @@ def lut_tables(a2: Tensor, b2: Tensor, tau2: Tensor, n: int) -> tuple[Tensor, Te
     return table, dtable
 
 
-def _lut_tables(table: Tensor, dtable: Tensor, lo: float, hi: float, dtype: torch.dtype):
-    """Flattened lookup tables with one outside bin at each end, (C, n + 2) -> (C (n + 2),):
-    D = (hi - lo)(table - grid) (0 outside) and the slope dtable (1 outside)."""
+def _padded_tables(table: Tensor, dtable: Tensor, lo: float, hi: float) -> tuple[Tensor, Tensor]:
+    """Flattened lookup tables with one outside bin at each end, (C, n + 2) -> (C (n + 2),), in
+    the table's dtype: D = (hi - lo)(table - grid) (0 outside; differentiable in table) and the
+    slope dtable (1 outside; a constant)."""
     n = table.shape[-1]
     grid = torch.linspace(0.0, 1.0, n, dtype=table.dtype, device=table.device)
-    D = (table.detach() - grid) * (hi - lo)
+    D = (table - grid) * (hi - lo)
     pad = D.new_zeros(D.shape[:-1] + (1,))
-    D = torch.cat([pad, D, pad], -1).to(dtype).reshape(-1)
+    D = torch.cat([pad, D, pad], -1).reshape(-1)
     S = torch.cat([pad + 1.0, dtable.detach().to(pad.dtype), pad + 1.0], -1)
-    return D, S.to(dtype).reshape(-1)
+    return D, S.reshape(-1)
+
+
+def _lut_tables(table: Tensor, dtable: Tensor, lo: float, hi: float, dtype: torch.dtype):
+    """:func:`_padded_tables`, detached, in ``dtype``."""
+    D, S = _padded_tables(table.detach(), dtable, lo, hi)
+    return D.to(dtype), S.to(dtype)
+
+
+# -- the padded tables straight from the cells (CPU): one native call each way -------------
+def native_lut_grid(ta: Tensor) -> bool:
+    """Whether :func:`lut_grid` runs: CPU tables, the native library built, and not
+    ``learnact.ops.backend("reference")``."""
+    return (ta.device.type == "cpu" and current_backend() != "reference"
+            and _native_library_loaded())
+
+
+def _grid_shape(ta: Tensor, tb: Tensor, n: int) -> tuple[int, int]:
+    if ta.shape != tb.shape or ta.ndim not in (1, 2) or ta.shape[-1] < 1:
+        raise ValueError(f"ta and tb need the same shape (N,) or (C, N), N >= 1, got "
+                         f"{tuple(ta.shape)} and {tuple(tb.shape)}")
+    if not 2 <= n <= 1 << 20:
+        raise ValueError(f"n (grid points) must be in [2, 2^20], got {n}")
+    return (1 if ta.ndim == 1 else ta.shape[0]), ta.shape[-1]
+
+
+def _f64(t: Tensor) -> Tensor:
+    return t.detach().to(torch.float64).contiguous()
+
+
+@torch.library.custom_op("learnact::lut_grid", mutates_args=())
+def lut_grid(ta: Tensor, tb: Tensor, n: int, lo: float, hi: float) -> tuple[Tensor, Tensor]:
+    """The lookup op's padded tables straight from the cells' field v(x) = ta_j x + tb_j on
+    cell j (ta, tb: (N,) shared or (C, N) per channel): D = (hi - lo)(T(u_i) - u_i) and S =
+    T'(u_i) on the grid u_i = i/(n - 1), an outside bin at each end (D 0, S 1), each flat (C (n
+    + 2),) float64; differentiable in ta, tb through D (S is the straight-through slope). One
+    call of native/cpab_grid.h each way where :func:`native_lut_grid` (the same numbers as
+    flow_tables + :func:`lut_tables` + :func:`_padded_tables`, which took ~60 autograd
+    operations: ~1.4 ms per training step)."""
+    C, N = _grid_shape(ta, tb, n)
+    ta64, tb64 = _f64(ta), _f64(tb)
+    # memoised by the cells' values as cpab_grid is (never stale; per channel the grid has as
+    # many points as a large input: inference with a fixed theta skips it)
+    key = ("lut_grid", n, lo, hi, tuple(ta.shape), ta64.numpy().tobytes(),
+           tb64.numpy().tobytes())
+    with _GRID_LOCK:
+        hit = _GRID_MEMO.get(key)
+        if hit is not None:
+            _GRID_MEMO.move_to_end(key)
+    if hit is None:
+        D = torch.empty(C * (n + 2), dtype=torch.float64)
+        S = torch.empty_like(D)
+        if not _native.library().la_lut_grid(ta64.data_ptr(), tb64.data_ptr(), C, N, n, lo, hi,
+                                             D.data_ptr(), S.data_ptr()):
+            raise MemoryError(f"lut_grid: out of memory for {C} x {n} grid points")
+        hit = (D, S)
+        _grid_remember(key, hit)
+    return tuple(h.clone() for h in hit)  # custom-op outputs are fresh tensors
+
+
+@lut_grid.register_fake
+def _(ta, tb, n, lo, hi):
+    C = 1 if ta.ndim == 1 else ta.shape[0]
+    return (ta.new_empty(C * (n + 2), dtype=torch.float64),
+            ta.new_empty(C * (n + 2), dtype=torch.float64))
+
+
+@torch.library.custom_op("learnact::lut_grid_backward", mutates_args=())
+def lut_grid_backward(ta: Tensor, tb: Tensor, gD: Tensor, n: int, lo: float,
+                      hi: float) -> tuple[Tensor, Tensor]:
+    """(dL/dta, dL/dtb) from dL/dD of :func:`lut_grid` (float64, shaped as ta)."""
+    C, N = _grid_shape(ta, tb, n)
+    if gD.numel() != C * (n + 2):
+        raise ValueError(f"gD needs {C * (n + 2)} entries, got {gD.numel()}")
+    ta64, tb64, g64 = _f64(ta), _f64(tb), _f64(gD)
+    ga, gb = torch.empty_like(ta64), torch.empty_like(tb64)
+    if not _native.library().la_lut_grid_backward(ta64.data_ptr(), tb64.data_ptr(),
+                                                  g64.data_ptr(), C, N, n, lo, hi,
+                                                  ga.data_ptr(), gb.data_ptr()):
+        raise MemoryError(f"lut_grid_backward: out of memory for {C} x {n} grid points")
+    return ga, gb
+
+
+@lut_grid_backward.register_fake
+def _(ta, tb, gD, n, lo, hi):
+    return (torch.empty_like(ta, dtype=torch.float64), torch.empty_like(tb, dtype=torch.float64))
+
+
+def _lut_grid_setup(ctx, inputs, output) -> None:
+    ta, tb, n, lo, hi = inputs
+    ctx.save_for_backward(ta, tb)
+    ctx.args = (n, lo, hi)
+
+
+def _lut_grid_backward(ctx, gD, gS):
+    ta, tb = ctx.saved_tensors
+    if gD is None:
+        return None, None, None, None, None
+    ga, gb = lut_grid_backward(ta, tb, gD, *ctx.args)
+    return ga.to(ta.dtype), gb.to(tb.dtype), None, None, None
+
+
+lut_grid.register_autograd(_lut_grid_backward, setup_context=_lut_grid_setup)
 
 
 def _lut_index(xx: Tensor, ch: Tensor | None, n: int, lo: float, hi: float) -> Tensor:
@@ -259,25 +364,26 @@ def _(x, g, D, S, channels, inner, k, off, gate, alpha, want_table):
 class LutConfig(NamedTuple):
     """The table-read op's non-tensor arguments, as its autograd context keeps them."""
 
+    n: int
+    channels: int
     lo: float
     hi: float
     gate: str
     alpha: float
     channel_dim: int | None
-    table_shape: torch.Size
     table_dtype: torch.dtype
 
 
 class _CPABLut(torch.autograd.Function):
+    """x~ s(x) from the padded tables D, S (C (n + 2),): dL/dD is the per-bin sum of g s(x)."""
+
     @staticmethod
-    def forward(ctx, x, table, dtable, lo, hi, gate, alpha, channel_dim):
+    def forward(ctx, x, Dt, St, n, channels, lo, hi, gate, alpha, channel_dim):
         dtype = compute_dtype(x)
         xx = x.to(dtype)
-        D, S = _lut_tables(table, dtable, lo, hi, dtype)
+        D, S = Dt.detach().to(dtype), St.detach().to(dtype)
         ctx.save_for_backward(x, D, S)  # table-sized, built once per call
-        ctx.cfg = LutConfig(lo, hi, gate, alpha, channel_dim, table.shape, table.dtype)
-        n = table.shape[-1]
-        channels = 1 if table.ndim == 1 else table.shape[0]
+        ctx.cfg = LutConfig(n, channels, lo, hi, gate, alpha, channel_dim, Dt.dtype)
         tri = _triton_kernels(xx)
         if tri is not None:
             _channel_ids(x, channel_dim, channels)  # checks the channel count
@@ -308,35 +414,27 @@ class _CPABLut(torch.autograd.Function):
 
 
 def _lut_backward(ctx, gy: Tensor) -> tuple:
-    """The fused first-order backward (Triton, native C or chunked PyTorch)."""
+    """The fused first-order backward (Triton, native C or chunked PyTorch); dL/dD whole (the
+    outside bins' sums too: nothing upstream reads them)."""
     x, D, S = ctx.saved_tensors
-    lo, hi, gate, alpha, channel_dim, table_shape, table_dtype = ctx.cfg
+    n, channels, lo, hi, gate, alpha, channel_dim, table_dtype = ctx.cfg
     dtype = compute_dtype(x)
     xx, g = x.to(dtype), gy.to(dtype)
-    n = table_shape[-1]
-    channels = 1 if len(table_shape) == 1 else table_shape[0]
     want_table = ctx.needs_input_grad[1]
+    rest = (None,) * 8
     tri = _triton_kernels(xx)
     if tri is not None:
         k, off = _bin_rule(n, lo, hi)
         gx, hist = tri.lut_backward(x, gy, D, S, channels, channel_dim, k, off,
                                     GATE_IDS[gate], alpha, want_table)
-        gtab = None
-        if want_table:
-            G = hist.reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
-            gtab = G.reshape(table_shape).to(table_dtype)
-        return gx.to(x.dtype), gtab, None, None, None, None, None, None
+        return gx.to(x.dtype), hist.to(table_dtype) if want_table else None, *rest
     if _native_ok(xx):
         gx, hist = lut_apply_backward(
             xx.contiguous(), g.contiguous(), D, S,
             *_lut_layout(xx, channel_dim, channels, n, lo, hi), GATE_IDS[gate], alpha,
             want_table)
-        gx = gx.reshape(x.shape).to(x.dtype)
-        gtab = None
-        if want_table:
-            G = hist.reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
-            gtab = G.reshape(table_shape).to(table_dtype)
-        return gx, gtab, None, None, None, None, None, None
+        return (gx.reshape(x.shape).to(x.dtype), hist.to(table_dtype) if want_table else None,
+                *rest)
     acc = _BinAcc(D.numel(), dtype, x.device) if want_table else None
 
     def piece(xp: Tensor, gp: Tensor, ch: Tensor | None):
@@ -351,11 +449,7 @@ def _lut_backward(ctx, gy: Tensor) -> tuple:
         return gx, None
 
     gx, _ = _backward_pieces(x, xx, g, channel_dim, channels, piece)
-    gtab = None
-    if acc is not None:  # d x~/d table = (hi - lo); drop the two outside bins
-        G = acc.total().reshape(channels, n + 2)[:, 1:-1] * (hi - lo)
-        gtab = G.reshape(table_shape).to(table_dtype)
-    return gx, gtab, None, None, None, None, None, None
+    return gx, acc.total().to(table_dtype) if acc is not None else None, *rest
 
 
 def cpab_lut_op(x: Tensor, table: Tensor, dtable: Tensor, *, lo: float, hi: float,
@@ -381,5 +475,25 @@ def cpab_lut_op(x: Tensor, table: Tensor, dtable: Tensor, *, lo: float, hi: floa
     if table.shape[-1] < 2 or dtable.shape != table.shape:
         raise ValueError(f"table and dtable need the same shape (..., n >= 2), got "
                          f"{tuple(table.shape)} and {tuple(dtable.shape)}")
-    return _CPABLut.apply(x, table, dtable, float(lo), float(hi), gate, float(alpha),
+    D, S = _padded_tables(table, dtable, lo, hi)
+    return cpab_lut_padded_op(x, D, S, n=table.shape[-1], lo=lo, hi=hi, gate=gate, alpha=alpha,
+                              channel_dim=channel_dim)
+
+
+def cpab_lut_padded_op(x: Tensor, D: Tensor, S: Tensor, *, n: int, lo: float, hi: float,
+                       gate: str = "identity", alpha: float = 0.01,
+                       channel_dim: int | None = None) -> Tensor:
+    """:func:`cpab_lut_op` from the padded tables (:func:`lut_grid`'s, or
+    :func:`cpab_lut_op`'s own from table and dtable): D, S flat (C (n + 2),), one row per
+    channel, x~ = x + D[bin], dx~/dx = S[bin]; differentiable in D (dL/dD[r] is the sum of g
+    s(x) over the elements in bin r)."""
+    if gate not in GATES:
+        raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
+    if not lo < hi:
+        raise ValueError(f"need lo < hi, got lo={lo}, hi={hi}")
+    if n < 2 or D.ndim != 1 or D.shape != S.shape or D.numel() % (n + 2):
+        raise ValueError(f"D and S need the same shape (C (n + 2),) with n = {n} >= 2, got "
+                         f"{tuple(D.shape)} and {tuple(S.shape)}")
+    channels = D.numel() // (n + 2)
+    return _CPABLut.apply(x, D, S, n, channels, float(lo), float(hi), gate, float(alpha),
                           channel_dim)
