@@ -3,7 +3,8 @@
  *
  * Forward, per element: r = bin(x), x~ = x + D[r], out = x~ s(x).
  * Backward: w = g s(x), gx = w S[r] + g s'(x) x~, and hist[r] += w (the table's gradient).
- * hist holds C nb bins and LA_SPARE (16) spare slots per thread (la_lut_stride apart): the
+ * hist holds C nb bins and LA_SPARE (16) spare slots per copy (la_lut_copies: four for small
+ * tables) and per thread (la_lut_stride apart; the kernel adds its copies into the first): the
  * outside bins' sums are not needed, and a third of normal inputs fall there, so their adds go
  * round-robin to the spare slots instead (adds to one slot in a row wait on each other: the
  * GELU-gated backward measured 1.2x slower with them), or are dropped before the adds
@@ -198,11 +199,29 @@ static LA_INLINE int64_t segment(int64_t i, int64_t end, int64_t C, int64_t R, i
  * float type; the gate is dispatched outside their loops, so each loop body is straight-line
  * code). */
 
-/* h[ib[j]] += wb[j] over one block, except indices >= limit (the spare slots of the outside
- * bins, whose sums are dropped): float32 on AVX-512 compresses those adds away first (a third
- * of normal inputs fall outside DiTAC's window) */
+/* kwb[q] added into bin kib[q] of copy q mod copies (copies 1 or 4, cs doubles apart): with
+ * one copy, neighbours in one bin (repeated or quantised inputs, zero padding, sorted runs)
+ * chain each add on the one before (2.8 ns/element for sorted inputs, 0.72 with four
+ * copies; random bins 0.60 -> 0.52; one thread) */
+#define LA_HIST_ADDS(h, kib, kwb, k, cs, copies)                                              \
+    do {                                                                                       \
+        int64_t q_ = 0;                                                                        \
+        if ((copies) == 4)                                                                     \
+            for (; q_ + 4 <= (k); q_ += 4) {                                                   \
+                (h)[(kib)[q_]] += (double)(kwb)[q_];                                           \
+                (h)[(cs) + (kib)[q_ + 1]] += (double)(kwb)[q_ + 1];                            \
+                (h)[2 * (cs) + (kib)[q_ + 2]] += (double)(kwb)[q_ + 2];                        \
+                (h)[3 * (cs) + (kib)[q_ + 3]] += (double)(kwb)[q_ + 3];                        \
+            }                                                                                  \
+        for (; q_ < (k); ++q_) (h)[(kib)[q_]] += (double)(kwb)[q_];                            \
+    } while (0)
+
+/* h[ib[j]] += wb[j] over one block (LA_HIST_ADDS' copies), except indices >= limit (the spare
+ * slots of the outside bins, whose sums are dropped): float32 on AVX-512 compresses those adds
+ * away first (a third of normal inputs fall outside DiTAC's window) */
 static LA_INLINE void lut_hist_f32(double *restrict h, const int32_t *restrict ib,
-                                   const float *restrict wb, int64_t len, int32_t limit) {
+                                   const float *restrict wb, int64_t len, int32_t limit,
+                                   int64_t cs, int copies) {
 #ifdef LA_VEC
     int32_t kib[LA_BLOCK + 16];
     float kwb[LA_BLOCK + 16];
@@ -220,15 +239,16 @@ static LA_INLINE void lut_hist_f32(double *restrict h, const int32_t *restrict i
         kib[k] = ib[j], kwb[k] = wb[j];
         k += ib[j] < limit;
     }
-    for (int64_t q = 0; q < k; ++q) h[kib[q]] += (double)kwb[q];
+    LA_HIST_ADDS(h, kib, kwb, k, cs, copies);
 #else
-    for (int64_t j = 0; j < len; ++j) h[ib[j]] += (double)wb[j];
+    LA_HIST_ADDS(h, ib, wb, len, cs, copies);
     (void)limit;
 #endif
 }
 static LA_INLINE void lut_hist_f64(double *restrict h, const int32_t *restrict ib,
-                                   const double *restrict wb, int64_t len, int32_t limit) {
-    for (int64_t j = 0; j < len; ++j) h[ib[j]] += wb[j];
+                                   const double *restrict wb, int64_t len, int32_t limit,
+                                   int64_t cs, int copies) {
+    LA_HIST_ADDS(h, ib, wb, len, cs, copies);
     (void)limit;
 }
 
@@ -361,6 +381,11 @@ static LA_INLINE double dL_d(double z, double L) {
  * into one pair of adjacent cache lines (the adjacent-line prefetcher moves lines in pairs:
  * with the parts back to back the exact-mode backward's adds ran 2.5x slower on 2 threads). */
 static int64_t la_part_stride(int64_t used) { return (used + 15) / 16 * 16 + 16; }
+/* a lookup histogram's copies (tables of at most LA_LUT_SMALL bins: four, in L2; larger ones,
+ * per channel, one) and the doubles from one copy to the next; la_lut_stride: a part's row */
+#define LA_LUT_SMALL 16384
+static int la_lut_copies(int64_t bins) { return bins <= LA_LUT_SMALL ? 4 : 1; }
+static int64_t la_lut_copy_stride(int64_t bins) { return la_part_stride(bins + LA_SPARE); }
 int64_t la_lut_stride(int64_t bins);
 int64_t la_flow_stride(int64_t C, int32_t n);
 
@@ -682,7 +707,7 @@ int la_openmp(void) {
 }
 
 /* the accumulator layout constants, for the caller's allocations */
-int64_t la_lut_stride(int64_t bins) { return la_part_stride(bins + LA_SPARE); }
+int64_t la_lut_stride(int64_t bins) { return la_lut_copies(bins) * la_lut_copy_stride(bins); }
 int la_flow_copies(void) { return LA_COPIES; }
 int64_t la_flow_stride(int64_t C, int32_t n) {
     return la_part_stride(LA_COPIES * (C * 2 * n * 2 + C * 2 * (n + 1)));

@@ -86,6 +86,8 @@ void LA_FN(la_lut_bwd)(const LA_T *x, const LA_T *g, LA_T *gx, double *hist,
     int32_t top = (int32_t)(nb - 1);
     int32_t ib[LA_BLOCK];
     LA_T wb[LA_BLOCK];
+    const int64_t cs = la_lut_copy_stride(C * nb);
+    const int copies = la_lut_copies(C * nb);
     for (int64_t i = start; i < end;) {
         int64_t c;
         int32_t step;
@@ -95,9 +97,12 @@ void LA_FN(la_lut_bwd)(const LA_T *x, const LA_T *g, LA_T *gx, double *hist,
         int32_t spare = (int32_t)((C - c) * nb); /* the spare slots after all rows */
         LA_BY_GATE(LA_LUT_BWD_CALL, 0);
         if (hist)
-            LA_FN(lut_hist)(hist + c * nb, ib, wb, len, spare);
+            LA_FN(lut_hist)(hist + c * nb, ib, wb, len, spare, cs, copies);
         i += len;
     }
+    if (hist) /* the copies into the first, in order */
+        for (int q = 1; q < copies; ++q)
+            for (int64_t b = 0; b < C * nb; ++b) hist[b] += hist[q * cs + b];
 }
 
 /* ---- exact mode ---- */
