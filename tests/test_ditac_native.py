@@ -34,7 +34,9 @@ def _lut_case(channels, channel_dim, dtype, seed=0):
 @pytest.mark.parametrize("gate", ["gelu", "silu", "leaky_relu", "identity"])
 @pytest.mark.parametrize("dtype,vec", [(torch.float32, 1), (torch.float32, 0),
                                        (torch.float64, 1)])
-@pytest.mark.parametrize("channels,channel_dim", [(None, None), (6, 1), (6, -1), (20, -1)])
+# 300 channels x 67 bins: a table over native/cpab.c's LA_LUT_SMALL (one histogram copy)
+@pytest.mark.parametrize("channels,channel_dim", [(None, None), (6, 1), (6, -1), (20, -1),
+                                                  (300, -1)])
 def test_native_lut_kernel_matches_pytorch_path(gate, dtype, vec, channels, channel_dim,
                                                 monkeypatch) -> None:
     """The fused C kernels (native/cpab.c) against the op's PyTorch path: values, dL/dx
@@ -56,10 +58,14 @@ def test_native_lut_kernel_matches_pytorch_path(gate, dtype, vec, channels, chan
             lib.la_flow_vec_set(1)
 
 
-def _lut_kernel_vs_pytorch(gate, dtype, channels, channel_dim, monkeypatch) -> None:
+def _lut_kernel_vs_pytorch(gate, dtype, channels, channel_dim, monkeypatch,
+                           repeats: bool = False) -> None:
     from learnact.ops import cpab as ops
 
     x, table, dtable = _lut_case(channels, channel_dim, dtype)
+    if repeats:  # runs of one value (zero padding, quantised inputs): one bin again and again
+        x.view(-1)[: x.numel() // 2] = 0.3
+        x.view(-1)[x.numel() // 2: x.numel() // 2 + 999] = -7.0  # an outside bin
     w = torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
     kw = dict(lo=-0.5, hi=2.0, gate=gate, alpha=0.1, channel_dim=channel_dim)
 
@@ -76,6 +82,13 @@ def _lut_kernel_vs_pytorch(gate, dtype, channels, channel_dim, monkeypatch) -> N
     same = ((y1 - y0).abs() <= tol * (1 + y0.abs())) & ((gx1 - gx0).abs() <= tol * 10 * (1 + gx0.abs()))
     assert same.double().mean() > 0.999, (y1 - y0).abs().max()
     assert torch.allclose(gt1, gt0, rtol=1e-4 if dtype == torch.float32 else 1e-10, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_native_lut_backward_with_repeated_inputs(dtype, monkeypatch) -> None:
+    """Half the elements in one bin (and a run outside the window): the table gradient's
+    per-thread histogram copies sum to the PyTorch path's."""
+    _lut_kernel_vs_pytorch("gelu", dtype, None, None, monkeypatch, repeats=True)
 
 
 def test_native_lut_nan_inf_half_and_compile_path() -> None:
