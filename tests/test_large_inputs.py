@@ -16,7 +16,7 @@ import torch
 
 import learnact
 from learnact.core.families import FAMILIES
-from learnact.ops import CPU_KERNEL_MIN, family_ops
+from learnact.ops import backend, family_ops
 
 from .conftest import perturb_
 
@@ -27,17 +27,18 @@ F32_MAX = float(torch.finfo(torch.float32).max)
 
 
 def _inputs(numel: int) -> torch.Tensor:
-    """The BIG values repeated to ``numel`` (from CPU_KERNEL_MIN the native kernels run)."""
+    """The BIG values repeated to ``numel``."""
     x = torch.tensor(BIG, dtype=torch.float64)
     return x.repeat(-(-numel // x.numel()))[:numel]
 
 
 @pytest.mark.parametrize("spec", SPECS)
-@pytest.mark.parametrize("numel", [len(BIG), 2 * CPU_KERNEL_MIN])
-def test_no_overflow_before_the_true_value_overflows(spec, numel) -> None:
+@pytest.mark.parametrize("path,numel", [("reference", len(BIG)), ("auto", len(BIG)),
+                                        ("auto", 8192)])
+def test_no_overflow_before_the_true_value_overflows(spec, path, numel) -> None:
     act = learnact.create(spec)
     x64 = _inputs(numel)
-    with torch.no_grad():
+    with torch.no_grad(), backend(path):
         want = act.double()(x64)
         got = act.float()(x64.float()).double()
     inside = torch.isfinite(want) & (want.abs() < F32_MAX / 2)
@@ -56,10 +57,11 @@ def _rational_mp(x: float, num: list[float], den: list[float], s: float, t: floa
 
 @pytest.mark.parametrize("spec", ["rational", "rational:num_degree=3,den_degree=2",
                                   "rational:num_degree=2,den_degree=3"])
-@pytest.mark.parametrize("numel", [len(BIG), 2 * CPU_KERNEL_MIN])
-def test_rational_is_exact_over_the_float32_range(spec, numel) -> None:
-    """Values (float32 and float64) against a 60-digit evaluation, every path: the reference
-    (small inputs), the native kernel (large ones), the frozen form."""
+@pytest.mark.parametrize("path,numel", [("reference", len(BIG)), ("auto", len(BIG)),
+                                        ("auto", 8192)])
+def test_rational_is_exact_over_the_float32_range(spec, path, numel) -> None:
+    """Values (float32 and float64) against a 60-digit evaluation, every path: the reference,
+    the native kernel (one block, several), the frozen form."""
     act = perturb_(learnact.create(spec))
     num, den = act.num.tolist(), act.den.tolist()
     s, t = float(act.scale), float(act.offset)
@@ -69,7 +71,7 @@ def test_rational_is_exact_over_the_float32_range(spec, numel) -> None:
     frozen = learnact.freeze(act)
     for dtype, tol in ((torch.float32, 2e-6), (torch.float64, 1e-13)):
         for name, fn in (("module", act.to(dtype)), ("frozen", frozen.to(dtype))):
-            with torch.no_grad():
+            with torch.no_grad(), backend(path):
                 got = fn(x64.to(dtype)).double()
             err = ((got - want).abs() / want.abs().clamp_min(1.0)).max()
             assert err < tol, (name, dtype, float(err))
@@ -80,7 +82,7 @@ def test_rational_gradients_stay_finite_and_match_the_reference() -> None:
     at |x| up to 1e30: every gradient finite and equal to 1e-12."""
     act = perturb_(learnact.create("rational")).double()
     op = family_ops()["rational"]
-    x = _inputs(2 * CPU_KERNEL_MIN).clamp(-1e30, 1e30)
+    x = _inputs(8192).clamp(-1e30, 1e30)
     ps = (act.num.detach(), act.den.detach(), act.scale.detach(), act.offset.detach())
     g = torch.randn_like(x)
     native = op.kernels["cpu"].backward(x, *ps, g, 0)
@@ -136,9 +138,10 @@ def test_periodic_families_agree_over_the_float32_range(name) -> None:
     ps = [getattr(act, n).detach() for n in names]
     small = torch.tensor(BIG, dtype=torch.float32)
     x = torch.stack([small, small.flip(0)])  # (2 channels, 16)
-    big = x.repeat(1, -(-CPU_KERNEL_MIN // x.shape[1]))
+    big = x.repeat(1, 256)  # several of the kernel's blocks
     with torch.no_grad():
-        ref = act(x.t()).t()  # channels last, below CPU_KERNEL_MIN: the reference
+        with backend("reference"):
+            ref = act(x.t()).t()  # channels last
         native = act(big.t()).t()[:, :x.shape[1]]
         frozen = learnact.freeze(act)(x.t()).t()
     cuda = tr.forward(x.unsqueeze(0), *ps, 1)[0]
