@@ -4,7 +4,8 @@
  * Forward: ta, tb (C rows of N cells: v(x) = ta_j x + tb_j on cell j) -> the per-cell tables
  * of the flow (ops/cpab/common.py _Tables: the field and its mirror, crossing times, their
  * cumulative sums, the stop cells), T and dT/du on the n grid points u_i = i/(n - 1) by the
- * exact kernel, and the lookup op's padded rows (ops/cpab/lut.py _lut_tables):
+ * exact kernel (two passes: a third output of the kernel for T cost its per-channel float32
+ * forward 15%), and the lookup op's padded rows (ops/cpab/lut.py _lut_tables):
  *   D = [0, (hi - lo)(T(u_i) - u_i), 0],  S = [1, T'(u_i), 1]        (C rows of n + 2).
  * Backward: dL/dD (C rows of n + 2; the outside bins ignored) -> dL/d(ta, tb): the exact
  * kernel's table sums on the grid with g = (hi - lo) dL/dD, the crossing times' gradient as
@@ -71,8 +72,8 @@ static int la_frames_make(la_frames *f, const double *ta, const double *tb, int6
     return 1;
 }
 
-/* the exact flow (window [0, 1], identity gate, g given) on C n grid points, in parts: g dT/du
- * into out, T into xt_out (or NULL) and the table sums into hist (or NULL; C > 1: one histogram
+/* the exact flow (window [0, 1], identity gate) on C n grid points, in parts: T into out (g
+ * NULL), or g dT/du into out and the table sums into hist (or NULL; C > 1: one histogram
  * of LA_COPIES copies, parts of whole channels, each adding only into its own channels' bins;
  * one shared table: parts of LA_GRID_POINTS points, each into its own copy of the small
  * histogram (hparts of hsize doubles), which the caller adds in part order). The parts depend
@@ -82,17 +83,16 @@ static int64_t la_grid_parts(int64_t C, int32_t n) {
     return C > 1 ? (C + LA_GRID_CHANNELS - 1) / LA_GRID_CHANNELS
                  : (n + LA_GRID_POINTS - 1) / LA_GRID_POINTS;
 }
-static void la_grid_flow(const double *u, const double *g, double *out, double *xt_out,
-                         double *hist, int64_t hsize, const la_frames *f, int64_t C, int32_t N,
-                         int32_t n) {
+static void la_grid_flow(const double *u, const double *g, double *out, double *hist,
+                         int64_t hsize, const la_frames *f, int64_t C, int32_t N, int32_t n) {
     const int64_t parts = la_grid_parts(C, n), per = C > 1 ? LA_GRID_CHANNELS * n
                                                              : LA_GRID_POINTS;
     #pragma omp parallel for schedule(static) if (parts > 1)
     for (int64_t p = 0; p < parts; ++p) {
         const int64_t e = (p + 1) * per < C * n ? (p + 1) * per : C * n;
         double *h = hist && C == 1 ? hist + p * hsize : hist;
-        flow_run_f64(u, g, out, xt_out, h, p * per, e, f->A, f->B, f->P, f->stop, C, n, N,
-                     1.0, 0.0, 1.0, GATE_IDENTITY, 0.0);
+        la_flow_f64(u, g, out, h, p * per, e, f->A, f->B, f->P, f->stop, C, n, N, 1.0, 0.0, 1.0,
+                    GATE_IDENTITY, 0.0);
     }
 }
 
@@ -115,7 +115,8 @@ int la_lut_grid(const double *ta, const double *tb, int64_t C, int32_t N, int32_
     int ok = u && T && one && dT;
     if (ok) {
         for (int64_t i = 0; i < C * n; ++i) one[i] = 1.0;
-        la_grid_flow(u, one, dT, T, NULL, 0, &f, C, N, n); /* dT/du (g = 1) and T, one pass */
+        la_grid_flow(u, NULL, T, NULL, 0, &f, C, N, n);  /* T */
+        la_grid_flow(u, one, dT, NULL, 0, &f, C, N, n);  /* dT/du: the backward with g = 1 */
         for (int64_t c = 0; c < C; ++c) {
             double *Dr = D + c * (n + 2), *Sr = S + c * (n + 2);
             Dr[0] = Dr[n + 1] = 0.0, Sr[0] = Sr[n + 1] = 1.0;
@@ -147,7 +148,7 @@ int la_lut_grid_backward(const double *ta, const double *tb, const double *gD, i
     if (ok) {
         for (int64_t c = 0; c < C; ++c)
             for (int32_t i = 0; i < n; ++i) gT[c * n + i] = (hi - lo) * gD[c * (n + 2) + 1 + i];
-        la_grid_flow(u, gT, scratch, NULL, hist, LA_COPIES * hsize, &f, C, N, n);
+        la_grid_flow(u, gT, scratch, hist, LA_COPIES * hsize, &f, C, N, n);
         /* the parts' copies, in order: (dL/da, dL/db) pairs per cell, per-knot differences */
         for (int64_t k = 0; k < C * 2 * N; ++k) {
             double sa = 0.0, sb = 0.0;

@@ -20,8 +20,8 @@
 #define LA_LUT_BWD_CALL(G, _) \
     LA_FN(bwd_seg)(x + i, g + i, gx + i, ib, wb, len, Dc, Sc, step, top, spare, k, off, G, alpha)
 #define LA_FLOW_CALL(G, BWD) \
-    LA_FN(flow_block)(x + i, g ? g + i : g, out + i, xt_out ? xt_out + i : xt_out, hist, len, \
-                      (int32_t)c, cstep, A, B, P, stop, n, nsteps, t, lo, hi, G, alpha, BWD, hrow)
+    LA_FN(flow_block)(x + i, g ? g + i : g, out + i, hist, len, (int32_t)c, cstep, A, B, P, \
+                      stop, n, nsteps, t, lo, hi, G, alpha, BWD, hrow)
 
 /* ---- lookup-table mode ---- */
 
@@ -130,8 +130,8 @@ static LA_INLINE void LA_FN(flow_hist)(
 }
 
 static LA_INLINE void LA_FN(flow_block)(
-    const LA_T *restrict x, const LA_T *restrict g, LA_T *restrict out, LA_T *restrict xt_out,
-    double *restrict hist, int64_t len, int32_t c, int32_t cstep, const LA_T *restrict A, const LA_T *restrict B,
+    const LA_T *restrict x, const LA_T *restrict g, LA_T *restrict out, double *restrict hist,
+    int64_t len, int32_t c, int32_t cstep, const LA_T *restrict A, const LA_T *restrict B,
     const LA_T *restrict P, const int32_t *restrict stop, int32_t n, int32_t nsteps, LA_T t,
     LA_T lo, LA_T hi, int32_t gate, LA_T alpha, int32_t bwd, int64_t hrow) {
     LA_T b_xf[LA_BLOCK], b_t1[LA_BLOCK], b_tg[LA_BLOCK], b_sv[LA_BLOCK], b_q[LA_BLOCK];
@@ -140,7 +140,6 @@ static LA_INLINE void LA_FN(flow_block)(
     int32_t b_row[LA_BLOCK], b_lo[LA_BLOCK], b_hi[LA_BLOCK];
     int32_t i_m[LA_BLOCK], i_0[LA_BLOCK], i_k[LA_BLOCK], i_g[LA_BLOCK];
     LA_T w_am[LA_BLOCK], w_bm[LA_BLOCK], w_a0[LA_BLOCK], w_b0[LA_BLOCK], w_h[LA_BLOCK];
-    LA_T b_xt[LA_BLOCK];
     const LA_T inv = (LA_T)1 / (hi - lo), invn = (LA_T)1 / (LA_T)n, fn = (LA_T)n;
     const int32_t np1 = n + 1;
     for (int64_t j = 0; j < len; ++j) { /* phase 1: first cell, exit time, target */
@@ -214,7 +213,6 @@ static LA_INLINE void LA_FN(flow_block)(
         LA_T psi = xm + w;
         LA_T Tv = left ? (LA_T)1 - psi : psi;
         LA_T xt = ins ? lo + (hi - lo) * Tv : xv;
-        b_xt[j] = xt;
         LA_T sg, dsg;
         LA_GATE(xv, gate, alpha, &sg, &dsg);
         if (!bwd) {
@@ -241,17 +239,15 @@ static LA_INLINE void LA_FN(flow_block)(
     /* results go through a local buffer: stores through `out` inside the gather-heavy
        loop made GCC assume they may alias the tables ("bad data dependence", scalar) */
     for (int64_t j = 0; j < len; ++j) out[j] = b_res[j];
-    if (xt_out)
-        for (int64_t j = 0; j < len; ++j) xt_out[j] = b_xt[j];
     if (bwd && hist)
         LA_FN(flow_hist)(hist, hrow, n, len, i_m, i_0, i_k, i_g, w_am, w_bm, w_a0, w_b0, w_h);
 }
-/* la_flow's generic loops; xt_out (NULL, or the grid's T with the backward's dT/du:
- * native/cpab_grid.h) receives x~ itself */
-static void LA_FN(flow_run)(const LA_T *x, const LA_T *g, LA_T *out, LA_T *xt_out, double *hist,
-                            int64_t start, int64_t end, const LA_T *A, const LA_T *B,
-                            const LA_T *P, const int32_t *stop, int64_t C, int64_t R, int32_t n,
-                            LA_T t, LA_T lo, LA_T hi, int32_t gate, LA_T alpha) {
+void LA_FN(la_flow)(const LA_T *x, const LA_T *g, LA_T *out, double *hist, int64_t start,
+                   int64_t end, const LA_T *A, const LA_T *B, const LA_T *P, const int32_t *stop,
+                   int64_t C, int64_t R, int32_t n, LA_T t, LA_T lo, LA_T hi, int32_t gate,
+                   LA_T alpha) {
+    if (LA_FAST_FLOW(x, g, out, hist, start, end, A, B, P, stop, C, n, t, lo, hi, gate, alpha))
+        return;
     int32_t nsteps = 1;
     while ((1 << nsteps) < n + 1) ++nsteps;
     int64_t hrow = C * 2 * n; /* dL/dA and dL/dB rows; D is C 2 (n + 1) long */
@@ -267,15 +263,6 @@ static void LA_FN(flow_run)(const LA_T *x, const LA_T *g, LA_T *out, LA_T *xt_ou
             LA_BY_GATE(LA_FLOW_CALL, 0);
         i += len;
     }
-}
-void LA_FN(la_flow)(const LA_T *x, const LA_T *g, LA_T *out, double *hist, int64_t start,
-                   int64_t end, const LA_T *A, const LA_T *B, const LA_T *P, const int32_t *stop,
-                   int64_t C, int64_t R, int32_t n, LA_T t, LA_T lo, LA_T hi, int32_t gate,
-                   LA_T alpha) {
-    if (LA_FAST_FLOW(x, g, out, hist, start, end, A, B, P, stop, C, n, t, lo, hi, gate, alpha))
-        return;
-    LA_FN(flow_run)(x, g, out, NULL, hist, start, end, A, B, P, stop, C, R, n, t, lo, hi, gate,
-                    alpha);
 }
 void LA_FN(la_flow_par)(const LA_T *x, const LA_T *g, LA_T *out, double *hist, int64_t numel,
                        int64_t step, const LA_T *A, const LA_T *B, const LA_T *P,
