@@ -274,16 +274,63 @@ def test_native_python_pool_path_equals_openmp_path(monkeypatch) -> None:
                                               (10, True, 2.0), (15, True, 2.0), (16, True, 2.0)])
 def test_native_register_table_kernel(gate: str, cells: int, zero: bool, scale: float) -> None:
     """float32, one shared table of <= 15 cells: the register-table kernel (tables in vector
-    registers, compressed histogram terms) gives the generic kernel's values, dL/dx and table
-    sums, and both are within float32 rounding of the float64 kernel; tails shorter than a
-    vector, left-moving fields and open boundaries included (16 cells: the generic kernel)."""
+    registers, compressed histogram terms; AVX-512 or AVX2, whichever the CPU has) gives the
+    generic kernel's values, dL/dx and table sums, and both are within float32 rounding of the
+    float64 kernel; tails shorter than a vector, left-moving fields and open boundaries
+    included (16 cells: the generic kernel)."""
     from learnact.ops import _native
-    from learnact.ops import cpab as ops
 
     lib = _native.library()
     assert lib is not None
-    if " avx512f" in _native._cpu_fingerprint():  # x86-64 with AVX-512 (and GCC): CI runs it
+    flags = set(_native._cpu_fingerprint().split())
+    if "avx512f" in flags or {"avx2", "fma"} <= flags:  # x86-64, AVX-512 or AVX2 (GCC: CI)
         assert lib.la_flow_vec() == 1
+    _register_table_case(lib, gate, cells, zero, scale)
+
+
+@pytest.fixture(scope="module")
+def avx2_library(tmp_path_factory: pytest.TempPathFactory):
+    """native/cpab.c built for this CPU without AVX-512 (its AVX2 paths; on an AVX2 machine
+    the same code the loader builds), loaded beside the cached library."""
+    import ctypes
+    import subprocess
+
+    from learnact import _build
+    from learnact.ops import _native
+
+    flags = set(_native._cpu_fingerprint().split())
+    if not {"avx2", "fma"} <= flags:
+        pytest.skip("AVX2 paths: x86-64 CPUs with AVX2 and FMA only")
+    cc = _native._compiler()
+    assert cc is not None, "CI has a C compiler"
+    if "Free Software Foundation" not in _build.compiler_version(cc):
+        pytest.skip("the vector paths are built by GCC only (native/cpab.c LA_VEC)")
+    out = tmp_path_factory.mktemp("avx2") / "cpab_avx2.so"
+    subprocess.run([cc, *_native._FLAGS, *_build.gcc_flags(cc), *_build.MARCH, "-mno-avx512f",
+                    str(_build.NATIVE / "cpab.c"), "-o", str(out), "-lm"], check=True)
+    lib = ctypes.CDLL(str(out))
+    _native._declare(lib)
+    assert lib.la_abi() == _build.abi() and lib.la_flow_vec() == 1
+    return lib
+
+
+@pytest.mark.parametrize("gate", ["gelu", "identity"])
+@pytest.mark.parametrize("cells,zero,scale", [(1, False, 2.0), (7, False, 4.0), (10, True, 2.0),
+                                              (15, True, 2.0)])
+def test_native_register_table_kernel_avx2(avx2_library, gate: str, cells: int, zero: bool,
+                                           scale: float, monkeypatch) -> None:
+    """The register-table kernel's AVX2 build (8 lanes: tables in two registers per row, the
+    compressions by permutes) against its generic loops and the float64 kernel, as above: on
+    an AVX-512 machine the loader builds the 16-lane kernel, and this is what AVX2 CPUs run."""
+    from learnact.ops import _native
+
+    monkeypatch.setitem(_native._libs, "cpab", avx2_library)
+    _register_table_case(avx2_library, gate, cells, zero, scale)
+
+
+def _register_table_case(lib, gate: str, cells: int, zero: bool, scale: float) -> None:
+    from learnact.ops import cpab as ops
+
     B = cpab.cpa_basis(cells, zero)
     gen = torch.Generator().manual_seed(cells)
     theta = (torch.randn(B.shape[1], generator=gen, dtype=torch.float64) * scale).requires_grad_()

@@ -49,8 +49,8 @@ def test_every_family_is_run() -> None:
 
 @pytest.mark.parametrize("name", sorted(n for n, f in FAMILIES.items() if f.table))
 def test_every_vector_width_gives_the_same_results(builds: dict[int, Path], name: str) -> None:
-    widths = sorted(builds)
-    assert len(widths) == 3 and {16, 32} <= set(widths)
+    widths = sorted(builds)  # 16, 32 and the machine's (64 with AVX-512; 32 on AVX2 machines)
+    assert {16, 32} <= set(widths)
     for layout in range(3):
         for what in ("y", "gx", "gt"):
             got = [np.fromfile(builds[w] / f"{name}_{layout}_{what}", np.float32)

@@ -350,16 +350,18 @@ def _goal_cell(r: OpRow, by_key: dict[tuple[str, str], OpRow]) -> str:
 
 
 def _machine() -> str:
-    model = platform.processor() or platform.machine()
+    """The CPU model, its count and its widest SIMD (AVX-512, AVX2: the native kernels' paths)."""
     try:
-        with open("/proc/cpuinfo") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f
-                          if ln.startswith("model name")), model)
+        info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    avx512 = "avx512f" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() \
-        else False
-    return f"{model}, {os.cpu_count()} CPUs{', AVX-512' if avx512 else ''}"
+        info = ""
+    lines = info.splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")),
+                 platform.processor() or platform.machine())
+    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")),
+                     []))
+    simd = ", AVX-512" if "avx512f" in flags else ", AVX2" if "avx2" in flags else ""
+    return f"{model}, {os.cpu_count()} CPUs{simd}"
 
 
 def _commit() -> str:

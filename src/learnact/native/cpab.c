@@ -44,14 +44,23 @@
 #define LA_INLINE inline
 #endif
 
-/* AVX-512 paths (GCC vectors and intrinsics): the lookup kernel's float32 segments, the
- * register-table exact kernel and the compressed histogram adds; elsewhere, and for float64,
- * the generic loops run (tests run both: la_flow_vec_set) */
+/* Vector paths (GCC vectors and intrinsics). AVX-512 (LA_V512, 16 lanes): the lookup kernel's
+ * float32 segments, the register-table exact kernel and the compressed histogram adds. AVX2
+ * with FMA (8 lanes; AMD Zen 1-3, Intel client cores): the register-table exact kernel, its
+ * table lookups by permutes and its compressions by scalar loops (the generic loops, which GCC
+ * vectorises with gathers, ran DiTAC's exact forward at ~28 ns/element on a Zen 3 core).
+ * Elsewhere, and for float64, the generic loops run (tests run both: la_flow_vec_set). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
 #define LA_VEC 1
+#define LA_V512 1
+#define LA_VL 16 /* float lanes per vector */
+#include <immintrin.h>
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__AVX2__) && defined(__FMA__)
+#define LA_VEC 1
+#define LA_VL 8
 #include <immintrin.h>
 #endif
-static int32_t la_vec_on = 1; /* the AVX-512 paths, if built (la_flow_vec_set: tests) */
+static int32_t la_vec_on = 1; /* the vector paths, if built (la_flow_vec_set: tests) */
 
 enum { GATE_GELU = 0, GATE_LEAKY_RELU = 1, GATE_SILU = 2, GATE_IDENTITY = 3 };
 
@@ -110,10 +119,10 @@ static LA_INLINE float la_as_f(int32_t i) {
 #define LA_EXPF la_expf
 #include "cpab_math.h"
 
-/* the same math on 16-lane GCC vectors (AVX-512 paths only) */
+/* the same math on GCC vectors of LA_VL lanes (vector paths only) */
 #ifdef LA_VEC
-typedef float la_vf __attribute__((vector_size(64)));
-typedef int32_t la_vi __attribute__((vector_size(64)));
+typedef float la_vf __attribute__((vector_size(4 * LA_VL)));
+typedef int32_t la_vi __attribute__((vector_size(4 * LA_VL)));
 /* selects by a comparison mask (0/-1 lanes); "- (la_vf){}" broadcasts a scalar and keeps the
  * value of every float, -0 included */
 #define LA_VSELF(m, a, b) ((la_vf)(((la_vi)((a) - (la_vf){}) & (m)) | ((la_vi)((b) - (la_vf){}) & ~(m))))
@@ -123,6 +132,7 @@ typedef int32_t la_vi __attribute__((vector_size(64)));
 #define LA_VAS_F(i) ((la_vf)(i))
 #define LA_VF2I(x) __builtin_convertvector((x), la_vi)
 #define LA_VI2F(i) __builtin_convertvector((i), la_vf)
+#ifdef LA_V512
 /* expf with AVX-512's rounding and scaling (vrndscaleps, vscalefps): the same reduction and
  * polynomial in ~14 operations instead of ~20 (the gate's exp is most of its cost) */
 static LA_INLINE la_vf la_expf_vx(la_vf xv) {
@@ -138,6 +148,12 @@ static LA_INLINE la_vf la_expf_vx(la_vf xv) {
               * (rv * rv) + rv + 1.0f;
     return (la_vf)_mm512_scalef_ps((__m512)p, n);
 }
+#define LA_FLOOR(x) ((la_vf)_mm512_roundscale_ps((__m512)(x), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC))
+#define LA_EXPF la_expf_vx
+#else /* AVX2: cpab_math.h's own expf (defined before its gates) */
+#define LA_FLOOR(x) ((la_vf)_mm256_floor_ps((__m256)(x)))
+#define LA_EXPF la_expf_v
+#endif
 #define LA_SUF _v
 #define LA_F la_vf
 #define LA_I la_vi
@@ -148,9 +164,8 @@ static LA_INLINE la_vf la_expf_vx(la_vf xv) {
 #define LA_AS_F LA_VAS_F
 #define LA_F2I LA_VF2I
 #define LA_I2F LA_VI2F
-#define LA_FLOOR(x) ((la_vf)_mm512_roundscale_ps((__m512)(x), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC))
-#define LA_EXPF la_expf_vx
 #include "cpab_math.h"
+#ifdef LA_V512
 static LA_INLINE __mmask16 la_first(int64_t cnt) { /* lanes 0 .. cnt - 1 (cnt <= 16) */
     return (__mmask16)((1u << cnt) - 1u);
 }
@@ -161,6 +176,43 @@ static LA_INLINE void la_vkeep_f(float *dst, __mmask16 k, la_vf v) {
 static LA_INLINE void la_vkeep_i(int32_t *dst, __mmask16 k, la_vi v) {
     _mm512_storeu_si512(dst, _mm512_maskz_compress_epi32(k, (__m512i)v));
 }
+#else
+/* AVX2 has no vcompressps/vexpandps: a permute by an index vector per 8-bit lane mask does
+ * the same (la_perm: pack[m] lists the set lanes of m in order, expand[m] gives lane i the
+ * count of set lanes below it; 8 byte indices per mask, widened by vpmovzxbd), filled when
+ * the library loads */
+typedef struct {
+    uint64_t pack[256], expand[256];
+} la_perm;
+static la_perm la_perm_tab;
+__attribute__((constructor)) static void la_perm_init(void) {
+    la_perm *p = &la_perm_tab;
+    for (int m = 0; m < 256; ++m) {
+        uint64_t pk = 0, ex = 0;
+        int c = 0;
+        for (int i = 0; i < 8; ++i) {
+            ex |= (uint64_t)c << (8 * i);
+            if (m >> i & 1)
+                pk |= (uint64_t)i << (8 * c++);
+        }
+        p->pack[m] = pk, p->expand[m] = ex;
+    }
+}
+static LA_INLINE __m256i la_perm_idx(const uint64_t *t, int m) {
+    return _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)t[m]));
+}
+/* the lanes m of v, packed, stored at dst (8 slots written) */
+static LA_INLINE void la_vkeep8(float *dst, __m256i pk, __m256 v) {
+    _mm256_storeu_ps(dst, _mm256_permutevar8x32_ps(v, pk));
+}
+/* the kept lanes of a and b as pairs (a_0, b_0, a_1, b_1, ...; 16 slots written) */
+static LA_INLINE void la_vkeep_pairs8(float *dst, __m256i pk, __m256 a, __m256 b) {
+    a = _mm256_permutevar8x32_ps(a, pk), b = _mm256_permutevar8x32_ps(b, pk);
+    __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b); /* a0 b0 a1 b1 | a4.. */
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+#endif
 #endif
 
 static LA_INLINE void gate_d(double x, int32_t gate, double alpha, double *s, double *ds) {
@@ -218,11 +270,13 @@ static LA_INLINE int64_t segment(int64_t i, int64_t end, int64_t C, int64_t R, i
 
 /* h[ib[j]] += wb[j] over one block (LA_HIST_ADDS' copies), except indices >= limit (the spare
  * slots of the outside bins, whose sums are dropped): float32 on AVX-512 compresses those adds
- * away first (a third of normal inputs fall outside DiTAC's window) */
+ * away first (a third of normal inputs fall outside DiTAC's window; on AVX2 the same by
+ * permutes measured no faster, nor did lookup segments with vgatherdps: 1.46 -> 1.98
+ * ns/element forward on a Zen 3 core, whose gathers GCC's own tuning avoids) */
 static LA_INLINE void lut_hist_f32(double *restrict h, const int32_t *restrict ib,
                                    const float *restrict wb, int64_t len, int32_t limit,
                                    int64_t cs, int copies) {
-#ifdef LA_VEC
+#ifdef LA_V512
     int32_t kib[LA_BLOCK + 16];
     float kwb[LA_BLOCK + 16];
     int64_t k = 0, j = 0;
@@ -252,7 +306,7 @@ static LA_INLINE void lut_hist_f64(double *restrict h, const int32_t *restrict i
     (void)limit;
 }
 
-#ifdef LA_VEC
+#ifdef LA_V512
 /* The lookup kernels' float32 segments on 16-lane vectors: the same bins and formulas as
  * fwd_seg/bwd_seg below, the gate's exp by la_expf_vx */
 static const la_vi la_lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -389,269 +443,11 @@ static int64_t la_lut_copy_stride(int64_t bins) { return la_part_stride(bins + L
 int64_t la_lut_stride(int64_t bins);
 int64_t la_flow_stride(int64_t C, int32_t n);
 
-/* ---------------------------------------------------------------------------------------
- * Exact mode, float32 with one shared table of at most LA_VEC_CELLS cells: the same formulas
- * per 16 lanes in GCC vector types, every table held in registers (a row of A, B, P or stop
- * fits one 16-lane vector; a lookup of the right or the left row is one two-table permute,
- * vpermt2ps, where the loops above pay a memory gather each), the search for the last knot as
- * a branch-free count, and all three phases in one pass without the block buffers. Built where GCC targets AVX-512 (elsewhere the generic loops run). */
-#define LA_VEC_CELLS 15
-#ifdef LA_VEC
-/* lane i reads R[idx_i] (the right-moving row) or L[idx_i] (the left row, where left_i) */
-#define LA_LUT2(R, L, idx, left) __builtin_shuffle((R), (L), (idx) | ((left) & 16))
+/* the register-table exact kernel (la_flow_vec_f32, or 0 where no vector path is built) */
+#include "cpab_vec.h"
 
-typedef struct {
-    la_vf Ar, Al, Br, Bl, Pr, Pl; /* rows of the field (a, b) and of the knot times P */
-    la_vi Sr, Sl;                 /* stop */
-} la_vtab;
-
-/* The flow of 16 lanes inside the window (flow_block_f32's formulas and selects): returns x~
- * and, with bwd, dx~/dx in *dxt and the histogram terms of the upstream gradients gs (=
- * dL/dx~): w[5] (dL/da_m, dL/db_m, dL/da_0, dL/db_0, h) at bins id[0..3], id[4] the crossing
- * lanes (the others' dL/da_0, dL/db_0 and h are exactly 0). */
-static LA_INLINE la_vf flow_vec16(la_vf xv, la_vf gs, const la_vtab *tb, int32_t n, float t,
-                                  float lo, float hi, int32_t bwd, la_vf *dxt, la_vf *w,
-                                  la_vi *id) {
-    const float inv = 1.0f / (hi - lo), invn = 1.0f / (float)n, fn = (float)n;
-    la_vf u = (xv - lo) * inv;
-    la_vf fc = u * fn;
-    fc = LA_VSELF(fc > 0.0f, fc, 0.0f);
-    la_vi c0 = LA_VF2I(fc);
-    c0 = LA_VSELI(c0 < n - 1, c0, n - 1);
-    la_vf a0 = __builtin_shuffle(tb->Ar, c0), b0 = __builtin_shuffle(tb->Br, c0);
-    la_vf v = a0 * u + b0;
-    la_vi left = v < 0.0f;
-    la_vf xf = LA_VSELF(left, 1.0f - u, u);
-    la_vi cl = LA_VSELI(left, n - 1 - c0, c0);
-    /* the mirror's cell n - 1 - c0: a' = a, b' = -(a + b) (functional/cpab.py) */
-    la_vf af = a0, bf = LA_VSELF(left, -(a0 + b0), b0);
-    la_vf vf = af * xf + bf;
-    la_vf e = LA_VI2F(cl + 1) * invn;
-    la_vf dl = e - xf;
-    la_vf ve = af * e + bf;
-    la_vi can = (vf > 1.17549435e-38f) & (cl < n - 1) & (ve > 0.0f);
-    la_vf sv = LA_VSELF(can, vf, 1.0f);
-    la_vf q = dl / sv;
-    la_vf z = LA_VSELF(can, af * q, 0.0f);
-    z = LA_VSELF(z < 1e30f, z, 1e30f);
-    la_vf Lz = L_f_v(z);
-    la_vf t0 = LA_VSELF(can, q * Lz, (float)INFINITY);
-    la_vi cross = t0 < t;
-    la_vi k1 = LA_VSELI(cross, cl + 1, cl);
-    la_vf t1 = LA_VSELF(cross, t - t0, t);
-    la_vf pk = LA_LUT2(tb->Pr, tb->Pl, k1, left);
-    la_vf tg = pk + t1;
-    /* the last knot with P <= tg (P rises along a row; P[0] = 0 <= tg): a count of knots
-       1..n below the target, n independent compares (a binary search chains its lookups) */
-    la_vi pos = (la_vi){};
-    for (int32_t k = 1; k <= n; ++k)
-        pos -= LA_VSELF(left, tb->Pl[k], tb->Pr[k]) <= tg;
-    la_vi st = LA_LUT2(tb->Sr, tb->Sl, k1, left);
-    la_vi m = LA_VSELI(cross, LA_VSELI(pos < st, pos, st), cl);
-    la_vf tm = LA_VSELF(cross, t1 - (LA_LUT2(tb->Pr, tb->Pl, m, left) - pk), t1);
-    tm = LA_VSELF(tm > 0.0f, tm, 0.0f);
-    la_vf xm = LA_VSELF(cross, LA_VI2F(m) * invn, xf);
-    la_vf am = LA_LUT2(tb->Ar, tb->Al, m, left), bm = LA_LUT2(tb->Br, tb->Bl, m, left);
-    la_vf vm = am * xm + bm;
-    la_vf za = tm * am;
-    za = LA_VSELF(za < 80.7f, za, 80.7f);
-    la_vf Em = E_f_v(za);
-    la_vf wv = tm * Em * vm;
-    la_vf psi = xm + wv;
-    la_vf Tv = LA_VSELF(left, 1.0f - psi, psi);
-    la_vf xt = lo + (hi - lo) * Tv;
-    if (!bwd)
-        return xt;
-    la_vf psit = vm + am * wv;
-    *dxt = LA_VSELF(cross, psit / sv, 1.0f + za * Em);
-    la_vf gT = gs * (hi - lo);
-    la_vf gf = LA_VSELF(left, -gT, gT);
-    la_vf h = LA_VSELF(cross, -gf * psit, 0.0f);
-    la_vf dtb = -q / ve;
-    la_vf dta = q * q * dL_f_v(z, Lz) + xf * dtb;
-    w[0] = gf * (tm * tm * dE_f_v(za, Em) * vm + xm * tm * Em);
-    w[1] = gf * tm * Em;
-    w[2] = LA_VSELF(cross, h * dta, 0.0f);
-    w[3] = LA_VSELF(cross, h * dtb, 0.0f);
-    w[4] = h;
-    la_vi nl = left & n, kl = left & (n + 1);
-    id[0] = m + nl;  /* the last cell in its row */
-    id[1] = cl + nl; /* the first */
-    id[2] = kl + k1; /* knots: row * (n + 1) + k */
-    id[3] = kl + m;
-    id[4] = cross;
-    return xt;
-}
-
-/* The block's histogram terms (of lanes inside the window: outside, dx~/dtheta = 0), the first
- * cell's and the knots' terms only of crossing lanes (the others' are 0), compressed
- * (vcompressps). The (dL/da, dL/db) terms are kept as adjacent pairs, added to their adjacent
- * bins by one 128-bit float64 add each. */
-typedef struct {
-    float pm[2 * LA_BLOCK + 32], p0[2 * LA_BLOCK + 32]; /* (dL/da, dL/db): last, first cell */
-    float h[LA_BLOCK + 16];
-    int32_t i_m[LA_BLOCK + 16], i_0[LA_BLOCK + 16], i_k[LA_BLOCK + 16], i_g[LA_BLOCK + 16];
-    int32_t nm, nc; /* lanes kept: inside; crossing */
-} la_vhist;
-
-/* the kept lanes of a and b as pairs (a_0, b_0, a_1, b_1, ...) */
-static LA_INLINE void la_vkeep_pairs(float *dst, __mmask16 k, la_vf a, la_vf b) {
-    const la_vi lo = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
-    la_vf ca = (la_vf)_mm512_maskz_compress_ps(k, (__m512)a);
-    la_vf cb = (la_vf)_mm512_maskz_compress_ps(k, (__m512)b);
-    la_vf p1 = __builtin_shuffle(ca, cb, lo), p2 = __builtin_shuffle(ca, cb, lo + 8);
-    memcpy(dst, &p1, sizeof p1);
-    memcpy(dst + 16, &p2, sizeof p2);
-}
-
-/* keeps the terms of lanes km (the valid ones), the crossing ones' second part too */
-static LA_INLINE void flow_vec_keep(la_vhist *hb, __mmask16 km, const la_vf *w, const la_vi *id) {
-    __mmask16 kc = km & _mm512_test_epi32_mask((__m512i)id[4], (__m512i)id[4]);
-    la_vkeep_pairs(hb->pm + 2 * hb->nm, km, w[0], w[1]);
-    la_vkeep_i(hb->i_m + hb->nm, km, id[0]);
-    hb->nm += __builtin_popcount(km);
-    la_vkeep_pairs(hb->p0 + 2 * hb->nc, kc, w[2], w[3]);
-    la_vkeep_f(hb->h + hb->nc, kc, w[4]);
-    la_vkeep_i(hb->i_0 + hb->nc, kc, id[1]);
-    la_vkeep_i(hb->i_k + hb->nc, kc, id[2]);
-    la_vkeep_i(hb->i_g + hb->nc, kc, id[3]);
-    hb->nc += __builtin_popcount(kc);
-}
-
-static LA_INLINE void la_add_pair(double *dst, const float *pair) {
-    __m128d v = _mm_cvtps_pd(_mm_castpd_ps(_mm_load_sd((const double *)pair)));
-    _mm_storeu_pd(dst, _mm_add_pd(_mm_loadu_pd(dst), v));
-}
-
-/* adds the kept terms into hist (layout and LA_COPIES copies as flow_hist_f32) */
-static LA_INLINE void flow_vec_hist(double *restrict hist, int32_t n, const la_vhist *hb) {
-    int64_t hrow = 2 * n, hsize = 2 * hrow + 2 * (n + 1); /* [(a, b) pairs | D] */
-    for (int32_t j = 0; j < hb->nm; ++j)
-        la_add_pair(hist + (j & (LA_COPIES - 1)) * hsize + 2 * hb->i_m[j], hb->pm + 2 * j);
-    for (int32_t j = 0; j < hb->nc; ++j) {
-        double *hab = hist + (j & (LA_COPIES - 1)) * hsize, *hd = hab + 2 * hrow;
-        la_add_pair(hab + 2 * hb->i_0[j], hb->p0 + 2 * j);
-        hd[hb->i_k[j]] += (double)hb->h[j];
-        hd[hb->i_g[j]] -= (double)hb->h[j];
-    }
-}
-
-/* One block in three passes. 1: the gate of every lane, and the lanes inside the window
- * compressed into xin (with g s(x) into gin): a third of normal inputs lie outside DiTAC's
- * window, where x~ = x, and the flow skips them. 2: the flow on the dense lanes, two
- * independent vectors per step (one chain has ~250 cycles of latency — divisions, log, exp,
- * dependent lookups — that left the core idle; GCC's pre-allocation scheduling interleaves
- * the two: 1.5x). 3: x~ (and dx~/dx) expanded back to their lanes, the outputs. A tail
- * shorter than a vector runs with its extra lanes masked off. */
-static LA_INLINE void flow_vec_block(const float *restrict x, const float *restrict g,
-                                     float *restrict out, double *restrict hist, int64_t len,
-                                     const la_vtab *tb, int32_t n, float t, float lo, float hi,
-                                     int32_t gate, float alpha, int32_t bwd) {
-    float s_[LA_BLOCK], ds_[LA_BLOCK];
-    float xin[LA_BLOCK + 32], gin[LA_BLOCK + 32], tin[LA_BLOCK + 32], din[LA_BLOCK + 32];
-    __mmask16 kin[LA_BLOCK / 16];
-    int64_t nin = 0;
-    for (int64_t j = 0; j < len; j += 16) { /* pass 1 */
-        __mmask16 kl = la_first(len - j < 16 ? len - j : 16);
-        la_vf xv = (la_vf)_mm512_maskz_loadu_ps(kl, x + j), gv = {0}, sg, dsg;
-        gate_f_v(xv, gate, alpha, &sg, &dsg);
-        memcpy(s_ + j, &sg, sizeof sg);
-        if (bwd) {
-            gv = (la_vf)_mm512_maskz_loadu_ps(kl, g + j);
-            memcpy(ds_ + j, &dsg, sizeof dsg);
-        }
-        __mmask16 k = kl & _mm512_cmp_ps_mask((__m512)xv, _mm512_set1_ps(lo), _CMP_GE_OQ)
-                      & _mm512_cmp_ps_mask((__m512)xv, _mm512_set1_ps(hi), _CMP_LE_OQ);
-        kin[j / 16] = k;
-        la_vkeep_f(xin + nin, k, xv);
-        if (bwd)
-            la_vkeep_f(gin + nin, k, gv * sg);
-        nin += __builtin_popcount(k);
-    }
-    for (int64_t j = nin; j < nin + 32; ++j) /* padding: a valid point, no gradient */
-        xin[j] = lo, gin[j] = 0.0f;
-    la_vhist hb;
-    hb.nm = hb.nc = 0;
-    int32_t keep = bwd && hist;
-    for (int64_t j = 0; j < nin; j += 32) { /* pass 2 */
-        la_vf x0, x1, g0, g1, e0 = {0}, e1 = {0}, w0[5], w1[5];
-        la_vi d0[5], d1[5];
-        memcpy(&x0, xin + j, sizeof x0), memcpy(&x1, xin + j + 16, sizeof x1);
-        memcpy(&g0, gin + j, sizeof g0), memcpy(&g1, gin + j + 16, sizeof g1);
-        la_vf t0 = flow_vec16(x0, g0, tb, n, t, lo, hi, bwd, &e0, w0, d0);
-        la_vf t1 = flow_vec16(x1, g1, tb, n, t, lo, hi, bwd, &e1, w1, d1);
-        memcpy(tin + j, &t0, sizeof t0), memcpy(tin + j + 16, &t1, sizeof t1);
-        if (bwd)
-            memcpy(din + j, &e0, sizeof e0), memcpy(din + j + 16, &e1, sizeof e1);
-        if (keep) {
-            flow_vec_keep(&hb, la_first(nin - j < 16 ? nin - j : 16), w0, d0);
-            if (nin - j > 16)
-                flow_vec_keep(&hb, la_first(nin - j - 16 < 16 ? nin - j - 16 : 16), w1, d1);
-        }
-    }
-    for (int64_t j = nin; j < nin + 16; ++j) /* pass 3 reads whole vectors from c <= nin */
-        tin[j] = 0.0f, din[j] = 1.0f;
-    int64_t c = 0;
-    for (int64_t j = 0; j < len; j += 16) { /* pass 3 */
-        __mmask16 kl = la_first(len - j < 16 ? len - j : 16), k = kin[j / 16];
-        la_vf xv = (la_vf)_mm512_maskz_loadu_ps(kl, x + j), sg, res;
-        memcpy(&sg, s_ + j, sizeof sg);
-        la_vf xt = (la_vf)_mm512_mask_expand_ps((__m512)xv, k, _mm512_loadu_ps(tin + c));
-        if (bwd) {
-            la_vf gv = (la_vf)_mm512_maskz_loadu_ps(kl, g + j), dsg;
-            memcpy(&dsg, ds_ + j, sizeof dsg);
-            la_vf dx = (la_vf)_mm512_mask_expand_ps(_mm512_set1_ps(1.0f), k,
-                                                    _mm512_loadu_ps(din + c));
-            res = gv * sg * dx + gv * xt * dsg;
-        } else {
-            res = xt * sg;
-        }
-        _mm512_mask_storeu_ps(out + j, kl, (__m512)res);
-        c += __builtin_popcount(k);
-    }
-    if (keep)
-        flow_vec_hist(hist, n, &hb);
-}
-
-#define LA_VEC_CALL(G, BWD)                                                                   \
-    flow_vec_block(x + i, g ? g + i : g, out + i, hist, len, &tb, n, t, lo, hi, G, alpha, BWD)
-
-/* Runs la_flow_f32's work on the register-table kernel and returns 1 where it applies (one
- * shared table, n <= LA_VEC_CELLS, not switched off); else returns 0. */
-static int la_flow_vec_f32(const float *x, const float *g, float *out, double *hist,
-                           int64_t start, int64_t end, const float *A, const float *B,
-                           const float *P, const int32_t *stop, int64_t C, int32_t n, float t,
-                           float lo, float hi, int32_t gate, float alpha) {
-    if (C != 1 || n > LA_VEC_CELLS || !la_vec_on)
-        return 0;
-    la_vtab tb;
-    float buf[6][16] = {{0}};
-    int32_t sbuf[2][16] = {{0}};
-    for (int32_t k = 0; k < n; ++k) {
-        buf[0][k] = A[k], buf[1][k] = A[n + k], buf[2][k] = B[k], buf[3][k] = B[n + k];
-        sbuf[0][k] = stop[k], sbuf[1][k] = stop[n + k];
-    }
-    for (int32_t k = 0; k <= n; ++k)
-        buf[4][k] = P[k], buf[5][k] = P[n + 1 + k];
-    memcpy(&tb.Ar, buf[0], 64), memcpy(&tb.Al, buf[1], 64), memcpy(&tb.Br, buf[2], 64);
-    memcpy(&tb.Bl, buf[3], 64), memcpy(&tb.Pr, buf[4], 64), memcpy(&tb.Pl, buf[5], 64);
-    memcpy(&tb.Sr, sbuf[0], 64), memcpy(&tb.Sl, sbuf[1], 64);
-    for (int64_t i = start; i < end;) {
-        int64_t len = end - i < LA_BLOCK ? end - i : LA_BLOCK;
-        if (g) /* literal gate and direction, as in la_flow_f32 */
-            LA_BY_GATE(LA_VEC_CALL, 1);
-        else
-            LA_BY_GATE(LA_VEC_CALL, 0);
-        i += len;
-    }
-    return 1;
-}
-#else
-#define la_flow_vec_f32(...) 0
-#endif
-
-/* whether the AVX-512 paths (the register-table exact kernel, the vector lookup segments) are
- * built (1) and used (la_flow_vec_set(0) turns them off: tests) */
+/* whether the vector paths (the register-table exact kernel; on AVX-512 also the vector lookup
+ * segments) are built (1) and used (la_flow_vec_set(0) turns them off: tests) */
 int la_flow_vec(void) {
 #ifdef LA_VEC
     return la_vec_on;

@@ -26,7 +26,7 @@
 #include <algorithm>
 #include <vector>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__AVX512F__) || defined(__AVX2__))
 #include <immintrin.h>
 #endif
 
