@@ -167,3 +167,56 @@ def test_assume_constant_result_matches_torch_and_import_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_eager_cpu_path_equals_the_op(name, dtype) -> None:
+    """Plain eager CPU calls run the kernels through an autograd.Function (no dispatcher
+    layers): the output and every gradient bit-identical to the custom op's, in the input's
+    dtype, and the Function is what autograd records."""
+    act, x, params = _setup(name, 3, SIZES[0])
+    op = family_ops()[name]
+    x = x.detach().to(dtype).requires_grad_()
+    params = [p if p is None or not p.is_floating_point()
+              else p.detach().float().requires_grad_(spec.differentiable)
+              for p, spec in zip(params, op.params)]
+    g = torch.randn(x.shape).to(dtype)
+    results = []
+    for call in (lambda: op(x, *params, channel_dim=1),
+                 lambda: op.forward_op(x, *params, 1)):
+        y = call()
+        diff = [t for t in (x, *params) if t.requires_grad]
+        results.append((y, y.grad_fn, torch.autograd.grad(y, diff, g)))
+    (y, fn, grads), (y_op, fn_op, grads_op) = results
+    assert type(fn).__name__.endswith("EagerBackward") and "Eager" not in type(fn_op).__name__
+    assert y.dtype == dtype and torch.equal(y, y_op)
+    for a, b in zip(grads, grads_op):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+def test_eager_cpu_path_leaves_modes_and_tracing_the_op() -> None:
+    """Under a dispatch mode (what FakeTensorMode and FLOP counters are), autocast or
+    torch.jit.trace the call goes through the custom op, which they see."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Seen(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    act = learnact.create("hermite:degree=4")
+    x = torch.randn(4, 8)
+    with Seen() as seen:
+        act(x)
+    assert any(s.startswith("learnact.hermite") for s in seen.ops)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = act(x.clone().requires_grad_())
+    assert "Eager" not in type(y.grad_fn).__name__
+    traced = torch.jit.trace(act, x, check_trace=False)
+    assert "learnact::hermite" in str(traced.graph)
+    assert "Eager" in type(act(x.requires_grad_()).grad_fn).__name__

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..core.families import family
 from . import _native
-from ._library import CPU_KERNEL_MIN, Backward, FamilyOp, Forward, Kernel, Param
+from ._library import CPU_KERNEL_MIN, Backward, FamilyOp, Forward, Kernel, Param, _to
 
 __all__ = ["family_op", "native_kernel", "pack", "per_channel", "plan"]
 
@@ -52,7 +52,7 @@ def pack(name: str, p: dict[str, Tensor | None], dtype: torch.dtype
             rows = lead
     cols, parts = [], []
     for n, scalar, v in present:
-        v = v.detach().to(dtype)
+        v = _to(v.detach(), dtype)
         v = v.reshape(-1, 1) if scalar else (v.reshape(1, -1) if v.ndim == 1 else v)
         cols.append((n, v.shape[1], scalar))
         parts.append(v.expand(rows, v.shape[1]))
@@ -132,7 +132,7 @@ def native_kernel(name: str, params: Sequence[Param], reference: tuple[Forward, 
             return tuple(ref_backward(x, *ps, grad, channel_dim))
         lib, suf, given, table, cols, (outer, c, inner), (a, b) = prep
         x = x.contiguous()
-        g = grad.to(x.dtype).expand_as(x).contiguous()
+        g = _to(grad, x.dtype).expand_as(x).contiguous()
         gx = torch.empty_like(x)
         gtable = torch.empty_like(table)
         getattr(lib, f"la_{name}_bwd_{suf}")(

@@ -22,6 +22,10 @@ device, not our ``if``\ s; :func:`backend` (or ``LEARNACT_BACKEND``) forces one 
   Function saves only ``x`` and the parameters as the op does. ``compile="op"`` keeps the opaque
   custom op in torch.compile's graph instead (for families whose traced backward inductor
   handles badly: tropical's 29x GELU traced vs 1.6x opaque); torch.export always traces.
+* Eager CPU calls on plain tensors (not compiled or traced, no autocast, no torch-function or
+  dispatch mode: :func:`_plain_eager_cpu`) run the same kernels through an
+  ``autograd.Function`` with the op's autograd rules instead of entering the op: the
+  dispatcher's custom-op layers cost ~100 us per fwd+bwd, most of a small layer's time.
 * Dtypes: CPU and reference kernels see the compute dtype (fp32 for fp16/bf16 inputs, else the
   promoted floating dtype); Triton kernels read x and the gradient in their own dtype (fp32
   math inside); the op returns y in x's dtype and each gradient in its input's dtype.
@@ -41,6 +45,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor
+from torch.utils import _python_dispatch
 
 from .._tensor import compute_dtype
 from . import _dtensor
@@ -88,14 +93,14 @@ class Kernel:
         dtype = compute_dtype(x, *(p for p in params if p is not None))
         if self.native_dtype:
             return self.forward(x, *_cast(params, dtype), channel_dim)
-        return self.forward(x.to(dtype), *_cast(params, dtype), channel_dim).to(x.dtype)
+        return _to(self.forward(_to(x, dtype), *_cast(params, dtype), channel_dim), x.dtype)
 
     def run_backward(self, grad: Tensor, x: Tensor, params: Sequence[Tensor | None],
                      channel_dim: int) -> Sequence[Tensor]:
         dtype = compute_dtype(x, *(p for p in params if p is not None))
         if self.native_dtype:
             return self.backward(x, *_cast(params, dtype), grad, channel_dim)
-        return self.backward(x.to(dtype), *_cast(params, dtype), grad.to(dtype), channel_dim)
+        return self.backward(_to(x, dtype), *_cast(params, dtype), _to(grad, dtype), channel_dim)
 
 
 BACKENDS = ("auto", "reference", "cpu", "triton")
@@ -222,6 +227,7 @@ class FamilyOp:
         if triton is not None:
             self._register_device("cuda", "triton")
         self._traced = self._traced_function()
+        self._eager = self._eager_function()
         _OPS[name] = self
 
     # -- public -----------------------------------------------------------------------------
@@ -242,6 +248,11 @@ class FamilyOp:
             # the custom op's kernels as constants (torch.func.jvp returned zero tangents):
             # the reference forward is plain torch, which every transform differentiates
             return self.kernels["reference"].run_forward(x, params, channel_dim)
+        if "cpu" in self.kernels and _plain_eager_cpu(x, params):
+            # the same kernels without the dispatcher's custom-op layers (its Python autograd
+            # wrapper, argument defaults, redispatch): ~100 us less per fwd+bwd, most of a
+            # small layer's cost
+            return self._eager.apply(channel_dim, x, *params)
         return self.forward_op(x, *params, channel_dim)
 
     def _op_under_compile(self, x: Tensor, params: tuple) -> bool:
@@ -348,7 +359,7 @@ class FamilyOp:
     def _in_input_dtypes(self, grads: Sequence[Tensor], x: Tensor,
                          params: Sequence[Tensor | None]) -> list[Tensor]:
         """Each gradient in its input's dtype (dL/dx in x's, dL/dp in p's)."""
-        return [g.to(t.dtype) for g, t in zip(grads, (x, *self._differentiable(params)))]
+        return [_to(g, t.dtype) for g, t in zip(grads, (x, *self._differentiable(params)))]
 
     def _autograd_outputs(self, needs: Sequence[bool], grads: list[Tensor]) -> list:
         """Per input (x, *params): its gradient where autograd needs it, else None."""
@@ -363,6 +374,29 @@ class FamilyOp:
         # can differentiate again
         grads = self._grads(grad, x, params, ctx.channel_dim, via_op=not torch.is_grad_enabled())
         return (*self._autograd_outputs(ctx.needs_input_grad, grads), None)
+
+    def _eager_function(self) -> type[torch.autograd.Function]:
+        """The eager CPU path (:func:`_plain_eager_cpu`): the device's kernels as the op's
+        registered kernels and autograd run them (create_graph: the reference backward)."""
+        op = self
+
+        def forward(ctx, channel_dim: int, x: Tensor, *params: Tensor | None) -> Tensor:
+            ctx.save_for_backward(x, *params)
+            ctx.channel_dim = channel_dim
+            return op.chosen("cpu", x).run_forward(x, params, channel_dim)
+
+        def backward(ctx, grad: Tensor):
+            x, *params = ctx.saved_tensors
+            if torch.is_grad_enabled():
+                grads = op._grads(grad, x, params, ctx.channel_dim, via_op=False)
+            else:
+                grads = op._in_input_dtypes(
+                    op.chosen("cpu", x).run_backward(grad, x, params, ctx.channel_dim), x,
+                    params)
+            return (None, *op._autograd_outputs(ctx.needs_input_grad[1:], grads))
+
+        return type(f"{self.name.title().replace('_', '')}Eager", (torch.autograd.Function,),
+                    {"forward": staticmethod(forward), "backward": staticmethod(backward)})
 
     def _traced_function(self) -> type[torch.autograd.Function]:
         """The traceable autograd.Function over the reference (the torch.compile path)."""
@@ -382,10 +416,33 @@ class FamilyOp:
                     {"forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
+def _plain_eager_cpu(x: Tensor, params: Sequence[Tensor | None]) -> bool:
+    """Whether a call runs in plain eager PyTorch on plain CPU tensors: not compiled, exported
+    or jit-traced, no autocast, no torch-function or dispatch mode (FakeTensorMode, FLOP
+    counters, ...) and no tensor subclass; then FamilyOp runs its kernels through an
+    autograd.Function (what the op's registered autograd does, minus the dispatcher's layers).
+    Everything else takes the custom op, which those mechanisms see."""
+    return (x.device.type == "cpu" and type(x) in _PLAIN
+            and all(p is None or type(p) in _PLAIN for p in params)
+            and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and not torch.is_autocast_enabled("cpu")
+            and torch._C._len_torch_function_stack() == 0
+            and _python_dispatch._get_current_dispatch_mode() is None)
+
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
 def family_ops() -> dict[str, FamilyOp]:
     """Every family op defined so far, by name (the ops package defines them all on import)."""
     return dict(_OPS)
 
 
 def _cast(params: Sequence[Tensor | None], dtype: torch.dtype) -> list[Tensor | None]:
-    return [None if p is None else p.to(dtype) for p in params]
+    return [None if p is None else _to(p, dtype) for p in params]
+
+
+def _to(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """t in dtype (t itself where it is: Tensor.to's argument parsing costs ~2 us a call, and a
+    small layer's fwd+bwd made eleven)."""
+    return t if t.dtype == dtype else t.to(dtype)
