@@ -351,11 +351,9 @@ def _goal_cell(r: OpRow, by_key: dict[tuple[str, str], OpRow]) -> str:
 
 def _machine() -> str:
     """The CPU model, its count and its widest SIMD (AVX-512, AVX2: the native kernels' paths)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        info = ""
-    lines = info.splitlines()
+    from . import _build
+
+    lines = _build.cpu_fingerprint().splitlines()  # /proc/cpuinfo's model and flags lines
     model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")),
                  platform.processor() or platform.machine())
     flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")),
