@@ -9,6 +9,13 @@ PIP    := $(VENV)/bin/pip
 # pin the CPU build of torch (an unpinned torch pulls a multi-GB CUDA build)
 PIN    := -c constraints.txt
 ARGS   ?=
+# pytest workers (pytest-xdist, tests handed out as workers free up; JOBS=0: one process).
+# Each worker runs torch's OpenMP pool on one thread (OMP_NUM_THREADS=1; a test that needs more
+# threads asks torch.set_num_threads): two workers with two busy-waiting OpenMP threads each on
+# two cores oversubscribe them. PyTorch suite on 2 cores: 39 -> 22 min
+JOBS   ?= auto
+XDIST  := OMP_NUM_THREADS=1
+XARGS  := -n $(JOBS) --dist worksteal
 
 # the JAX and Keras frontends' own venv: no torch in it, so the tests prove they need none
 FVENV  ?= .venv-frontends
@@ -35,7 +42,7 @@ setup: $(VENV)/.installed
 $(FVENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(FVENV)
 	$(FVENV)/bin/pip install -q --upgrade pip
-	$(FVENV)/bin/pip install -q $(PIN) -e ".[jax,keras]" tensorflow-cpu "pytest>=7" "hypothesis>=6"
+	$(FVENV)/bin/pip install -q $(PIN) -e ".[jax,keras]" tensorflow-cpu "pytest>=7" "pytest-xdist>=3" "hypothesis>=6"
 	@if $(FPY) -c "import torch" 2>/dev/null; then echo "torch must not be installed in $(FVENV)"; exit 1; fi
 	touch $@
 
@@ -71,13 +78,13 @@ lint: setup
 	$(PY) .ci/house_rules.py
 
 test-torch: setup data browser compiler
-	$(PY) -m pytest -q --durations=15 --ignore=tests/frontends
+	$(XDIST) $(PY) -m pytest -q $(XARGS) --durations=15 --ignore=tests/frontends
 
 # learnact.jax and learnact.keras without torch; Keras on the JAX and TensorFlow backends, each
 # in its own process (tests/test_frontends_parity.py in the suite above compares with torch)
 test-frontends: setup-frontends compiler
-	KERAS_BACKEND=jax $(FPY) -m pytest -q --durations=15 --confcutdir=tests/frontends tests/frontends
-	KERAS_BACKEND=tensorflow $(FPY) -m pytest -q --confcutdir=tests/frontends tests/frontends/test_keras.py tests/frontends/test_surrogates.py tests/frontends/test_perlin.py
+	KERAS_BACKEND=jax $(XDIST) $(FPY) -m pytest -q $(XARGS) --durations=15 --confcutdir=tests/frontends tests/frontends
+	KERAS_BACKEND=tensorflow $(XDIST) $(FPY) -m pytest -q $(XARGS) --confcutdir=tests/frontends tests/frontends/test_keras.py tests/frontends/test_surrogates.py tests/frontends/test_perlin.py
 
 # the wheel in a fresh venv, run from outside the tree (so the installed copy is imported):
 # core dependencies only (.ci/wheel_check.py), then with [torch] the quickstart and the README's
@@ -125,7 +132,7 @@ docs: $(DVENV)/.installed build/npm/node_modules/katex/package.json setup browse
 
 # the inner loop: lint, then the PyTorch suite without the tests marked slow (a few minutes)
 test-fast: lint compiler
-	$(PY) -m pytest -q -m "not slow" --ignore=tests/frontends $(ARGS)
+	$(XDIST) $(PY) -m pytest -q $(XARGS) -m "not slow" --ignore=tests/frontends $(ARGS)
 
 main: setup data compiler
 	$(VENV)/bin/learnact bench autoencoder $(ARGS)
