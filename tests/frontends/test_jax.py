@@ -320,8 +320,11 @@ def _flow_case(cells: int, scale: float, channels: int | None, seed: int):
     return jnp.asarray(A[..., 0]), jnp.asarray(A[..., 1]), jnp.asarray(u), rng
 
 
+# (each case ~50 s: eager autodiff of the closed form, whose jit compile alone takes longer;
+# per channel once, in a strong field, since (10, 1.0, 4) added nothing (10, 1.0, None) and
+# (7, 3.0, 4) did not cover)
 @pytest.mark.parametrize("cells,scale,channels", [(10, 1.0, None), (10, 4.0, None),
-                                                  (3, 2.0, None), (7, 3.0, 4), (10, 1.0, 4)])
+                                                  (3, 2.0, None), (7, 3.0, 4)])
 def test_ditac_flow_derivative_is_autodiff_of_the_closed_form(cells, scale, channels):
     """The frontends' flow carries learnact.core.cpab.flow_vjp as its derivative: the same
     first derivatives (u, a, b) as autodiff of the closed form and the same second ones
