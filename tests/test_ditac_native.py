@@ -183,6 +183,46 @@ def test_lut_grid_memo_is_never_stale() -> None:
     assert torch.equal(act(x).detach(), fresh(other)[0])
 
 
+def test_lut_grid_memo_stays_bounded_in_training(monkeypatch) -> None:
+    """Every training step's theta is new, so each step adds a memo entry never read again:
+    the memo keeps at most its entry cap, its running byte count equals what it holds, and
+    the least recently used entry goes first (a hit moves an entry to the back)."""
+    from learnact.ops.cpab import lut
+
+    memo = lut._Memo(budget=1000, items=3)
+    t = [torch.zeros(10, dtype=torch.float64) + i for i in range(6)]  # 80 bytes each
+    for i in range(3):
+        memo.put(("k", i), (t[i],))
+    assert memo.get(("k", 0))[0][0] == 0  # 0 is now the most recent
+    memo.put(("k", 3), (t[3],))
+    assert memo.get(("k", 1)) is None and len(memo) == 3 and memo.nbytes == 240
+    memo.put(("k", 3), (t[4],))  # replacing an entry counts its bytes once
+    assert memo.nbytes == 240 and memo.get(("k", 3))[0][0] == 4
+    memo.put(("big",), (torch.zeros(40, dtype=torch.float64),))  # 320 > budget / 4
+    assert memo.get(("big",)) is None and len(memo) == 3
+    small = lut._Memo(budget=200, items=10)  # the byte budget binds before the cap
+    for i in range(5):
+        small.put(("k", i), (torch.zeros(5, dtype=torch.float64),))  # 40 bytes each
+    assert len(small) == 5 and small.nbytes == 200
+    small.put(("k", 5), (torch.zeros(5, dtype=torch.float64),))
+    assert len(small) == 5 and small.get(("k", 0)) is None
+    small.clear()
+    assert len(small) == 0 and small.nbytes == 0
+
+    monkeypatch.setattr(lut, "_GRID_MEMO", lut._Memo(lut._GRID_MEMO_BYTES, 8))
+    torch.manual_seed(0)
+    act = learnact.create("ditac:lut=257")
+    opt = torch.optim.SGD(act.parameters(), lr=1e-2)
+    x = torch.randn(64)
+    for _ in range(20):
+        act(x).square().sum().backward()
+        opt.step()
+        opt.zero_grad()
+    memo = lut._GRID_MEMO
+    assert len(memo) == 8
+    assert memo.nbytes == sum(memo._size(v) for v in memo._items.values())
+
+
 def test_native_library_disabled_or_unbuildable_falls_back(monkeypatch, tmp_path, caplog) -> None:
     """LEARNACT_NATIVE=0, or no working compiler, gives None (logged) and the LUT op keeps
     working on its PyTorch path with the same values."""

@@ -59,27 +59,66 @@ def _grid(a2: Tensor, n: int) -> tuple[Tensor, Tensor | None]:
 # load_state_dict, p.data.copy_) can leave it stale, and repeated calls with unchanged theta
 # (inference, several calls per step, benchmarks) skip the ~1 ms eager flow. Least recently
 # used entries go beyond _GRID_MEMO_BYTES (a shared-theta entry with its Jacobian is ~1 MB).
-_GRID_MEMO: OrderedDict[tuple, tuple[Tensor, Tensor, Tensor]] = OrderedDict()
+# In training every step's theta is new, so the memo fills with entries never read again: its
+# bookkeeping is O(1) per call (a running byte count; summing every entry's size on each
+# insert made a ditac:lut=2048 step cost 13 -> 37 ms after 3000 steps of a 16-element input)
+# and it holds at most _GRID_MEMO_ITEMS entries (shared 2048-point tables: ~8 MB of them, not
+# the byte budget's 256 MB; a network's DiTAC layers in inference are far fewer).
+class _Memo:
+    """An LRU map of tuples of tensors with a byte budget and an entry cap: entries above a
+    quarter of the budget are not kept, and the least recently used go while the total
+    exceeds the budget or the count the cap. Thread-safe."""
+
+    def __init__(self, budget: int, items: int) -> None:
+        self.budget, self.items = budget, items
+        self.nbytes = 0
+        self._items: OrderedDict[tuple, tuple[Tensor, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _size(value: tuple[Tensor, ...]) -> int:
+        return sum(o.numel() * o.element_size() for o in value)
+
+    def get(self, key: tuple) -> tuple[Tensor, ...] | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+            return hit
+
+    def put(self, key: tuple, value: tuple[Tensor, ...]) -> None:
+        size = self._size(value)
+        if size > self.budget // 4:
+            return  # per-channel tables with many channels: not worth holding
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.nbytes -= self._size(old)
+            self._items[key] = tuple(o.detach() for o in value)
+            self.nbytes += size
+            while len(self._items) > 1 and (self.nbytes > self.budget
+                                            or len(self._items) > self.items):
+                _, out = self._items.popitem(last=False)
+                self.nbytes -= self._size(out)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 _GRID_MEMO_BYTES = 256 << 20
-_GRID_LOCK = threading.Lock()
+_GRID_MEMO_ITEMS = 256
+_GRID_MEMO = _Memo(_GRID_MEMO_BYTES, _GRID_MEMO_ITEMS)
 
 
 def _grid_key(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float, jacobian: bool) -> tuple:
     vals = torch.cat([a2.reshape(-1), b2.reshape(-1), tau2.reshape(-1)]).detach()
     return (n, t, jacobian, str(a2.device), a2.dtype, tuple(a2.shape),
             vals.to("cpu", torch.float64).numpy().tobytes())
-
-
-def _grid_remember(key: tuple, out: tuple[Tensor, ...]) -> None:
-    size = sum(o.numel() * o.element_size() for o in out)
-    if size > _GRID_MEMO_BYTES // 4:
-        return  # per-channel tables with many channels: not worth holding
-    with _GRID_LOCK:
-        _GRID_MEMO[key] = tuple(o.detach() for o in out)
-        total = sum(o.numel() * o.element_size() for v in _GRID_MEMO.values() for o in v)
-        while total > _GRID_MEMO_BYTES and len(_GRID_MEMO) > 1:
-            _, old = _GRID_MEMO.popitem(last=False)
-            total -= sum(o.numel() * o.element_size() for o in old)
 
 
 def native_grid(a2: Tensor, t: float = 1.0) -> bool:
@@ -115,10 +154,7 @@ def cpab_grid(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float,
     pieces, the backward is then one contraction; without it the backward recomputes the
     trajectory (use that when C n 6N is large: per channel, J would be C x n x 6N floats)."""
     key = _grid_key(a2, b2, tau2, n, t, jacobian)
-    with _GRID_LOCK:
-        hit = _GRID_MEMO.get(key)
-        if hit is not None:
-            _GRID_MEMO.move_to_end(key)
+    hit = _GRID_MEMO.get(key)
     if hit is None:
         if not jacobian and native_grid(a2, t):  # the exact kernel on the grid points
             uc, args, _ = _grid_native(a2, b2, tau2, n, t)
@@ -131,7 +167,7 @@ def cpab_grid(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float,
             T, p = _trajectory(u, ch, tb, t, want_grad=True)
             J = _table_jacobian(p, tb) if jacobian else a2.new_empty(0, dtype=torch.float64)
             hit = (T, p["dTdu"], J)
-        _grid_remember(key, hit)
+        _GRID_MEMO.put(key, hit)
     return tuple(h.clone() for h in hit)  # custom-op outputs are fresh tensors
 
 
@@ -234,10 +270,7 @@ def lut_grid(ta: Tensor, tb: Tensor, n: int, lo: float, hi: float) -> tuple[Tens
     # many points as a large input: inference with a fixed theta skips it)
     key = ("lut_grid", n, lo, hi, tuple(ta.shape), ta64.numpy().tobytes(),
            tb64.numpy().tobytes())
-    with _GRID_LOCK:
-        hit = _GRID_MEMO.get(key)
-        if hit is not None:
-            _GRID_MEMO.move_to_end(key)
+    hit = _GRID_MEMO.get(key)
     if hit is None:
         D = torch.empty(C * (n + 2), dtype=torch.float64)
         S = torch.empty_like(D)
@@ -245,7 +278,7 @@ def lut_grid(ta: Tensor, tb: Tensor, n: int, lo: float, hi: float) -> tuple[Tens
                                              D.data_ptr(), S.data_ptr()):
             raise MemoryError(f"lut_grid: out of memory for {C} x {n} grid points")
         hit = (D, S)
-        _grid_remember(key, hit)
+        _GRID_MEMO.put(key, hit)
     return tuple(h.clone() for h in hit)  # custom-op outputs are fresh tensors
 
 
