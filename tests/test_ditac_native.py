@@ -187,9 +187,10 @@ def test_lut_grid_memo_stays_bounded_in_training(monkeypatch) -> None:
     """Every training step's theta is new, so each step adds a memo entry never read again:
     the memo keeps at most its entry cap, its running byte count equals what it holds, and
     the least recently used entry goes first (a hit moves an entry to the back)."""
+    from learnact._lru import ByteLRU
     from learnact.ops.cpab import lut
 
-    memo = lut._Memo(budget=1000, items=3)
+    memo = ByteLRU(1000, lut._nbytes, 3)
     t = [torch.zeros(10, dtype=torch.float64) + i for i in range(6)]  # 80 bytes each
     for i in range(3):
         memo.put(("k", i), (t[i],))
@@ -200,7 +201,7 @@ def test_lut_grid_memo_stays_bounded_in_training(monkeypatch) -> None:
     assert memo.nbytes == 240 and memo.get(("k", 3))[0][0] == 4
     memo.put(("big",), (torch.zeros(40, dtype=torch.float64),))  # 320 > budget / 4
     assert memo.get(("big",)) is None and len(memo) == 3
-    small = lut._Memo(budget=200, items=10)  # the byte budget binds before the cap
+    small = ByteLRU(200, lut._nbytes, 10)  # the byte budget binds before the cap
     for i in range(5):
         small.put(("k", i), (torch.zeros(5, dtype=torch.float64),))  # 40 bytes each
     assert len(small) == 5 and small.nbytes == 200
@@ -209,7 +210,7 @@ def test_lut_grid_memo_stays_bounded_in_training(monkeypatch) -> None:
     small.clear()
     assert len(small) == 0 and small.nbytes == 0
 
-    monkeypatch.setattr(lut, "_GRID_MEMO", lut._Memo(lut._GRID_MEMO_BYTES, 8))
+    monkeypatch.setattr(lut, "_GRID_MEMO", ByteLRU(lut._GRID_MEMO_BYTES, lut._nbytes, 8))
     torch.manual_seed(0)
     act = learnact.create("ditac:lut=257")
     opt = torch.optim.SGD(act.parameters(), lr=1e-2)
@@ -220,7 +221,7 @@ def test_lut_grid_memo_stays_bounded_in_training(monkeypatch) -> None:
         opt.zero_grad()
     memo = lut._GRID_MEMO
     assert len(memo) == 8
-    assert memo.nbytes == sum(memo._size(v) for v in memo._items.values())
+    assert memo.nbytes == sum(lut._nbytes(v) for v in memo.values())
 
 
 def test_native_library_disabled_or_unbuildable_falls_back(monkeypatch, tmp_path, caplog) -> None:

@@ -28,13 +28,13 @@ import ipaddress
 import json
 import logging
 import threading
-from collections import OrderedDict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from .._lru import ByteLRU
 from .atlas_state import (DEFAULTS, LEGACY_KEYS, AtlasConfig, BadRequest, Busy, Runs,
                           parse_query)
 
@@ -190,36 +190,11 @@ _ROUTES = {"/render": _route_render, "/deriv": _route_deriv, "/act": _route_act,
            "/state": _route_state}
 
 
-class _Responses:
-    """The last responses, by address, bounded in bytes (LRU): a page load asks for the same
-    images again, and many clients ask at once; a cached answer needs no model lock."""
-
-    def __init__(self, max_bytes: int = 64 << 20) -> None:
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple[str, str], tuple[bytes, str]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str]) -> tuple[bytes, str] | None:
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-            return hit
-
-    def put(self, key: tuple[str, str], value: tuple[bytes, str]) -> None:
-        size = len(value[0])
-        if size > self.max_bytes // 4:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= len(old[0])
-            self._items[key] = value
-            self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, (body, _) = self._items.popitem(last=False)
-                self._bytes -= len(body)
+def _responses(max_bytes: int = 64 << 20) -> ByteLRU[tuple[bytes, str]]:
+    """The last responses (body, content type), by address, bounded in bytes (LRU): a page load
+    asks for the same images again, and many clients ask at once; a cached answer needs no
+    model lock."""
+    return ByteLRU(max_bytes, lambda value: len(value[0]))
 
 
 class _Server(ThreadingHTTPServer):
@@ -233,7 +208,7 @@ class _Server(ThreadingHTTPServer):
 def make_server(host: str | None = None, port: int = 8765) -> ThreadingHTTPServer:
     """A server on ``host`` (default 127.0.0.1, loopback clients only) and ``port`` (0: any)."""
     handler = type("AtlasHandler", (_Handler,), {"allow_remote": host is not None,
-                                                 "runs": Runs(), "rendered": _Responses()})
+                                                 "runs": Runs(), "rendered": _responses()})
     try:
         return _Server((host or "127.0.0.1", port), handler)
     except OSError as exc:  # busy port, unknown host name, address not on this machine

@@ -20,13 +20,12 @@ dynamo traces this Function, and the Triton call is an opaque kernel inside it.)
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from ..._lru import ByteLRU
 from ..._tensor import compute_dtype
 from ...core.cpab import GATE_IDS
 from .. import _native
@@ -59,60 +58,23 @@ def _grid(a2: Tensor, n: int) -> tuple[Tensor, Tensor | None]:
 # load_state_dict, p.data.copy_) can leave it stale, and repeated calls with unchanged theta
 # (inference, several calls per step, benchmarks) skip the ~1 ms eager flow. Least recently
 # used entries go beyond _GRID_MEMO_BYTES (a shared-theta entry with its Jacobian is ~1 MB).
-# In training every step's theta is new, so the memo fills with entries never read again: its
-# bookkeeping is O(1) per call (a running byte count; summing every entry's size on each
-# insert made a ditac:lut=2048 step cost 13 -> 37 ms after 3000 steps of a 16-element input)
-# and it holds at most _GRID_MEMO_ITEMS entries (shared 2048-point tables: ~8 MB of them, not
-# the byte budget's 256 MB; a network's DiTAC layers in inference are far fewer).
-class _Memo:
-    """An LRU map of tuples of tensors with a byte budget and an entry cap: entries above a
-    quarter of the budget are not kept, and the least recently used go while the total
-    exceeds the budget or the count the cap. Thread-safe."""
-
-    def __init__(self, budget: int, items: int) -> None:
-        self.budget, self.items = budget, items
-        self.nbytes = 0
-        self._items: OrderedDict[tuple, tuple[Tensor, ...]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _size(value: tuple[Tensor, ...]) -> int:
-        return sum(o.numel() * o.element_size() for o in value)
-
-    def get(self, key: tuple) -> tuple[Tensor, ...] | None:
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-            return hit
-
-    def put(self, key: tuple, value: tuple[Tensor, ...]) -> None:
-        size = self._size(value)
-        if size > self.budget // 4:
-            return  # per-channel tables with many channels: not worth holding
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self.nbytes -= self._size(old)
-            self._items[key] = tuple(o.detach() for o in value)
-            self.nbytes += size
-            while len(self._items) > 1 and (self.nbytes > self.budget
-                                            or len(self._items) > self.items):
-                _, out = self._items.popitem(last=False)
-                self.nbytes -= self._size(out)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self.nbytes = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
+# In training every step's theta is new, so the memo fills with entries never read again: it
+# holds at most _GRID_MEMO_ITEMS entries (shared 2048-point tables: ~8 MB of them, not the
+# byte budget's 256 MB; a network's DiTAC layers in inference are far fewer), and its byte
+# count is a running one (learnact._lru).
 _GRID_MEMO_BYTES = 256 << 20
 _GRID_MEMO_ITEMS = 256
-_GRID_MEMO = _Memo(_GRID_MEMO_BYTES, _GRID_MEMO_ITEMS)
+
+
+def _nbytes(value: tuple[Tensor, ...]) -> int:
+    return sum(o.numel() * o.element_size() for o in value)
+
+
+_GRID_MEMO: ByteLRU[tuple[Tensor, ...]] = ByteLRU(_GRID_MEMO_BYTES, _nbytes, _GRID_MEMO_ITEMS)
+
+
+def _grid_remember(key: tuple, out: tuple[Tensor, ...]) -> None:
+    _GRID_MEMO.put(key, tuple(o.detach() for o in out))
 
 
 def _grid_key(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float, jacobian: bool) -> tuple:
@@ -167,7 +129,7 @@ def cpab_grid(a2: Tensor, b2: Tensor, tau2: Tensor, n: int, t: float,
             T, p = _trajectory(u, ch, tb, t, want_grad=True)
             J = _table_jacobian(p, tb) if jacobian else a2.new_empty(0, dtype=torch.float64)
             hit = (T, p["dTdu"], J)
-        _GRID_MEMO.put(key, hit)
+        _grid_remember(key, hit)
     return tuple(h.clone() for h in hit)  # custom-op outputs are fresh tensors
 
 
@@ -278,7 +240,7 @@ def lut_grid(ta: Tensor, tb: Tensor, n: int, lo: float, hi: float) -> tuple[Tens
                                              D.data_ptr(), S.data_ptr()):
             raise MemoryError(f"lut_grid: out of memory for {C} x {n} grid points")
         hit = (D, S)
-        _GRID_MEMO.put(key, hit)
+        _grid_remember(key, hit)
     return tuple(h.clone() for h in hit)  # custom-op outputs are fresh tensors
 
 
